@@ -1,0 +1,1 @@
+"""Headless core of the studio. Never imports Qt, torch, transformers or TRL."""

@@ -1,0 +1,1 @@
+"""Approval lifecycle, signing, evidence and the audit log."""

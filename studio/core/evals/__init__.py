@@ -1,0 +1,1 @@
+"""Controllability checks: suites, judges, CoSA-Score, runs."""

@@ -1,0 +1,1 @@
+"""Turning (config, prompt) into streamed replies: backends, model registry, caches."""

@@ -1,0 +1,1 @@
+"""SQLite storage through sqlite-utils. This package owns all SQL of the studio."""

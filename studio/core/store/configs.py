@@ -1,0 +1,1 @@
+"""Safety configs and their version history."""

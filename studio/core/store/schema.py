@@ -1,0 +1,3 @@
+"""Imports every module that registers migrations, so that :func:`ordered_migrations` sees them all."""
+
+from studio.core.store import configs  # noqa: F401

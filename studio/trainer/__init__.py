@@ -1,0 +1,1 @@
+"""Headless CoSAlign trainer. Imports torch, transformers, TRL and PEFT only inside functions."""

@@ -1,0 +1,30 @@
+"""Shared fixtures. Every test runs with its own app home; the embedded model is fetched once per checkout."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def studio_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point the app home and model store at fresh temporary folders."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("STUDIO_HOME", str(home))
+    monkeypatch.setenv("STUDIO_MODELS_DIR", str(home / "models"))
+    monkeypatch.setenv("STUDIO_IDENTITY", "tester")
+    yield home
+
+
+@pytest.fixture(scope="session")
+def embedded_model() -> Path:
+    """Path of the embedded SmolLM2 GGUF, fetched into the checkout's git-ignored models/ on first use."""
+    from studio.core.inference.embedded import install_embedded_model
+
+    return install_embedded_model(REPO / "models", verify_existing=False)
