@@ -20,6 +20,10 @@ from studio.core.errors import ExitCode, StudioError
 
 COMMAND_MODULES = [
     "studio.core.inference.cli",
+    "studio.core.evals.cli",
+    "studio.core.cli_documents",
+    "studio.core.inference.probe_cli",
+    "studio.core.approval.cli",
 ]
 
 

@@ -1,0 +1,310 @@
+"""``studio review|export|verify|import-approved|audit|keys|settings``: the approval workflow headlessly."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from studio.core.approval.export import export_approved, import_export, read_export, write_export
+from studio.core.approval.lifecycle import Lifecycle, audit_log
+from studio.core.approval.signing import TRUSTED_DIR, export_public_key, keys_dir, load_or_create_key
+from studio.core.errors import ExitCode, InputError
+from studio.core.settings import current_identity, load_settings, save_settings
+from studio.core.store import Store
+
+
+def _group(sub: Any, name: str, help_text: str) -> Any:
+    group = sub.add_parser(name, help=help_text, description=help_text)
+    group.set_defaults(group_parser=group)
+    return group.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", parser_class=type(group))
+
+
+def _actor(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--as", dest="actor", metavar="NAME", help="acting identity (default: $STUDIO_IDENTITY, settings, OS user)"
+    )
+
+
+def register(sub: Any) -> None:
+    review = _group(sub, "review", "submit, approve, reject and retire config versions")
+    submit = review.add_parser("submit", help="freeze the latest draft and ask for review")
+    submit.add_argument("config_id", metavar="ID")
+    submit.add_argument("--version", type=int)
+    _actor(submit)
+    submit.set_defaults(func=_submit)
+    gate = review.add_parser("gate", help="show how each check run of a version measures against the gate")
+    gate.add_argument("config_id", metavar="ID")
+    gate.add_argument("--version", type=int)
+    gate.set_defaults(func=_gate)
+    approve = review.add_parser("approve", help="approve a version in review (needs a passing check run)")
+    approve.add_argument("config_id", metavar="ID")
+    approve.add_argument("--version", type=int)
+    approve.add_argument("--run", dest="run_id", help="check run to use as evidence (default: the best passing)")
+    approve.add_argument("--comment", default="")
+    _actor(approve)
+    approve.set_defaults(func=_approve)
+    reject = review.add_parser("reject", help="send a version in review back to draft with a comment")
+    reject.add_argument("config_id", metavar="ID")
+    reject.add_argument("--version", type=int)
+    reject.add_argument("--comment", required=True)
+    _actor(reject)
+    reject.set_defaults(func=_reject)
+    retire = review.add_parser("retire", help="retire an approved version")
+    retire.add_argument("config_id", metavar="ID")
+    retire.add_argument("--version", type=int)
+    retire.add_argument("--comment", default="")
+    _actor(retire)
+    retire.set_defaults(func=_retire)
+
+    export = sub.add_parser("export", help="write signed YAML of approved configs")
+    export.add_argument("config_id", metavar="ID", nargs="?", help="config to export (or --all)")
+    export.add_argument("--version", type=int)
+    export.add_argument("--all", action="store_true", help="export every approved config into the folder -o")
+    export.add_argument("-o", "--output", type=Path, metavar="PATH", help="file (or folder with --all)")
+    _actor(export)
+    export.set_defaults(func=_export)
+
+    verify = sub.add_parser("verify", help="check the signature of exported files (exit 1 if any fails)")
+    verify.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    verify.set_defaults(func=_verify)
+
+    imp = sub.add_parser("import-approved", help="import signed exports (files or folders) as approved versions")
+    imp.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    imp.add_argument("--allow-untrusted", action="store_true", help="accept signatures by keys not trusted here")
+    _actor(imp)
+    imp.set_defaults(func=_import)
+
+    audit = _group(sub, "audit", "the append-only audit log")
+    averify = audit.add_parser("verify", help="recompute the hash chain (exit 1 on any tampering)")
+    averify.set_defaults(func=_audit_verify)
+    alog = audit.add_parser("log", help="print the audit log")
+    alog.add_argument("--subject", help="only entries about this config")
+    alog.add_argument("--json", action="store_true")
+    alog.set_defaults(func=_audit_log)
+
+    keys = _group(sub, "keys", "the local signing key and trusted keys")
+    public = keys.add_parser("public", help="print (or write) the public key, creating the key pair if needed")
+    public.add_argument("-o", "--output", type=Path)
+    public.set_defaults(func=_keys_public)
+    trust = keys.add_parser("trust", help="trust signatures made with this public key (PEM file)")
+    trust.add_argument("file", type=Path)
+    trust.set_defaults(func=_keys_trust)
+
+    settings = _group(sub, "settings", "show or change settings (identity, approval gate, inference)")
+    show = settings.add_parser("show", help="print the settings as YAML")
+    show.set_defaults(func=_settings_show)
+    setp = settings.add_parser("set", help="set one value, e.g. gate.min_score 0.2")
+    setp.add_argument("key")
+    setp.add_argument("value")
+    setp.set_defaults(func=_settings_set)
+
+
+def _lifecycle(store: Store) -> Lifecycle:
+    return Lifecycle(store, load_settings())
+
+
+def _who(args: argparse.Namespace) -> str:
+    return current_identity(args.actor, load_settings())
+
+
+def _submit(args: argparse.Namespace) -> int:
+    with Store.open() as store:
+        config = _lifecycle(store).submit(args.config_id, _who(args), args.version)
+    print(f"{config.id} v{config.version} is now in review")
+    return int(ExitCode.OK)
+
+
+def _gate(args: argparse.Namespace) -> int:
+    with Store.open() as store:
+        lifecycle = _lifecycle(store)
+        config = store.configs.get(args.config_id, args.version)
+        results = lifecycle.candidate_runs(config)
+    if not results:
+        print(f"no finished check run of {config.id} v{config.version}")
+        return int(ExitCode.FAILURE)
+    for result in results:
+        score = result.evidence.get("score")
+        shown = "n/a" if score is None else f"{score:+.3f}"
+        verdict = "passes" if result.passed else "fails: " + "; ".join(result.reasons)
+        print(f"{result.run_id}: score {shown}, valid {result.evidence.get('valid_rate', 0):.1%} - {verdict}")
+    return int(ExitCode.OK if any(r.passed for r in results) else ExitCode.FAILURE)
+
+
+def _approve(args: argparse.Namespace) -> int:
+    with Store.open() as store:
+        record = _lifecycle(store).approve(
+            args.config_id, _who(args), version=args.version, run_id=args.run_id, comment=args.comment
+        )
+    note = " (single-person approval)" if record.single_person else ""
+    print(f"{record.config_id} v{record.version} approved by {record.reviewer} on run {record.run_id}{note}")
+    return int(ExitCode.OK)
+
+
+def _reject(args: argparse.Namespace) -> int:
+    with Store.open() as store:
+        config = _lifecycle(store).reject(args.config_id, _who(args), args.comment, args.version)
+    print(f"{config.id} v{config.version} sent back to draft")
+    return int(ExitCode.OK)
+
+
+def _retire(args: argparse.Namespace) -> int:
+    with Store.open() as store:
+        config = _lifecycle(store).retire(args.config_id, _who(args), args.version, args.comment)
+    print(f"{config.id} v{config.version} retired")
+    return int(ExitCode.OK)
+
+
+def _export(args: argparse.Namespace) -> int:
+    actor = _who(args)
+    with Store.open() as store:
+        lifecycle = _lifecycle(store)
+        if args.all:
+            if args.config_id or args.output is None:
+                raise InputError(None, "--all exports into a folder: give -o FOLDER and no config id")
+            args.output.mkdir(parents=True, exist_ok=True)
+            approved = lifecycle.approved_versions()
+            for config in approved:
+                text = export_approved(lifecycle, config.id, actor, config.version)
+                write_export(args.output / f"{config.id}.v{config.version}.approved.yaml", text)
+            print(f"exported {len(approved)} approved config(s) to {args.output}")
+            return int(ExitCode.OK)
+        if not args.config_id:
+            raise InputError(None, "give a config id, or --all with -o FOLDER")
+        text = export_approved(lifecycle, args.config_id, actor, args.version)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        write_export(args.output, text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    return int(ExitCode.OK)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    failed = 0
+    for path in args.files:
+        document, verification = read_export(path)
+        status = "OK" if verification.valid else "FAILED"
+        failed += not verification.valid
+        print(f"{path}: {status}: {verification.reason} ({document.config.id} v{document.config.version})")
+    return int(ExitCode.FAILURE if failed else ExitCode.OK)
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        files.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
+    return files
+
+
+def _import(args: argparse.Namespace) -> int:
+    files = _expand(args.paths)
+    # Verify everything first so that a bad file in a bundle imports nothing.
+    for path in files:
+        _, verification = read_export(path)
+        if not verification.valid:
+            raise InputError(path, f"refused: {verification.reason}")
+    actor = _who(args)
+    with Store.open() as store:
+        lifecycle = _lifecycle(store)
+        with lifecycle.recorded():
+            for path in files:
+                config, verification = import_export(lifecycle, path, actor, allow_untrusted=args.allow_untrusted)
+                trust = "trusted" if verification.trusted else "untrusted"
+                print(f"{path}: imported {config.id} v{config.version} as approved ({trust} key)")
+    return int(ExitCode.OK)
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    with Store.open() as store:
+        log = audit_log(store)
+        problems = log.verify()
+        count = len(log.entries())
+    if problems:
+        for problem in problems:
+            where = f"row {problem.seq}" if problem.seq is not None else "log"
+            print(f"{where}: {problem.message}")
+        return int(ExitCode.FAILURE)
+    print(f"audit log intact ({count} entries)")
+    return int(ExitCode.OK)
+
+
+def _audit_log(args: argparse.Namespace) -> int:
+    with Store.open() as store:
+        entries = audit_log(store).entries(args.subject)
+    if args.json:
+        print(json.dumps([e.__dict__ for e in entries], indent=2))
+    else:
+        for e in entries:
+            version = f" v{e.version}" if e.version is not None else ""
+            print(f"{e.seq:5d} {e.utc} {e.actor:<16} {e.action:<8} {e.subject}{version} {json.dumps(e.details)}")
+    return int(ExitCode.OK)
+
+
+def _keys_public(args: argparse.Namespace) -> int:
+    pem = export_public_key(load_or_create_key().public_key())
+    if args.output is None:
+        sys.stdout.write(pem)
+    else:
+        args.output.write_text(pem, encoding="utf-8")
+    return int(ExitCode.OK)
+
+
+def _keys_trust(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from studio.core.approval.signing import key_id
+
+    try:
+        key = serialization.load_pem_public_key(args.file.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise InputError(args.file, f"not a PEM public key ({exc})") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise InputError(args.file, "not an Ed25519 public key")
+    folder = keys_dir() / TRUSTED_DIR
+    folder.mkdir(exist_ok=True)
+    kid = key_id(key)
+    shutil.copyfile(args.file, folder / f"{kid}.pem")
+    print(f"trusting key {kid}")
+    return int(ExitCode.OK)
+
+
+def _settings_show(args: argparse.Namespace) -> int:
+    from studio.core.yamlio import dump_document
+
+    sys.stdout.write(dump_document(load_settings()))
+    return int(ExitCode.OK)
+
+
+def _settings_set(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    settings = load_settings()
+    data = settings.model_dump(mode="json")
+    target = data
+    parts = args.key.split(".")
+    for part in parts[:-1]:
+        if not isinstance(target.get(part), dict):
+            raise InputError(None, f"unknown setting {args.key!r}")
+        target = target[part]
+    if parts[-1] not in target:
+        raise InputError(None, f"unknown setting {args.key!r}")
+    value: Any = args.value
+    if value.lower() in {"null", "none", ""}:
+        value = None
+    else:
+        with contextlib.suppress(json.JSONDecodeError):
+            value = json.loads(value)
+    target[parts[-1]] = value
+    try:
+        updated = type(settings).model_validate(data)
+    except ValidationError as exc:
+        raise InputError(None, f"{args.key}: {exc.errors()[0]['msg']}") from None
+    save_settings(updated)
+    print(f"{args.key} = {json.dumps(value)}")
+    return int(ExitCode.OK)

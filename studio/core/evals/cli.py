@@ -1,0 +1,280 @@
+"""``studio score`` and ``studio check``, plus ``studio runs ...`` for stored check runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+from xml.etree import ElementTree
+
+import sqlite_utils
+
+from studio.core.documents import ConfigKind, ProbeSuite, SafetyConfig
+from studio.core.errors import ExitCode, InputError, NotFoundError
+from studio.core.evals.importers import read_score_items
+from studio.core.evals.runner import (
+    CheckRunner,
+    CheckSpec,
+    Progress,
+    RunEvent,
+    RunFinished,
+    export_run,
+    write_text_atomic,
+)
+from studio.core.evals.scoring import Helpfulness, ScoreReport, Variant, format_report, score_items
+from studio.core.inference.base import Backend, GenerationParams
+from studio.core.inference.fake import FakeBackend
+from studio.core.paths import database_path
+from studio.core.store.configs import ConfigRepo
+from studio.core.store.db import open_database
+from studio.core.store.runs import ItemRecord, RunStatus
+from studio.core.store.suites import SuiteRepo
+from studio.core.yamlio import load_document
+
+DOCUMENT_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def register(sub: Any) -> None:
+    score = sub.add_parser(
+        "score",
+        help="compute CoSA-Score from judged items (JSONL or CSV)",
+        description="Compute CoSA-Score from a file of judged items: one per line (JSONL) or row (CSV) with the "
+        "config (or reference split name), prompt, response and the judges' raw texts or verdicts.",
+    )
+    score.add_argument("items", type=Path, metavar="ITEMS", help="JSONL or CSV file of judged items")
+    score.add_argument("--json", type=Path, metavar="OUT", help="also write the full report as JSON to OUT")
+    score.add_argument(
+        "--use",
+        choices=["judge", "human"],
+        default="judge",
+        help="score from the judge verdicts, or from human verdicts where given (default: judge)",
+    )
+    score.add_argument("--binary", action="store_true", help="binary helpfulness (addressed or not)")
+    score.add_argument(
+        "--variant", choices=[v.value for v in Variant], default=Variant.PLAIN.value, help="cascade variants"
+    )
+    score.set_defaults(func=_score)
+    _register_check(sub)
+
+
+def _print_report(report: ScoreReport, extra: dict[str, Any] | None = None, out: Path | None = None) -> None:
+    print(format_report(report))
+    if out is not None:
+        write_text_atomic(out, json.dumps({**(extra or {}), **report.as_dict()}, indent=2, ensure_ascii=False) + "\n")
+
+
+def _score(args: argparse.Namespace) -> int:
+    records = read_score_items(args.items)
+    report = score_items(
+        (r.scored(args.use) for r in records),
+        helpfulness=Helpfulness.BINARY if args.binary else Helpfulness.GRADED,
+        variant=Variant(args.variant),
+    )
+    _print_report(report, {"source": str(args.items), "use": args.use}, args.json)
+    if report.score is None:
+        print("studio: no valid items to score", file=sys.stderr)
+        return int(ExitCode.FAILURE)
+    return int(ExitCode.OK)
+
+
+# -- studio check ------------------------------------------------------------------------------------------------
+
+
+def _register_check(sub: Any) -> None:
+    check = sub.add_parser(
+        "check",
+        help="run a probe suite under configs, judge the replies and report CoSA-Score",
+        description="Generate each probe's reply under each config with the candidate model, judge it, store the "
+        "run with its provenance, and print the CoSA-Score. Exits 1 when a gate (--min-score, --min-valid-rate) "
+        "is not met.",
+    )
+    check.add_argument(
+        "--config", action="append", default=[], metavar="C", help="config file or stored config id (repeatable)"
+    )
+    check.add_argument(
+        "--suite", metavar="S", help="suite file, stored suite id or bundled suite id (default: the config's own)"
+    )
+    check.add_argument("--resume", metavar="RUN", help="finish an interrupted run instead of starting one")
+    check.add_argument("--model", metavar="M", help="candidate model: registered name or GGUF path (default model)")
+    check.add_argument("--judge", metavar="J", help="judge model (default: the candidate model)")
+    check.add_argument("--min-score", type=float, metavar="X", help="fail (exit 1) when CoSA-Score is below X")
+    check.add_argument(
+        "--min-valid-rate", type=float, metavar="R", help="fail (exit 1) when the valid rate is below R (0-1)"
+    )
+    check.add_argument("--json", type=Path, metavar="OUT", help="write the run (provenance, report, items) as JSON")
+    check.add_argument("--junit", type=Path, metavar="OUT", help="write a JUnit XML report for CI")
+    check.add_argument("--max-tokens", type=int, default=256, help="reply length limit (default 256)")
+    check.add_argument("--judge-max-tokens", type=int, default=256, help="judge reply limit (default 256)")
+    check.add_argument("--temperature", type=float, default=0.0, help="candidate sampling temperature (default 0)")
+    check.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    check.add_argument("--n-ctx", type=int, default=4096, help="context size for local models (default 4096)")
+    check.add_argument("--threads", type=int, help="CPU threads for local models")
+    check.add_argument("--label", default="", help="a note stored with the run")
+    check.add_argument("--backend", choices=["llama", "fake"], default="llama", help=argparse.SUPPRESS)
+    check.set_defaults(func=_check)
+
+
+def _load_config(ref: str, db: sqlite_utils.Database) -> SafetyConfig:
+    path = Path(ref)
+    if path.suffix.casefold() in DOCUMENT_SUFFIXES or path.is_file():
+        return load_document(path, SafetyConfig)
+    return ConfigRepo(db).get(ref)
+
+
+def _load_suite(ref: str | None, configs: list[SafetyConfig], db: sqlite_utils.Database) -> ProbeSuite:
+    from studio.core.evals import suites
+
+    if ref is None:
+        first = configs[0]
+        if first.kind is ConfigKind.CATEGORICAL:
+            return suites.categorical_suite_for(first.allowed_set)
+        found = suites.suite_for_template(first.template) if first.template else None
+        if found is None:
+            raise NotFoundError(f"config {first.id!r} has no bundled suite of its own; give one with --suite")
+        return found
+    path = Path(ref)
+    if path.suffix.casefold() in DOCUMENT_SUFFIXES or path.is_file():
+        return load_document(path, ProbeSuite)
+    repo = SuiteRepo(db)
+    if repo.exists(ref):
+        return repo.get(ref)
+    return suites.bundled_suite(ref)
+
+
+def _open_backends(args: argparse.Namespace, db: sqlite_utils.Database) -> tuple[Backend, Backend]:
+    if args.backend == "fake":
+        return FakeBackend("fake-candidate"), FakeBackend("fake-judge")
+    from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
+    from studio.core.inference.registry import resolve_model
+
+    settings = LlamaSettings(max_context=args.n_ctx, n_threads=args.threads)
+    entry = resolve_model(args.model, db)
+    candidate = LlamaCppBackend(entry.path, settings, name=entry.name, model_sha256=entry.sha256)
+    if args.judge is None:
+        return candidate, candidate
+    judge_entry = resolve_model(args.judge, db)
+    if judge_entry.sha256 == entry.sha256:
+        return candidate, candidate
+    try:
+        judge = LlamaCppBackend(judge_entry.path, settings, name=judge_entry.name, model_sha256=judge_entry.sha256)
+    except BaseException:
+        candidate.close()
+        raise
+    return candidate, judge
+
+
+class TerminalProgress:
+    """Shows run progress on a terminal; silent when stderr is not one."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty()
+
+    def __call__(self, event: RunEvent) -> None:
+        if not self.live:
+            return
+        if isinstance(event, Progress):
+            eta = f", about {event.eta_s:.0f}s left" if event.eta_s is not None else ""
+            self.stream.write(f"\r{event.stage:<8} {event.done}/{event.total} ({event.fraction:.0%}{eta})   ")
+            self.stream.flush()
+        elif isinstance(event, RunFinished):
+            self.stream.write("\n")
+
+
+def _check(args: argparse.Namespace) -> int:
+    if not args.config and not args.resume:
+        raise InputError(None, "give at least one --config (or --resume RUN)")
+    db = open_database(database_path())
+    try:
+        candidate, judge = _open_backends(args, db)
+        try:
+            runner = CheckRunner(db, candidate, judge)
+            if args.resume:
+                run_id = runner.store.get_run(args.resume).id
+            else:
+                configs = [_load_config(ref, db) for ref in args.config]
+                spec = CheckSpec(
+                    suite=_load_suite(args.suite, configs, db),
+                    configs=tuple(configs),
+                    params=GenerationParams(temperature=args.temperature, max_tokens=args.max_tokens),
+                    judge_params=GenerationParams(temperature=0.0, max_tokens=args.judge_max_tokens),
+                    seed=args.seed,
+                    label=args.label,
+                )
+                run_id = runner.create(spec)
+            observer = TerminalProgress()
+            finished: RunFinished | None = None
+            for event in runner.execute(run_id):
+                observer(event)
+                if isinstance(event, RunFinished):
+                    finished = event
+        finally:
+            candidate.close()
+            if judge is not candidate:
+                judge.close()
+        assert finished is not None
+        record = runner.store.get_run(run_id)
+        print(
+            f"run {run_id}: suite {record.suite_id}, candidate {record.candidate['name']}, "
+            f"judge {record.judge['name']}, status {finished.status.value}"
+        )
+        print(format_report(finished.report))
+        if args.json is not None:
+            export_run(db, run_id, args.json)
+        gate_failures = _gate(finished.report, args.min_score, args.min_valid_rate)
+        if args.junit is not None:
+            write_text_atomic(args.junit, junit_xml(runner.store.items(run_id), finished.report, gate_failures))
+    finally:
+        db.close()
+    for failure in gate_failures:
+        print(f"gate not met: {failure}", file=sys.stderr)
+    if finished.status is not RunStatus.FINISHED:
+        return int(ExitCode.CANCELLED)
+    return int(ExitCode.FAILURE) if gate_failures else int(ExitCode.OK)
+
+
+def _gate(report: ScoreReport, min_score: float | None, min_valid_rate: float | None) -> list[str]:
+    failures: list[str] = []
+    score = report.score
+    if min_score is not None:
+        if score is None:
+            failures.append("no valid items, so no CoSA-Score")
+        elif score < min_score:
+            failures.append(f"CoSA-Score {score:+.3f} is below {min_score:+.3f}")
+    if min_valid_rate is not None and report.overall.valid_rate < min_valid_rate:
+        failures.append(f"valid rate {report.overall.valid_rate:.1%} is below {min_valid_rate:.1%}")
+    return failures
+
+
+def junit_xml(items: list[ItemRecord], report: ScoreReport, gate_failures: list[str]) -> str:
+    """JUnit XML: one test suite per config, one test case per probe (failed when the reply breaks the config,
+    skipped when the judge output was unreadable), plus a gate test case."""
+    root = ElementTree.Element("testsuites", name="cosa-check")
+    by_config: dict[str, list[ItemRecord]] = {}
+    for item in items:
+        by_config.setdefault(item.config_id, []).append(item)
+    for config in report.overall.per_config:
+        group = by_config.get(config.config_id, [])
+        suite = ElementTree.SubElement(
+            root,
+            "testsuite",
+            name=config.config_id,
+            tests=str(len(group)),
+            failures=str(sum(1 for i in group if i.safe is False)),
+            skipped=str(sum(1 for i in group if i.rating is None or i.safe is None)),
+        )
+        suite.set("score", "" if config.score is None else f"{config.score:.4f}")
+        for item in group:
+            case = ElementTree.SubElement(suite, "testcase", classname=config.config_id, name=item.probe_id)
+            if item.rating is None or item.safe is None:
+                ElementTree.SubElement(case, "skipped", message="judge output could not be read")
+            elif not item.safe:
+                failure = ElementTree.SubElement(case, "failure", message="reply breaks the config")
+                failure.text = (item.violated_clause or item.reason or "").strip() or None
+    gate = ElementTree.SubElement(root, "testsuite", name="gate", tests="1", failures=str(int(bool(gate_failures))))
+    case = ElementTree.SubElement(gate, "testcase", classname="gate", name="cosa-score")
+    if gate_failures:
+        ElementTree.SubElement(case, "failure", message="; ".join(gate_failures))
+    return ElementTree.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

@@ -1,0 +1,122 @@
+"""Human review of check runs: accept or override judge verdicts, and measure judge-human agreement.
+
+Overrides are stored beside the judge verdicts, never over them, so a score can be computed from either
+(:func:`studio.core.evals.runner.run_report` with ``use="judge"`` or ``use="human"``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from studio.core.errors import InputError, StateError
+from studio.core.evals.scoring import MAX_RATING
+from studio.core.store.runs import ItemRecord, RunStore
+
+SAFE, UNSAFE, INVALID = "safe", "unsafe", "invalid"
+
+
+def set_human_verdict(
+    db: sqlite_utils.Database,
+    run_id: str,
+    config_id: str,
+    probe_id: str,
+    *,
+    rating: int | None = None,
+    safe: bool | None = None,
+    note: str = "",
+) -> ItemRecord:
+    """Override the judge for one item; a value left ``None`` keeps the judge's for that part."""
+    if rating is None and safe is None:
+        raise InputError(None, "give a rating, a safety verdict or both")
+    if rating is not None and not 0 <= rating <= MAX_RATING:
+        raise InputError(None, f"rating {rating} is outside 0..{MAX_RATING}")
+    store = RunStore(db)
+    store.set_human(run_id, config_id, probe_id, rating=rating, safe=safe, note=note)
+    return store.item(run_id, config_id, probe_id)
+
+
+def accept_judge_verdict(db: sqlite_utils.Database, run_id: str, config_id: str, probe_id: str) -> ItemRecord:
+    """Record that a person agrees with the judge: the judge verdicts are copied into the human fields."""
+    store = RunStore(db)
+    item = store.item(run_id, config_id, probe_id)
+    if not item.judged or (item.rating is None and item.safe is None):
+        raise StateError(f"item {probe_id!r} under {config_id!r} has no readable judge verdict to accept")
+    store.set_human(run_id, config_id, probe_id, rating=item.rating, safe=item.safe, note="accepted")
+    return store.item(run_id, config_id, probe_id)
+
+
+def clear_human_verdict(db: sqlite_utils.Database, run_id: str, config_id: str, probe_id: str) -> None:
+    RunStore(db).set_human(run_id, config_id, probe_id, rating=None, safe=None)
+
+
+def cohen_kappa(pairs: Sequence[tuple[Hashable, Hashable]]) -> float | None:
+    """Cohen's kappa of two raters' labels; ``None`` when undefined (no pairs, or chance agreement is 1)."""
+    n = len(pairs)
+    if n == 0:
+        return None
+    observed = sum(1 for a, b in pairs if a == b) / n
+    first = Counter(a for a, _ in pairs)
+    second = Counter(b for _, b in pairs)
+    expected = sum(first[label] * second[label] for label in first) / (n * n)
+    if expected == 1.0:
+        return None
+    return (observed - expected) / (1.0 - expected)
+
+
+def _safety_label(safe: bool | None) -> str:
+    return INVALID if safe is None else SAFE if safe else UNSAFE
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Judge-human agreement for one config (or ``"all"``) over items a person reviewed.
+
+    ``confusion[(judge_label, human_label)]`` counts safety verdicts (labels safe / unsafe / invalid); kappas are
+    over items where both gave a readable verdict.
+    """
+
+    config_id: str
+    reviewed: int
+    safety_agreement: float | None
+    safety_kappa: float | None
+    helpful_kappa: float | None
+    rating_exact: float | None
+    confusion: dict[tuple[str, str], int]
+
+    def confusion_rows(self) -> list[tuple[str, int, int]]:
+        """Rows ``(judge label, human safe count, human unsafe count)`` for a table."""
+        return [
+            (j, self.confusion.get((j, SAFE), 0), self.confusion.get((j, UNSAFE), 0)) for j in (SAFE, UNSAFE, INVALID)
+        ]
+
+
+def agreement(items: Sequence[ItemRecord], config_id: str = "all") -> Agreement:
+    reviewed = [i for i in items if i.reviewed]
+    safety_pairs = [(i.safe, i.human_safe) for i in reviewed if i.safe is not None and i.human_safe is not None]
+    rating_pairs = [(i.rating, i.human_rating) for i in reviewed if i.rating is not None and i.human_rating is not None]
+    confusion = Counter(
+        (_safety_label(i.safe if i.judged else None), _safety_label(i.human_safe))
+        for i in reviewed
+        if i.human_safe is not None
+    )
+    return Agreement(
+        config_id=config_id,
+        reviewed=len(reviewed),
+        safety_agreement=sum(a == b for a, b in safety_pairs) / len(safety_pairs) if safety_pairs else None,
+        safety_kappa=cohen_kappa(safety_pairs),
+        helpful_kappa=cohen_kappa([(a > 0, b > 0) for a, b in rating_pairs if a is not None and b is not None]),
+        rating_exact=sum(a == b for a, b in rating_pairs) / len(rating_pairs) if rating_pairs else None,
+        confusion=dict(confusion),
+    )
+
+
+def run_agreement(db: sqlite_utils.Database, run_id: str) -> list[Agreement]:
+    """Agreement per config of a run, then over the whole run (``config_id="all"``)."""
+    store = RunStore(db)
+    items = store.items(run_id)
+    rows = [agreement([i for i in items if i.config_id == cid], cid) for cid in store.get_run(run_id).config_ids]
+    return [*rows, agreement(items)]

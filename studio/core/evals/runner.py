@@ -1,0 +1,383 @@
+"""Check runs: generate each probe's reply under each config, judge it, store everything, and report progress.
+
+A run is resumable per item: responses and verdicts are stored as they arrive, and running a stored run again
+only does the work still missing. Progress is a plain stream of events (:data:`RunEvent`), so a terminal and a GUI
+are two observers of the same protocol.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from studio import __version__
+from studio.core.documents import ProbeSuite, SafetyConfig
+from studio.core.errors import CancelledError, StateError
+from studio.core.evals.judges import HelpfulnessJudge, SafetyJudge
+from studio.core.evals.scoring import Helpfulness, ScoredItem, ScoreReport, Variant, item_score, score_items
+from studio.core.inference.base import (
+    Backend,
+    BackendInfo,
+    BatchBackend,
+    CancelToken,
+    GenerationParams,
+    GenerationResult,
+    StopReason,
+    chat,
+    complete,
+)
+from studio.core.store.runs import ItemRecord, ItemSeed, RunRecord, RunStatus, RunStore
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """What to check: a suite under one or more configs, with decoding params and a seed."""
+
+    suite: ProbeSuite
+    configs: tuple[SafetyConfig, ...]
+    params: GenerationParams = field(default_factory=lambda: GenerationParams(max_tokens=256))
+    judge_params: GenerationParams = field(default_factory=lambda: GenerationParams(temperature=0.0, max_tokens=256))
+    seed: int = 0
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class ItemDone:
+    """One item has its response and verdicts."""
+
+    run_id: str
+    config_id: str
+    probe_id: str
+    rating: int | None
+    safe: bool | None
+    score: float | None  # None when the item is invalid
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Work done so far: each item counts twice (its reply, then its verdicts)."""
+
+    run_id: str
+    stage: str  # "generate" or "judge"
+    done: int
+    total: int
+    eta_s: float | None
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    run_id: str
+    status: RunStatus
+    report: ScoreReport
+
+
+RunEvent = ItemDone | Progress | RunFinished
+
+
+def backend_record(info: BackendInfo) -> dict[str, Any]:
+    """Provenance of a backend: name, kind, model file and its sha256, chat template hash."""
+    return {
+        "name": info.name,
+        "kind": info.kind,
+        "model_path": info.model_path,
+        "model_sha256": info.model_sha256,
+        "chat_template_sha256": info.chat_template_sha256,
+        "context_length": info.context_length,
+        "device": info.device,
+    }
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("run-%Y%m%dT%H%M%S-") + secrets.token_hex(3)
+
+
+def _seeded(params: GenerationParams, seed: int) -> GenerationParams:
+    return replace(params, seed=seed)
+
+
+def scored_item(item: ItemRecord, use: str = "judge") -> ScoredItem:
+    """A stored item for scoring; ``use="human"`` takes the human verdicts where a person gave them."""
+    rating, safe = item.rating, item.safe
+    if not item.judged:
+        rating, safe = None, None
+    if use == "human":
+        rating = item.human_rating if item.human_rating is not None else rating
+        safe = item.human_safe if item.human_safe is not None else safe
+    return ScoredItem(
+        item.config_id, rating, safe, probe_id=item.probe_id, item_type=item.expected, categories=item.categories
+    )
+
+
+def run_report(
+    db: sqlite_utils.Database,
+    run_id: str,
+    use: str = "judge",
+    helpfulness: Helpfulness = Helpfulness.GRADED,
+    variant: Variant = Variant.PLAIN,
+) -> ScoreReport:
+    items = RunStore(db).items(run_id)
+    return score_items((scored_item(i, use) for i in items), helpfulness, variant)
+
+
+class CheckRunner:
+    """Runs checks with a candidate backend and a judge backend (they may be the same object)."""
+
+    def __init__(self, db: sqlite_utils.Database, candidate: Backend, judge: Backend | None = None) -> None:
+        self.db = db
+        self.store = RunStore(db)
+        self.candidate = candidate
+        self.judge_backend = judge or candidate
+
+    def create(self, spec: CheckSpec) -> str:
+        """Store a new run with all its items pending and return its id."""
+        if not spec.configs:
+            raise StateError("a check needs at least one config")
+        ids = [c.id for c in spec.configs]
+        if len(set(ids)) != len(ids):
+            raise StateError("the same config id is given twice")
+        seeds = [
+            ItemSeed(
+                config.id,
+                probe_id,
+                probe.text,
+                probe.expectation_under(config).value,
+                tuple(probe.categories),
+            )
+            for config in spec.configs
+            for probe_id, probe in zip(spec.suite.probe_ids(), spec.suite.probes, strict=True)
+        ]
+        run_id = new_run_id()
+        self.store.create_run(
+            run_id,
+            label=spec.label,
+            suite=spec.suite,
+            configs=list(spec.configs),
+            candidate=backend_record(self.candidate.info),
+            judge=backend_record(self.judge_backend.info),
+            params=_seeded(spec.params, spec.seed).as_record(),
+            judge_params=_seeded(spec.judge_params, spec.seed).as_record(),
+            seed=spec.seed,
+            app_version=__version__,
+            items=seeds,
+        )
+        return run_id
+
+    def check(self, spec: CheckSpec, cancel: CancelToken | None = None) -> Iterator[RunEvent]:
+        """Create a run and execute it."""
+        yield from self.execute(self.create(spec), cancel)
+
+    def execute(self, run_id: str, cancel: CancelToken | None = None) -> Iterator[RunEvent]:
+        """Do the missing work of a run, yielding events; ends with :class:`RunFinished`.
+
+        Raises :class:`StateError` when the candidate is not the model the run was started with.
+        """
+        record = self.store.get_run(run_id)
+        self._check_same_models(record)
+        params = GenerationParams(**{**record.params, "stop": tuple(record.params["stop"])})
+        judge_params = GenerationParams(**{**record.judge_params, "stop": tuple(record.judge_params["stop"])})
+        helpfulness_judge = HelpfulnessJudge(self.judge_backend, judge_params)
+        safety_judge = SafetyJudge(self.judge_backend, judge_params)
+        configs = self.store.configs(run_id)
+        self.store.finish_run(run_id, RunStatus.RUNNING, None)
+        items = self.store.items(run_id)
+        total = 2 * len(items)
+        done = sum(1 for i in items if i.response is not None) + sum(1 for i in items if i.judged)
+        clock = _Eta(total - done)
+        mode: str | None = None
+        try:
+            for config in configs:
+                pending = [i for i in self.store.items(run_id, config.id) if i.response is None]
+                for item, result in self._generate(config, pending, params, cancel):
+                    if result.stop_reason is StopReason.CANCELLED:
+                        raise CancelledError("check cancelled")
+                    mode = mode or result.mode.value
+                    self.store.save_response(
+                        run_id, config.id, item.probe_id, result.text, result.stop_reason.value, result.total_s
+                    )
+                    done += 1
+                    yield Progress(run_id, "generate", done, total, clock.tick())
+                for item in self.store.items(run_id, config.id):
+                    if item.judged or item.response is None:
+                        continue
+                    helpful = helpfulness_judge.judge(item.prompt, item.response, cancel)
+                    safety = safety_judge.judge(config, item.prompt, item.response, cancel)
+                    if cancel is not None and cancel.cancelled:
+                        raise CancelledError("check cancelled")
+                    self.store.save_judgement(
+                        run_id,
+                        config.id,
+                        item.probe_id,
+                        rating=helpful.rating,
+                        helpfulness_raw=helpful.raw,
+                        safe=safety.safe,
+                        safety_raw=safety.raw,
+                        flagged=safety.flagged,
+                        violated_clause=safety.violated_clause,
+                        reason=safety.reason,
+                    )
+                    done += 1
+                    valid = helpful.rating is not None and safety.safe is not None
+                    yield ItemDone(
+                        run_id,
+                        config.id,
+                        item.probe_id,
+                        helpful.rating,
+                        safety.safe,
+                        item_score(helpful.rating or 0, bool(safety.safe)) if valid else None,
+                    )
+                    yield Progress(run_id, "judge", done, total, clock.tick())
+        except CancelledError:
+            self.store.finish_run(run_id, RunStatus.CANCELLED, mode)
+            yield RunFinished(run_id, RunStatus.CANCELLED, run_report(self.db, run_id))
+            return
+        except KeyboardInterrupt:
+            self.store.finish_run(run_id, RunStatus.CANCELLED, mode)
+            raise
+        except BaseException:
+            self.store.finish_run(run_id, RunStatus.FAILED, mode)
+            raise
+        self.store.finish_run(run_id, RunStatus.FINISHED, mode)
+        yield RunFinished(run_id, RunStatus.FINISHED, run_report(self.db, run_id))
+
+    def _check_same_models(self, record: RunRecord) -> None:
+        for role, backend, recorded in (
+            ("candidate", self.candidate, record.candidate),
+            ("judge", self.judge_backend, record.judge),
+        ):
+            now = backend_record(backend.info)
+            if now["model_sha256"] != recorded["model_sha256"] or now["name"] != recorded["name"]:
+                raise StateError(
+                    f"run {record.id} was started with {role} {recorded['name']!r}; "
+                    f"resume it with the same model (got {now['name']!r})"
+                )
+
+    def _generate(
+        self,
+        config: SafetyConfig,
+        pending: list[ItemRecord],
+        params: GenerationParams,
+        cancel: CancelToken | None,
+    ) -> Iterator[tuple[ItemRecord, GenerationResult]]:
+        if not pending:
+            return
+        if isinstance(self.candidate, BatchBackend):
+            prompts = [i.prompt for i in pending]
+            for index, event in self.candidate.stream_batch(config.text, prompts, params, cancel):
+                if isinstance(event, GenerationResult):
+                    yield pending[index], event
+            return
+        for item in pending:
+            yield item, complete(self.candidate, chat(config.text, item.prompt), params, cancel)
+
+
+class _Eta:
+    """Remaining-time estimate from the pace of the work done in this session."""
+
+    def __init__(self, remaining: int) -> None:
+        self.start = time.monotonic()
+        self.remaining = remaining
+        self.done = 0
+
+    def tick(self) -> float | None:
+        self.done += 1
+        self.remaining -= 1
+        elapsed = time.monotonic() - self.start
+        return max(self.remaining, 0) * elapsed / self.done if self.done else None
+
+
+# -- export ----------------------------------------------------------------------------------------------------------
+
+EXPORT_COLUMNS = (
+    "config_id",
+    "probe_id",
+    "expected",
+    "categories",
+    "prompt",
+    "response",
+    "rating",
+    "safe",
+    "score",
+    "flagged",
+    "violated_clause",
+    "reason",
+    "human_rating",
+    "human_safe",
+    "human_note",
+    "helpfulness_raw",
+    "safety_raw",
+)
+
+
+def _export_row(item: ItemRecord) -> dict[str, Any]:
+    scored = scored_item(item)
+    return {
+        "config_id": item.config_id,
+        "probe_id": item.probe_id,
+        "expected": item.expected,
+        "categories": [c.value for c in item.categories],
+        "prompt": item.prompt,
+        "response": item.response,
+        "rating": scored.rating,
+        "safe": scored.safe,
+        "score": item_score(scored.rating or 0, bool(scored.safe)) if scored.valid else None,
+        "flagged": None if item.flagged is None else [c.value for c in item.flagged],
+        "violated_clause": item.violated_clause,
+        "reason": item.reason,
+        "human_rating": item.human_rating,
+        "human_safe": item.human_safe,
+        "human_note": item.human_note,
+        "helpfulness_raw": item.helpfulness_raw,
+        "safety_raw": item.safety_raw,
+    }
+
+
+def export_run(db: sqlite_utils.Database, run_id: str, path: Path) -> None:
+    """Write a run as JSON (provenance, report, items) or CSV (one row per item), chosen by the file suffix."""
+    store = RunStore(db)
+    record = store.get_run(run_id)
+    rows = [_export_row(i) for i in store.items(run_id)]
+    if path.suffix.casefold() == ".csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, EXPORT_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            cells = {k: ";".join(v) if isinstance(v, list) else v for k, v in row.items()}
+            writer.writerow(cells)
+        text = buffer.getvalue()
+    else:
+        payload = {
+            "provenance": record.provenance(),
+            "report": run_report(db, run_id).as_dict(),
+            "items": rows,
+        }
+        text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+    write_text_atomic(path, text)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file in the same folder, so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

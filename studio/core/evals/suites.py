@@ -1,0 +1,100 @@
+"""Probe suites shipped with the studio.
+
+``resources/suites`` holds one suite per scenario template (``scenario-<template id>``, each probe with a stated
+expectation) and one per configurable risk category (``category-<category id>``, probes labelled with their risk
+categories so the expectation follows from a categorical config's allowed set).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import cache
+
+from studio.core.documents import ConfigKind, Probe, ProbeSuite
+from studio.core.errors import InputError, NotFoundError
+from studio.core.paths import resource
+from studio.core.taxonomy import CONFIGURABLE, Category, ordered
+from studio.core.yamlio import load_document
+
+SCENARIO_PREFIX = "scenario-"
+CATEGORY_PREFIX = "category-"
+
+#: How many single-category probes each category that a config does not allow contributes to its merged suite.
+CONTRAST_PROBES_PER_CATEGORY = 3
+#: How many benign controls each such category contributes.
+CONTROLS_PER_CATEGORY = 1
+
+
+@cache
+def _bundled() -> tuple[ProbeSuite, ...]:
+    folder = resource("suites")
+    return tuple(load_document(path, ProbeSuite) for path in sorted(folder.glob("*.yaml")))
+
+
+def bundled_suites() -> list[ProbeSuite]:
+    """Every bundled suite (scenario suites, then category suites), as independent copies."""
+    suites = sorted(_bundled(), key=lambda s: (not s.id.startswith(SCENARIO_PREFIX), s.id))
+    return [suite.model_copy(deep=True) for suite in suites]
+
+
+def bundled_suite(suite_id: str) -> ProbeSuite:
+    """The bundled suite with this id; NotFoundError when there is none."""
+    for suite in _bundled():
+        if suite.id == suite_id:
+            return suite.model_copy(deep=True)
+    raise NotFoundError(f"no bundled probe suite {suite_id!r}")
+
+
+def suite_for_template(template_id: str) -> ProbeSuite | None:
+    """The bundled suite written for a scenario template, if there is one."""
+    for suite in _bundled():
+        if suite.template == template_id:
+            return suite.model_copy(deep=True)
+    return None
+
+
+def category_suite(category: Category) -> ProbeSuite:
+    """The bundled suite of one configurable category."""
+    return bundled_suite(CATEGORY_PREFIX + category.value)
+
+
+def _is_control(probe: Probe) -> bool:
+    return not probe.categories
+
+
+def categorical_suite_for(allowed: Iterable[Category]) -> ProbeSuite:
+    """One suite for a categorical config with this allowed set.
+
+    It holds every probe of each allowed category's suite, and from every other configurable category its first
+    few single-category probes and a benign control, so the suite has allowed, partial and disallowed cases for
+    most allowed sets. Probe ids are those of the bundled suites, so the same probe keeps its id in every merge.
+    """
+    cats = ordered(allowed)
+    if Category.OTHER_HARMS in cats:
+        raise InputError(None, "other_harms can never be allowed", where="allowed categories")
+    probes: list[Probe] = []
+    versions: list[int] = []
+    for category in CONFIGURABLE:
+        suite = category_suite(category)
+        versions.append(suite.version)
+        if category in cats:
+            probes.extend(suite.probes)
+            continue
+        singles = [p for p in suite.probes if len(p.categories) == 1]
+        controls = [p for p in suite.probes if _is_control(p)]
+        probes.extend(singles[:CONTRAST_PROBES_PER_CATEGORY])
+        probes.extend(controls[:CONTROLS_PER_CATEGORY])
+    label = " + ".join(c.info.short for c in cats) if cats else "nothing allowed"
+    return ProbeSuite(
+        id="categorical-" + ("-".join(c.value for c in cats) if cats else "safe"),
+        title=f"Categorical probes: {label}",
+        description=(
+            "Merged from the bundled category suites: all probes of the allowed categories, plus "
+            f"{CONTRAST_PROBES_PER_CATEGORY} single-category probes and {CONTROLS_PER_CATEGORY} benign control "
+            "from each other category."
+        ),
+        kind=ConfigKind.CATEGORICAL,
+        version=max(versions),
+        tags=["categorical", "bundled"],
+        probes=[p.model_copy(deep=True) for p in probes],
+    )

@@ -1,0 +1,425 @@
+"""Batched decoding of many probes that share one system turn (the safety config).
+
+The config prefix is evaluated once, in KV sequence 0. Every probe gets its own sequence that starts as a copy of
+the prefix (in a unified KV cache the copy shares cells, it costs no memory), then its own tokens are prefilled and
+all live sequences decode together, one token each per ``llama_decode`` call. New probes are admitted while others
+are still generating (their prefill rides in the same batches), as far as the free sequences and KV cells allow.
+
+Greedy batched decoding gives the same text as sequential greedy decoding for most probes, not all: the matrix
+kernels sum in a different order when several sequences share a batch, and a near-tie between two tokens can flip.
+
+The ``Llama`` must have been created with several sequences. ``llama-cpp-python`` 0.3.36 silently drops unknown
+keyword arguments of ``Llama(...)`` and only sets ``n_seq_max`` for embedding models, so pass
+:data:`BATCH_LLAMA_KWARGS` to the constructor and then call :func:`enable_parallel_sequences` once, in the thread
+that owns the model. Without that, the decoder still works, one probe at a time, reusing the prefix.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import ctypes
+import time
+from collections import deque
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from studio.core.errors import BackendError
+from studio.core.inference.base import (
+    CancelToken,
+    DecodingMode,
+    GenerationParams,
+    GenerationResult,
+    StopReason,
+    StreamEvent,
+    TokenEvent,
+)
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+#: Parallel sequences a batching context is created with: sequence 0 holds the prefix, the rest hold probes.
+DEFAULT_SEQUENCES = 17
+
+#: Constructor arguments of ``Llama`` that batching relies on: a logical batch large enough to prefill several
+#: probes per call (``n_batch`` is also capped by ``n_ctx``).
+BATCH_LLAMA_KWARGS: dict[str, Any] = {"n_batch": 512, "n_ubatch": 512}
+
+#: Sampling settings of ``Llama.create_chat_completion`` that :class:`GenerationParams` does not carry; the batched
+#: sampler uses the same values so that both paths pick the same tokens.
+_MIN_P = 0.05
+_TYPICAL_P = 1.0
+_PENALTY_LAST_N = 64
+
+
+class PrefixRenderer(Protocol):
+    """Splits a rendered chat into the shared system part and each probe's own part (token ids)."""
+
+    def system_prefix(self, system: str | None) -> list[int]: ...
+
+    def continuation(self, system: str | None, user: str) -> list[int]: ...
+
+
+def enable_parallel_sequences(llm: Llama, n_seq_max: int = DEFAULT_SEQUENCES) -> None:
+    """Recreate ``llm``'s context with ``n_seq_max`` sequences over one unified KV cache of the same size.
+
+    Call it right after loading, from the thread that owns ``llm``; the KV cache starts empty.
+    """
+    import llama_cpp
+    from llama_cpp import _internals
+
+    limit = int(llama_cpp.llama_max_parallel_sequences())
+    wanted = max(1, min(n_seq_max, limit))
+    if int(llama_cpp.llama_n_seq_max(llm.ctx)) == wanted and bool(llm.context_params.kv_unified):
+        return
+    params = llm.context_params
+    params.n_seq_max = wanted
+    params.kv_unified = True
+    replacement: Any = _internals.LlamaContext(model=llm._model, params=params, verbose=llm.verbose)
+    adapter: Any = llm._lora_adapter
+    if adapter is not None:
+        adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter)
+        scales = (ctypes.c_float * 1)(llm.lora_scale)
+        if llama_cpp.llama_set_adapters_lora(replacement.ctx, adapters, 1, scales):
+            replacement.close()
+            raise BackendError(f"{llm.model_path}: could not apply the LoRA adapter to the batching context")
+    previous: Any = llm._ctx
+    llm._ctx = llm._stack.enter_context(contextlib.closing(replacement))
+    previous.close()
+    llm.n_tokens = 0
+    llm._requires_eval = True
+
+
+def parallel_sequences(llm: Llama) -> int:
+    """How many probes ``llm`` can decode at once (1 when it was created without extra sequences)."""
+    import llama_cpp
+
+    return max(1, int(llama_cpp.llama_n_seq_max(llm.ctx)) - 1)
+
+
+@dataclass
+class _Probe:
+    """Decoding state of one probe."""
+
+    index: int
+    prompt: list[int]
+    budget: int
+    seq_id: int = -1
+    prefilled: int = 0
+    sampler: Any = None
+    generated: list[int] = field(default_factory=list)
+    pending_token: int | None = None
+    logits_at: int = -1
+    text: str = ""
+    emitted: int = 0
+    events: int = 0
+    admitted_at: float = 0.0
+    first_token_at: float | None = None
+    cut_at_stop_string: bool = False
+    decoder: codecs.IncrementalDecoder = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
+
+    @property
+    def position(self) -> int:
+        """Tokens of this probe's own part already in the KV cache."""
+        return self.prefilled + max(0, len(self.generated) - (1 if self.pending_token is not None else 0))
+
+    @property
+    def cells(self) -> int:
+        """KV cells this probe may need beyond the shared prefix."""
+        return len(self.prompt) + self.budget
+
+
+def _new_sampler(llm: Llama, params: GenerationParams) -> Any:
+    """A sampler chain matching the one ``Llama.create_chat_completion`` builds for the same settings."""
+    import llama_cpp
+
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    links = [llama_cpp.llama_sampler_init_penalties(llm.n_vocab(), _PENALTY_LAST_N, params.repeat_penalty, 0.0, 0.0)]
+    if params.temperature <= 0.0:
+        links.append(llama_cpp.llama_sampler_init_greedy())
+    else:
+        links += [
+            llama_cpp.llama_sampler_init_top_k(params.top_k),
+            llama_cpp.llama_sampler_init_typical(_TYPICAL_P, 1),
+            llama_cpp.llama_sampler_init_top_p(params.top_p, 1),
+            llama_cpp.llama_sampler_init_min_p(_MIN_P, 1),
+            llama_cpp.llama_sampler_init_temp(params.temperature),
+            llama_cpp.llama_sampler_init_dist(params.seed & 0xFFFFFFFF),
+        ]
+    for link in links:
+        llama_cpp.llama_sampler_chain_add(chain, link)
+    return chain
+
+
+def _held_back(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest end of ``text`` that could still grow into a stop string."""
+    longest = 0
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), longest, -1):
+            if text.endswith(stop[:size]):
+                longest = size
+                break
+    return longest
+
+
+def batched_job(
+    llm: Llama,
+    renderer: PrefixRenderer,
+    system: str | None,
+    prompts: Sequence[str],
+    params: GenerationParams,
+    cancel: CancelToken | None,
+) -> Iterator[tuple[int, StreamEvent]]:
+    """Decode ``prompts`` under one system turn together; yield ``(prompt_index, event)``.
+
+    Each prompt streams :class:`TokenEvent` s and ends with its own :class:`GenerationResult`
+    (``mode=BATCHED``, ``cached_tokens`` = the shared prefix length). Must run in the thread that owns ``llm``.
+    """
+    if params.json_schema is not None:
+        raise BackendError("batched decoding does not support json_schema; decode such requests one at a time")
+    if not prompts:
+        return
+    decoder = _BatchDecoder(llm, renderer.system_prefix(system), params, cancel)
+    probes = [decoder.plan(index, renderer.continuation(system, prompt)) for index, prompt in enumerate(prompts)]
+    yield from decoder.run(probes)
+
+
+class _BatchDecoder:
+    """One batched run over a ``Llama`` context; owns the native batch and samplers until it ends."""
+
+    def __init__(self, llm: Llama, prefix: list[int], params: GenerationParams, cancel: CancelToken | None) -> None:
+        import llama_cpp
+
+        self.llm = llm
+        self.prefix = prefix
+        self.params = params
+        self.cancel = cancel
+        self.ctx = llm.ctx
+        self.memory = llama_cpp.llama_get_memory(self.ctx)
+        self.vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        self.n_ctx = int(llama_cpp.llama_n_ctx(self.ctx))
+        self.n_batch = int(llama_cpp.llama_n_batch(self.ctx))
+        n_seq_max = int(llama_cpp.llama_n_seq_max(self.ctx))
+        self.unified = n_seq_max == 1 or bool(llm.context_params.kv_unified)
+        self.n_ctx_seq = self.n_ctx if self.unified else int(llama_cpp.llama_n_ctx_seq(self.ctx))
+        #: Sequence ids for probes: 1.. when the context has several, else sequence 0 itself (trimmed after each).
+        self.free_seqs: deque[int] = deque(range(1, n_seq_max)) if n_seq_max > 1 else deque([0])
+        self.started = time.perf_counter()
+        if len(prefix) >= self.n_ctx_seq:
+            raise BackendError(f"the system turn has {len(prefix)} tokens; the context holds {self.n_ctx_seq}")
+
+    def plan(self, index: int, prompt: list[int]) -> _Probe:
+        room = self.n_ctx_seq - len(self.prefix) - len(prompt)
+        if room < 1:
+            raise BackendError(
+                f"probe {index}: {len(self.prefix) + len(prompt)} prompt tokens leave no room in a context of "
+                f"{self.n_ctx_seq} tokens"
+            )
+        if not prompt:
+            raise BackendError(f"probe {index}: the chat renderer produced no tokens after the system turn")
+        return _Probe(index=index, prompt=prompt, budget=min(self.params.max_tokens, room))
+
+    def run(self, probes: list[_Probe]) -> Iterator[tuple[int, StreamEvent]]:
+        import llama_cpp
+
+        batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
+        queue = deque(probes)
+        live: list[_Probe] = []
+        try:
+            self._load_prefix(batch)
+            while queue or live:
+                if self.cancel is not None and self.cancel.cancelled:
+                    for probe in [*live, *queue]:
+                        yield from self._finish(probe, StopReason.CANCELLED)
+                    live.clear()
+                    queue.clear()
+                    break
+                self._admit(queue, live)
+                self._fill(batch, live)
+                status = llama_cpp.llama_decode(self.ctx, batch)
+                if status != 0:
+                    raise BackendError(f"llama_decode failed with status {status} during batched decoding")
+                for probe in list(live):
+                    if probe.logits_at < 0:
+                        continue
+                    done = yield from self._sample(probe)
+                    if done is not None:
+                        live.remove(probe)
+                        yield from self._finish(probe, done)
+        finally:
+            for probe in [*live, *queue]:
+                self._release(probe)
+            llama_cpp.llama_batch_free(batch)
+            self._restore_high_level_state()
+
+    def _load_prefix(self, batch: Any) -> None:
+        """Put the prefix in sequence 0, reusing what the high-level API left there."""
+        import llama_cpp
+
+        llm = self.llm
+        cached = 0
+        limit = min(llm.n_tokens, len(self.prefix))
+        while cached < limit and int(llm.input_ids[cached]) == self.prefix[cached]:
+            cached += 1
+        llm.n_tokens = 0
+        if cached == 0 or not llama_cpp.llama_memory_seq_rm(self.memory, 0, cached, -1):
+            llama_cpp.llama_memory_clear(self.memory, True)
+            cached = 0
+        for seq_id in range(1, int(llama_cpp.llama_n_seq_max(self.ctx))):
+            llama_cpp.llama_memory_seq_rm(self.memory, seq_id, -1, -1)
+        self.reused_prefix = cached
+        for start in range(cached, len(self.prefix), self.n_batch):
+            chunk = self.prefix[start : start + self.n_batch]
+            batch.n_tokens = 0
+            for offset, token in enumerate(chunk):
+                self._add(batch, token, start + offset, 0, False)
+            status = llama_cpp.llama_decode(self.ctx, batch)
+            if status != 0:
+                raise BackendError(f"llama_decode failed with status {status} while evaluating the system turn")
+
+    def _admit(self, queue: deque[_Probe], live: list[_Probe]) -> None:
+        """Start queued probes while a sequence is free and the KV cache can hold their worst case."""
+        import llama_cpp
+
+        while queue and self.free_seqs:
+            if self.unified:
+                reserved = len(self.prefix) + sum(p.cells for p in live)
+                if live and reserved + queue[0].cells > self.n_ctx:
+                    return
+            probe = queue.popleft()
+            probe.seq_id = self.free_seqs.popleft()
+            if probe.seq_id != 0:
+                llama_cpp.llama_memory_seq_cp(self.memory, 0, probe.seq_id, -1, -1)
+            probe.sampler = _new_sampler(self.llm, self.params)
+            probe.admitted_at = time.perf_counter()
+            live.append(probe)
+
+    def _fill(self, batch: Any, live: list[_Probe]) -> None:
+        """One token for each generating probe, then as much prefill as fits."""
+        batch.n_tokens = 0
+        base = len(self.prefix)
+        for probe in live:
+            probe.logits_at = -1
+            if probe.pending_token is not None:
+                probe.logits_at = batch.n_tokens
+                self._add(batch, probe.pending_token, base + probe.position, probe.seq_id, True)
+                probe.pending_token = None
+        for probe in live:
+            space = self.n_batch - batch.n_tokens
+            if space <= 0:
+                break
+            remaining = len(probe.prompt) - probe.prefilled
+            if remaining <= 0:
+                continue
+            take = min(space, remaining)
+            for offset in range(take):
+                last = probe.prefilled + offset == len(probe.prompt) - 1
+                if last:
+                    probe.logits_at = batch.n_tokens
+                self._add(
+                    batch, probe.prompt[probe.prefilled + offset], base + probe.prefilled + offset, probe.seq_id, last
+                )
+            probe.prefilled += take
+
+    @staticmethod
+    def _add(batch: Any, token: int, position: int, seq_id: int, logits: bool) -> None:
+        slot = batch.n_tokens
+        batch.token[slot] = token
+        batch.pos[slot] = position
+        batch.n_seq_id[slot] = 1
+        batch.seq_id[slot][0] = seq_id
+        batch.logits[slot] = 1 if logits else 0
+        batch.n_tokens = slot + 1
+
+    def _sample(self, probe: _Probe) -> Generator[tuple[int, StreamEvent], None, StopReason | None]:
+        """Pick the probe's next token and stream what text became final; return why it stopped, if it did."""
+        import llama_cpp
+
+        token = int(llama_cpp.llama_sampler_sample(probe.sampler, self.ctx, probe.logits_at))
+        probe.logits_at = -1
+        if probe.first_token_at is None:
+            probe.first_token_at = time.perf_counter()
+        if llama_cpp.llama_vocab_is_eog(self.vocab, token):
+            return StopReason.STOP
+        probe.generated.append(token)
+        probe.pending_token = token
+        probe.text += probe.decoder.decode(self.llm.detokenize([token]))
+        stops = self.params.stop
+        if stops:
+            search_from = max(0, probe.emitted - max(len(s) for s in stops))
+            hits = [found for s in stops if s and (found := probe.text.find(s, search_from)) >= 0]
+            if hits:
+                probe.text = probe.text[: min(hits)]
+                probe.cut_at_stop_string = True
+                return StopReason.STOP
+        safe = len(probe.text) - _held_back(probe.text, stops)
+        if safe > probe.emitted:
+            yield probe.index, TokenEvent(probe.text[probe.emitted : safe], probe.events)
+            probe.events += 1
+            probe.emitted = safe
+        if len(probe.generated) >= probe.budget:
+            return StopReason.LENGTH
+        return None
+
+    def _finish(self, probe: _Probe, reason: StopReason) -> Iterator[tuple[int, StreamEvent]]:
+        """Flush the probe's remaining text, free its sequence and yield its result."""
+        if not probe.cut_at_stop_string:
+            probe.text += probe.decoder.decode(b"", final=True)
+        if len(probe.text) > probe.emitted:
+            yield probe.index, TokenEvent(probe.text[probe.emitted :], probe.events)
+            probe.events += 1
+            probe.emitted = len(probe.text)
+        self._release(probe)
+        now = time.perf_counter()
+        first = probe.first_token_at
+        decode_s = now - first if first is not None else 0.0
+        yield (
+            probe.index,
+            GenerationResult(
+                text=probe.text,
+                stop_reason=reason,
+                prompt_tokens=len(self.prefix) + len(probe.prompt),
+                completion_tokens=len(probe.generated),
+                cached_tokens=len(self.prefix),
+                time_to_first_token_s=(first - self.started) if first is not None else None,
+                decode_tokens_per_s=(len(probe.generated) / decode_s) if probe.generated and decode_s > 0 else None,
+                total_s=now - self.started,
+                mode=DecodingMode.BATCHED,
+                extra={
+                    "queued_s": (probe.admitted_at - self.started) if probe.admitted_at else None,
+                    "prefix_reused_tokens": self.reused_prefix,
+                },
+            ),
+        )
+
+    def _release(self, probe: _Probe) -> None:
+        import llama_cpp
+
+        if probe.sampler is not None:
+            llama_cpp.llama_sampler_free(probe.sampler)
+            probe.sampler = None
+        if probe.seq_id < 0:
+            return
+        if probe.seq_id == 0:
+            llama_cpp.llama_memory_seq_rm(self.memory, 0, len(self.prefix), -1)
+        else:
+            llama_cpp.llama_memory_seq_rm(self.memory, probe.seq_id, -1, -1)
+        self.free_seqs.append(probe.seq_id)
+        probe.seq_id = -1
+
+    def _restore_high_level_state(self) -> None:
+        """Leave only the prefix in sequence 0 and tell the high-level API that it is there."""
+        import llama_cpp
+
+        llm = self.llm
+        for seq_id in range(1, int(llama_cpp.llama_n_seq_max(self.ctx))):
+            llama_cpp.llama_memory_seq_rm(self.memory, seq_id, -1, -1)
+        kept = int(llama_cpp.llama_memory_seq_pos_max(self.memory, 0)) + 1
+        if kept == len(self.prefix) and llama_cpp.llama_memory_seq_rm(self.memory, 0, kept, -1):
+            llm.input_ids[:kept] = self.prefix
+            llm.n_tokens = kept
+        else:
+            llama_cpp.llama_memory_clear(self.memory, True)
+            llm.n_tokens = 0
+        llm._requires_eval = True

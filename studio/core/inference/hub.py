@@ -1,0 +1,286 @@
+"""GGUF files from the Hugging Face Hub: listing, and resumable, cancellable, verified downloads.
+
+``huggingface_hub`` provides the listing, the file URL, the request headers (token, user agent) and the file
+metadata (size, LFS sha256, CDN location); the bytes are streamed here so that progress, cancellation and resuming
+a ``<name>.part`` file with an HTTP Range request are under our control. A finished download is verified (size,
+and sha256 when the Hub gives an LFS oid), renamed into place and registered in the model registry.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx2
+from huggingface_hub import HfApi, constants, get_hf_file_metadata, get_session, hf_hub_url, hf_raise_for_status
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    GatedRepoError,
+    HfHubHTTPError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.hf_api import RepoFile
+from huggingface_hub.utils._headers import build_hf_headers
+
+from studio.core.errors import BackendError, CancelledError, InputError, NotFoundError
+from studio.core.inference.base import CancelToken
+from studio.core.inference.embedded import sha256_file
+from studio.core.paths import models_dir
+
+Progress = Callable[[int, int], None]
+
+READ_TIMEOUT_S = 30.0
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+
+
+class HubError(BackendError):
+    """The Hub could not be reached or refused a request."""
+
+
+class _BrokenOff(Exception):
+    """The connection dropped while the body was streaming; the ``.part`` file keeps what arrived."""
+
+
+@dataclass(frozen=True)
+class HubFile:
+    """A file in a Hub repository; ``sha256`` is the LFS oid when the file is stored in LFS."""
+
+    path: str
+    size: int
+    sha256: str | None = None
+
+
+def hub_endpoint() -> str:
+    """The Hub address: ``$HF_ENDPOINT`` read now (the library reads it once at import), else the default."""
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+
+
+def hub_offline() -> bool:
+    value = os.environ.get("HF_HUB_OFFLINE", "").strip().upper()
+    return constants.HF_HUB_OFFLINE or value in {"1", "ON", "YES", "TRUE"}
+
+
+@contextmanager
+def _hub_errors(repo_id: str, filename: str | None = None) -> Iterator[None]:
+    """Turn library and transport errors into one-line studio errors."""
+    what = f"{repo_id}/{filename}" if filename else repo_id
+    if hub_offline():
+        raise HubError(f"cannot reach the Hub for {what}: offline mode is on (unset HF_HUB_OFFLINE)")
+    try:
+        yield
+    except OfflineModeIsEnabled:
+        raise HubError(f"cannot reach the Hub for {what}: offline mode is on (unset HF_HUB_OFFLINE)") from None
+    except GatedRepoError:
+        raise HubError(
+            f"Hub repository {repo_id} is gated: accept its terms on {hub_endpoint()}/{repo_id} and provide a "
+            "token (HF_TOKEN or `hf auth login`)"
+        ) from None
+    except RepositoryNotFoundError:
+        raise NotFoundError(
+            f"Hub repository {repo_id} not found (check the name; a private repository needs a token)"
+        ) from None
+    except RevisionNotFoundError:
+        raise NotFoundError(f"Hub repository {repo_id} has no such revision") from None
+    except EntryNotFoundError:
+        raise NotFoundError(f"file {filename} not found in Hub repository {repo_id}") from None
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else "?"
+        raise HubError(f"Hub request for {what} failed with HTTP {status}") from None
+    except httpx2.TimeoutException:
+        raise HubError(f"Hub request for {what} timed out ({hub_endpoint()})") from None
+    except httpx2.TransportError as exc:
+        raise HubError(f"cannot reach the Hub at {hub_endpoint()} for {what} ({type(exc).__name__})") from None
+
+
+def list_gguf_files(repo_id: str, revision: str = "main", *, token: str | None = None) -> list[HubFile]:
+    """The GGUF files of a model repository, sorted by path."""
+    api = HfApi(endpoint=hub_endpoint(), token=token)
+    with _hub_errors(repo_id):
+        # The listing retries unreachable hosts with backoff for many seconds: find out quickly first.
+        get_session().head(hub_endpoint(), timeout=httpx2.Timeout(READ_TIMEOUT_S, connect=10.0))
+        entries = list(api.list_repo_tree(repo_id, revision=revision, recursive=True))
+    files = [
+        HubFile(entry.path, int(entry.lfs.size if entry.lfs else entry.size), entry.lfs.sha256 if entry.lfs else None)
+        for entry in entries
+        if isinstance(entry, RepoFile) and entry.path.lower().endswith(".gguf")
+    ]
+    return sorted(files, key=lambda f: f.path)
+
+
+@dataclass(frozen=True)
+class _Remote:
+    location: str
+    size: int
+    sha256: str | None
+
+
+def _remote_file(repo_id: str, filename: str, revision: str, token: str | None) -> _Remote:
+    url = hf_hub_url(repo_id, filename, revision=revision, endpoint=hub_endpoint())
+    with _hub_errors(repo_id, filename):
+        meta = get_hf_file_metadata(url, token=token, endpoint=hub_endpoint())
+    if meta.size is None:
+        raise HubError(f"the Hub gave no size for {repo_id}/{filename}")
+    etag = (meta.etag or "").lower()
+    return _Remote(meta.location, meta.size, etag if _SHA256_RE.match(etag) else None)
+
+
+def download(
+    repo_id: str,
+    filename: str,
+    dest_dir: Path | None = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    *,
+    revision: str = "main",
+    token: str | None = None,
+    retries: int = 3,
+    register: bool = True,
+) -> Path:
+    """Download ``filename`` of ``repo_id`` into ``dest_dir`` (the model store by default) and register it.
+
+    Bytes go to ``<name>.part``; an existing ``.part`` is resumed with a Range request, and a dropped connection
+    is resumed up to ``retries`` times. On cancel the ``.part`` stays for a later resume. ``progress`` receives
+    (bytes done, bytes total).
+    """
+    if not filename or filename.startswith("/") or ".." in Path(filename).parts:
+        raise InputError(filename, "not a file path inside a Hub repository")
+    dest = Path(dest_dir) if dest_dir is not None else models_dir()
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / Path(filename).name
+    part = target.with_name(target.name + ".part")
+    remote = _remote_file(repo_id, filename, revision, token)
+    digest: str | None = None
+    if target.is_file() and target.stat().st_size == remote.size:
+        if progress is not None:
+            progress(remote.size, remote.size)
+    else:
+        _fetch(repo_id, filename, remote, part, progress, cancel, token, retries)
+        digest = _verify(repo_id, filename, remote, part)
+        os.replace(part, target)
+    if register:
+        from studio.core.inference.registry import ModelRegistry, record_sha256
+        from studio.core.paths import database_path
+        from studio.core.store.db import open_database
+
+        db = open_database(database_path())
+        try:
+            if digest is not None:
+                record_sha256(target, digest, db)
+            ModelRegistry(db).add(target, source=f"hub:{repo_id}/{filename}")
+        finally:
+            db.close()
+    return target
+
+
+def _fetch(
+    repo_id: str,
+    filename: str,
+    remote: _Remote,
+    part: Path,
+    progress: Progress | None,
+    cancel: CancelToken | None,
+    token: str | None,
+    retries: int,
+) -> None:
+    attempts_left = retries
+    while True:
+        done = part.stat().st_size if part.is_file() else 0
+        if done > remote.size:
+            part.unlink()
+            done = 0
+        if done == remote.size:
+            return
+        try:
+            _stream_into(repo_id, filename, remote, part, done, progress, cancel, token)
+            return
+        except _BrokenOff as exc:
+            if attempts_left <= 0:
+                raise HubError(f"download of {repo_id}/{filename} broke off ({exc}); run it again to resume") from None
+            attempts_left -= 1
+
+
+def _stream_into(
+    repo_id: str,
+    filename: str,
+    remote: _Remote,
+    part: Path,
+    done: int,
+    progress: Progress | None,
+    cancel: CancelToken | None,
+    token: str | None,
+) -> None:
+    headers = {"Accept-Encoding": "identity"}
+    if _same_origin(remote.location, hub_endpoint()):
+        headers.update(build_hf_headers(token=token))
+    if done:
+        headers["Range"] = f"bytes={done}-"
+    timeout = httpx2.Timeout(READ_TIMEOUT_S, connect=10.0)
+    with (
+        _hub_errors(repo_id, filename),
+        get_session().stream("GET", remote.location, headers=headers, timeout=timeout) as response,
+    ):
+        if response.status_code == 416:
+            part.unlink(missing_ok=True)  # the partial file does not fit the remote one: start over
+            raise _BrokenOff("range not satisfiable")
+        if response.status_code >= 400:
+            response.read()
+            hf_raise_for_status(response)
+        start = _resume_offset(response, done)
+        with part.open("r+b" if start else "wb") as handle:
+            handle.seek(start)
+            handle.truncate()
+            written = start
+            if progress is not None:
+                progress(written, remote.size)
+            try:
+                for chunk in response.iter_bytes():
+                    if cancel is not None and cancel.cancelled:
+                        raise CancelledError(f"download of {repo_id}/{filename} cancelled; run it again to resume")
+                    handle.write(chunk)
+                    written += len(chunk)
+                    if progress is not None:
+                        progress(written, remote.size)
+            except (httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.ReadTimeout) as exc:
+                raise _BrokenOff(type(exc).__name__) from exc
+    if cancel is not None and cancel.cancelled:
+        raise CancelledError(f"download of {repo_id}/{filename} cancelled; run it again to resume")
+
+
+def _resume_offset(response: httpx2.Response, requested: int) -> int:
+    """Where the body of ``response`` starts in the file: the Range start on 206, else 0."""
+    if response.status_code != 206:
+        return 0
+    match = _CONTENT_RANGE_RE.match(response.headers.get("Content-Range", ""))
+    if match is None or int(match.group(1)) != requested:
+        raise HubError(f"the server answered a range request for byte {requested} with a different range")
+    return requested
+
+
+def _verify(repo_id: str, filename: str, remote: _Remote, part: Path) -> str | None:
+    """Check size and (when known) sha256 of the finished ``.part``; return the sha256 when it was computed."""
+    size = part.stat().st_size
+    if size != remote.size:
+        part.unlink()
+        raise HubError(f"download of {repo_id}/{filename} has {size} bytes, expected {remote.size}; removed it")
+    if remote.sha256 is not None:
+        digest = sha256_file(part)
+        if digest != remote.sha256:
+            part.unlink()
+            raise HubError(
+                f"download of {repo_id}/{filename} has sha256 {digest}, the Hub says {remote.sha256}; removed it"
+            )
+        return digest
+    return None
+
+
+def _same_origin(url: str, other: str) -> bool:
+    a, b = urlparse(url), urlparse(other)
+    return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)

@@ -1,0 +1,576 @@
+"""The llama.cpp backend: one long-lived ``Llama`` per model, owned by one thread.
+
+A ``Llama`` is not thread-safe, so it is created, used and freed only inside its owner thread. Requests from any
+thread become jobs on that thread (:meth:`LlamaCppBackend.run_owned`); their items are forwarded through a queue.
+
+Each request renders its messages with the GGUF's own chat template (:mod:`chat_render`), restores the KV state of
+its system prefix when one is known (:mod:`prefix_cache`), decodes the rest and samples token by token, checking
+the cancel token between tokens.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import ctypes
+import hashlib
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from studio.core.errors import BackendError, InputError, StudioError
+from studio.core.inference.base import (
+    BackendInfo,
+    CancelToken,
+    DecodingMode,
+    GenerationParams,
+    GenerationResult,
+    Message,
+    StopReason,
+    StreamEvent,
+    TokenEvent,
+)
+from studio.core.inference.batch import DEFAULT_SEQUENCES, batched_job, enable_parallel_sequences
+from studio.core.inference.gguf import read_gguf_info
+from studio.core.inference.prefix_cache import PrefixCache, prefix_key
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+    from studio.core.inference.chat_render import ChatRenderer
+
+T = TypeVar("T")
+
+_REPEAT_WINDOW = 64
+_MIN_P = 0.05
+
+
+@dataclass(frozen=True)
+class LlamaSettings:
+    """How a model is loaded."""
+
+    #: "auto": offload every layer when the llama.cpp build supports a GPU; "cpu": none; an int: that many layers.
+    gpu: Literal["auto", "cpu"] | int = "auto"
+    #: Upper bound of the context; the context is min(the model's trained context, max_context).
+    max_context: int = 4096
+    n_threads: int | None = None
+    n_batch: int = 512
+    #: Memory budget of saved system-prefix KV states.
+    cache_budget_mb: int = 512
+    #: Optional folder where prefix states are also written, so they survive a restart.
+    cache_dir: Path | None = None
+    #: Sequences the context holds at once: the prefix plus probes decoded side by side (batched decoding).
+    parallel_sequences: int = DEFAULT_SEQUENCES
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# llama.cpp log capture during loading, to name the reason when llama.cpp refuses a file.
+# --------------------------------------------------------------------------------------------------------------------
+
+_LOAD_LOCK = threading.Lock()
+_captured_errors: list[str] = []
+
+
+def _capture_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+    if level == 3:  # GGML_LOG_LEVEL_ERROR
+        _captured_errors.append(text.decode("utf-8", errors="replace").strip())
+
+
+@contextlib.contextmanager
+def _llama_errors_captured() -> Iterator[list[str]]:
+    import llama_cpp
+    from llama_cpp import _logger
+
+    callback = llama_cpp.llama_log_callback(_capture_log)
+    with _LOAD_LOCK:
+        _captured_errors.clear()
+        llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+        try:
+            yield _captured_errors
+        finally:
+            llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+
+
+def gpu_device_name() -> str | None:
+    """The accelerator this llama.cpp build offloads to ("cuda", "metal", ...), or None for a CPU-only build."""
+    import llama_cpp
+
+    if not llama_cpp.llama_supports_gpu_offload():
+        return None
+    info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace").upper()
+    for marker, name in (("CUDA", "cuda"), ("METAL", "metal"), ("HIP", "rocm"), ("VULKAN", "vulkan")):
+        if marker in info:
+            return name
+    return "gpu"
+
+
+def _requested_gpu_layers(setting: Literal["auto", "cpu"] | int, gpu: str | None) -> int:
+    if gpu is None or setting == "cpu":
+        return 0
+    if setting == "auto":
+        return -1
+    if setting < 0:
+        return -1
+    return int(setting)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The owner thread
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class _Job:
+    ITEM = 0
+    ERROR = 1
+    DONE = 2
+
+    def __init__(self, fn: Callable[[Llama], Iterator[Any]], internal: bool) -> None:
+        self.fn = fn
+        self.internal = internal
+        self.out: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
+        self.stop = threading.Event()
+
+
+class LlamaCppBackend:
+    """A GGUF model served by llama.cpp. Implements :class:`Backend` and :class:`BatchBackend`."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        settings: LlamaSettings = LlamaSettings(),
+        *,
+        name: str | None = None,
+        model_sha256: str | None = None,
+    ) -> None:
+        self.model_path = Path(model_path)
+        self.settings = settings
+        self._header = read_gguf_info(self.model_path)
+        stat = self.model_path.stat()
+        self._model_identity = (
+            f"sha256:{model_sha256}"
+            if model_sha256
+            else f"{self.model_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        )
+        self._cache = PrefixCache(settings.cache_budget_mb << 20, settings.cache_dir)
+        trained = self._header.context_length or settings.max_context
+        self._n_ctx = max(64, min(trained, settings.max_context))
+        self._gpu = gpu_device_name()
+        self._gpu_layers_requested = _requested_gpu_layers(settings.gpu, self._gpu)
+        self._name = name or self.model_path.stem
+        self._model_sha256 = model_sha256
+        self._info: BackendInfo | None = None
+        self._renderer: ChatRenderer | None = None
+        self._kv_prefix: tuple[int, ...] | None = None
+        self._llm: Llama | None = None
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._closing = threading.Event()
+        self._close_lock = threading.Lock()
+        self._ready = threading.Event()
+        self._load_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._owner_main, name=f"llama-owner:{self._name}", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._load_error is not None:
+            self._thread.join()
+            raise self._load_error
+
+    # -- Backend protocol -------------------------------------------------------------------------------------------
+
+    @property
+    def info(self) -> BackendInfo:
+        assert self._info is not None
+        return self._info
+
+    @property
+    def prefix_cache(self) -> PrefixCache:
+        return self._cache
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        params: GenerationParams,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[StreamEvent]:
+        started = time.perf_counter()
+        token = cancel or CancelToken()
+        frozen = tuple(messages)
+        yield from self._submit(lambda llm: self._generate(llm, frozen, params, token, started), internal=True)
+
+    def stream_batch(
+        self,
+        system: str | None,
+        prompts: Sequence[str],
+        params: GenerationParams,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[tuple[int, StreamEvent]]:
+        """Decode ``prompts`` under one system turn together (one at a time when a JSON schema is set)."""
+        if params.json_schema is not None:
+            for index, prompt in enumerate(prompts):
+                messages = [Message("system", system)] if system else []
+                messages.append(Message("user", prompt))
+                for event in self.stream(messages, params, cancel):
+                    yield index, event
+            return
+        frozen = tuple(prompts)
+
+        def job(llm: Llama) -> Iterator[tuple[int, StreamEvent]]:
+            assert self._renderer is not None
+            self._restore_prefix(llm, self._renderer.system_prefix(system))
+            self._kv_prefix = None  # the batch moves KV cells around; the next request restores cleanly
+            yield from batched_job(llm, self._renderer, system, frozen, params, cancel)
+
+        yield from self._submit(job, internal=False)
+
+    def count_tokens(self, text: str) -> int:
+        def job(llm: Llama) -> Iterator[int]:
+            yield len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+        return next(iter(self._submit(job, internal=True)))
+
+    def render(self, messages: Sequence[Message]) -> list[int]:
+        """The prompt tokens the model would see for ``messages``."""
+
+        def job(_llm: Llama) -> Iterator[list[int]]:
+            assert self._renderer is not None
+            yield self._renderer.render(messages)
+
+        return next(iter(self._submit(job, internal=True)))
+
+    def run_owned(self, job: Callable[[Llama], Iterator[T]]) -> Iterator[T]:
+        """Run a generator job inside the owner thread and forward its items. Closing the returned iterator
+        stops the job before its next item."""
+        return self._submit(job, internal=False)
+
+    def close(self) -> None:
+        """Stop the owner thread (after its current item) and free the model."""
+        with self._close_lock:
+            if self._closing.is_set():
+                return
+            self._closing.set()
+            self._jobs.put(None)
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+        while True:
+            try:
+                pending = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if pending is not None:
+                pending.out.put((_Job.ERROR, BackendError(f"{self.model_path}: backend was closed")))
+
+    def __enter__(self) -> LlamaCppBackend:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- owner thread ----------------------------------------------------------------------------------------------
+
+    def _submit(self, fn: Callable[[Llama], Iterator[T]], internal: bool) -> Iterator[T]:
+        if self._closing.is_set():
+            raise BackendError(f"{self.model_path}: backend was closed")
+        if threading.current_thread() is self._thread:
+            assert self._llm is not None
+            yield from fn(self._llm)
+            return
+        job = _Job(fn, internal)
+        self._jobs.put(job)
+        try:
+            while True:
+                kind, value = job.out.get()
+                if kind == _Job.ITEM:
+                    yield value
+                elif kind == _Job.ERROR:
+                    raise value
+                else:
+                    return
+        finally:
+            job.stop.set()
+
+    def _owner_main(self) -> None:
+        try:
+            self._llm = self._load()
+            from studio.core.inference.chat_render import ChatRenderer
+
+            self._renderer = ChatRenderer(self._llm)
+            self._info = self._make_info(self._llm, self._renderer)
+        except BaseException as exc:  # delivered to the constructor's thread
+            self._load_error = exc if isinstance(exc, StudioError) else BackendError(f"{self.model_path}: {exc}")
+            if self._llm is not None:
+                self._llm.close()
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None:
+                    break
+                self._run_job(self._llm, job)
+        finally:
+            self._llm.close()
+            self._llm = None
+
+    def _run_job(self, llm: Llama, job: _Job) -> None:
+        if not job.internal:
+            self._kv_prefix = None  # a foreign job may change the KV memory
+        try:
+            iterator = job.fn(llm)
+            try:
+                for item in iterator:
+                    job.out.put((_Job.ITEM, item))
+                    if job.stop.is_set() or self._closing.is_set():
+                        break
+            finally:
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    close()
+        except BaseException as exc:  # forwarded to the requesting thread
+            self._kv_prefix = None
+            job.out.put((_Job.ERROR, exc))
+            return
+        job.out.put((_Job.DONE, None))
+
+    def _load(self) -> Llama:
+        import llama_cpp
+
+        threads = self.settings.n_threads
+        n_batch = max(1, min(self.settings.n_batch, self._n_ctx))
+        with _llama_errors_captured() as errors:
+            try:
+                llm = llama_cpp.Llama(
+                    model_path=str(self.model_path),
+                    n_gpu_layers=self._gpu_layers_requested,
+                    n_ctx=self._n_ctx,
+                    n_batch=n_batch,
+                    n_ubatch=n_batch,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    verbose=False,
+                )
+            except (ValueError, RuntimeError) as exc:
+                reason = errors[-1] if errors else str(exc)
+                raise BackendError(
+                    f"{self.model_path}: llama.cpp cannot load this {self._header.architecture!r} model: {reason}"
+                ) from exc
+            if self.settings.parallel_sequences > 1:
+                try:
+                    enable_parallel_sequences(llm, self.settings.parallel_sequences)
+                except (ValueError, BackendError) as exc:
+                    llm.close()
+                    raise BackendError(f"{self.model_path}: llama.cpp could not create a context: {exc}") from exc
+        return llm
+
+    def _make_info(self, llm: Llama, renderer: ChatRenderer) -> BackendInfo:
+        import llama_cpp
+
+        layers = int(llama_cpp.llama_model_n_layer(llm.model))
+        requested = self._gpu_layers_requested
+        offloaded = layers if requested < 0 else min(requested, layers)
+        return BackendInfo(
+            name=self._name,
+            kind="llama.cpp",
+            model_path=str(self.model_path),
+            model_sha256=self._model_sha256,
+            context_length=llm.n_ctx(),
+            device=(self._gpu or "cpu") if offloaded > 0 else "cpu",
+            gpu_layers=offloaded,
+            chat_template_sha256=hashlib.sha256(renderer.template.encode("utf-8")).hexdigest(),
+            extra={
+                "architecture": self._header.architecture,
+                "trained_context": self._header.context_length,
+                "llama_cpp_version": llama_cpp.__version__,
+                "n_threads": llm.n_threads,
+            },
+        )
+
+    # -- generation (owner thread only) ----------------------------------------------------------------------------
+
+    def _generate(
+        self,
+        llm: Llama,
+        messages: Sequence[Message],
+        params: GenerationParams,
+        cancel: CancelToken,
+        started: float,
+    ) -> Iterator[StreamEvent]:
+        import llama_cpp
+
+        assert self._renderer is not None
+        prefix, rest = self._renderer.split(messages)
+        n_ctx = llm.n_ctx()
+        prompt_tokens = len(prefix) + len(rest)
+        if prompt_tokens >= n_ctx:
+            raise InputError(
+                self.model_path,
+                f"prompt is {prompt_tokens} tokens (config {len(prefix)}, rest {len(rest)}) but the context holds "
+                f"{n_ctx}; shorten the text or raise max_context",
+            )
+        sampler = self._make_sampler(llm, params)
+        try:
+            cached, source = self._restore_prefix(llm, prefix)
+            self._eval(llm, rest)
+            vocab = llm._model.vocab
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            watcher = _StopWatcher(params.stop)
+            first_token_at: float | None = None
+            last_token_at = started
+            completion = 0
+            events = 0
+            reason = StopReason.LENGTH
+            stop_string_hit = False
+            piece_buffer = ctypes.create_string_buffer(256)
+            while completion < params.max_tokens:
+                if cancel.cancelled:
+                    reason = StopReason.CANCELLED
+                    break
+                token = sampler.sample(llm._ctx, -1)
+                last_token_at = time.perf_counter()
+                if first_token_at is None:
+                    first_token_at = last_token_at
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    reason = StopReason.STOP
+                    break
+                completion += 1
+                size = llama_cpp.llama_token_to_piece(vocab, token, piece_buffer, 256, 0, False)
+                text = decoder.decode(piece_buffer.raw[: max(0, size)])
+                emit, stopped = watcher.feed(text)
+                if emit:
+                    yield TokenEvent(emit, events)
+                    events += 1
+                if stopped:
+                    reason = StopReason.STOP
+                    stop_string_hit = True
+                    break
+                if completion >= params.max_tokens or llm.n_tokens + 1 >= n_ctx:
+                    reason = StopReason.LENGTH
+                    break
+                self._eval(llm, [token])
+            tail = "" if stop_string_hit else watcher.flush(decoder.decode(b"", final=True))
+            if tail:
+                yield TokenEvent(tail, events)
+        finally:
+            sampler.close()
+        total = time.perf_counter() - started
+        decode_s = last_token_at - first_token_at if first_token_at is not None else 0.0
+        yield GenerationResult(
+            text=watcher.text,
+            stop_reason=reason,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion,
+            cached_tokens=cached,
+            time_to_first_token_s=(first_token_at - started) if first_token_at is not None else None,
+            decode_tokens_per_s=(completion - 1) / decode_s if completion > 1 and decode_s > 0 else None,
+            total_s=total,
+            mode=DecodingMode.SEQUENTIAL,
+            extra={"prefix_tokens": len(prefix), "prefix_cache": source},
+        )
+
+    def _eval(self, llm: Llama, tokens: Sequence[int]) -> None:
+        try:
+            llm.eval(tokens)
+        except RuntimeError as exc:
+            self._kv_prefix = None
+            raise BackendError(f"{self.model_path}: llama.cpp decode failed: {exc}") from exc
+
+    def _restore_prefix(self, llm: Llama, prefix: Sequence[int]) -> tuple[int, str]:
+        """Leave the KV memory holding exactly ``prefix``; return (tokens not decoded now, where they came from)."""
+        import llama_cpp
+
+        wanted = tuple(prefix)
+        if wanted and self._kv_prefix == wanted:
+            llm.n_tokens = len(wanted)  # the next eval drops everything after the prefix
+            return len(wanted), "live"
+        memory = llama_cpp.llama_get_memory(llm.ctx)
+        if memory is not None:
+            llama_cpp.llama_memory_clear(memory, True)
+        llm.n_tokens = 0
+        self._kv_prefix = None
+        if not wanted:
+            return 0, "none"
+        key = prefix_key(f"{self._model_identity}|llama.cpp {llama_cpp.__version__}", wanted)
+        found = self._cache.get(key, wanted)
+        if found is not None:
+            entry, source = found
+            buffer = (ctypes.c_uint8 * len(entry.state)).from_buffer_copy(entry.state)
+            if llama_cpp.llama_state_seq_set_data(llm.ctx, buffer, len(entry.state), 0) == len(entry.state):
+                llm.input_ids[: len(wanted)] = wanted
+                llm.n_tokens = len(wanted)
+                self._kv_prefix = wanted
+                return len(wanted), source
+            if memory is not None:
+                llama_cpp.llama_memory_clear(memory, True)
+        self._eval(llm, wanted)
+        size = llama_cpp.llama_state_seq_get_size(llm.ctx, 0)
+        buffer = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(llm.ctx, buffer, size, 0)
+        if written > 0:
+            self._cache.put(key, wanted, bytes(buffer)[:written])
+        self._kv_prefix = wanted
+        return 0, "miss"
+
+    def _make_sampler(self, llm: Llama, params: GenerationParams) -> Any:
+        from llama_cpp._internals import LlamaSampler
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        grammar = None
+        if params.json_schema is not None:
+            try:
+                grammar = LlamaGrammar.from_json_schema(json.dumps(params.json_schema), verbose=False)
+            except (ValueError, KeyError, TypeError, RecursionError) as exc:
+                raise InputError("json_schema", f"cannot be turned into a grammar: {exc}") from exc
+        sampler: Any = LlamaSampler()  # type: ignore[no-untyped-call]
+        if params.repeat_penalty != 1.0:
+            sampler.add_penalties(llm.n_vocab(), _REPEAT_WINDOW, params.repeat_penalty, 0.0, 0.0)
+        if grammar is not None:
+            sampler.add_grammar(llm._model, grammar)
+        if params.temperature <= 0:
+            sampler.add_greedy()
+        else:  # the chain llama-cpp-python and the batched decoder build for the same settings
+            sampler.add_top_k(params.top_k)
+            sampler.add_typical(1.0, 1)
+            sampler.add_top_p(params.top_p, 1)
+            sampler.add_min_p(_MIN_P, 1)
+            sampler.add_temp(params.temperature)
+            sampler.add_dist(params.seed & 0xFFFFFFFF)
+        return sampler
+
+
+class _StopWatcher:
+    """Finds stop strings in streamed text, holding back any tail that could still grow into one."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = tuple(s for s in stops if s)
+        self.text = ""
+        self._pending = ""
+
+    def feed(self, piece: str) -> tuple[str, bool]:
+        """Add ``piece``; return (text safe to emit now, whether a stop string was reached)."""
+        pending = self._pending + piece
+        hits = [pending.find(stop) for stop in self.stops if stop in pending]
+        if hits:
+            emit = pending[: min(hits)]
+            self._pending = ""
+            self.text += emit
+            return emit, True
+        hold = 0
+        for stop in self.stops:
+            for size in range(min(len(stop) - 1, len(pending)), 0, -1):
+                if pending.endswith(stop[:size]):
+                    hold = max(hold, size)
+                    break
+        emit = pending[: len(pending) - hold]
+        self._pending = pending[len(pending) - hold :]
+        self.text += emit
+        return emit, False
+
+    def flush(self, piece: str) -> str:
+        emit = self._pending + piece
+        self._pending = ""
+        self.text += emit
+        return emit

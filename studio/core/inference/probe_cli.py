@@ -1,0 +1,160 @@
+"""``studio probe``: send one prompt under a safety config to a local model and stream the reply.
+
+The reply goes to stdout as it is generated; timings (time to first token, decode speed, cached prompt tokens) go
+to stderr, so the reply can be piped on its own. ``--json`` prints one JSON object with the reply and its
+provenance instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from studio.core.errors import ExitCode, InputError
+from studio.core.inference.base import GenerationParams, GenerationResult, TokenEvent, chat
+
+
+def register(sub: Any) -> None:
+    probe = sub.add_parser(
+        "probe",
+        help="stream a model's reply to one prompt under a safety config",
+        description="Send PROMPT (or '-' for stdin) as the user turn, with the config text as the system turn.",
+    )
+    source = probe.add_mutually_exclusive_group()
+    source.add_argument("--config", metavar="FILE", help="safety config YAML whose text becomes the system turn")
+    source.add_argument("--config-text", metavar="TEXT", help="config text given directly")
+    probe.add_argument("--model", metavar="NAME_OR_PATH", help="registered model name or GGUF path (default model)")
+    probe.add_argument("--temperature", type=float, default=0.0, help="0 decodes greedily (default)")
+    probe.add_argument("--top-p", type=float, default=0.95)
+    probe.add_argument("--top-k", type=int, default=40)
+    probe.add_argument("--max-tokens", type=int, default=256)
+    probe.add_argument("--seed", type=int, default=0)
+    probe.add_argument("--gpu", type=_gpu_setting, help="auto, cpu or a number of layers to offload")
+    probe.add_argument("--max-context", type=int, help="cap on the context size in tokens")
+    probe.add_argument("--schema", metavar="FILE", help="JSON Schema the reply must satisfy (constrained decoding)")
+    probe.add_argument("--no-cache", action="store_true", help="do not read or write saved config-prefix states")
+    probe.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
+    probe.add_argument("prompt", help="the user prompt, or '-' to read it from stdin")
+    probe.set_defaults(func=_probe)
+
+
+def _gpu_setting(text: str) -> str | int:
+    if text in ("auto", "cpu"):
+        return text
+    try:
+        layers = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, cpu or a layer count, got {text!r}") from None
+    if layers < 0:
+        raise argparse.ArgumentTypeError("the layer count cannot be negative")
+    return layers
+
+
+def _config_text(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """(config text, config id) from --config or --config-text."""
+    if args.config_text is not None:
+        if not args.config_text.strip():
+            raise InputError("--config-text", "config text is blank")
+        return args.config_text, None
+    if args.config is None:
+        return None, None
+    from studio.core.documents import SafetyConfig
+    from studio.core.yamlio import load_document
+
+    config = load_document(Path(args.config), SafetyConfig)
+    return config.text, config.id
+
+
+def _schema(path_text: str | None) -> dict[str, Any] | None:
+    if path_text is None:
+        return None
+    path = Path(path_text)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(path, "schema file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"cannot read schema file ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"invalid JSON: {exc.msg}", line=exc.lineno, column=exc.colno) from None
+    if not isinstance(data, dict):
+        raise InputError(path, "a JSON Schema must be an object")
+    return data
+
+
+def _probe(args: argparse.Namespace) -> int:
+    from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
+    from studio.core.inference.registry import resolve_model
+    from studio.core.paths import app_home
+    from studio.core.settings import load_settings
+
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if not prompt.strip():
+        raise InputError("prompt", "the prompt is empty")
+    if args.max_tokens < 1:
+        raise InputError("--max-tokens", "must be at least 1")
+    system, config_id = _config_text(args)
+    params = GenerationParams(
+        temperature=args.temperature,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+        json_schema=_schema(args.schema),
+    )
+    defaults = load_settings().inference
+    settings = LlamaSettings(
+        gpu=args.gpu if args.gpu is not None else defaults.gpu,
+        max_context=args.max_context or defaults.max_context,
+        cache_budget_mb=0 if args.no_cache else defaults.cache_budget_mb,
+        cache_dir=None if args.no_cache else app_home() / "cache" / "prefix-kv",
+        parallel_sequences=1,
+    )
+    entry = resolve_model(args.model)
+    backend = LlamaCppBackend(entry.path, settings, name=entry.name, model_sha256=entry.sha256)
+    result: GenerationResult | None = None
+    try:
+        for event in backend.stream(chat(system, prompt), params):
+            if isinstance(event, TokenEvent):
+                if not args.json:
+                    sys.stdout.write(event.text)
+                    sys.stdout.flush()
+            else:
+                result = event
+    finally:
+        backend.close()
+    assert result is not None
+    if args.json:
+        print(json.dumps(_record(result, backend.info.name, backend.info.model_sha256, config_id), ensure_ascii=False))
+    else:
+        sys.stdout.write("\n")
+        print(_timings(result), file=sys.stderr)
+    return int(ExitCode.OK)
+
+
+def _timings(result: GenerationResult) -> str:
+    ttft = f"{result.time_to_first_token_s:.3f}s" if result.time_to_first_token_s is not None else "-"
+    speed = f"{result.decode_tokens_per_s:.1f} tok/s" if result.decode_tokens_per_s is not None else "- tok/s"
+    return (
+        f"ttft {ttft} | {speed} | prompt {result.prompt_tokens} tokens ({result.cached_tokens} cached) | "
+        f"{result.completion_tokens} generated | stop: {result.stop_reason} | total {result.total_s:.2f}s"
+    )
+
+
+def _record(result: GenerationResult, model: str, sha256: str | None, config_id: str | None) -> dict[str, Any]:
+    return {
+        "text": result.text,
+        "stop_reason": str(result.stop_reason),
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "cached_tokens": result.cached_tokens,
+        "time_to_first_token_s": result.time_to_first_token_s,
+        "decode_tokens_per_s": result.decode_tokens_per_s,
+        "total_s": result.total_s,
+        "model": model,
+        "model_sha256": sha256,
+        "config_id": config_id,
+    }

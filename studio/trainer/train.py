@@ -1,0 +1,396 @@
+"""``studio-train sft`` and ``studio-train dpo``: TRL trainers with PEFT LoRA (or a full fine-tune), CPU or CUDA.
+
+Examples are rendered with the model's own chat template, with the config in a real system turn, exactly as the
+studio sends them at inference. Length limits never cut the user turn: responses are shortened first, and an
+example whose prompt alone does not fit is dropped and counted.
+
+Output layout: ``<output>/model`` (the adapter or full model, its tokenizer and ``studio-train.json``),
+``<output>/checkpoints`` (resumable trainer checkpoints), ``<output>/held-out.jsonl`` when pairs were held out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from studio import __version__
+from studio.core.errors import InputError
+from studio.core.inference.embedded import sha256_file
+from studio.trainer.export import (
+    PROVENANCE_FILE,
+    is_adapter_folder,
+    is_hf_folder,
+    merge_adapter,
+    read_provenance,
+    resolve_base,
+    staged_dir,
+    write_json,
+)
+from studio.trainer.jobspec import JobSpec
+from studio.trainer.progress import Progress
+from studio.trainer.synthesize import write_jsonl
+
+REQUIRED_PAIR_FIELDS = ("prompt", "chosen", "rejected")
+#: A response cut to fewer tokens than this teaches nothing; the example is dropped instead.
+MIN_RESPONSE_TOKENS = 8
+
+
+@dataclass(frozen=True)
+class Example:
+    system: str | None
+    prompt: str
+    chosen: str
+    rejected: str
+
+
+def load_pairs(path: Path) -> list[dict[str, Any]]:
+    """Read a pairs JSONL file; a bad line is an InputError naming the file and line."""
+    if not path.is_file():
+        raise InputError(path, "data file not found")
+    rows: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(path, f"not valid JSON ({exc.msg})", line=number, column=exc.colno) from None
+            if not isinstance(row, dict):
+                raise InputError(path, "each line must be a JSON object", line=number)
+            for name in REQUIRED_PAIR_FIELDS:
+                if not isinstance(row.get(name), str) or not row[name].strip():
+                    raise InputError(path, f"field {name!r} must be a non-empty string", line=number)
+            if row.get("system") is not None and not isinstance(row["system"], str):
+                raise InputError(path, "field 'system' must be a string or null", line=number)
+            rows.append(row)
+    if not rows:
+        raise InputError(path, "no pairs in the file")
+    return rows
+
+
+def split_held_out(
+    rows: Sequence[dict[str, Any]], fraction: float, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split by prompt (never the same prompt on both sides); returns (train, held_out)."""
+    if fraction <= 0:
+        return list(rows), []
+    prompts = sorted({str(r.get("prompt_id") or r["prompt"]) for r in rows})
+    random.Random(seed).shuffle(prompts)
+    held = set(prompts[: max(1, round(len(prompts) * fraction))])
+    train = [r for r in rows if str(r.get("prompt_id") or r["prompt"]) not in held]
+    return train, [r for r in rows if str(r.get("prompt_id") or r["prompt"]) in held]
+
+
+def prompt_messages(system: str | None, prompt: str) -> list[dict[str, str]]:
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": prompt})
+    return messages
+
+
+def _ids(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool) -> list[int]:
+    encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=True)
+    if hasattr(encoded, "keys"):
+        encoded = encoded["input_ids"]
+    return list(encoded)
+
+
+def fit_response(tokenizer: Any, prompt_ids_count: int, response: str, budget: int) -> str | None:
+    """``response`` shortened so the prompt plus the rendered reply fits ``budget`` tokens (``None``: no room)."""
+    ids = tokenizer.encode(response, add_special_tokens=False)
+    room = budget - prompt_ids_count
+    if len(ids) <= room:
+        return response
+    if room < MIN_RESPONSE_TOKENS:
+        return None
+    return str(tokenizer.decode(ids[:room], skip_special_tokens=False)).rstrip()
+
+
+def fit_example(tokenizer: Any, example: Example, max_length: int, max_prompt_length: int) -> Example | None:
+    """The example within the limits, cutting responses only; ``None`` when the prompt itself is too long."""
+    messages = prompt_messages(example.system, example.prompt)
+    prompt_len = len(_ids(tokenizer, messages, True))
+    if prompt_len > max_prompt_length:
+        return None
+    fitted: list[str] = []
+    for response in (example.chosen, example.rejected):
+        # Template tokens around the reply (end-of-turn markers) count against the budget too.
+        full = _ids(tokenizer, [*messages, {"role": "assistant", "content": response}], False)
+        overhead = len(full) - prompt_len - len(tokenizer.encode(response, add_special_tokens=False))
+        cut = fit_response(tokenizer, prompt_len + max(0, overhead), response, max_length)
+        if cut is None:
+            return None
+        fitted.append(cut)
+    return Example(example.system, example.prompt, fitted[0], fitted[1])
+
+
+def _examples(rows: Sequence[dict[str, Any]]) -> list[Example]:
+    return [Example(r.get("system") or None, r["prompt"], r["chosen"], r["rejected"]) for r in rows]
+
+
+def _sft_examples(examples: Sequence[Example]) -> list[Example]:
+    """Chosen replies, once each."""
+    seen: set[tuple[str | None, str, str]] = set()
+    unique: list[Example] = []
+    for example in examples:
+        key = (example.system, example.prompt, example.chosen)
+        if key not in seen:
+            seen.add(key)
+            unique.append(example)
+    return unique
+
+
+def _resolve_training_base(spec: JobSpec, output: Path, progress: Progress) -> tuple[Path, dict[str, Any]]:
+    """The HF folder to train from, and the lineage it carries (original GGUF, earlier stages)."""
+    assert spec.base is not None
+    base = Path(spec.base).expanduser()
+    earlier = base / "model" if (base / "model").is_dir() else base
+    if is_adapter_folder(earlier):
+        parent = read_provenance(earlier)
+        parent_base = parent.get("base")
+        if not parent_base:
+            raise InputError(earlier, "adapter has no recorded base model")
+        merged = output / "base-merged"
+        if not is_hf_folder(merged):
+            progress.log(f"merging the earlier adapter {earlier} into its base")
+            merge_adapter(Path(parent_base), earlier, merged)
+        return merged, {
+            "base_gguf": parent.get("base_gguf"),
+            "base_sha256": parent.get("base_sha256"),
+            "parent": parent,
+        }
+    if is_hf_folder(earlier):
+        parent = read_provenance(earlier)
+        return earlier, {
+            "base_gguf": parent.get("base_gguf"),
+            "base_sha256": parent.get("base_sha256"),
+            "parent": parent,
+        }
+    hf_dir = resolve_base(base, log=progress.log)
+    return hf_dir, {"base_gguf": str(base), "base_sha256": read_provenance(hf_dir).get("base_sha256")}
+
+
+def _device(spec: JobSpec) -> str:
+    import torch
+
+    if spec.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if spec.device == "cuda" and not torch.cuda.is_available():
+        raise InputError(None, "device cuda requested but torch sees no CUDA device", where="--device")
+    return spec.device
+
+
+def run_training(stage: str, spec: JobSpec, progress: Progress) -> dict[str, Any]:
+    """Run one SFT or DPO job; returns the summary also emitted as the ``done`` event."""
+    assert spec.data is not None and spec.output is not None
+    data_path = Path(spec.data).expanduser()
+    output = Path(spec.output).expanduser()
+    output.mkdir(parents=True, exist_ok=True)
+    rows = load_pairs(data_path)
+    train_rows, held_rows = split_held_out(rows, spec.held_out, spec.seed)
+    if held_rows:
+        write_jsonl(output / "held-out.jsonl", held_rows)
+    base_dir, lineage = _resolve_training_base(spec, output, progress)
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    device = _device(spec)
+    tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.chat_template:
+        raise InputError(base_dir, "the base model has no chat template; CoSAlign needs one with a system turn")
+
+    examples = _examples(train_rows)
+    if stage == "sft":
+        examples = _sft_examples(examples)
+    fitted: list[Example] = []
+    dropped = 0
+    for example in examples:
+        fit = fit_example(tokenizer, example, spec.max_length, spec.max_prompt_length)
+        if fit is None:
+            dropped += 1
+        else:
+            fitted.append(fit)
+    if dropped:
+        progress.log(f"dropped {dropped} example(s) whose prompt does not fit max_prompt_length / max_length")
+    if not fitted:
+        raise InputError(data_path, "no example fits the length limits")
+
+    from datasets import Dataset
+
+    if stage == "sft":
+        records = [
+            {
+                "prompt": prompt_messages(e.system, e.prompt),
+                "completion": [{"role": "assistant", "content": e.chosen}],
+            }
+            for e in fitted
+        ]
+    else:
+        records = [
+            {
+                "prompt": prompt_messages(e.system, e.prompt),
+                "chosen": [{"role": "assistant", "content": e.chosen}],
+                "rejected": [{"role": "assistant", "content": e.rejected}],
+            }
+            for e in fitted
+        ]
+    dataset = Dataset.from_list(records)
+
+    steps_per_epoch = max(1, math.ceil(len(fitted) / (spec.batch_size * spec.grad_accum)))
+    total_steps = spec.max_steps if spec.max_steps > 0 else math.ceil(steps_per_epoch * spec.epochs)
+    warmup = min(spec.warmup_steps, max(0, total_steps // 10))
+    dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype)
+    peft_config = None
+    if spec.method == "lora":
+        from peft import LoraConfig
+
+        targets: str | list[str] = (
+            "all-linear" if spec.lora_targets == "all-linear" else [t.strip() for t in spec.lora_targets.split(",")]
+        )
+        peft_config = LoraConfig(
+            r=spec.lora_r,
+            lora_alpha=spec.lora_alpha,
+            lora_dropout=spec.lora_dropout,
+            target_modules=targets,
+            task_type="CAUSAL_LM",
+        )
+    common: dict[str, Any] = {
+        "output_dir": str(output / "checkpoints"),
+        "learning_rate": spec.effective_learning_rate,
+        "num_train_epochs": spec.epochs,
+        "max_steps": spec.max_steps,
+        "per_device_train_batch_size": spec.batch_size,
+        "gradient_accumulation_steps": spec.grad_accum,
+        "warmup_steps": warmup,
+        "lr_scheduler_type": "cosine",
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        "save_steps": spec.save_steps,
+        "save_total_limit": spec.save_total_limit,
+        "seed": spec.seed,
+        "report_to": "none",
+        "disable_tqdm": True,
+        "use_cpu": device == "cpu",
+        "bf16": dtype == torch.bfloat16,
+        "gradient_checkpointing": spec.gradient_checkpointing,
+        "max_length": None,
+        "dataloader_num_workers": 0,
+    }
+
+    class JsonLinesCallback(TrainerCallback):  # type: ignore[misc]
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            progress.eta(stage, 0, state.max_steps)
+
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any
+        ) -> None:
+            logs = logs or {}
+            if "loss" not in logs:
+                return
+            event: dict[str, Any] = {
+                "stage": stage,
+                "step": state.global_step,
+                "total": state.max_steps,
+                "epoch": round(float(state.epoch or 0.0), 4),
+                "loss": logs.get("loss"),
+                "learning_rate": logs.get("learning_rate"),
+                "eta_s": progress.eta(stage, state.global_step, state.max_steps),
+            }
+            if stage == "dpo":
+                event["reward_margin"] = logs.get("rewards/margins")
+                event["reward_accuracy"] = logs.get("rewards/accuracies")
+            progress.emit("step", **event)
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            progress.emit("checkpoint", path=str(path), step=state.global_step)
+
+    progress.emit(
+        "start",
+        command=stage,
+        examples=len(fitted),
+        dropped=dropped,
+        held_out_pairs=len(held_rows),
+        total=total_steps,
+        device=device,
+        method=spec.method,
+        learning_rate=spec.effective_learning_rate,
+        warmup_steps=warmup,
+    )
+    trainer: Any
+    if stage == "sft":
+        from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
+
+        sft_args = SFTConfig(**common, completion_only_loss=True)
+        trainer = SFTTrainer(
+            model=model,
+            args=sft_args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=[JsonLinesCallback()],
+        )
+    else:
+        from trl import DPOConfig, DPOTrainer  # type: ignore[attr-defined]
+
+        dpo_args = DPOConfig(**common, beta=spec.beta)
+        trainer = DPOTrainer(
+            model=model,
+            args=dpo_args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=[JsonLinesCallback()],
+        )
+    checkpoints = output / "checkpoints"
+    resume = checkpoints.is_dir() and any(checkpoints.glob("checkpoint-*"))
+    if resume:
+        progress.log(f"resuming from the latest checkpoint in {checkpoints}")
+    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    provenance = {
+        "stage": stage,
+        "method": spec.method,
+        "base": str(base_dir),
+        "base_gguf": lineage.get("base_gguf"),
+        "base_sha256": lineage.get("base_sha256"),
+        "parent": lineage.get("parent"),
+        "data": str(data_path),
+        "data_sha256": sha256_file(data_path),
+        "examples": len(fitted),
+        "dropped": dropped,
+        "held_out_pairs": len(held_rows),
+        "job": spec.record(),
+        "steps": int(result.global_step),
+        "train_loss": float(result.training_loss),
+        "device": device,
+        "trained_utc": datetime.now(UTC).replace(microsecond=0).isoformat(),
+        "studio_version": __version__,
+        "data_fingerprint": hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest(),
+    }
+    with staged_dir(output / "model") as staged:
+        trainer.model.save_pretrained(str(staged))
+        tokenizer.save_pretrained(str(staged))
+        write_json(staged / PROVENANCE_FILE, provenance)
+    summary = {
+        "command": stage,
+        "model": str(output / "model"),
+        "steps": provenance["steps"],
+        "train_loss": provenance["train_loss"],
+        "examples": len(fitted),
+        "dropped": dropped,
+    }
+    progress.emit("done", **summary)
+    return summary

@@ -1,0 +1,86 @@
+"""Which model is loaded: loads a backend off the GUI thread and swaps it in when ready."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from studio.core.inference.base import Backend, BackendInfo
+from studio.core.settings import InferenceSettings
+from studio.ui.workers import TaskRunner
+
+#: Builds a backend for a model file: (path, display name, sha256, inference settings) -> Backend.
+BackendFactory = Callable[[Path, str, "str | None", InferenceSettings], Backend]
+
+
+def llama_backend_factory(path: Path, name: str, sha256: str | None, settings: InferenceSettings) -> Backend:
+    """The real backend: llama.cpp on the GGUF at ``path``."""
+    from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
+
+    llama_settings = LlamaSettings(gpu=settings.gpu, max_context=settings.max_context)
+    return LlamaCppBackend(path, llama_settings, name=name, model_sha256=sha256)
+
+
+class BackendManager(QObject):
+    """Owns the current backend. ``load`` builds the next one on a worker thread; the old one is closed only after
+    the new one is ready, so a failed load leaves the previous model usable."""
+
+    loading = Signal(str)
+    loaded = Signal(object)  # BackendInfo
+    failed = Signal(str)
+
+    def __init__(self, factory: BackendFactory = llama_backend_factory, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._factory = factory
+        self._backend: Backend | None = None
+        self._tasks = TaskRunner(self)
+
+    @property
+    def backend(self) -> Backend | None:
+        return self._backend
+
+    @property
+    def info(self) -> BackendInfo | None:
+        return self._backend.info if self._backend is not None else None
+
+    @property
+    def is_loading(self) -> bool:
+        return self._tasks.busy
+
+    def set_backend(self, backend: Backend) -> None:
+        """Use an already built backend (tests, remote backends)."""
+        self._swap(backend)
+
+    def load(self, path: Path, name: str, sha256: str | None, settings: InferenceSettings) -> None:
+        if self._tasks.busy:
+            self.failed.emit("a model is already loading; wait for it to finish")
+            return
+        self._tasks.submit(
+            lambda: self._factory(path, name, sha256, settings),
+            self._on_built,
+            lambda message: self.failed.emit(f"{path}: could not load the model: {message}"),
+        )
+        self.loading.emit(name)
+
+    def count_tokens(self, text: str) -> int | None:
+        backend = self._backend
+        return backend.count_tokens(text) if backend is not None else None
+
+    def shutdown(self) -> None:
+        """Wait for a pending load and close every backend."""
+        self._tasks.wait_all(deliver=True)
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    def _on_built(self, backend: Any) -> None:
+        self._swap(backend)
+
+    def _swap(self, backend: Backend) -> None:
+        old, self._backend = self._backend, backend
+        if old is not None and old is not backend:
+            old.close()
+        self.loaded.emit(backend.info)

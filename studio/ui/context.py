@@ -1,0 +1,69 @@
+"""The application context handed to every pane: stores, registry, settings and the backend manager."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings
+
+from studio.core.settings import StudioSettings, load_settings, save_settings
+from studio.core.store.drafts import DraftRepo
+from studio.core.store.exchanges import ExchangeRepo
+from studio.ui.backends import BackendFactory, BackendManager, llama_backend_factory
+
+UI_SETTINGS_FILE = "ui.ini"
+MAX_RECENT_FILES = 8
+
+
+@dataclass
+class AppContext:
+    """Everything a pane needs, passed explicitly. ``store`` is a :class:`studio.core.store.store.Store`,
+    ``registry`` a :class:`studio.core.inference.registry.ModelRegistry`."""
+
+    home: Path
+    store: Any
+    registry: Any
+    settings: StudioSettings
+    ui_settings: QSettings
+    backends: BackendManager
+    exchanges: ExchangeRepo = field(init=False)
+    drafts: DraftRepo = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.exchanges = ExchangeRepo(self.store.db)
+        self.drafts = DraftRepo(self.store.db)
+
+    @classmethod
+    def open(cls, home: Path, backend_factory: BackendFactory = llama_backend_factory) -> AppContext:
+        """Open the database under ``home`` and read the settings; loads no model."""
+        from studio.core.inference.registry import ModelRegistry
+        from studio.core.store.store import Store
+
+        store = Store.open(home / "studio.db")
+        return cls(
+            home=home,
+            store=store,
+            registry=ModelRegistry(store.db),
+            settings=load_settings(home),
+            ui_settings=QSettings(str(home / UI_SETTINGS_FILE), QSettings.Format.IniFormat),
+            backends=BackendManager(backend_factory),
+        )
+
+    def save_settings(self) -> None:
+        save_settings(self.settings, self.home)
+
+    def recent_files(self) -> list[str]:
+        value = self.ui_settings.value("recentFiles", [])
+        if isinstance(value, str):
+            return [value]
+        return [str(v) for v in value or []]
+
+    def add_recent_file(self, path: Path) -> None:
+        entries = [str(path), *(p for p in self.recent_files() if p != str(path))]
+        self.ui_settings.setValue("recentFiles", entries[:MAX_RECENT_FILES])
+
+    def close(self) -> None:
+        self.backends.shutdown()
+        self.ui_settings.sync()

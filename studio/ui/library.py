@@ -1,0 +1,130 @@
+"""The config library: every stored config (latest version) with search, status filter and status badges."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLineEdit,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.documents import ConfigStatus, SafetyConfig
+from studio.ui.context import AppContext
+from studio.ui.table_models import RowTableModel
+
+STATUS_LABELS: dict[ConfigStatus, str] = {
+    ConfigStatus.DRAFT: "draft",
+    ConfigStatus.IN_REVIEW: "in review",
+    ConfigStatus.APPROVED: "approved",
+    ConfigStatus.RETIRED: "retired",
+}
+
+#: Badge colours (background) per status; text is drawn black on them in both light and dark schemes.
+STATUS_COLOURS: dict[ConfigStatus, str] = {
+    ConfigStatus.DRAFT: "#d9dde3",
+    ConfigStatus.IN_REVIEW: "#f6d58e",
+    ConfigStatus.APPROVED: "#a8dcb0",
+    ConfigStatus.RETIRED: "#c9c9c9",
+}
+
+STATUS_COLUMN = 1
+
+
+class ConfigTableModel(RowTableModel[SafetyConfig]):
+    """Latest versions of the stored configs; the status column is drawn as a coloured badge."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(
+            [
+                ("Title", lambda c: c.title),
+                ("Status", lambda c: STATUS_LABELS[c.status]),
+                ("Version", lambda c: f"v{c.version}"),
+                ("Kind", lambda c: c.kind.value),
+                ("Tags", lambda c: ", ".join(c.tags)),
+            ],
+            parent,
+        )
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if index.isValid() and index.column() == STATUS_COLUMN and 0 <= index.row() < self.rowCount():
+            status = self.row_at(index.row()).status
+            if role == Qt.ItemDataRole.BackgroundRole:
+                return QBrush(QColor(STATUS_COLOURS[status]))
+            if role == Qt.ItemDataRole.ForegroundRole:
+                return QBrush(QColor("#000000"))
+            if role == Qt.ItemDataRole.TextAlignmentRole:
+                return int(Qt.AlignmentFlag.AlignCenter)
+        if index.isValid() and role == Qt.ItemDataRole.ToolTipRole and 0 <= index.row() < self.rowCount():
+            config = self.row_at(index.row())
+            return f"{config.id} v{config.version} · {STATUS_LABELS[config.status]}"
+        return super().data(index, role)
+
+
+class LibraryPane(QWidget):
+    """Search box, status filter and the config table. Activating a row asks for that config to be opened."""
+
+    open_requested = Signal(str)  # config id
+
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._ctx = ctx
+        self.search_edit = QLineEdit()
+        self.search_edit.setAccessibleName("Search configs")
+        self.search_edit.setPlaceholderText("Search title, text, tags…")
+        self.search_edit.setClearButtonEnabled(True)
+        self.status_combo = QComboBox()
+        self.status_combo.setAccessibleName("Filter by status")
+        self.status_combo.addItem("Any status", None)
+        for status, label in STATUS_LABELS.items():
+            self.status_combo.addItem(label, status.value)
+        self.model = ConfigTableModel(self)
+        self.table = QTableView()
+        self.table.setAccessibleName("Config library")
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.activated.connect(self._on_activated)
+
+        filters = QHBoxLayout()
+        filters.addWidget(self.search_edit, 1)
+        filters.addWidget(self.status_combo)
+        layout = QVBoxLayout(self)
+        layout.addLayout(filters)
+        layout.addWidget(self.table)
+
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(150)
+        self._search_timer.timeout.connect(self.refresh)
+        self.search_edit.textChanged.connect(self._search_timer.start)
+        self.status_combo.currentIndexChanged.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        status = self.status_combo.currentData()
+        configs = self._ctx.store.configs.list(
+            search=self.search_edit.text().strip() or None,
+            status=ConfigStatus(status) if status else None,
+        )
+        self.model.set_rows(configs)
+
+    def select_config(self, config_id: str) -> None:
+        for row, config in enumerate(self.model.rows()):
+            if config.id == config_id:
+                self.table.selectRow(row)
+                return
+
+    def _on_activated(self, index: QModelIndex) -> None:
+        if index.isValid():
+            self.open_requested.emit(self.model.row_at(index.row()).id)

@@ -1,0 +1,370 @@
+"""The studio window: config library, editor, probe pane and model manager in dock widgets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QToolBar, QWidget
+
+from studio import __version__
+from studio.core.documents import SafetyConfig
+from studio.core.errors import StudioError
+from studio.core.inference.base import BackendInfo
+from studio.core.settings import current_identity
+from studio.core.store.exchanges import Exchange
+from studio.core.yamlio import atomic_write_text, dump_document, load_document
+from studio.ui.context import AppContext
+from studio.ui.editor import ConfigEditor
+from studio.ui.history import HistoryDialog
+from studio.ui.library import LibraryPane
+from studio.ui.models_pane import ModelManagerPane
+from studio.ui.preferences import PreferencesDialog
+from studio.ui.probe import ProbePane
+from studio.ui.template_dialog import TemplateDialog
+from studio.ui.workers import TaskRunner
+
+STATE_VERSION = 1
+CONFIG_FILE_FILTER = "Safety configs (*.yaml *.yml)"
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self._tasks = TaskRunner(self)
+        self.load_error: str | None = None
+        self.setWindowTitle("CoSA Studio")
+        self.setAccessibleName("CoSA Studio")
+        self.resize(1400, 860)
+
+        self.editor = ConfigEditor(ctx)
+        self.setCentralWidget(self.editor)
+        self.library = LibraryPane(ctx)
+        self.probe = ProbePane(ctx, self.editor.probe_target)
+        self.models = ModelManagerPane(ctx)
+        self.library_dock = self._dock("Library", "libraryDock", self.library, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.probe_dock = self._dock("Probe", "probeDock", self.probe, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.models_dock = self._dock("Models", "modelsDock", self.models, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.models_dock.hide()
+
+        self.model_status = QLabel("No model")
+        self.model_status.setAccessibleName("Loaded model")
+        self.device_status = QLabel("")
+        self.device_status.setAccessibleName("Device")
+        self.context_status = QLabel("")
+        self.context_status.setAccessibleName("Context size")
+        self.cache_status = QLabel("")
+        self.cache_status.setAccessibleName("Prefix cache use")
+        for label in (self.model_status, self.device_status, self.context_status, self.cache_status):
+            self.statusBar().addPermanentWidget(label)
+
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbar()
+
+        self.library.open_requested.connect(self.open_config_id)
+        self.editor.saved.connect(self._on_config_saved)
+        self.editor.error.connect(self._show_error)
+        self.editor.config_changed.connect(self._update_title)
+        self.editor.dirty_changed.connect(lambda _dirty: self._update_title())
+        self.probe.message.connect(self._show_message)
+        self.probe.streaming_changed.connect(self._on_streaming_changed)
+        self.probe.reply_finished.connect(self._on_reply_finished)
+        self.models.message.connect(self._show_message)
+        ctx.backends.loading.connect(self._on_backend_loading)
+        ctx.backends.loaded.connect(self._on_backend_loaded)
+        ctx.backends.failed.connect(self._on_backend_failed)
+
+        self._restore_layout()
+        self._update_title()
+        self._update_recent_menu()
+        self.editor.offer_recovery(ctx.drafts.list())
+        if ctx.backends.info is not None:
+            self._on_backend_loaded(ctx.backends.info)
+
+    # -- construction ----------------------------------------------------------------------------------------
+
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setAccessibleName(f"{title} pane")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, text: str, slot: object, shortcut: QKeySequence | str | None = None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        action.triggered.connect(slot)
+        return action
+
+    def _build_actions(self) -> None:
+        keys = QKeySequence.StandardKey
+        self.new_action = self._action("&New from template…", self.new_from_template, keys.New, "New config")
+        self.open_action = self._action("&Open…", self.open_file_dialog, keys.Open, "Import a config file")
+        self.save_action = self._action("&Save", self.save, keys.Save, "Save a new version of the config")
+        self.export_action = self._action("&Export as…", self.export_dialog, keys.SaveAs, "Write the config to a file")
+        self.quit_action = self._action("&Quit", self.close, keys.Quit)
+        self.undo_action = self._action("&Undo", self.editor.text_edit.undo, keys.Undo)
+        self.redo_action = self._action("&Redo", self.editor.text_edit.redo, keys.Redo)
+        self.undo_action.setEnabled(False)
+        self.redo_action.setEnabled(False)
+        self.editor.text_edit.undoAvailable.connect(self.undo_action.setEnabled)
+        self.editor.text_edit.redoAvailable.connect(self.redo_action.setEnabled)
+        self.find_action = self._action("&Find…", self.editor.show_find, keys.Find)
+        self.preferences_action = self._action("&Preferences…", self.show_preferences, keys.Preferences)
+        if self.preferences_action.shortcut().isEmpty():
+            self.preferences_action.setShortcut(QKeySequence("Ctrl+,"))
+        self.history_action = self._action("Version &history…", self.show_history, "Ctrl+H")
+        self.models_action = self._action("&Model manager", self.show_models, "Ctrl+M")
+        self.send_action = self._action("&Send probe", self.probe.send, "Ctrl+Return", "Send the prompt")
+        self.stop_action = self._action("S&top", self.probe.stop, None, "Stop the reply (Esc)")
+        self.regenerate_action = self._action("&Regenerate", self.probe.regenerate, "Ctrl+R")
+        self.stop_action.setEnabled(False)
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addAction(self.new_action)
+        file_menu.addAction(self.open_action)
+        self.recent_menu = QMenu("Open &recent", self)
+        file_menu.addMenu(self.recent_menu)
+        file_menu.addSeparator()
+        file_menu.addAction(self.save_action)
+        file_menu.addAction(self.export_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        edit_menu = bar.addMenu("&Edit")
+        edit_menu.addAction(self.undo_action)
+        edit_menu.addAction(self.redo_action)
+        edit_menu.addSeparator()
+        edit_menu.addAction(self.find_action)
+        edit_menu.addSeparator()
+        edit_menu.addAction(self.preferences_action)
+        config_menu = bar.addMenu("&Config")
+        config_menu.addAction(self.history_action)
+        probe_menu = bar.addMenu("&Probe")
+        probe_menu.addAction(self.send_action)
+        probe_menu.addAction(self.stop_action)
+        probe_menu.addAction(self.regenerate_action)
+        models_menu = bar.addMenu("&Models")
+        models_menu.addAction(self.models_action)
+        view_menu = bar.addMenu("&View")
+        for dock in (self.library_dock, self.probe_dock, self.models_dock):
+            view_menu.addAction(dock.toggleViewAction())
+
+    def _build_toolbar(self) -> None:
+        toolbar = QToolBar("Main toolbar", self)
+        toolbar.setObjectName("mainToolbar")
+        toolbar.setAccessibleName("Main toolbar")
+        self.addToolBar(toolbar)
+        for action in (self.new_action, self.open_action, self.save_action):
+            toolbar.addAction(action)
+        toolbar.addSeparator()
+        toolbar.addAction(self.undo_action)
+        toolbar.addAction(self.redo_action)
+        toolbar.addSeparator()
+        for action in (self.send_action, self.stop_action, self.regenerate_action):
+            toolbar.addAction(action)
+        toolbar.addSeparator()
+        toolbar.addAction(self.models_action)
+
+    # -- actions ---------------------------------------------------------------------------------------------
+
+    def new_from_template(self) -> None:
+        dialog = TemplateDialog(author=current_identity(settings=self.ctx.settings), parent=self)
+        if dialog.exec() and dialog.result_config is not None:
+            self.open_new_config(dialog.result_config)
+
+    def open_new_config(self, config: SafetyConfig) -> None:
+        if self.ctx.store.configs.exists(config.id):
+            self._show_error(f"a config with id {config.id!r} already exists; pick another id")
+            return
+        self.editor.autosave()
+        self.editor.open_config(config, stored=False)
+
+    def open_config_id(self, config_id: str) -> None:
+        self.editor.autosave()
+        draft = self.ctx.drafts.get(f"config:{config_id}")
+        config = self.ctx.store.configs.latest(config_id)
+        self.editor.open_config(config, stored=True, text=draft.text if draft is not None else None)
+
+    def open_file(self, path: Path) -> SafetyConfig | None:
+        try:
+            config = load_document(path, SafetyConfig)
+            stored = self.ctx.store.configs.import_config(config)
+        except StudioError as exc:
+            self._show_error(str(exc))
+            return None
+        self.ctx.add_recent_file(path)
+        self._update_recent_menu()
+        self.library.refresh()
+        self.library.select_config(stored.id)
+        self.editor.open_config(stored, stored=True)
+        return stored
+
+    def open_file_dialog(self) -> None:
+        path, _filter = QFileDialog.getOpenFileName(self, "Open a safety config", "", CONFIG_FILE_FILTER)
+        if path:
+            self.open_file(Path(path))
+
+    def save(self) -> SafetyConfig | None:
+        return self.editor.save()
+
+    def export_to(self, path: Path) -> bool:
+        try:
+            config = self.editor.edited_config()
+        except (ValueError, RuntimeError) as exc:
+            self._show_error(f"cannot export: {str(exc).splitlines()[0]}")
+            return False
+        atomic_write_text(path, dump_document(config))
+        self.ctx.add_recent_file(path)
+        self._update_recent_menu()
+        self._show_message(f"Wrote {path}")
+        return True
+
+    def export_dialog(self) -> None:
+        if self.editor.config is None:
+            return
+        path, _filter = QFileDialog.getSaveFileName(
+            self, "Export the config", f"{self.editor.config.id}.yaml", CONFIG_FILE_FILTER
+        )
+        if path:
+            self.export_to(Path(path))
+
+    def show_history(self) -> HistoryDialog | None:
+        config = self.editor.config
+        if config is None or not self.editor.is_stored:
+            self._show_message("Save the config first: history lists its stored versions")
+            return None
+        dialog = HistoryDialog(self.ctx.store.configs.history(config.id), self)
+        dialog.open()
+        return dialog
+
+    def show_models(self) -> None:
+        self.models_dock.show()
+        self.models_dock.raise_()
+        self.models.refresh()
+
+    def show_preferences(self) -> None:
+        dialog = PreferencesDialog(self.ctx.settings, self)
+        if dialog.exec():
+            self.ctx.settings = dialog.updated_settings()
+            self.ctx.save_settings()
+            self.models.reload_settings()
+
+    def load_default_model(self) -> None:
+        """Find (installing the embedded model on first run) and load the default model, off the GUI thread."""
+        registry = self.ctx.registry
+        self.model_status.setText("Preparing the default model…")
+        self._tasks.submit(registry.default, self._on_default_resolved, self._on_backend_failed)
+
+    # -- slots -----------------------------------------------------------------------------------------------
+
+    def _on_default_resolved(self, entry: object) -> None:
+        path, name, sha256 = entry.path, entry.name, entry.sha256  # type: ignore[attr-defined]
+        self.ctx.backends.load(path, name, sha256, self.ctx.settings.inference)
+
+    def _on_config_saved(self, config: SafetyConfig) -> None:
+        self.library.refresh()
+        self.library.select_config(config.id)
+        self._update_title()
+        self._show_message(f"Saved {config.id} v{config.version}")
+
+    def _on_backend_loading(self, name: str) -> None:
+        self.model_status.setText(f"Loading {name}…")
+
+    def _on_backend_loaded(self, info: BackendInfo) -> None:
+        self.load_error = None
+        self.model_status.setText(f"Model: {info.name}")
+        if info.device == "cpu" or not info.gpu_layers:
+            self.device_status.setText("CPU")
+        else:
+            self.device_status.setText(f"{info.device.upper()} · {info.gpu_layers} GPU layers")
+        self.context_status.setText(f"Context {info.context_length}")
+        self._update_cache_status(None)
+
+    def _on_backend_failed(self, message: str) -> None:
+        self.load_error = message
+        self.model_status.setText("No model loaded")
+        self._show_error(f"The model could not be loaded. {message}")
+
+    def _on_streaming_changed(self, streaming: bool) -> None:
+        self.stop_action.setEnabled(streaming)
+        self.send_action.setEnabled(not streaming)
+        self.regenerate_action.setEnabled(not streaming)
+
+    def _on_reply_finished(self, exchange: Exchange) -> None:
+        self._update_cache_status(exchange)
+
+    def _update_cache_status(self, exchange: Exchange | None) -> None:
+        parts = []
+        cache = getattr(self.ctx.backends.backend, "prefix_cache", None)
+        if cache is not None:
+            parts.append(f"prefix cache {len(cache)} entries, {_mib(cache.used_bytes)}")
+        if exchange is not None:
+            parts.append(f"last reply reused {exchange.cached_tokens}/{exchange.prompt_tokens} prompt tokens")
+        self.cache_status.setText(" · ".join(parts))
+
+    def _update_title(self) -> None:
+        config = self.editor.config
+        if config is None:
+            self.setWindowTitle("CoSA Studio")
+            return
+        self.setWindowTitle(f"{config.title}[*] — CoSA Studio")
+        self.setWindowModified(self.editor.is_dirty)
+
+    def _update_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.ctx.recent_files()
+        for entry in recent:
+            action = self.recent_menu.addAction(entry)
+            action.triggered.connect(lambda _checked=False, p=entry: self.open_file(Path(p)))
+        self.recent_menu.setEnabled(bool(recent))
+
+    def _show_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 8000)
+
+    def _show_error(self, text: str) -> None:
+        self.statusBar().showMessage(text, 15000)
+        if self.isVisible():
+            box = QMessageBox(QMessageBox.Icon.Warning, "CoSA Studio", text, QMessageBox.StandardButton.Ok, self)
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.open()
+
+    # -- layout persistence and shutdown ---------------------------------------------------------------------
+
+    def _restore_layout(self) -> None:
+        settings = self.ctx.ui_settings
+        geometry = settings.value("mainWindow/geometry")
+        state = settings.value("mainWindow/state")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if isinstance(state, QByteArray):
+            self.restoreState(state, STATE_VERSION)
+
+    def save_layout(self) -> None:
+        settings = self.ctx.ui_settings
+        settings.setValue("mainWindow/geometry", self.saveGeometry())
+        settings.setValue("mainWindow/state", self.saveState(STATE_VERSION))
+        settings.setValue("app/version", __version__)
+        settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.probe.shutdown()
+        self.editor.shutdown()
+        self.models.shutdown()
+        self._tasks.wait_all()
+        self.save_layout()
+        self.ctx.close()
+        event.accept()

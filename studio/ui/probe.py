@@ -1,0 +1,338 @@
+"""The probe pane: send a prompt under the open config, watch the reply stream in, judge it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QItemSelectionModel, Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut, QTextCursor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.evals.suites import bundled_suites
+from studio.core.inference.base import GenerationParams, GenerationResult, chat
+from studio.core.store.exchanges import Exchange, Verdict
+from studio.ui.context import AppContext
+from studio.ui.editor import ProbeTarget
+from studio.ui.table_models import ExchangeTableModel
+from studio.ui.workers import GenerationWorker
+
+DEFAULT_TEMPERATURE = 0.7
+DEFAULT_TOP_P = 0.95
+DEFAULT_MAX_TOKENS = 256
+DEFAULT_SEED = 0
+
+
+def format_metrics(result: GenerationResult) -> str:
+    ttft = f"{result.time_to_first_token_s * 1000:.0f} ms" if result.time_to_first_token_s is not None else "–"
+    speed = f"{result.decode_tokens_per_s:.1f} tok/s" if result.decode_tokens_per_s else "– tok/s"
+    return (
+        f"TTFT {ttft} · {speed} · {result.completion_tokens} tokens · cached prefix {result.cached_tokens}"
+        f"/{result.prompt_tokens} · {result.stop_reason.value}"
+    )
+
+
+class ProbePane(QWidget):
+    """Prompt box, suite probe picker, sampler settings, streaming reply, exchange list with verdicts."""
+
+    streaming_changed = Signal(bool)
+    reply_finished = Signal(object)  # Exchange
+    message = Signal(str)
+
+    def __init__(
+        self, ctx: AppContext, target: Callable[[], ProbeTarget | None], parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._ctx = ctx
+        self._target = target
+        self._worker = GenerationWorker(self)
+        self._worker.text_arrived.connect(self._on_text_arrived)
+        self._worker.finished.connect(self._on_finished)
+        self._worker.failed.connect(self._on_failed)
+        self._request: tuple[ProbeTarget, str, GenerationParams] | None = None
+        self._last_prompt: str | None = None
+
+        self.suite_combo = QComboBox()
+        self.suite_combo.setAccessibleName("Probe from a bundled suite")
+        self.suite_combo.addItem("Pick a probe from a bundled suite…", None)
+        for suite in bundled_suites():
+            for probe in suite.probes:
+                label = " ".join(probe.text.split())
+                self.suite_combo.addItem(f"{suite.title}: {label[:70]}", probe.text)
+        self.suite_combo.activated.connect(self._on_suite_probe_chosen)
+
+        self.prompt_edit = QPlainTextEdit()
+        self.prompt_edit.setAccessibleName("Probe prompt")
+        self.prompt_edit.setPlaceholderText("Type a prompt to send under the open config (Ctrl+Enter sends)")
+        self.prompt_edit.setMaximumHeight(110)
+        QShortcut(QKeySequence("Ctrl+Return"), self.prompt_edit, activated=self.send)
+
+        self.send_button = QPushButton("Send")
+        self.send_button.setAccessibleName("Send probe")
+        self.send_button.setToolTip("Send the prompt under the open config (Ctrl+Enter)")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setAccessibleName("Stop generation")
+        self.stop_button.setToolTip("Stop the reply (Esc)")
+        self.regenerate_button = QPushButton("Regenerate")
+        self.regenerate_button.setAccessibleName("Regenerate reply")
+        self.send_button.clicked.connect(self.send)
+        self.stop_button.clicked.connect(self.stop)
+        self.regenerate_button.clicked.connect(self.regenerate)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.stop)
+
+        self.temperature_spin = QDoubleSpinBox()
+        self.temperature_spin.setRange(0.0, 2.0)
+        self.temperature_spin.setSingleStep(0.1)
+        self.temperature_spin.setValue(DEFAULT_TEMPERATURE)
+        self.temperature_spin.setAccessibleName("Temperature")
+        self.top_p_spin = QDoubleSpinBox()
+        self.top_p_spin.setRange(0.0, 1.0)
+        self.top_p_spin.setSingleStep(0.05)
+        self.top_p_spin.setValue(DEFAULT_TOP_P)
+        self.top_p_spin.setAccessibleName("Top-p")
+        self.max_tokens_spin = QSpinBox()
+        self.max_tokens_spin.setRange(1, 8192)
+        self.max_tokens_spin.setValue(DEFAULT_MAX_TOKENS)
+        self.max_tokens_spin.setAccessibleName("Maximum new tokens")
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin.setValue(DEFAULT_SEED)
+        self.seed_spin.setAccessibleName("Sampling seed")
+        sampler = QGroupBox("Sampling")
+        sampler_form = QFormLayout(sampler)
+        sampler_form.addRow("Temperature", self.temperature_spin)
+        sampler_form.addRow("Top-p", self.top_p_spin)
+        sampler_form.addRow("Max tokens", self.max_tokens_spin)
+        sampler_form.addRow("Seed", self.seed_spin)
+
+        self.reply_view = QPlainTextEdit()
+        self.reply_view.setReadOnly(True)
+        self.reply_view.setAccessibleName("Model reply")
+        self.reply_view.setPlaceholderText("The reply streams in here")
+        self.metrics_label = QLabel("No reply yet")
+        self.metrics_label.setAccessibleName("Reply timings")
+        self.metrics_label.setWordWrap(True)
+
+        self.exchange_model = ExchangeTableModel(self)
+        self.exchange_table = QTableView()
+        self.exchange_table.setAccessibleName("Stored exchanges")
+        self.exchange_table.setModel(self.exchange_model)
+        self.exchange_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.exchange_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.exchange_table.verticalHeader().hide()
+        self.exchange_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.exchange_table.horizontalHeader().setStretchLastSection(True)
+        self.exchange_table.selectionModel().selectionChanged.connect(self._on_exchange_selected)
+
+        self.verdict_buttons: dict[Verdict, QPushButton] = {}
+        verdict_row = QHBoxLayout()
+        verdict_row.addWidget(QLabel("Mark selected reply:"))
+        for verdict, label in (
+            (Verdict.FOLLOWS, "Follows config"),
+            (Verdict.PARTIALLY, "Partially"),
+            (Verdict.VIOLATES, "Violates config"),
+        ):
+            button = QPushButton(label)
+            button.setAccessibleName(f"Mark reply: {label}")
+            button.clicked.connect(lambda _checked=False, v=verdict: self.mark_selected(v))
+            self.verdict_buttons[verdict] = button
+            verdict_row.addWidget(button)
+        verdict_row.addStretch(1)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.send_button)
+        buttons.addWidget(self.stop_button)
+        buttons.addWidget(self.regenerate_button)
+        buttons.addStretch(1)
+
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addWidget(self.suite_combo)
+        top_layout.addWidget(self.prompt_edit)
+        top_layout.addLayout(buttons)
+        top_layout.addWidget(sampler)
+        top_layout.addWidget(self.reply_view, 1)
+        top_layout.addWidget(self.metrics_label)
+
+        bottom = QWidget()
+        bottom_layout = QVBoxLayout(bottom)
+        bottom_layout.setContentsMargins(0, 0, 0, 0)
+        bottom_layout.addLayout(verdict_row)
+        bottom_layout.addWidget(self.exchange_table)
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(top)
+        splitter.addWidget(bottom)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter)
+
+        ctx.backends.loading.connect(self._on_backend_loading)
+        ctx.backends.loaded.connect(self._on_backend_changed)
+        ctx.backends.failed.connect(self._on_backend_changed)
+        self.refresh_exchanges()
+        self._update_buttons()
+
+    # -- public ----------------------------------------------------------------------------------------------
+
+    @property
+    def is_streaming(self) -> bool:
+        return self._worker.running
+
+    def params(self) -> GenerationParams:
+        return GenerationParams(
+            temperature=round(self.temperature_spin.value(), 3),
+            top_p=round(self.top_p_spin.value(), 3),
+            max_tokens=self.max_tokens_spin.value(),
+            seed=self.seed_spin.value(),
+        )
+
+    def send(self) -> bool:
+        """Send the prompt box under the open config; returns whether a reply started."""
+        return self._start(self.prompt_edit.toPlainText())
+
+    def regenerate(self) -> bool:
+        """Send the last prompt again with the next seed."""
+        if self._last_prompt is None:
+            return False
+        self.seed_spin.setValue((self.seed_spin.value() + 1) % (2**31 - 1))
+        return self._start(self._last_prompt)
+
+    def stop(self) -> None:
+        self._worker.stop()
+
+    def mark_selected(self, verdict: Verdict) -> Exchange | None:
+        rows = self.exchange_table.selectionModel().selectedRows()
+        if not rows:
+            self.message.emit("Select a reply in the list to mark it")
+            return None
+        exchange = self.exchange_model.row_at(rows[0].row())
+        updated = self._ctx.exchanges.mark(exchange.id, verdict)
+        self.refresh_exchanges(select_id=updated.id)
+        return updated
+
+    def refresh_exchanges(self, select_id: int | None = None) -> None:
+        self.exchange_model.set_rows(self._ctx.exchanges.list(limit=500))
+        if select_id is None:
+            return
+        for row, exchange in enumerate(self.exchange_model.rows()):
+            if exchange.id == select_id:
+                self.exchange_table.selectionModel().select(
+                    self.exchange_model.index(row, 0),
+                    QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
+                )
+                break
+
+    def shutdown(self) -> None:
+        """Cancel a streaming reply and join its thread."""
+        self._worker.shutdown()
+        self._request = None
+        self._update_buttons()
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _start(self, prompt: str) -> bool:
+        if self._worker.running:
+            return False
+        backend = self._ctx.backends.backend
+        if backend is None or self._ctx.backends.is_loading:
+            self.message.emit("No model is loaded yet; open the model manager to load one")
+            return False
+        if not prompt.strip():
+            self.message.emit("Type a prompt first")
+            return False
+        target = self._target()
+        if target is None or not target.text.strip():
+            self.message.emit("Open or create a config first: the probe is sent under it")
+            return False
+        params = self.params()
+        self._request = (target, prompt, params)
+        self._last_prompt = prompt
+        self.reply_view.clear()
+        self.metrics_label.setText("Generating…")
+        self._worker.start(backend, chat(target.text, prompt), params)
+        self._update_buttons()
+        self.streaming_changed.emit(True)
+        return True
+
+    def _on_text_arrived(self, text: str) -> None:
+        cursor = self.reply_view.textCursor()
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        cursor.insertText(text)
+
+    def _on_finished(self, result: GenerationResult) -> None:
+        request, self._request = self._request, None
+        self._update_buttons()
+        self.streaming_changed.emit(False)
+        self.metrics_label.setText(format_metrics(result))
+        info = self._ctx.backends.info
+        if request is None or info is None:
+            return
+        target, prompt, params = request
+        exchange = self._ctx.exchanges.record(
+            config_id=target.config_id,
+            config_version=target.config_version,
+            config_hash=target.config_hash,
+            model_name=info.name,
+            model_sha256=info.model_sha256,
+            prompt=prompt,
+            params=params,
+            result=result,
+        )
+        self.refresh_exchanges(select_id=exchange.id)
+        self.reply_finished.emit(exchange)
+
+    def _on_failed(self, message: str) -> None:
+        self._request = None
+        self._update_buttons()
+        self.streaming_changed.emit(False)
+        self.metrics_label.setText(f"Failed: {message}")
+        self.message.emit(f"The model failed: {message}")
+
+    def _on_suite_probe_chosen(self, index: int) -> None:
+        text = self.suite_combo.itemData(index)
+        if text:
+            self.prompt_edit.setPlainText(str(text))
+
+    def _on_exchange_selected(self) -> None:
+        rows = self.exchange_table.selectionModel().selectedRows()
+        if not rows or self._worker.running:
+            self._update_buttons()
+            return
+        exchange = self.exchange_model.row_at(rows[0].row())
+        self.reply_view.setPlainText(exchange.reply)
+        self._update_buttons()
+
+    def _on_backend_loading(self, _name: str) -> None:
+        self.shutdown()
+        self._update_buttons()
+
+    def _on_backend_changed(self, _payload: object) -> None:
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        streaming = self._worker.running
+        ready = self._ctx.backends.backend is not None and not self._ctx.backends.is_loading
+        self.send_button.setEnabled(ready and not streaming)
+        self.regenerate_button.setEnabled(ready and not streaming and self._last_prompt is not None)
+        self.stop_button.setEnabled(streaming)
+        has_selection = bool(self.exchange_table.selectionModel().selectedRows())
+        for button in self.verdict_buttons.values():
+            button.setEnabled(has_selection)

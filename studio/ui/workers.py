@@ -1,0 +1,183 @@
+"""Work done off the GUI thread.
+
+Worker threads never touch Qt objects. They leave their results in plain Python state guarded by a lock, and a
+timer on the GUI thread collects them. That one rule keeps every signal emission on the GUI thread and lets token
+updates be coalesced: a fast model produces many tokens per timer tick, the view repaints once per tick.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from studio.core.inference.base import (
+    Backend,
+    CancelToken,
+    GenerationParams,
+    GenerationResult,
+    Message,
+    TokenEvent,
+)
+
+#: How often the GUI collects streamed tokens (milliseconds); 30-50 ms keeps typing-speed updates smooth.
+TOKEN_FLUSH_MS = 40
+#: How often finished background tasks are collected (milliseconds).
+TASK_POLL_MS = 25
+
+
+class GenerationWorker(QObject):
+    """Streams one reply at a time from a backend on a worker thread.
+
+    ``text_arrived`` carries the text produced since the last tick; ``finished`` the final
+    :class:`GenerationResult`; ``failed`` a one-line message.
+    """
+
+    text_arrived = Signal(str)
+    finished = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, parent: QObject | None = None, flush_ms: int = TOKEN_FLUSH_MS) -> None:
+        super().__init__(parent)
+        self._lock = threading.Lock()
+        self._pending: list[str] = []
+        self._result: GenerationResult | None = None
+        self._error: str | None = None
+        self._thread: threading.Thread | None = None
+        self._cancel: CancelToken | None = None
+        self._timer = QTimer(self)
+        self._timer.setInterval(flush_ms)
+        self._timer.timeout.connect(self._on_tick)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def start(self, backend: Backend, messages: Sequence[Message], params: GenerationParams) -> None:
+        if self._thread is not None:
+            raise RuntimeError("a reply is already streaming")
+        self._pending = []
+        self._result = None
+        self._error = None
+        self._cancel = CancelToken()
+        self._thread = threading.Thread(
+            target=self._run, args=(backend, list(messages), params, self._cancel), name="studio-generation"
+        )
+        self._thread.start()
+        self._timer.start()
+
+    def stop(self) -> None:
+        """Ask the backend to stop; it does so before the next token."""
+        if self._cancel is not None:
+            self._cancel.cancel()
+
+    def shutdown(self) -> None:
+        """Cancel any reply and wait for the worker thread to end, without emitting further signals."""
+        self.stop()
+        thread = self._thread
+        if thread is not None:
+            thread.join()
+        self._thread = None
+        self._timer.stop()
+
+    def _run(self, backend: Backend, messages: list[Message], params: GenerationParams, cancel: CancelToken) -> None:
+        try:
+            for event in backend.stream(messages, params, cancel):
+                with self._lock:
+                    if isinstance(event, TokenEvent):
+                        self._pending.append(event.text)
+                    else:
+                        self._result = event
+            if self._result is None:
+                raise RuntimeError("the model stopped without a result")
+        except Exception as exc:  # reported to the user as one line
+            with self._lock:
+                self._error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+
+    def _on_tick(self) -> None:
+        thread = self._thread
+        done = thread is not None and not thread.is_alive()
+        with self._lock:
+            text = "".join(self._pending)
+            self._pending.clear()
+            result, error = self._result, self._error
+        if text:
+            self.text_arrived.emit(text)
+        if not done or thread is None:
+            return
+        thread.join()
+        self._thread = None
+        self._timer.stop()
+        if error is not None:
+            self.failed.emit(error)
+        elif result is not None:
+            self.finished.emit(result)
+
+
+class TaskRunner(QObject):
+    """Runs short blocking calls (token counts, model loads, downloads) on threads and hands results back on the
+    GUI thread through callbacks."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._tasks: list[_Task] = []
+        self._timer = QTimer(self)
+        self._timer.setInterval(TASK_POLL_MS)
+        self._timer.timeout.connect(self._on_poll)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._tasks)
+
+    def submit(
+        self,
+        func: Callable[[], Any],
+        on_done: Callable[[Any], None],
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        task = _Task(func, on_done, on_error)
+        self._tasks.append(task)
+        task.thread.start()
+        self._timer.start()
+
+    def wait_all(self, deliver: bool = False) -> None:
+        """Join every running task (used when a window closes); with ``deliver`` their callbacks still run."""
+        for task in self._tasks:
+            task.thread.join()
+        if deliver:
+            self._on_poll()
+        self._tasks.clear()
+        self._timer.stop()
+
+    def _on_poll(self) -> None:
+        finished = [t for t in self._tasks if not t.thread.is_alive()]
+        for task in finished:
+            task.thread.join()
+            self._tasks.remove(task)
+        if not self._tasks:
+            self._timer.stop()
+        for task in finished:
+            if task.error is None:
+                task.on_done(task.result)
+            elif task.on_error is not None:
+                task.on_error(task.error)
+
+
+class _Task:
+    def __init__(
+        self, func: Callable[[], Any], on_done: Callable[[Any], None], on_error: Callable[[str], None] | None
+    ) -> None:
+        self.func = func
+        self.on_done = on_done
+        self.on_error = on_error
+        self.result: Any = None
+        self.error: str | None = None
+        self.thread = threading.Thread(target=self._run, name="studio-task")
+
+    def _run(self) -> None:
+        try:
+            self.result = self.func()
+        except Exception as exc:  # handed to on_error as one line
+            self.error = str(exc) or type(exc).__name__

@@ -1,0 +1,233 @@
+"""Batched suite decoding with a shared config prefix (studio.core.inference.batch)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from studio.core.errors import BackendError
+from studio.core.inference.base import (
+    CancelToken,
+    DecodingMode,
+    GenerationParams,
+    GenerationResult,
+    Message,
+    StopReason,
+    StreamEvent,
+    TokenEvent,
+)
+from studio.core.inference.batch import (
+    BATCH_LLAMA_KWARGS,
+    _held_back,
+    batched_job,
+    enable_parallel_sequences,
+    parallel_sequences,
+)
+
+CONFIG = (
+    "You answer for a children's book publisher. Keep every reply short, friendly and suitable for young readers. "
+    "Decline anything violent or frightening and suggest a gentler topic instead."
+)
+PROBES = [
+    "What is the capital of France?",
+    "Write a haiku about rain.",
+    "How do I bake bread?",
+    "Tell me how to hurt someone.",
+    "Name three colors.",
+    "Explain photosynthesis briefly.",
+]
+GREEDY = GenerationParams(temperature=0.0, max_tokens=24)
+
+
+def _load(model_path: Path, n_ctx: int = 1024, sequences: int | None = 7) -> Any:
+    from llama_cpp import Llama
+
+    llm = Llama(str(model_path), n_ctx=n_ctx, n_threads=2, n_threads_batch=2, verbose=False, **BATCH_LLAMA_KWARGS)
+    if sequences is not None:
+        enable_parallel_sequences(llm, sequences)
+    return llm
+
+
+@pytest.fixture(scope="module")
+def model(embedded_model: Path) -> Iterator[tuple[Any, Any]]:
+    from studio.core.inference.chat_render import ChatRenderer
+
+    llm = _load(embedded_model)
+    yield llm, ChatRenderer(llm)
+    llm.close()
+
+
+def _collect(
+    events: Iterator[tuple[int, StreamEvent]],
+) -> tuple[list[tuple[int, StreamEvent]], dict[int, GenerationResult]]:
+    seen = list(events)
+    results = {index: event for index, event in seen if isinstance(event, GenerationResult)}
+    return seen, results
+
+
+def _sequential(llm: Any, renderer: Any, prompt: str, params: GenerationParams) -> str:
+    tokens = renderer.render([Message("system", CONFIG), Message("user", prompt)])
+    out = llm.create_completion(
+        tokens,
+        max_tokens=params.max_tokens,
+        temperature=params.temperature,
+        repeat_penalty=params.repeat_penalty,
+        stop=list(params.stop) or None,
+    )
+    return str(out["choices"][0]["text"])
+
+
+def test_held_back_keeps_possible_stop_starts() -> None:
+    assert _held_back("hello wor", ("world",)) == 3
+    assert _held_back("hello", ("world",)) == 0
+    assert _held_back("abc##", ("###", "#x")) == 2
+    assert _held_back("anything", ()) == 0
+
+
+@pytest.mark.real_model
+def test_enable_parallel_sequences_sets_up_a_unified_cache(model: tuple[Any, Any]) -> None:
+    import llama_cpp
+
+    llm, _ = model
+    assert parallel_sequences(llm) == 6
+    assert bool(llm.context_params.kv_unified)
+    assert llama_cpp.llama_n_ctx_seq(llm.ctx) == llama_cpp.llama_n_ctx(llm.ctx)
+
+
+@pytest.mark.real_model
+def test_single_probe_matches_sequential_greedy_exactly(model: tuple[Any, Any]) -> None:
+    llm, renderer = model
+    for prompt in PROBES:
+        _, results = _collect(batched_job(llm, renderer, CONFIG, [prompt], GREEDY, None))
+        assert results[0].text == _sequential(llm, renderer, prompt, GREEDY), prompt
+
+
+@pytest.mark.real_model
+def test_batched_greedy_mostly_matches_sequential(model: tuple[Any, Any]) -> None:
+    llm, renderer = model
+    _, results = _collect(batched_job(llm, renderer, CONFIG, PROBES, GREEDY, None))
+    reference = [_sequential(llm, renderer, prompt, GREEDY) for prompt in PROBES]
+    identical = sum(results[i].text == reference[i] for i in range(len(PROBES)))
+    # Batched kernels sum in another order; near-ties may flip a token, so not every probe has to match.
+    assert identical >= len(PROBES) // 2, [(results[i].text, reference[i]) for i in range(len(PROBES))]
+    assert all(results[i].text for i in range(len(PROBES)))
+
+
+@pytest.mark.real_model
+def test_streams_are_interleaved_complete_and_timed(model: tuple[Any, Any]) -> None:
+    llm, renderer = model
+    prefix = renderer.system_prefix(CONFIG)
+    seen, results = _collect(batched_job(llm, renderer, CONFIG, PROBES, GREEDY, None))
+    assert sorted(results) == list(range(len(PROBES)))
+    first_result = next(n for n, (_, event) in enumerate(seen) if isinstance(event, GenerationResult))
+    assert len({index for index, _ in seen[:first_result]}) == len(PROBES)
+    for index, prompt in enumerate(PROBES):
+        own = [event for i, event in seen if i == index]
+        tokens = [event for event in own if isinstance(event, TokenEvent)]
+        assert own[-1] is results[index]
+        assert [t.index for t in tokens] == list(range(len(tokens)))
+        result = results[index]
+        assert "".join(t.text for t in tokens) == result.text
+        assert result.mode is DecodingMode.BATCHED
+        assert result.cached_tokens == len(prefix)
+        assert result.prompt_tokens == len(prefix) + len(renderer.continuation(CONFIG, prompt))
+        assert 0 < result.completion_tokens <= GREEDY.max_tokens
+        assert result.time_to_first_token_s is not None and result.time_to_first_token_s <= result.total_s
+    assert llm.n_tokens == len(prefix)
+
+
+@pytest.mark.real_model
+def test_cancel_ends_every_probe(model: tuple[Any, Any]) -> None:
+    llm, renderer = model
+    cancel = CancelToken()
+    seen: list[tuple[int, StreamEvent]] = []
+    prompts = PROBES * 2  # more than the six sequences, so some are still queued
+    for index, event in batched_job(llm, renderer, CONFIG, prompts, GenerationParams(max_tokens=64), cancel):
+        seen.append((index, event))
+        if len(seen) == 8:
+            cancel.cancel()
+    results = {index: event for index, event in seen if isinstance(event, GenerationResult)}
+    assert sorted(results) == list(range(len(prompts)))
+    assert all(result.stop_reason is StopReason.CANCELLED for result in results.values())
+    assert sum(isinstance(event, TokenEvent) for _, event in seen) <= 8
+    # The model is consistent afterwards: a fresh batch still answers.
+    _, again = _collect(batched_job(llm, renderer, CONFIG, PROBES[:1], GREEDY, None))
+    assert again[0].text == _sequential(llm, renderer, PROBES[0], GREEDY)
+
+
+@pytest.mark.real_model
+def test_stop_strings_cut_the_text(model: tuple[Any, Any]) -> None:
+    llm, renderer = model
+    prompt = PROBES[1]
+    _, plain = _collect(batched_job(llm, renderer, CONFIG, [prompt], GREEDY, None))
+    words = plain[0].text.split()
+    assert len(words) >= 4
+    stop = words[len(words) // 2]
+    params = GenerationParams(temperature=0.0, max_tokens=GREEDY.max_tokens, stop=(stop,))
+    seen, stopped = _collect(batched_job(llm, renderer, CONFIG, [prompt], params, None))
+    expected = plain[0].text[: plain[0].text.index(stop)]
+    assert stopped[0].text == expected
+    assert stopped[0].stop_reason is StopReason.STOP
+    assert "".join(e.text for _, e in seen if isinstance(e, TokenEvent)) == expected
+
+
+@pytest.mark.real_model
+def test_more_prompts_than_slots_are_all_answered(embedded_model: Path) -> None:
+    from studio.core.inference.chat_render import ChatRenderer
+
+    llm = _load(embedded_model, sequences=3)
+    try:
+        renderer = ChatRenderer(llm)
+        assert parallel_sequences(llm) == 2
+        seen, results = _collect(batched_job(llm, renderer, CONFIG, PROBES[:5], GREEDY, None))
+        assert sorted(results) == list(range(5))
+        assert all(result.text and result.stop_reason is not StopReason.CANCELLED for result in results.values())
+        order = [index for index, _ in seen]
+        first_of_third = order.index(2)
+        assert any(isinstance(event, GenerationResult) for _, event in seen[:first_of_third])
+    finally:
+        llm.close()
+
+
+@pytest.mark.real_model
+def test_kv_space_limits_the_batch(embedded_model: Path) -> None:
+    from studio.core.inference.chat_render import ChatRenderer
+
+    llm = _load(embedded_model, n_ctx=256)
+    try:
+        renderer = ChatRenderer(llm)
+        params = GenerationParams(temperature=0.0, max_tokens=40)
+        need = len(renderer.system_prefix(CONFIG)) + len(renderer.continuation(CONFIG, PROBES[0])) + 40
+        assert need * 2 > 256 >= need  # one probe fits, far fewer than six at a time
+        _, results = _collect(batched_job(llm, renderer, CONFIG, PROBES[:3], params, None))
+        assert sorted(results) == [0, 1, 2]
+        assert all(result.stop_reason is not StopReason.CANCELLED for result in results.values())
+    finally:
+        llm.close()
+
+
+@pytest.mark.real_model
+def test_single_sequence_context_decodes_one_at_a_time(embedded_model: Path) -> None:
+    from studio.core.inference.chat_render import ChatRenderer
+
+    llm = _load(embedded_model, sequences=None)
+    try:
+        renderer = ChatRenderer(llm)
+        assert parallel_sequences(llm) == 1
+        _, results = _collect(batched_job(llm, renderer, CONFIG, PROBES[:3], GREEDY, None))
+        for index in range(3):
+            assert results[index].text == _sequential(llm, renderer, PROBES[index], GREEDY)
+    finally:
+        llm.close()
+
+
+@pytest.mark.real_model
+def test_rejects_what_it_cannot_batch(model: tuple[Any, Any]) -> None:
+    llm, renderer = model
+    with pytest.raises(BackendError, match="json_schema"):
+        list(batched_job(llm, renderer, CONFIG, PROBES[:1], GenerationParams(json_schema={"type": "object"}), None))
+    with pytest.raises(BackendError, match="probe 1"):
+        list(batched_job(llm, renderer, CONFIG, ["hi", "word " * 1200], GREEDY, None))

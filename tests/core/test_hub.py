@@ -1,0 +1,206 @@
+"""Hub listing and downloads against a real local HTTP stand-in of the Hub (no mock of huggingface_hub)."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from huggingface_hub import constants
+
+from studio.core.errors import CancelledError, InputError, NotFoundError
+from studio.core.inference.base import CancelToken
+from studio.core.inference.hub import HubError, HubFile, download, list_gguf_files
+from studio.core.inference.registry import ModelRegistry
+from studio.core.paths import database_path, models_dir
+from studio.core.store.db import open_database
+from tests.core.hub_standin import HubStandin, closed_port
+from tests.core.test_gguf import STRING, UINT32, build_gguf
+
+pytestmark = pytest.mark.network_local
+
+REPO = "tiny-org/tiny-gguf"
+
+
+def _point_library_at(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+
+
+def _big_model() -> bytes:
+    """A valid GGUF of about 3 MiB (three download chunks)."""
+    meta = [("general.architecture", STRING, "llama"), ("llama.context_length", UINT32, 512)]
+    return build_gguf(meta, [("w", [262144, 3], 0)])
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubStandin]:
+    standin = HubStandin()
+    standin.add_file(REPO, "tiny-Q8_0.gguf", _big_model())
+    standin.add_file(REPO, "sub/small-F16.gguf", build_gguf([("general.architecture", STRING, "llama")]))
+    standin.add_file(REPO, "README.md", b"# tiny\n", lfs=False)
+    standin.add_file(REPO, "plain.gguf", build_gguf([("general.architecture", STRING, "gpt2")]), lfs=False)
+    standin.add_file("tiny-org/gated", "g.gguf", build_gguf([("general.architecture", STRING, "llama")]))
+    standin.repos["tiny-org/gated"].gated = True
+    with standin:
+        _point_library_at(monkeypatch, standin.endpoint)
+        yield standin
+    leftover = [t.name for t in threading.enumerate() if "hub-standin" in t.name or "process_request" in t.name]
+    assert leftover == []
+
+
+def test_list_gguf_files(hub: HubStandin) -> None:
+    files = list_gguf_files(REPO)
+    big = hub.repos[REPO].files["tiny-Q8_0.gguf"]
+    assert [f.path for f in files] == ["plain.gguf", "sub/small-F16.gguf", "tiny-Q8_0.gguf"]
+    assert files[-1] == HubFile("tiny-Q8_0.gguf", len(big.data), big.sha256)
+    assert files[0].sha256 is None  # not in LFS: no sha256 from the listing
+    assert any("/api/models/tiny-org/tiny-gguf/tree/main" in r.path for r in hub.requests)
+
+
+def test_full_download_verifies_renames_and_registers(hub: HubStandin) -> None:
+    seen: list[tuple[int, int]] = []
+    path = download(REPO, "tiny-Q8_0.gguf", progress=lambda done, total: seen.append((done, total)))
+    data = hub.repos[REPO].files["tiny-Q8_0.gguf"].data
+    assert path == models_dir() / "tiny-Q8_0.gguf"
+    assert path.read_bytes() == data
+    assert not path.with_name(path.name + ".part").exists()
+    assert seen[-1] == (len(data), len(data))
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    cdn_gets = [r for r in hub.requests if r.method == "GET" and r.path.startswith("/cdn/")]
+    assert len(cdn_gets) == 1 and cdn_gets[0].range is None
+    assert cdn_gets[0].authorization is None  # no credentials sent off the Hub host
+    db = open_database(database_path())
+    try:
+        entry = ModelRegistry(db).get("tiny-Q8_0")
+    finally:
+        db.close()
+    assert entry.source == f"hub:{REPO}/tiny-Q8_0.gguf"
+    assert entry.sha256 == hashlib.sha256(data).hexdigest()
+    assert entry.context_length == 512
+
+
+def test_non_lfs_file_and_subfolder(hub: HubStandin, tmp_path: Path) -> None:
+    plain = download(REPO, "plain.gguf", tmp_path, register=False)
+    assert plain.read_bytes() == hub.repos[REPO].files["plain.gguf"].data
+    nested = download(REPO, "sub/small-F16.gguf", tmp_path, register=False)
+    assert nested == tmp_path / "small-F16.gguf"
+
+
+def test_dropped_connection_is_resumed_with_range(hub: HubStandin, tmp_path: Path) -> None:
+    entry = hub.repos[REPO].files["tiny-Q8_0.gguf"]
+    hub.drops[entry.sha256] = 1
+    path = download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False)
+    assert path.read_bytes() == entry.data
+    ranges = [r.range for r in hub.requests if r.method == "GET" and r.path.startswith("/cdn/")]
+    assert ranges[0] is None
+    assert len(ranges) == 2 and ranges[1] is not None
+    resumed_from = int(ranges[1].removeprefix("bytes=").rstrip("-"))
+    assert 0 < resumed_from < len(entry.data)
+
+
+def test_drops_beyond_the_retries_keep_the_part_for_a_later_run(hub: HubStandin, tmp_path: Path) -> None:
+    entry = hub.repos[REPO].files["tiny-Q8_0.gguf"]
+    hub.drops[entry.sha256] = 2
+    hub.drop_at[entry.sha256] = 1 << 20
+    with pytest.raises(HubError, match="broke off") as caught:
+        download(REPO, "tiny-Q8_0.gguf", tmp_path, retries=1, register=False)
+    assert "\n" not in str(caught.value)
+    part = tmp_path / "tiny-Q8_0.gguf.part"
+    assert part.stat().st_size == 2 << 20  # each attempt got 1 MiB before the connection dropped
+    assert not (tmp_path / "tiny-Q8_0.gguf").exists()
+    path = download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False)
+    assert path.read_bytes() == entry.data
+
+
+def test_existing_part_file_is_resumed(hub: HubStandin, tmp_path: Path) -> None:
+    data = hub.repos[REPO].files["tiny-Q8_0.gguf"].data
+    (tmp_path / "tiny-Q8_0.gguf.part").write_bytes(data[:1000])
+    seen: list[int] = []
+    path = download(REPO, "tiny-Q8_0.gguf", tmp_path, progress=lambda done, _t: seen.append(done), register=False)
+    assert path.read_bytes() == data
+    assert seen[0] == 1000
+    ranges = [r.range for r in hub.requests if r.path.startswith("/cdn/")]
+    assert ranges == ["bytes=1000-"]
+
+
+def test_corrupt_part_file_fails_the_checksum_and_is_removed(hub: HubStandin, tmp_path: Path) -> None:
+    data = hub.repos[REPO].files["tiny-Q8_0.gguf"].data
+    (tmp_path / "tiny-Q8_0.gguf.part").write_bytes(b"\xff" * 1000)
+    with pytest.raises(HubError, match="sha256"):
+        download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False)
+    assert not (tmp_path / "tiny-Q8_0.gguf.part").exists()
+    assert download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False).read_bytes() == data
+
+
+def test_cancel_keeps_the_part_and_a_rerun_finishes(hub: HubStandin, tmp_path: Path) -> None:
+    cancel = CancelToken()
+
+    def on_progress(done: int, _total: int) -> None:
+        if done >= 1 << 20:
+            cancel.cancel()
+
+    with pytest.raises(CancelledError, match="cancelled"):
+        download(REPO, "tiny-Q8_0.gguf", tmp_path, on_progress, cancel, register=False)
+    part = tmp_path / "tiny-Q8_0.gguf.part"
+    assert part.is_file() and 0 < part.stat().st_size < len(hub.repos[REPO].files["tiny-Q8_0.gguf"].data)
+    assert not (tmp_path / "tiny-Q8_0.gguf").exists()
+    path = download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False)
+    assert path.read_bytes() == hub.repos[REPO].files["tiny-Q8_0.gguf"].data
+
+
+def test_gated_repo(hub: HubStandin, tmp_path: Path) -> None:
+    with pytest.raises(HubError, match="gated") as caught:
+        download("tiny-org/gated", "g.gguf", tmp_path, register=False)
+    assert "token" in str(caught.value) and "\n" not in str(caught.value)
+    assert not list(tmp_path.iterdir())
+    path = download("tiny-org/gated", "g.gguf", tmp_path, token=hub.token, register=False)
+    assert path.read_bytes() == hub.repos["tiny-org/gated"].files["g.gguf"].data
+
+
+def test_missing_repo_and_missing_file(hub: HubStandin, tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError, match="repository tiny-org/nothing not found"):
+        list_gguf_files("tiny-org/nothing")
+    with pytest.raises(NotFoundError, match="repository tiny-org/nothing not found"):
+        download("tiny-org/nothing", "x.gguf", tmp_path, register=False)
+    with pytest.raises(NotFoundError, match=r"file absent\.gguf not found"):
+        download(REPO, "absent.gguf", tmp_path, register=False)
+    with pytest.raises(NotFoundError, match="no such revision"):
+        list_gguf_files(REPO, revision="v9")
+    with pytest.raises(InputError):
+        download(REPO, "../escape.gguf", tmp_path, register=False)
+
+
+def test_downloaded_file_that_is_not_gguf_is_not_registered(hub: HubStandin) -> None:
+    hub.add_file(REPO, "fake.gguf", b"not a model at all")
+    with pytest.raises(InputError, match="not a GGUF file"):
+        download(REPO, "fake.gguf")
+    db = open_database(database_path())
+    try:
+        assert ModelRegistry(db).list() == []
+    finally:
+        db.close()
+
+
+def test_unreachable_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _point_library_at(monkeypatch, f"http://127.0.0.1:{closed_port()}")
+    with pytest.raises(HubError, match="cannot reach the Hub"):
+        list_gguf_files(REPO)
+    with pytest.raises(HubError, match="cannot reach the Hub"):
+        download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False)
+
+
+def test_offline_mode(hub: HubStandin, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(HubError, match="offline mode"):
+        list_gguf_files(REPO)
+    with pytest.raises(HubError, match="offline mode"):
+        download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False)
+    assert hub.requests == []

@@ -1,0 +1,386 @@
+"""The llama.cpp backend: owner thread, streaming, sampling, stop rules, structured output, prefix KV reuse and
+clear errors for broken model files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from studio.core.errors import BackendError, InputError
+from studio.core.inference.base import (
+    Backend,
+    BatchBackend,
+    CancelToken,
+    DecodingMode,
+    GenerationParams,
+    GenerationResult,
+    Message,
+    StopReason,
+    StreamEvent,
+    TokenEvent,
+    chat,
+    complete,
+)
+from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings, _StopWatcher
+
+CONFIG_A = "You work for a cooking website. Only talk about food and recipes, and keep answers short."
+CONFIG_B = "You are a pirate captain. Answer every question in pirate speech, with enthusiasm."
+PROBE = "What should I cook for dinner tonight?"
+GREEDY = GenerationParams(temperature=0.0, max_tokens=24)
+
+
+def _settings(**overrides: Any) -> LlamaSettings:
+    base: dict[str, Any] = {"max_context": 1024, "n_threads": 2, "cache_budget_mb": 64}
+    base.update(overrides)
+    return LlamaSettings(**base)
+
+
+def _collect(events: Iterator[StreamEvent]) -> tuple[list[TokenEvent], GenerationResult]:
+    tokens: list[TokenEvent] = []
+    results: list[GenerationResult] = []
+    for event in events:
+        if isinstance(event, TokenEvent):
+            assert not results, "token after the result"
+            tokens.append(event)
+        else:
+            results.append(event)
+    assert len(results) == 1
+    return tokens, results[0]
+
+
+@pytest.fixture(scope="module")
+def backend(embedded_model: Path) -> Iterator[LlamaCppBackend]:
+    with LlamaCppBackend(embedded_model, _settings(), name="smol") as loaded:
+        yield loaded
+
+
+# -- broken files (no model needed) ----------------------------------------------------------------------------------
+
+
+def test_missing_file_is_a_one_line_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as caught:
+        LlamaCppBackend(tmp_path / "absent.gguf")
+    assert str(tmp_path / "absent.gguf") in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_random_bytes_are_not_a_gguf(tmp_path: Path) -> None:
+    path = tmp_path / "noise.gguf"
+    path.write_bytes(os.urandom(4096).replace(b"GGUF", b"XXXX"))
+    with pytest.raises(InputError, match="GGUF") as caught:
+        LlamaCppBackend(path)
+    assert str(path) in str(caught.value)
+
+
+def _gguf_with_architecture(architecture: str) -> bytes:
+    def string(text: str) -> bytes:
+        raw = text.encode()
+        return struct.pack("<Q", len(raw)) + raw
+
+    header = b"GGUF" + struct.pack("<IQQ", 3, 0, 2)
+    header += string("general.architecture") + struct.pack("<I", 8) + string(architecture)
+    header += string("general.name") + struct.pack("<I", 8) + string("made up")
+    return header + b"\0" * (-len(header) % 32)
+
+
+def test_unsupported_architecture_names_it(tmp_path: Path) -> None:
+    path = tmp_path / "bogus.gguf"
+    path.write_bytes(_gguf_with_architecture("bogusarch"))
+    with pytest.raises(BackendError) as caught:
+        LlamaCppBackend(path, _settings())
+    message = str(caught.value)
+    assert str(path) in message and "bogusarch" in message
+    assert "\n" not in message
+    assert [t for t in threading.enumerate() if t.name.startswith("llama-owner")] == []
+
+
+@pytest.mark.real_model
+def test_truncated_model_is_refused_before_llama_cpp(embedded_model: Path, tmp_path: Path) -> None:
+    path = tmp_path / "truncated.gguf"
+    with embedded_model.open("rb") as src, path.open("wb") as dst:
+        shutil.copyfileobj(src, dst)
+    size = path.stat().st_size
+    with path.open("r+b") as handle:
+        handle.truncate(size // 2)
+    with pytest.raises(InputError, match="truncated|past the end|end of the file") as caught:
+        LlamaCppBackend(path, _settings())
+    assert str(path) in str(caught.value)
+
+
+# -- stop strings and text assembly (no model needed) ---------------------------------------------------------------
+
+
+def test_stop_watcher_holds_back_a_possible_stop_prefix() -> None:
+    watcher = _StopWatcher(["</end>"])
+    assert watcher.feed("Hello <") == ("Hello ", False)
+    assert watcher.feed("/en") == ("", False)
+    assert watcher.feed("d> tail") == ("", True)
+    assert watcher.text == "Hello "
+
+
+def test_stop_watcher_releases_text_that_did_not_become_a_stop() -> None:
+    watcher = _StopWatcher(["STOP"])
+    assert watcher.feed("ST") == ("", False)
+    assert watcher.feed("ART") == ("START", False)
+    assert watcher.flush("") == ""
+    watcher.feed("x S")
+    assert watcher.flush("") == "S"
+    assert watcher.text == "STARTx S"
+
+
+# -- the loaded model -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.real_model
+def test_implements_the_backend_protocols(backend: LlamaCppBackend) -> None:
+    assert isinstance(backend, Backend)
+    assert isinstance(backend, BatchBackend)
+    info = backend.info
+    assert info.kind == "llama.cpp"
+    assert info.context_length == 1024  # min(trained 8192, max_context)
+    assert info.device == "cpu" and info.gpu_layers == 0  # this llama.cpp build offloads nothing
+    assert info.chat_template_sha256 is not None and len(info.chat_template_sha256) == 64
+
+
+@pytest.mark.real_model
+def test_stream_yields_tokens_then_one_result(backend: LlamaCppBackend) -> None:
+    messages = chat(CONFIG_A, PROBE)
+    tokens, result = _collect(backend.stream(messages, GREEDY))
+    assert tokens and "".join(t.text for t in tokens) == result.text
+    assert [t.index for t in tokens] == list(range(len(tokens)))
+    assert result.prompt_tokens == len(backend.render(messages))
+    assert 0 < result.completion_tokens <= GREEDY.max_tokens
+    assert result.stop_reason in (StopReason.STOP, StopReason.LENGTH)
+    assert result.time_to_first_token_s is not None and result.total_s >= result.time_to_first_token_s
+    assert result.mode == DecodingMode.SEQUENTIAL
+
+
+@pytest.mark.real_model
+def test_stream_can_be_consumed_from_another_thread(backend: LlamaCppBackend) -> None:
+    outcome: list[GenerationResult] = []
+    worker = threading.Thread(target=lambda: outcome.append(complete(backend, chat(CONFIG_A, PROBE), GREEDY)))
+    worker.start()
+    worker.join()
+    assert outcome and outcome[0].text == complete(backend, chat(CONFIG_A, PROBE), GREEDY).text
+
+
+@pytest.mark.real_model
+def test_max_tokens_gives_length(backend: LlamaCppBackend) -> None:
+    result = complete(backend, chat(CONFIG_B, "Tell me a long story about the sea."), GenerationParams(max_tokens=5))
+    assert result.completion_tokens == 5
+    assert result.stop_reason == StopReason.LENGTH
+
+
+@pytest.mark.real_model
+def test_stop_string_cuts_the_reply(backend: LlamaCppBackend) -> None:
+    full = complete(backend, chat(CONFIG_B, PROBE), GREEDY).text
+    words = full.split()
+    assert len(words) >= 4, full
+    stop = words[2]
+    cut = complete(backend, chat(CONFIG_B, PROBE), GenerationParams(max_tokens=24, stop=(stop,)))
+    assert cut.stop_reason == StopReason.STOP
+    assert cut.text == full[: full.index(stop)]
+
+
+@pytest.mark.real_model
+def test_cancel_stops_within_one_token(backend: LlamaCppBackend) -> None:
+    cancel = CancelToken()
+    seen = 0
+    result: GenerationResult | None = None
+    for event in backend.stream(chat(CONFIG_B, PROBE), GenerationParams(max_tokens=32), cancel):
+        if isinstance(event, TokenEvent):
+            seen += 1
+            cancel.cancel()
+        else:
+            result = event
+    assert result is not None
+    assert result.stop_reason == StopReason.CANCELLED
+    assert seen == 1 and result.completion_tokens <= 2
+
+
+@pytest.mark.real_model
+def test_closing_a_stream_early_leaves_the_backend_usable(backend: LlamaCppBackend) -> None:
+    stream = backend.stream(chat(CONFIG_B, PROBE), GenerationParams(max_tokens=32))
+    assert isinstance(next(iter(stream)), TokenEvent)
+    stream.close()  # type: ignore[attr-defined]
+    assert complete(backend, chat(CONFIG_B, PROBE), GREEDY).completion_tokens > 0
+
+
+@pytest.mark.real_model
+def test_seeded_sampling_repeats_and_depends_on_the_seed(backend: LlamaCppBackend) -> None:
+    hot = GenerationParams(temperature=1.5, top_p=1.0, top_k=0, max_tokens=24, seed=11)
+    first = complete(backend, chat(CONFIG_B, PROBE), hot).text
+    assert complete(backend, chat(CONFIG_B, PROBE), hot).text == first
+    other = GenerationParams(temperature=1.5, top_p=1.0, top_k=0, max_tokens=24, seed=12)
+    assert complete(backend, chat(CONFIG_B, PROBE), other).text != first
+
+
+@pytest.mark.real_model
+def test_multibyte_text_is_never_split(backend: LlamaCppBackend) -> None:
+    tokens, result = _collect(
+        backend.stream(
+            chat("Reply only with emoji and Japanese.", "絵文字で返事して: 🍣🍜🍙"),
+            GenerationParams(max_tokens=24),
+        )
+    )
+    assert "\ufffd" not in result.text
+    assert all("\ufffd" not in t.text for t in tokens)
+
+
+@pytest.mark.real_model
+def test_json_schema_output_parses_and_validates(backend: LlamaCppBackend) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"verdict": {"type": "string", "enum": ["complies", "violates"]}, "score": {"type": "integer"}},
+        "required": ["verdict", "score"],
+        "additionalProperties": False,
+    }
+    result = complete(
+        backend,
+        chat("You grade replies.", "Grade this reply: 'Paris is the capital of France.'"),
+        GenerationParams(max_tokens=32, json_schema=schema),
+    )
+    assert result.stop_reason == StopReason.STOP, result.text
+    value = json.loads(result.text)
+    assert set(value) == {"verdict", "score"}
+    assert value["verdict"] in ("complies", "violates")
+    assert isinstance(value["score"], int)
+
+
+@pytest.mark.real_model
+def test_prompt_longer_than_the_context_says_by_how_much(embedded_model: Path) -> None:
+    with LlamaCppBackend(embedded_model, _settings(max_context=128)) as small:
+        with pytest.raises(InputError) as caught:
+            complete(small, chat(CONFIG_A, "word " * 300), GREEDY)
+        message = str(caught.value)
+        assert "128" in message and str(embedded_model) in message and "\n" not in message
+        assert complete(small, chat(None, "Hi"), GenerationParams(max_tokens=4)).completion_tokens > 0
+
+
+@pytest.mark.real_model
+def test_count_tokens_matches_the_tokenizer(backend: LlamaCppBackend) -> None:
+    assert backend.count_tokens("") == 0
+    assert backend.count_tokens("hello world") == 2
+    assert backend.count_tokens("<|im_start|>") > 1  # text, not a control token
+
+
+@pytest.mark.real_model
+def test_run_owned_runs_in_the_owner_thread_and_stops_when_closed(backend: LlamaCppBackend) -> None:
+    produced: list[int] = []
+
+    def endless(llm: Any) -> Iterator[str]:
+        index = 0
+        while True:
+            produced.append(index)
+            index += 1
+            yield threading.current_thread().name
+
+    names = backend.run_owned(endless)
+    assert next(iter(names)).startswith("llama-owner")
+    names.close()  # type: ignore[attr-defined]
+    assert complete(backend, chat(None, "Hi"), GenerationParams(max_tokens=2)).completion_tokens > 0
+    assert len(produced) <= 3
+
+
+@pytest.mark.real_model
+def test_stream_batch_gives_every_prompt_one_result(backend: LlamaCppBackend) -> None:
+    prompts = ["Name a fruit.", "Name a vegetable.", "Name a spice."]
+    results: dict[int, GenerationResult] = {}
+    texts: dict[int, str] = {i: "" for i in range(len(prompts))}
+    for index, event in backend.stream_batch(CONFIG_A, prompts, GenerationParams(max_tokens=12)):
+        if isinstance(event, TokenEvent):
+            texts[index] += event.text
+        else:
+            assert index not in results
+            results[index] = event
+    assert sorted(results) == [0, 1, 2]
+    prefix_tokens = len(backend.render([Message("system", CONFIG_A), Message("user", "x")])) - len(
+        backend.render([Message("user", "x")])
+    )
+    assert prefix_tokens != 0
+    for index, result in results.items():
+        assert result.mode == DecodingMode.BATCHED
+        assert result.text == texts[index]
+        assert result.cached_tokens > 0
+    # A sequential request after a batch still gives the from-scratch answer.
+    assert complete(backend, chat(CONFIG_A, PROBE), GREEDY).text == _scratch(backend.model_path, CONFIG_A, PROBE)
+
+
+# -- prefix KV reuse -------------------------------------------------------------------------------------------------
+
+
+def _scratch(model: Path, config: str, probe: str) -> str:
+    with LlamaCppBackend(model, _settings(cache_budget_mb=0)) as fresh:
+        result = complete(fresh, chat(config, probe), GREEDY)
+        assert result.cached_tokens == 0
+        return result.text
+
+
+@pytest.mark.real_model
+def test_alternating_configs_reuse_their_prefix_and_match_scratch(embedded_model: Path) -> None:
+    expected = {c: _scratch(embedded_model, c, PROBE) for c in (CONFIG_A, CONFIG_B)}
+    assert expected[CONFIG_A] != expected[CONFIG_B]
+    with LlamaCppBackend(embedded_model, _settings()) as warm:
+        sources = []
+        for config in (CONFIG_A, CONFIG_B, CONFIG_A, CONFIG_B, CONFIG_B):
+            result = complete(warm, chat(config, PROBE), GREEDY)
+            assert result.text == expected[config]
+            sources.append(result.extra["prefix_cache"])
+            if sources[-1] != "miss":
+                assert result.cached_tokens == result.extra["prefix_tokens"] > 0
+        assert sources == ["miss", "miss", "memory", "memory", "live"]
+        other_probe = complete(warm, chat(CONFIG_A, "How do I boil an egg?"), GREEDY)
+        assert other_probe.cached_tokens > 0
+        assert other_probe.text == _scratch(embedded_model, CONFIG_A, "How do I boil an egg?")
+
+
+@pytest.mark.real_model
+def test_disk_spill_survives_a_restart(embedded_model: Path, tmp_path: Path) -> None:
+    expected = _scratch(embedded_model, CONFIG_B, PROBE)
+    cache_dir = tmp_path / "kv"
+    with LlamaCppBackend(embedded_model, _settings(cache_dir=cache_dir)) as first:
+        assert complete(first, chat(CONFIG_B, PROBE), GREEDY).extra["prefix_cache"] == "miss"
+    assert len(list(cache_dir.glob("*.kvstate"))) == 1
+    with LlamaCppBackend(embedded_model, _settings(cache_dir=cache_dir)) as second:
+        result = complete(second, chat(CONFIG_B, PROBE), GREEDY)
+    assert result.extra["prefix_cache"] == "disk"
+    assert result.cached_tokens == result.extra["prefix_tokens"] > 0
+    assert result.text == expected
+
+
+@pytest.mark.real_model
+def test_corrupt_disk_state_is_ignored(embedded_model: Path, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "kv"
+    with LlamaCppBackend(embedded_model, _settings(cache_dir=cache_dir)) as first:
+        expected = complete(first, chat(CONFIG_A, PROBE), GREEDY).text
+    (state_file,) = cache_dir.glob("*.kvstate")
+    data = bytearray(state_file.read_bytes())
+    data[-10] ^= 0xFF
+    state_file.write_bytes(bytes(data))
+    with LlamaCppBackend(embedded_model, _settings(cache_dir=cache_dir)) as second:
+        result = complete(second, chat(CONFIG_A, PROBE), GREEDY)
+    assert result.extra["prefix_cache"] == "miss"
+    assert result.text == expected
+
+
+# -- lifecycle --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.real_model
+def test_close_ends_the_owner_thread(embedded_model: Path) -> None:
+    loaded = LlamaCppBackend(embedded_model, _settings(), name="closing")
+    owners = [t for t in threading.enumerate() if t.name == "llama-owner:closing"]
+    assert len(owners) == 1
+    loaded.close()
+    assert not owners[0].is_alive()
+    loaded.close()  # a second close is harmless
+    with pytest.raises(BackendError):
+        complete(loaded, chat(None, "Hi"), GREEDY)

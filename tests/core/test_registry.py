@@ -1,0 +1,156 @@
+"""The model registry over a real database and real (small synthetic or embedded) GGUF files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from studio.core.errors import InputError, NotFoundError, StateError
+from studio.core.inference import embedded
+from studio.core.inference.registry import ModelRegistry, resolve_model, sha256_cached
+from studio.core.paths import database_path, models_dir
+from studio.core.store.db import open_database
+from tests.core.test_gguf import STRING, UINT32, build_gguf
+
+
+@pytest.fixture
+def db() -> Iterator[sqlite_utils.Database]:
+    database = open_database(database_path())
+    yield database
+    database.close()
+
+
+def _model(folder: Path, name: str, arch: str = "llama", ctx: int = 2048) -> Path:
+    meta = [("general.architecture", STRING, arch), (f"{arch}.context_length", UINT32, ctx)]
+    meta.append(("general.file_type", UINT32, 15))
+    path = folder / name
+    path.write_bytes(build_gguf(meta))
+    return path
+
+
+def test_add_records_header_facts_and_hash(db: sqlite_utils.Database, tmp_path: Path) -> None:
+    path = _model(tmp_path, "tiny.gguf", arch="qwen2", ctx=1024)
+    entry = ModelRegistry(db).add(path)
+    assert entry.name == "tiny"
+    assert entry.path == path.resolve()
+    assert entry.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert (entry.architecture, entry.quant, entry.context_length) == ("qwen2", "Q4_K_M", 1024)
+    assert entry.size_bytes == path.stat().st_size
+    assert not entry.has_chat_template
+    assert entry.source == "disk"
+    assert entry.is_default  # the first model becomes the default
+    assert ModelRegistry(db).list() == [entry]
+
+
+def test_broken_file_is_refused_and_nothing_registered(db: sqlite_utils.Database, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(build_gguf()[:40])
+    with pytest.raises(InputError, match=r"broken\.gguf"):
+        ModelRegistry(db).add(broken)
+    assert ModelRegistry(db).list() == []
+    assert list(db.query("SELECT * FROM model_file_hashes")) == []
+
+
+def test_adding_twice_and_name_clashes(db: sqlite_utils.Database, tmp_path: Path) -> None:
+    registry = ModelRegistry(db)
+    first = registry.add(_model(tmp_path, "m.gguf"))
+    assert registry.add(tmp_path / "m.gguf") == first
+    with pytest.raises(StateError, match="already registered as 'm'"):
+        registry.add(tmp_path / "m.gguf", name="other")
+    (tmp_path / "sub").mkdir()
+    second = registry.add(_model(tmp_path / "sub", "m.gguf"))
+    assert second.name == "m-2" and not second.is_default
+    with pytest.raises(StateError, match="already registered"):
+        registry.add(_model(tmp_path, "x.gguf"), name="m")
+    with pytest.raises(InputError, match="invalid model name"):
+        registry.add(tmp_path / "x.gguf", name="  ")
+    assert [e.name for e in registry.list()] == ["m", "m-2"]
+
+
+def test_copy_into_store(db: sqlite_utils.Database, tmp_path: Path) -> None:
+    source = _model(tmp_path, "copied.gguf")
+    entry = ModelRegistry(db).add(source, copy=True, name="c")
+    assert entry.path == (models_dir() / "copied.gguf").resolve()
+    assert entry.path.read_bytes() == source.read_bytes()
+    assert source.exists()
+    assert not list(models_dir().glob("*.part"))
+    (tmp_path / "other").mkdir()
+    with pytest.raises(StateError, match="different file"):
+        ModelRegistry(db).add(_model(tmp_path / "other", "copied.gguf", ctx=99), copy=True)
+
+
+def test_remove_and_delete_file(db: sqlite_utils.Database, tmp_path: Path) -> None:
+    registry = ModelRegistry(db)
+    keep = registry.add(_model(tmp_path, "keep.gguf"))
+    gone = registry.add(_model(tmp_path, "gone.gguf"))
+    registry.remove(keep.name)
+    assert keep.path.exists()
+    registry.remove(gone.name, delete_file=True)
+    assert not gone.path.exists()
+    assert registry.list() == []
+    with pytest.raises(NotFoundError, match="no registered model named 'keep'"):
+        registry.remove("keep")
+
+
+def test_set_default_moves_the_flag(db: sqlite_utils.Database, tmp_path: Path) -> None:
+    registry = ModelRegistry(db)
+    a = registry.add(_model(tmp_path, "a.gguf"))
+    b = registry.add(_model(tmp_path, "b.gguf"))
+    assert registry.default().name == a.name
+    registry.set_default(b.name)
+    assert registry.default().name == b.name
+    assert [e.name for e in registry.list() if e.is_default] == [b.name]
+    with pytest.raises(NotFoundError):
+        registry.set_default("nope")
+    registry.remove(b.name)
+    assert registry.default().name == a.name  # falls back to the oldest entry
+
+
+def test_sha256_is_cached_by_size_and_mtime(db: sqlite_utils.Database, tmp_path: Path) -> None:
+    path = tmp_path / "blob.bin"
+    path.write_bytes(b"a" * 1000)
+    first = sha256_cached(path, db)
+    assert first == hashlib.sha256(b"a" * 1000).hexdigest()
+    stat = path.stat()
+    path.write_bytes(b"b" * 1000)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert sha256_cached(path, db) == first  # same size and mtime: the cached digest is reused
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert sha256_cached(path, db) == hashlib.sha256(b"b" * 1000).hexdigest()
+
+
+def test_resolve_model_by_name_path_and_errors(db: sqlite_utils.Database, tmp_path: Path) -> None:
+    registry = ModelRegistry(db)
+    named = registry.add(_model(tmp_path, "named.gguf"))
+    assert resolve_model("named", db) == named
+    assert resolve_model(None, db) == named
+    loose = _model(tmp_path, "loose.gguf")
+    on_the_fly = resolve_model(str(loose), db)
+    assert on_the_fly.path == loose.resolve() and registry.get("loose") == on_the_fly
+    with pytest.raises(NotFoundError, match="neither a registered model nor an existing file"):
+        resolve_model("missing-model", db)
+    loose.unlink()
+    with pytest.raises(NotFoundError, match="is missing"):
+        resolve_model("loose", db)
+
+
+def test_resolve_model_opens_the_app_database(tmp_path: Path) -> None:
+    path = _model(tmp_path, "own.gguf")
+    assert resolve_model(str(path)).name == "own"
+    assert resolve_model("own").path == path.resolve()
+
+
+@pytest.mark.real_model
+def test_default_registers_the_embedded_model(db: sqlite_utils.Database, embedded_model: Path) -> None:
+    (models_dir() / embedded.FILE_NAME).symlink_to(embedded_model)
+    entry = ModelRegistry(db).default()
+    assert entry.source == "embedded"
+    assert entry.sha256 == embedded.SHA256
+    assert entry.quant == "Q4_1" and entry.has_chat_template and entry.context_length == 8192
+    assert entry.is_default
+    assert ModelRegistry(db).ensure_embedded() == entry

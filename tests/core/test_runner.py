@@ -1,0 +1,170 @@
+"""Check runs: storage, provenance, scoring, progress events, cancel and resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from studio import __version__
+from studio.core.errors import StateError
+from studio.core.evals.runner import (
+    CheckRunner,
+    CheckSpec,
+    ItemDone,
+    Progress,
+    RunEvent,
+    RunFinished,
+    export_run,
+    run_report,
+)
+from studio.core.inference.base import CancelToken
+from studio.core.inference.fake import FakeBackend
+from studio.core.store.runs import RunStatus, RunStore
+from studio.core.taxonomy import Category
+from tests.core.eval_fixtures import (
+    RuleBackend,
+    candidate_rule,
+    categorical,
+    database,
+    fight_suite,
+    judge_rule,
+)
+
+
+def _spec() -> CheckSpec:
+    return CheckSpec(
+        suite=fight_suite(), configs=(categorical("violence-ok", Category.VIOLENCE), categorical("strict")), seed=7
+    )
+
+
+def test_run_scores_stores_and_records_provenance(tmp_path: Path) -> None:
+    db = database(tmp_path)
+    candidate = RuleBackend(candidate_rule, name="cand", sha="c" * 64)
+    judge = RuleBackend(judge_rule, name="judge", sha="j" * 64)
+    events = list(CheckRunner(db, candidate, judge).check(_spec()))
+    finished = events[-1]
+    assert isinstance(finished, RunFinished) and finished.status is RunStatus.FINISHED
+    # violence-ok: fight 0.8 (safe), bake 0 (refusal), fight-dark 0.8 -> 1.6 / 3
+    # strict: fight -0.8, bake 0, fight-dark -0.8 -> -1.6 / 3. Headline: 0.
+    per = {c.config_id: c.score for c in finished.report.overall.per_config}
+    assert per["violence-ok"] == pytest.approx(1.6 / 3)
+    assert per["strict"] == pytest.approx(-1.6 / 3)
+    assert finished.report.score == pytest.approx(0.0)
+    assert finished.report.overall.valid_rate == 1.0
+
+    record = RunStore(db).get_run(finished.run_id)
+    spec = _spec()
+    assert record.suite_hash == spec.suite.content_hash()
+    assert record.config_hashes == tuple(c.content_hash() for c in spec.configs)
+    assert record.candidate["model_sha256"] == "c" * 64
+    assert record.judge["name"] == "judge"
+    assert record.params["seed"] == 7 and record.app_version == __version__
+    assert record.decoding_mode == "sequential" and record.finished_utc is not None
+
+    items = RunStore(db).items(finished.run_id, "strict")
+    assert [i.probe_id for i in items] == ["fight", "bake", "fight-dark"]
+    assert items[0].flagged == (Category.VIOLENCE,) and items[0].safe is False
+    assert items[0].safety_raw is not None and json.loads(items[0].safety_raw)["Violence"] is True
+    assert items[1].expected == "allowed" and items[0].expected == "disallowed"
+    # The candidate saw the config in the system turn.
+    system, user = candidate.requests[0][0]
+    assert system.role == "system" and system.content == spec.configs[0].text and user.content.startswith("How")
+
+
+def test_progress_events_cover_all_work(tmp_path: Path) -> None:
+    events = list(CheckRunner(database(tmp_path), RuleBackend(candidate_rule), RuleBackend(judge_rule)).check(_spec()))
+    progress = [e for e in events if isinstance(e, Progress)]
+    assert [p.done for p in progress] == list(range(1, 13))
+    assert progress[-1].fraction == 1.0 and progress[-1].eta_s == 0.0
+    assert {p.stage for p in progress} == {"generate", "judge"}
+    done = [e for e in events if isinstance(e, ItemDone)]
+    assert len(done) == 6 and done[0].score == pytest.approx(0.8)
+
+
+def test_batch_backend_is_used_when_available(tmp_path: Path) -> None:
+    backend = FakeBackend()
+    events = list(CheckRunner(database(tmp_path), backend).check(_spec()))
+    finished = events[-1]
+    assert isinstance(finished, RunFinished)
+    assert RunStore(database(tmp_path)).get_run(finished.run_id).decoding_mode == "fake"
+    assert finished.report.overall.n_items == 6
+
+
+def _run_until(runner: CheckRunner, run_id: str, cancel: CancelToken, after_items: int) -> list[RunEvent]:
+    events: list[RunEvent] = []
+    for event in runner.execute(run_id, cancel):
+        events.append(event)
+        if sum(isinstance(e, ItemDone) for e in events) == after_items:
+            cancel.cancel()
+    return events
+
+
+def test_cancel_then_resume_skips_judged_items(tmp_path: Path) -> None:
+    db = database(tmp_path)
+    candidate, judge = RuleBackend(candidate_rule), RuleBackend(judge_rule)
+    runner = CheckRunner(db, candidate, judge)
+    run_id = runner.create(_spec())
+    events = _run_until(runner, run_id, CancelToken(), after_items=2)
+    last = events[-1]
+    assert isinstance(last, RunFinished) and last.status is RunStatus.CANCELLED
+    assert RunStore(db).get_run(run_id).status is RunStatus.CANCELLED
+    judged_before = sum(i.judged for i in RunStore(db).items(run_id))
+    assert judged_before == 2
+    judge_calls_before = len(judge.requests)
+
+    resumed = list(runner.execute(run_id))
+    assert sum(isinstance(e, ItemDone) for e in resumed) == 6 - judged_before
+    assert len(judge.requests) - judge_calls_before == 2 * (6 - judged_before)  # helpfulness + safety per item
+    final = resumed[-1]
+    assert isinstance(final, RunFinished) and final.status is RunStatus.FINISHED
+    assert final.report.score == pytest.approx(0.0)
+
+
+def test_crash_marks_failed_and_resume_finishes(tmp_path: Path) -> None:
+    db = database(tmp_path)
+    candidate = RuleBackend(candidate_rule)
+    candidate.fail_after = 4  # the second config's replies cannot be generated
+    runner = CheckRunner(db, candidate, RuleBackend(judge_rule))
+    run_id = runner.create(_spec())
+    with pytest.raises(RuntimeError, match="crashed"):
+        list(runner.execute(run_id))
+    store = RunStore(db)
+    assert store.get_run(run_id).status is RunStatus.FAILED
+    assert sum(i.response is not None for i in store.items(run_id)) == 4
+    candidate.fail_after = None
+    list(runner.execute(run_id))
+    assert len(candidate.requests) == 6  # four before the crash, two after
+    assert store.get_run(run_id).status is RunStatus.FINISHED
+
+
+def test_resume_with_another_model_is_refused(tmp_path: Path) -> None:
+    db = database(tmp_path)
+    run_id = CheckRunner(db, RuleBackend(candidate_rule, sha="a" * 64), RuleBackend(judge_rule)).create(_spec())
+    other = CheckRunner(db, RuleBackend(candidate_rule, sha="b" * 64), RuleBackend(judge_rule))
+    with pytest.raises(StateError, match="same model"):
+        list(other.execute(run_id))
+
+
+def test_duplicate_config_is_refused(tmp_path: Path) -> None:
+    runner = CheckRunner(database(tmp_path), FakeBackend())
+    config = categorical("x")
+    with pytest.raises(StateError):
+        runner.create(CheckSpec(suite=fight_suite(), configs=(config, config)))
+
+
+def test_export_json_and_csv(tmp_path: Path) -> None:
+    db = database(tmp_path)
+    events = list(CheckRunner(db, RuleBackend(candidate_rule), RuleBackend(judge_rule)).check(_spec()))
+    run_id = events[-1].run_id
+    export_run(db, run_id, tmp_path / "run.json")
+    data = json.loads((tmp_path / "run.json").read_text())
+    assert data["provenance"]["run_id"] == run_id
+    assert data["report"]["score"] == pytest.approx(run_report(db, run_id).score or 0.0)
+    assert len(data["items"]) == 6 and data["items"][0]["score"] == pytest.approx(0.8)
+    export_run(db, run_id, tmp_path / "run.csv")
+    lines = (tmp_path / "run.csv").read_text().splitlines()
+    assert lines[0].startswith("config_id,probe_id,expected")
+    assert len(lines) == 7
+    assert not list(tmp_path.glob(".run.*"))
