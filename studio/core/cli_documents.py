@@ -320,16 +320,23 @@ def _config_edit(args: argparse.Namespace) -> int:
         if args.allow is not None:
             changes.update(_recategorise(current, _categories(args.allow, "--allow")))
         if not changes:
-            raise InputError(None, "nothing to change; give --text-file, --set-title, --allow or another option")
+            raise InputError(
+                "config edit", "nothing to change; give --text-file, --set-title, --allow or another option"
+            )
         try:
             edited = SafetyConfig.model_validate({**current.model_dump(), **changes})
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             field = ".".join(str(part) for part in first["loc"])
-            raise InputError(
-                args.text_file if field == "text" and args.text_file else None,
-                f"{field}: {first['msg'].removeprefix('Value error, ')}",
-            ) from None
+            options = {
+                "text": args.text_file,
+                "title": "--set-title",
+                "notes": "--set-notes",
+                "author": "--author",
+                "tags": "--add-tag",
+            }
+            source = options.get(str(first["loc"][0]) if first["loc"] else "") or "config edit"
+            raise InputError(source, f"{field}: {first['msg'].removeprefix('Value error, ')}") from None
         saved = store.configs.save(edited)
     if saved.version == current.version:
         print(f"no change; {_config_label(saved)} stays as it is")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -29,7 +30,9 @@ def utc_now() -> datetime:
 
 
 def slugify(text: str, fallback: str = "item") -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.casefold()).strip("-")[:80].strip("-")
+    """An id-safe slug of ``text``; accented Latin letters lose their accents ("Ünïcode" -> "unicode")."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.casefold()).strip("-")[:80].strip("-")
     return slug or fallback
 
 

@@ -6,9 +6,9 @@ get a hint. Every hint names the line it is about; hints about the text as a who
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -53,6 +53,8 @@ class LintHint:
 
 # Section headings: a short line on its own, optionally Markdown '#' or bold, optionally ending with ':'.
 _HEADING = re.compile(r"^\s*(?:#{1,6}\s*)?(?:\*\*)?(?P<title>[A-Za-z][\w '/&()-]{0,60}?)(?:\*\*)?\s*:?\s*$")
+_HEADING_MAX_WORDS = 8
+_BARE_HEADING_MAX_WORDS = 3
 _NEGATIVE_WORDS = re.compile(
     r"\b(?:not allowed|disallowed|not permitted|forbidden|prohibited|off[ -]limits|never|must not|mustn't|do not|"
     r"don't|may not|cannot|can't|should not|refuse|refused|decline|declined|not relaxed|restricted|avoid|banned)\b",
@@ -71,19 +73,22 @@ _CLAUSE = r"[^.;:!?\n]"
 _POSITIVE_OBJECT = re.compile(
     rf"\b(?:you may|you can|feel free to|it is fine to|it's fine to)\s+(?!not\b)(?P<phrase>{_CLAUSE}+)", re.IGNORECASE
 )
+_CLAUSE_START = r"(?:^|(?<=[.;:!?\n]))"
 _POSITIVE_SUBJECT = re.compile(
-    rf"(?P<phrase>{_CLAUSE}+?)\s+(?:is|are)\s+(?:allowed|permitted|fine|acceptable|welcome|ok|okay)\b", re.IGNORECASE
+    rf"{_CLAUSE_START}(?P<phrase>{_CLAUSE}+?)\s+(?:is|are)\s+(?:allowed|permitted|fine|acceptable|welcome|ok|okay)\b",
+    re.IGNORECASE,
 )
 _NEGATIVE_OBJECT = re.compile(
     rf"\b(?:never|do not|don't|must not|mustn't|may not|should not|cannot|can't)\s+(?P<phrase>{_CLAUSE}+)",
     re.IGNORECASE,
 )
 _NEGATIVE_SUBJECT = re.compile(
-    rf"(?P<phrase>{_CLAUSE}+?)\s+(?:is|are)\s+(?:not allowed|not permitted|never allowed|forbidden|prohibited|"
-    rf"off[ -]limits|banned|not ok|not okay|not acceptable)\b",
+    rf"{_CLAUSE_START}(?P<phrase>{_CLAUSE}+?)\s+(?:is|are)\s+"
+    r"(?:not allowed|not permitted|never allowed|forbidden|prohibited|off[ -]limits|banned|not ok|not okay|"
+    r"not acceptable)\b",
     re.IGNORECASE,
 )
-_NEGATIVE_NO = re.compile(rf"(?:^|(?<=[.;:!?\n]))\s*(?:[-*]\s+)?no\s+(?P<phrase>{_CLAUSE}+)", re.IGNORECASE)
+_NEGATIVE_NO = re.compile(rf"{_CLAUSE_START}\s*(?:[-*]\s+)?no\s+(?P<phrase>{_CLAUSE}+)", re.IGNORECASE)
 _SUBJECT_PATTERNS = (_POSITIVE_SUBJECT, _NEGATIVE_SUBJECT)
 _LIST_SPLIT = re.compile(r",|\band\b|\bor\b|\bnor\b", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9][a-z0-9'-]*")
@@ -118,12 +123,25 @@ def _line_of(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
 
-def _heading_side(line: str) -> tuple[str, bool] | None:
-    """For a heading line: which side it introduces ('allowed' or 'disallowed') and whether it lists examples."""
+def _heading_title(line: str) -> str | None:
+    """The title of a heading line: marked with '#', bold or a trailing ':', or a bare line of up to three words."""
     match = _HEADING.match(line)
-    if match is None or len(match.group("title").split()) > 8:
+    if match is None:
         return None
     title = match.group("title")
+    words = len(title.split())
+    stripped = line.strip()
+    marked = stripped.startswith(("#", "**")) or stripped.endswith(":")
+    if words > _HEADING_MAX_WORDS or (not marked and words > _BARE_HEADING_MAX_WORDS):
+        return None
+    return title
+
+
+def _heading_side(line: str) -> tuple[str, bool] | None:
+    """For a heading line: which side it introduces ('allowed' or 'disallowed') and whether it lists examples."""
+    title = _heading_title(line)
+    if title is None:
+        return None
     examples = bool(_EXAMPLE_WORDS.search(title))
     if _NEGATIVE_WORDS.search(title):
         return "disallowed", examples
@@ -144,7 +162,7 @@ def _flatten(text: str) -> str:
         joins = (
             line.strip()
             and following.strip()
-            and _heading_side(line) is None
+            and _heading_title(line) is None
             and not re.match(r"^\s*(?:[-*•]|\d+[.)]|#)", following)
             and not line.rstrip().endswith(":")
         )
@@ -219,11 +237,10 @@ def _core(words: list[str], *, subject: bool) -> list[str]:
     return kept
 
 
-def _keys(item: str, *, subject: bool) -> Iterator[str]:
+def _key(item: str, *, subject: bool) -> str | None:
     """The normalised key phrase of one list item, if it is short enough to name a topic."""
     words = _normalise(_core(_without_leading_verbs(_WORD.findall(item.casefold())), subject=subject))
-    if 1 <= len(words) <= _MAX_KEY_WORDS:
-        yield " ".join(words)
+    return " ".join(words) if 1 <= len(words) <= _MAX_KEY_WORDS else None
 
 
 def _statements(flat: str, patterns: tuple[re.Pattern[str], ...]) -> dict[str, tuple[int, str]]:
@@ -235,7 +252,8 @@ def _statements(flat: str, patterns: tuple[re.Pattern[str], ...]) -> dict[str, t
             phrase = match.group("phrase")
             start = match.start("phrase") + len(phrase) - len(phrase.lstrip())
             for item in _LIST_SPLIT.split(phrase):
-                for key in _keys(item, subject=subject):
+                key = _key(item, subject=subject)
+                if key is not None:
                     found.setdefault(key, (start, " ".join(item.split())))
     return found
 
@@ -260,6 +278,8 @@ def _contradictions(text: str, flat: str) -> list[LintHint]:
 
 
 _VAGUE = re.compile(r"\b(?:" + "|".join(re.escape(t) for t in VAGUE_TERMS) + r")\b", re.IGNORECASE)
+#: How far after a vague word (in characters) a definition or example may start.
+_DEFINITION_REACH = 300
 _SENTENCE_END = re.compile(r"[.!?\n]")
 
 
@@ -268,8 +288,9 @@ def _vague_terms(text: str, flat: str) -> list[LintHint]:
     hints: list[LintHint] = []
     seen: set[tuple[str, int]] = set()
     for match in _VAGUE.finditer(flat):
-        ends = [m.end() for m in _SENTENCE_END.finditer(flat, match.end())][:2]
-        window = flat[match.end() : ends[-1] if ends else len(flat)]
+        limit = min(len(flat), match.end() + _DEFINITION_REACH)
+        ends = [m.end() for m in itertools.islice(_SENTENCE_END.finditer(flat, match.end(), limit), 2)]
+        window = flat[match.end() : ends[-1] if ends else limit]
         if _DEFINITION_CUES.search(window):
             continue
         term = match.group(0).casefold()
@@ -325,7 +346,7 @@ def _length(text: str, token_count: int | None) -> list[LintHint]:
     return []
 
 
-def _sections(text: str, flat: str, lines: list[str]) -> list[LintHint]:
+def _sections(flat: str, lines: list[str]) -> list[LintHint]:
     """Hints for a missing allowed part, a missing disallowed part, and missing examples."""
     has_allowed = _positive_cue_at(flat) is not None
     has_disallowed = _NEGATIVE_WORDS.search(flat) is not None or _NEGATIVE_NO.search(flat) is not None
@@ -382,7 +403,7 @@ def lint_config(text: str, *, token_count: int | None = None) -> list[LintHint]:
     lines = normalised.split("\n")
     flat = _flatten(normalised)
     hints = [
-        *_sections(normalised, flat, lines),
+        *_sections(flat, lines),
         *_contradictions(normalised, flat),
         *_placeholders(normalised, flat),
         *_vague_terms(normalised, flat),

@@ -10,10 +10,23 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from studio.core.documents import json_schemas
+from studio.core.documents import json_schemas as document_schemas
 from studio.core.paths import resource
 from studio.core.yamlio import atomic_write_text
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """Every shipped schema: the authored documents, the approved-config export and the settings file."""
+    from studio.core.approval.export import ApprovedConfigExport
+    from studio.core.settings import StudioSettings
+
+    return {
+        **document_schemas(),
+        "approved-config.schema.json": ApprovedConfigExport.model_json_schema(),
+        "settings.schema.json": StudioSettings.model_json_schema(),
+    }
 
 
 def rendered_schemas() -> dict[str, str]:

@@ -90,6 +90,8 @@ _NOTHING_RELAXED: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class Template:
+    """A bundled starting point for a config; ``text`` is what a new config from it starts with."""
+
     id: str
     title: str
     kind: ConfigKind

@@ -1,16 +1,284 @@
-"""``studio-train``: the headless trainer's command line."""
+"""``studio-train``: the headless CoSAlign trainer.
+
+Commands: ``synthesize`` (preference pairs from seed prompts), ``import`` (CoSAlign-Train files, marked
+exchanges), ``sft`` and ``dpo`` (TRL + PEFT), ``export`` (merge, GGUF, quantise, register) and ``evaluate``
+(log-prob margins on held-out pairs). Progress is written to stdout as JSON lines (see
+:mod:`studio.trainer.progress`); human-readable errors go to stderr as one line. Exit codes are those of
+``studio`` (:class:`studio.core.errors.ExitCode`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from studio import __version__
+from studio.core.errors import ExitCode, InputError, StudioError
+from studio.trainer.progress import Progress
+
+_JOB_FLAGS: tuple[tuple[str, type, str], ...] = (
+    ("base", str, "GGUF file, HF model folder, or an earlier studio-train output folder"),
+    ("data", str, "pairs JSONL (from synthesize or import)"),
+    ("output", str, "output folder (checkpoints, model/)"),
+    ("learning_rate", float, "learning rate (LoRA default 5e-5, full 5e-7)"),
+    ("epochs", float, "training epochs (default 3)"),
+    ("max_steps", int, "stop after this many optimiser steps"),
+    ("batch_size", int, "per-device batch size (default 8)"),
+    ("grad_accum", int, "gradient accumulation steps (default 4)"),
+    ("warmup_steps", int, "warm-up steps, capped at a tenth of the run (default 150)"),
+    ("beta", float, "DPO beta (default 0.1)"),
+    ("lora_r", int, "LoRA rank (default 16)"),
+    ("lora_alpha", int, "LoRA alpha (default 32)"),
+    ("lora_dropout", float, "LoRA dropout (default 0.05)"),
+    ("lora_targets", str, "LoRA target modules (default all-linear)"),
+    ("max_length", int, "prompt + response tokens (default 1024)"),
+    ("max_prompt_length", int, "longest prompt kept (default 768); longer examples are dropped"),
+    ("seed", int, "random seed"),
+    ("save_steps", int, "checkpoint every N steps (default 50)"),
+    ("threads", int, "CPU threads for torch"),
+    ("held_out", float, "fraction of prompts kept out of training (written to held-out.jsonl)"),
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(int(ExitCode.USAGE), f"{self.prog}: error: {message}\n")
 
 
 def make_parser() -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(prog="studio-train", description="CoSAlign training for CoSA Studio.")
+    parser = _Parser(
+        prog="studio-train",
+        description="CoSAlign training for CoSA Studio: synthesize pairs, SFT, DPO, export to GGUF, evaluate.",
+        epilog="Progress is printed as JSON lines on stdout. Exit codes: 0 ok, 2 usage, 3 invalid input, "
+        "4 not found, 5 state conflict, 6 model/backend failure, 130 cancelled.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    syn = sub.add_parser("synthesize", help="generate, label and pair responses to seed prompts")
+    syn.add_argument("--out", required=True, type=Path, help="pairs JSONL to write (a .manifest.json goes next to it)")
+    syn.add_argument("--seeds", type=Path, help="seed prompts YAML (default: the bundled set)")
+    syn.add_argument("--model", help="generator: registered model name or GGUF path (default: the default model)")
+    syn.add_argument("--judge-model", help="judge model (default: the generator)")
+    syn.add_argument("--fake", action="store_true", help="use the deterministic fake backend (for pipeline tests)")
+    syn.add_argument("--responses", type=int, default=4, help="responses per prompt (default 4)")
+    syn.add_argument("--limit-prompts", type=int, help="use only the first N seed prompts")
+    syn.add_argument("--categories", help="training categories (comma list); others count as Other Harms")
+    syn.add_argument("--max-tokens", type=int, default=96, help="reply length limit (default 96)")
+    syn.add_argument("--temperature", type=float, default=0.9)
+    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--n-ctx", type=int, default=2048)
+    syn.add_argument("--threads", type=int, default=2)
+    syn.set_defaults(func=_synthesize)
+
+    imp = sub.add_parser("import", help="pairs from CoSAlign-Train-style files or marked exchanges")
+    imp.add_argument("sources", nargs="*", type=Path, help="JSONL or Parquet files")
+    imp.add_argument("--exchanges", action="store_true", help="also pair marked exchanges from the studio database")
+    imp.add_argument("--config-id", help="only exchanges of this config")
+    imp.add_argument("--out", required=True, type=Path)
+    imp.set_defaults(func=_import)
+
+    for stage, text in (("sft", "supervised fine-tuning on chosen replies"), ("dpo", "DPO on preference pairs")):
+        job = sub.add_parser(stage, help=text)
+        job.add_argument("--job", type=Path, help="YAML job spec (flags override it)")
+        for name, kind, help_text in _JOB_FLAGS:
+            job.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=help_text)
+        job.add_argument("--method", choices=["lora", "full"], default=None)
+        job.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+        job.set_defaults(func=_train, stage=stage)
+
+    exp = sub.add_parser("export", help="merge, convert to GGUF, quantise and register")
+    exp.add_argument("trained", type=Path, help="studio-train output, adapter or HF folder, or a GGUF to round-trip")
+    exp.add_argument("--out", required=True, type=Path, help="folder for the GGUF files")
+    exp.add_argument("--name", required=True, help="base name of the files and registry entries")
+    exp.add_argument("--base", type=Path, help="base model of an adapter (default: recorded in its provenance)")
+    exp.add_argument("--quant", nargs="+", default=["f16", "q8_0"], help="f16, q8_0, q4_k_m (default f16 q8_0)")
+    exp.add_argument("--adapter-gguf", action="store_true", help="also write the LoRA adapter as GGUF")
+    exp.add_argument("--no-register", action="store_true", help="do not add the files to the model registry")
+    exp.add_argument("--sdist", type=Path, help="llama-cpp-python sdist to take the converter from (offline)")
+    exp.set_defaults(func=_export)
+
+    ev = sub.add_parser("evaluate", help="chosen-vs-rejected log-prob margins of GGUF models on held-out pairs")
+    ev.add_argument("--pairs", required=True, type=Path)
+    ev.add_argument("--model", required=True, action="append", type=Path, help="GGUF file (repeatable)")
+    ev.add_argument("--limit", type=int, help="first N pairs only")
+    ev.add_argument("--n-ctx", type=int, default=1024)
+    ev.add_argument("--threads", type=int, default=2)
+    ev.add_argument("--out", type=Path, help="write the full report (with per-pair margins) as JSON")
+    ev.set_defaults(func=_evaluate)
+    return parser
+
+
+def _synthesize(args: argparse.Namespace, progress: Progress) -> int:
+    from studio.core.inference.base import Backend
+    from studio.core.taxonomy import CONFIGURABLE, parse_category
+    from studio.trainer.synthesize import SynthesisSettings, load_seed_prompts, synthesize
+
+    prompts = load_seed_prompts(args.seeds)
+    if args.limit_prompts:
+        prompts = prompts[: args.limit_prompts]
+    universe = CONFIGURABLE
+    if args.categories:
+        try:
+            universe = tuple(parse_category(c) for c in args.categories.split(",") if c.strip())
+        except ValueError as exc:
+            raise InputError(None, str(exc), where="--categories") from None
+    if args.responses < 2:
+        raise InputError(None, "at least 2 responses per prompt are needed to build pairs", where="--responses")
+    settings = SynthesisSettings(
+        responses_per_prompt=args.responses,
+        seed=args.seed,
+        max_tokens=args.max_tokens,
+        temperature=args.temperature,
+        universe=universe,
+    )
+    progress.emit("start", command="synthesize", prompts=len(prompts), total=len(prompts) * args.responses)
+    backends: list[Backend] = []
+    try:
+        generator = _open_backend(args.model, args, fake=args.fake)
+        backends.append(generator)
+        judge = generator
+        if args.judge_model and not args.fake:
+            judge = _open_backend(args.judge_model, args, fake=False)
+            backends.append(judge)
+        summary = synthesize(
+            generator,
+            judge,
+            prompts,
+            args.out,
+            settings,
+            progress,
+            provenance={"seeds": str(args.seeds or "bundled")},
+        )
+    finally:
+        for backend in backends:
+            backend.close()
+    progress.emit("done", command="synthesize", **vars(summary))
+    return int(ExitCode.OK)
+
+
+def _open_backend(model: str | None, args: argparse.Namespace, *, fake: bool) -> Any:
+    if fake:
+        from studio.core.inference.fake import FakeBackend
+
+        return FakeBackend()
+    from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
+    from studio.core.inference.registry import resolve_model
+
+    entry = resolve_model(model)
+    settings = LlamaSettings(max_context=args.n_ctx, n_threads=args.threads)
+    return LlamaCppBackend(entry.path, settings, name=entry.name, model_sha256=entry.sha256)
+
+
+def _import(args: argparse.Namespace, progress: Progress) -> int:
+    from studio.trainer.importers import import_exchanges, import_file
+    from studio.trainer.synthesize import write_jsonl
+
+    if not args.sources and not args.exchanges:
+        raise InputError(None, "give files to import or --exchanges", where="arguments")
+    rows: list[dict[str, Any]] = []
+    for source in args.sources:
+        rows.extend(import_file(source))
+    if args.exchanges:
+        from studio.core.paths import database_path
+        from studio.core.store.db import open_database
+
+        db = open_database(database_path())
+        try:
+            rows.extend(import_exchanges(db, args.config_id))
+        finally:
+            db.close()
+    if not rows:
+        raise InputError(None, "nothing to import: no rows, and no prompt with both a follows and a violates mark")
+    for number, row in enumerate(rows):
+        row.setdefault("id", f"import-{number:06d}")
+    digest = write_jsonl(args.out, rows)
+    progress.emit("done", command="import", pairs=len(rows), out_path=str(args.out), data_sha256=digest)
+    return int(ExitCode.OK)
+
+
+def _train(args: argparse.Namespace, progress: Progress) -> int:
+    from studio.trainer.jobspec import require, resolve_spec
+    from studio.trainer.train import run_training
+
+    flags = {name: getattr(args, name) for name, _, _ in _JOB_FLAGS}
+    flags["method"] = args.method
+    flags["device"] = args.device
+    spec = resolve_spec(args.job, flags)
+    require(spec, "base", "data", "output")
+    run_training(args.stage, spec, progress)
+    return int(ExitCode.OK)
+
+
+def _export(args: argparse.Namespace, progress: Progress) -> int:
+    from studio.trainer.export import QUANT_KINDS, export_model, resolve_base
+
+    for kind in args.quant:
+        if kind not in QUANT_KINDS:
+            raise InputError(None, f"unknown quantisation {kind!r} (choose {', '.join(QUANT_KINDS)})", where="--quant")
+    progress.emit("start", command="export", trained=str(args.trained))
+    trained: Path = args.trained
+    if (trained / "model").is_dir():
+        trained = trained / "model"
+    elif trained.is_file():
+        trained = resolve_base(trained, sdist=args.sdist, log=progress.log)
+    result = export_model(
+        trained,
+        args.out,
+        name=args.name,
+        base=args.base,
+        quants=tuple(args.quant),
+        adapter_gguf=args.adapter_gguf,
+        register=not args.no_register,
+        sdist=args.sdist,
+        log=progress.log,
+    )
+    progress.emit(
+        "done",
+        command="export",
+        files={kind: str(path) for kind, path in result.files.items()},
+        registered=result.registered,
+        lineage=result.lineage,
+    )
+    return int(ExitCode.OK)
+
+
+def _evaluate(args: argparse.Namespace, progress: Progress) -> int:
+    from studio.trainer.evaluate import pair_margins
+    from studio.trainer.train import load_pairs
+
+    rows = load_pairs(args.pairs)
+    if args.limit:
+        rows = rows[: args.limit]
+    reports = [pair_margins(m, rows, n_ctx=args.n_ctx, threads=args.threads, progress=progress) for m in args.model]
+    if args.out:
+        from studio.trainer.export import write_json
+
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_json(args.out, {"pairs": str(args.pairs), "reports": [vars(r) for r in reports]})
+    progress.emit("done", command="evaluate", reports=[r.summary() for r in reports])
+    return int(ExitCode.OK)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    make_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    return 0
+    parser = make_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    handler = getattr(args, "func", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return int(ExitCode.USAGE)
+    progress = Progress()
+    try:
+        return int(handler(args, progress))
+    except StudioError as exc:
+        print(f"studio-train: error: {exc}", file=sys.stderr)
+        progress.emit("error", message=str(exc), exit_code=int(exc.exit_code))
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("studio-train: cancelled", file=sys.stderr)
+        progress.emit("error", message="cancelled", exit_code=int(ExitCode.CANCELLED))
+        return int(ExitCode.CANCELLED)

@@ -6,8 +6,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from studio import __version__
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
+
+    from studio.ui.main_window import MainWindow
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
@@ -18,7 +24,8 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def run_gui(argv: Sequence[str]) -> int:
+def start_gui(argv: Sequence[str]) -> tuple[QApplication, MainWindow] | int:
+    """Create the application and show the window; returns an exit code instead when the studio cannot start."""
     args = _parse(argv)
     from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -28,7 +35,8 @@ def run_gui(argv: Sequence[str]) -> int:
     from studio.ui.main_window import MainWindow
     from studio.ui.theme import follow_system_scheme
 
-    app = QApplication([sys.argv[0], *argv])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0], *argv])
     app.setApplicationName("CoSA Studio")
     app.setApplicationVersion(__version__)
     app.setOrganizationName("CoSA Studio")
@@ -37,8 +45,8 @@ def run_gui(argv: Sequence[str]) -> int:
     try:
         ctx = AppContext.open(app_home())
     except StudioError as exc:
-        QMessageBox.critical(None, "CoSA Studio", f"The studio database could not be opened.\n\n{exc}")
         print(f"studio: error: {exc}", file=sys.stderr)
+        QMessageBox.critical(None, "CoSA Studio", f"The studio database could not be opened.\n\n{exc}")
         return int(exc.exit_code)
     window = MainWindow(ctx)
     window.show()
@@ -46,4 +54,12 @@ def run_gui(argv: Sequence[str]) -> int:
         window.open_file(path)
     if not args.no_model:
         window.load_default_model()
+    return app, window
+
+
+def run_gui(argv: Sequence[str]) -> int:
+    started = start_gui(argv)
+    if isinstance(started, int):
+        return started
+    app, _window = started
     return int(app.exec())

@@ -97,10 +97,12 @@ class ConfigEditor(QWidget):
         find_layout.addWidget(close_find)
         self.find_bar.hide()
 
-        self.token_label = QLabel("– tokens")
+        self.token_label = QLabel("")
         self.token_label.setAccessibleName("Token count of the config")
         self.lint_list = QListWidget()
         self.lint_list.setAccessibleName("Lint hints")
+        self.lint_list.setWordWrap(True)
+        self.lint_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.lint_list.itemActivated.connect(self._on_lint_item_activated)
         self.lint_list.itemClicked.connect(self._on_lint_item_activated)
 
@@ -139,6 +141,8 @@ class ConfigEditor(QWidget):
         splitter.addWidget(lint_box)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
+        splitter.setSizes([640, 240])
+        self.title_edit.setMinimumWidth(220)
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.recovery_bar)
@@ -352,7 +356,9 @@ class ConfigEditor(QWidget):
             return
         self._token_count = count
         info = self._ctx.backends.info
-        if count is None:
+        if self._config is None:
+            self.token_label.clear()
+        elif count is None:
             self.token_label.setText("– tokens (no model loaded)")
         elif info is not None and info.context_length:
             share = 100.0 * count / info.context_length

@@ -69,8 +69,12 @@ class HistoryDialog(QDialog):
         self.setWindowTitle(f"History of {versions[-1].title}")
         self.resize(800, 560)
         self.old_combo = QComboBox()
+        self.old_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.old_combo.setMinimumContentsLength(16)
         self.old_combo.setAccessibleName("Older version")
         self.new_combo = QComboBox()
+        self.new_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.new_combo.setMinimumContentsLength(16)
         self.new_combo.setAccessibleName("Newer version")
         for config in versions:
             label = f"v{config.version} · {config.updated:%Y-%m-%d %H:%M} · {config.status.value} · {config.author}"

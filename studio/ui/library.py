@@ -47,8 +47,6 @@ class ConfigTableModel(RowTableModel[SafetyConfig]):
             [
                 ("Title", lambda c: c.title),
                 ("Status", lambda c: STATUS_LABELS[c.status]),
-                ("Version", lambda c: f"v{c.version}"),
-                ("Kind", lambda c: c.kind.value),
                 ("Tags", lambda c: ", ".join(c.tags)),
             ],
             parent,
@@ -65,7 +63,8 @@ class ConfigTableModel(RowTableModel[SafetyConfig]):
                 return int(Qt.AlignmentFlag.AlignCenter)
         if index.isValid() and role == Qt.ItemDataRole.ToolTipRole and 0 <= index.row() < self.rowCount():
             config = self.row_at(index.row())
-            return f"{config.id} v{config.version} · {STATUS_LABELS[config.status]}"
+            tags = ", ".join(config.tags) or "no tags"
+            return f"{config.id} v{config.version} · {STATUS_LABELS[config.status]} · {config.kind.value} · {tags}"
         return super().data(index, role)
 
 
@@ -93,7 +92,12 @@ class LibraryPane(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(STATUS_COLUMN, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(2, 90)
+        self.table.setWordWrap(False)
         self.table.activated.connect(self._on_activated)
 
         filters = QHBoxLayout()

@@ -5,8 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QToolBar, QWidget
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QSizePolicy,
+    QToolBar,
+    QWidget,
+)
 
 from studio import __version__
 from studio.core.documents import SafetyConfig
@@ -61,8 +71,11 @@ class MainWindow(QMainWindow):
         self.context_status.setAccessibleName("Context size")
         self.cache_status = QLabel("")
         self.cache_status.setAccessibleName("Prefix cache use")
-        for label in (self.model_status, self.device_status, self.context_status, self.cache_status):
-            self.statusBar().addPermanentWidget(label)
+        self.cache_status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.statusBar().addPermanentWidget(self.model_status)
+        self.statusBar().addPermanentWidget(self.device_status)
+        self.statusBar().addPermanentWidget(self.context_status)
+        self.statusBar().addPermanentWidget(self.cache_status, 1)
 
         self._build_actions()
         self._build_menus()
@@ -81,7 +94,7 @@ class MainWindow(QMainWindow):
         ctx.backends.loaded.connect(self._on_backend_loaded)
         ctx.backends.failed.connect(self._on_backend_failed)
 
-        self._restore_layout()
+        self._needs_initial_dock_sizes = not self._restore_layout()
         self._update_title()
         self._update_recent_menu()
         self.editor.offer_recovery(ctx.drafts.list())
@@ -288,10 +301,10 @@ class MainWindow(QMainWindow):
         self.load_error = None
         self.model_status.setText(f"Model: {info.name}")
         if info.device == "cpu" or not info.gpu_layers:
-            self.device_status.setText("CPU")
+            self.device_status.setText("| Device: CPU")
         else:
-            self.device_status.setText(f"{info.device.upper()} · {info.gpu_layers} GPU layers")
-        self.context_status.setText(f"Context {info.context_length}")
+            self.device_status.setText(f"| Device: {info.device.upper()}, {info.gpu_layers} GPU layers")
+        self.context_status.setText(f"| Context: {info.context_length}")
         self._update_cache_status(None)
 
     def _on_backend_failed(self, message: str) -> None:
@@ -311,10 +324,10 @@ class MainWindow(QMainWindow):
         parts = []
         cache = getattr(self.ctx.backends.backend, "prefix_cache", None)
         if cache is not None:
-            parts.append(f"prefix cache {len(cache)} entries, {_mib(cache.used_bytes)}")
+            parts.append(f"| Prefix cache: {len(cache)} saved, {_mib(cache.used_bytes)}")
         if exchange is not None:
-            parts.append(f"last reply reused {exchange.cached_tokens}/{exchange.prompt_tokens} prompt tokens")
-        self.cache_status.setText(" · ".join(parts))
+            parts.append(f"| Last reply: {exchange.cached_tokens}/{exchange.prompt_tokens} prompt tokens cached")
+        self.cache_status.setText(" ".join(parts))
 
     def _update_title(self) -> None:
         config = self.editor.config
@@ -344,14 +357,14 @@ class MainWindow(QMainWindow):
 
     # -- layout persistence and shutdown ---------------------------------------------------------------------
 
-    def _restore_layout(self) -> None:
+    def _restore_layout(self) -> bool:
+        """Restore the saved geometry and dock layout; False when there is none."""
         settings = self.ctx.ui_settings
         geometry = settings.value("mainWindow/geometry")
         state = settings.value("mainWindow/state")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
-        if isinstance(state, QByteArray):
-            self.restoreState(state, STATE_VERSION)
+        return isinstance(state, QByteArray) and self.restoreState(state, STATE_VERSION)
 
     def save_layout(self) -> None:
         settings = self.ctx.ui_settings
@@ -359,6 +372,15 @@ class MainWindow(QMainWindow):
         settings.setValue("mainWindow/state", self.saveState(STATE_VERSION))
         settings.setValue("app/version", __version__)
         settings.sync()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._needs_initial_dock_sizes:
+            self._needs_initial_dock_sizes = False
+            width = max(self.width(), 900)
+            self.resizeDocks(
+                [self.library_dock, self.probe_dock], [int(width * 0.22), int(width * 0.4)], Qt.Orientation.Horizontal
+            )
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.probe.shutdown()

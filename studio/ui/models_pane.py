@@ -93,10 +93,12 @@ class ModelManagerPane(QWidget):
         actions.addStretch(1)
 
         self.gpu_combo = QComboBox()
+        self.gpu_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.gpu_combo.setMinimumContentsLength(16)
         self.gpu_combo.setAccessibleName("GPU offload")
-        self.gpu_combo.addItem("Automatic (all layers on a GPU when available)", "auto")
+        self.gpu_combo.addItem("Automatic", "auto")
         self.gpu_combo.addItem("CPU only", "cpu")
-        self.gpu_combo.addItem("A fixed number of layers", "layers")
+        self.gpu_combo.addItem("Fixed layer count", "layers")
         self.gpu_layers_spin = QSpinBox()
         self.gpu_layers_spin.setRange(0, 999)
         self.gpu_layers_spin.setAccessibleName("GPU layers")
@@ -120,6 +122,8 @@ class ModelManagerPane(QWidget):
         self.list_button = QPushButton("List files")
         self.list_button.setAccessibleName("List GGUF files of the repository")
         self.file_combo = QComboBox()
+        self.file_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.file_combo.setMinimumContentsLength(16)
         self.file_combo.setAccessibleName("GGUF file to download")
         self.download_button = QPushButton("Download")
         self.download_button.setAccessibleName("Download the chosen file")
@@ -128,6 +132,9 @@ class ModelManagerPane(QWidget):
         self.progress_bar = QProgressBar()
         self.progress_bar.setAccessibleName("Download progress")
         self.progress_bar.setTextVisible(True)
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setFormat("No download running")
         self.progress_label = QLabel()
         self.list_button.clicked.connect(self.list_hub_files)
         self.download_button.clicked.connect(self.start_download)
@@ -337,8 +344,8 @@ class ModelManagerPane(QWidget):
         elif info is None:
             self.current_label.setText("No model loaded")
         else:
-            gpu = f"{info.gpu_layers} GPU layers" if info.gpu_layers else "CPU"
-            self.current_label.setText(f"Loaded: {info.name} · {info.device} · {gpu} · context {info.context_length}")
+            device = f"{info.device.upper()}, {info.gpu_layers} GPU layers" if info.gpu_layers else "CPU"
+            self.current_label.setText(f"Loaded: {info.name} · {device} · context {info.context_length}")
         self._update_buttons()
 
     def _update_buttons(self) -> None:

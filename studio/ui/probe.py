@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QDoubleSpinBox,
-    QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -68,6 +68,8 @@ class ProbePane(QWidget):
         self._last_prompt: str | None = None
 
         self.suite_combo = QComboBox()
+        self.suite_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.suite_combo.setMinimumContentsLength(16)
         self.suite_combo.setAccessibleName("Probe from a bundled suite")
         self.suite_combo.addItem("Pick a probe from a bundled suite…", None)
         for suite in bundled_suites():
@@ -114,11 +116,20 @@ class ProbePane(QWidget):
         self.seed_spin.setValue(DEFAULT_SEED)
         self.seed_spin.setAccessibleName("Sampling seed")
         sampler = QGroupBox("Sampling")
-        sampler_form = QFormLayout(sampler)
-        sampler_form.addRow("Temperature", self.temperature_spin)
-        sampler_form.addRow("Top-p", self.top_p_spin)
-        sampler_form.addRow("Max tokens", self.max_tokens_spin)
-        sampler_form.addRow("Seed", self.seed_spin)
+        sampler_grid = QGridLayout(sampler)
+        for position, (label, widget) in enumerate(
+            (
+                ("Temperature", self.temperature_spin),
+                ("Top-p", self.top_p_spin),
+                ("Max tokens", self.max_tokens_spin),
+                ("Seed", self.seed_spin),
+            )
+        ):
+            row, pair = divmod(position, 2)
+            sampler_grid.addWidget(QLabel(label), row, 2 * pair)
+            sampler_grid.addWidget(widget, row, 2 * pair + 1)
+        sampler_grid.setColumnStretch(1, 1)
+        sampler_grid.setColumnStretch(3, 1)
 
         self.reply_view = QPlainTextEdit()
         self.reply_view.setReadOnly(True)

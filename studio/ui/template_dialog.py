@@ -49,6 +49,8 @@ class TemplateDialog(QDialog):
 
         self.template_list = QListWidget()
         self.template_list.setAccessibleName("Templates")
+        self.template_list.setWordWrap(True)
+        self.template_list.setMinimumWidth(240)
         for template in self._templates:
             item = QListWidgetItem(template.title)
             item.setToolTip(template.description)
@@ -69,6 +71,8 @@ class TemplateDialog(QDialog):
             self.category_boxes[category] = box
             categories_layout.addWidget(box)
         self.phrasing_combo = QComboBox()
+        self.phrasing_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.phrasing_combo.setMinimumContentsLength(16)
         self.phrasing_combo.setAccessibleName("Phrasing")
         self.phrasing_combo.addItem("Chosen by the seed", None)
         for index, phrasing in enumerate(PHRASINGS):

@@ -15,6 +15,7 @@ import hashlib
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -62,6 +63,10 @@ class HubStandin:
         #: sha256 of a file -> byte offset at which its body is cut off (default: half).
         self.drop_at: dict[str, int] = {}
         self.requests: list[LoggedRequest] = []
+        #: Pause after every 64 KiB of a file body, to make downloads slow enough to interrupt.
+        self.chunk_delay_s = 0.0
+        #: When false the CDN ignores Range headers and always sends the whole file with 200, as some servers do.
+        self.honour_range = True
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -227,7 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {}, b"NoSuchKey", head=head)
             return
         size = len(entry.data)
-        start = _range_start(self.headers.get("Range"))
+        start = _range_start(self.headers.get("Range")) if self.hub.honour_range else None
         if start is not None and start >= size:
             self._send(416, {"Content-Range": f"bytes */{size}"}, b"", head=head)
             return
@@ -267,6 +272,9 @@ class _Handler(BaseHTTPRequestHandler):
         view = memoryview(body)
         for offset in range(0, len(body), 64 * 1024):
             self.wfile.write(view[offset : offset + 64 * 1024])
+            if sha256 is not None and self.hub.chunk_delay_s:
+                self.wfile.flush()
+                time.sleep(self.hub.chunk_delay_s)
 
 
 def _range_start(header: str | None) -> int | None:

@@ -97,6 +97,8 @@ def test_two_identities_submit_gate_approve_export_verify(store: Store, tmp_path
     assert main(["verify", str(out)]) == 0
 
     actions = [(e.actor, e.action, e.version) for e in audit_log(store).entries(config.id)]
+    assert actions[0] == ("alice", "create", 1)
+    assert ("alice", "edit", 2) in actions
     assert ("alice", "submit", 1) in actions
     assert ("bob", "approve", 1) in actions
     assert ("bob", "export", 1) in actions
@@ -228,7 +230,7 @@ def _tamper(db_path: Path, *statements: str) -> None:
     [
         ("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2", "row 2: content does not match"),
         ("DELETE FROM audit_log WHERE seq = 2", "row 3: rows 2..2 are missing"),
-        ("DELETE FROM audit_log WHERE seq = 3", "head file records row 3"),
+        ("DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)", "head file records row 4"),
         ('UPDATE audit_log SET details = \'{"comment":"fine"}\' WHERE seq = 2', "row 2: content does not match"),
     ],
 )

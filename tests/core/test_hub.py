@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from huggingface_hub import constants
+from huggingface_hub import HfApi, constants
 
-from studio.core.errors import CancelledError, InputError, NotFoundError
+from studio.core.cli import main as cli_main
+from studio.core.errors import CancelledError, ExitCode, InputError, NotFoundError, StateError
 from studio.core.inference.base import CancelToken
+from studio.core.inference.gguf import read_gguf_info
 from studio.core.inference.hub import HubError, HubFile, download, list_gguf_files
 from studio.core.inference.registry import ModelRegistry
 from studio.core.paths import database_path, models_dir
 from studio.core.store.db import open_database
-from tests.core.hub_standin import HubStandin, closed_port
+from tests.core.hub_standin import COMMIT, HubStandin, closed_port
 from tests.core.test_gguf import STRING, UINT32, build_gguf
 
 pytestmark = pytest.mark.network_local
@@ -175,6 +183,9 @@ def test_missing_repo_and_missing_file(hub: HubStandin, tmp_path: Path) -> None:
         list_gguf_files(REPO, revision="v9")
     with pytest.raises(InputError):
         download(REPO, "../escape.gguf", tmp_path, register=False)
+    with pytest.raises(InputError, match="not a valid Hub repository id") as caught:
+        list_gguf_files("not a repo/with spaces")
+    assert "\n" not in str(caught.value)
 
 
 def test_downloaded_file_that_is_not_gguf_is_not_registered(hub: HubStandin) -> None:
@@ -204,3 +215,94 @@ def test_offline_mode(hub: HubStandin, monkeypatch: pytest.MonkeyPatch, tmp_path
     with pytest.raises(HubError, match="offline mode"):
         download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False)
     assert hub.requests == []
+
+
+# -- `studio models hub-list` / `download` --------------------------------------------------------------------------
+
+
+def test_cli_hub_list_and_download(hub: HubStandin, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["models", "hub-list", REPO, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [f["path"] for f in listed] == ["plain.gguf", "sub/small-F16.gguf", "tiny-Q8_0.gguf"]
+    assert cli_main(["models", "hub-list", REPO]) == 0
+    assert "tiny-Q8_0.gguf" in capsys.readouterr().out
+    assert cli_main(["models", "download", REPO, "tiny-Q8_0.gguf"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("downloaded tiny-Q8_0 (llama, ")
+    assert "100.0%" in captured.err
+    assert (models_dir() / "tiny-Q8_0.gguf").read_bytes() == hub.repos[REPO].files["tiny-Q8_0.gguf"].data
+
+
+def test_cli_download_errors(hub: HubStandin, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["models", "download", REPO, "absent.gguf"]) == ExitCode.NOT_FOUND
+    assert cli_main(["models", "download", "tiny-org/gated", "g.gguf"]) == ExitCode.RUNTIME
+    assert cli_main(["models", "hub-list", "tiny-org/nothing"]) == ExitCode.NOT_FOUND
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3 and all(line.startswith("studio: error: ") for line in lines)
+    assert "gated" in lines[1]
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_the_part_and_the_next_run_resumes(hub: HubStandin, tmp_path: Path) -> None:
+    hub.chunk_delay_s = 0.05
+    env = {**os.environ, "HF_ENDPOINT": hub.endpoint, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    command = [sys.executable, "-m", "studio", "models", "download", REPO, "tiny-Q8_0.gguf", "--dest", str(tmp_path)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    part = tmp_path / "tiny-Q8_0.gguf.part"
+    try:
+        deadline = time.monotonic() + 60
+        while not (part.is_file() and part.stat().st_size > 0):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == ExitCode.CANCELLED
+    assert "partial file is kept" in err.splitlines()[-1]
+    kept = part.stat().st_size
+    assert 0 < kept < len(hub.repos[REPO].files["tiny-Q8_0.gguf"].data)
+    hub.chunk_delay_s = 0.0
+    hub.requests.clear()
+    path = download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False)
+    assert path.read_bytes() == hub.repos[REPO].files["tiny-Q8_0.gguf"].data
+    assert [r.range for r in hub.requests if r.path.startswith("/cdn/")] == [f"bytes={kept}-"]
+
+
+def test_server_ignoring_range_restarts_from_zero(hub: HubStandin, tmp_path: Path) -> None:
+    data = hub.repos[REPO].files["tiny-Q8_0.gguf"].data
+    (tmp_path / "tiny-Q8_0.gguf.part").write_bytes(data[:1000])
+    hub.honour_range = False
+    path = download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False)
+    assert path.read_bytes() == data
+
+
+def test_file_in_place_is_kept_or_replaced(hub: HubStandin, tmp_path: Path) -> None:
+    data = hub.repos[REPO].files["tiny-Q8_0.gguf"].data
+    download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False)
+    hub.requests.clear()
+    download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False)
+    assert not [r for r in hub.requests if r.path.startswith("/cdn/")]  # right size and sha256: not fetched again
+    (tmp_path / "tiny-Q8_0.gguf").write_bytes(b"\0" * len(data))
+    assert download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False).read_bytes() == data
+
+
+def test_registered_different_file_in_the_way_is_not_overwritten(hub: HubStandin) -> None:
+    in_the_way = models_dir() / "tiny-Q8_0.gguf"
+    in_the_way.write_bytes(build_gguf([("general.architecture", STRING, "other")]))
+    db = open_database(database_path())
+    try:
+        ModelRegistry(db).add(in_the_way, name="mine")
+    finally:
+        db.close()
+    with pytest.raises(StateError, match="registered as 'mine'"):
+        download(REPO, "tiny-Q8_0.gguf")
+    assert read_gguf_info(in_the_way).architecture == "other"
+
+
+def test_standin_model_info_is_what_the_library_expects(hub: HubStandin) -> None:
+    info = HfApi(endpoint=hub.endpoint).model_info(REPO)
+    assert info.sha == COMMIT
+    assert sorted(s.rfilename for s in info.siblings or []) == sorted(hub.repos[REPO].files)

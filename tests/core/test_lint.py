@@ -69,6 +69,7 @@ def test_filled_skeleton_headings_count_as_sections_and_examples() -> None:
         ("You may discuss the history of cocktails and how bartenders invented the classic drinks we serve.", "d"),
         ("Allowed:\n- cocktail history\n- bar etiquette and the classic drinks served in our bars today", "d"),
         ("Not allowed:\n- serving minors\n- drinking games and anything about getting drunk quickly tonight", "a"),
+        ("Scope\nA bakery's assistant.\n\nAllowed\n- recipes with rum\n\nNot allowed\n- selling alcohol", "-"),
     ],
 )
 def test_missing_sections(text: str, code: str | None) -> None:
@@ -77,6 +78,7 @@ def test_missing_sections(text: str, code: str | None) -> None:
         None: MISSING,
         "a": {"missing-allowed"},
         "d": {"missing-disallowed"},
+        "-": set(),
     }[code]
     assert found == expected
 

@@ -38,7 +38,7 @@ GREEDY = GenerationParams(temperature=0.0, max_tokens=24)
 
 
 def _settings(**overrides: Any) -> LlamaSettings:
-    base: dict[str, Any] = {"max_context": 1024, "n_threads": 2, "cache_budget_mb": 64}
+    base: dict[str, Any] = {"max_context": 1024, "n_threads": 1, "cache_budget_mb": 64}
     base.update(overrides)
     return LlamaSettings(**base)
 
@@ -110,7 +110,7 @@ def test_truncated_model_is_refused_before_llama_cpp(embedded_model: Path, tmp_p
     size = path.stat().st_size
     with path.open("r+b") as handle:
         handle.truncate(size // 2)
-    with pytest.raises(InputError, match="truncated|past the end|end of the file") as caught:
+    with pytest.raises(InputError, match=r"truncated|past the end|end of the file") as caught:
         LlamaCppBackend(path, _settings())
     assert str(path) in str(caught.value)
 
@@ -261,7 +261,7 @@ def test_prompt_longer_than_the_context_says_by_how_much(embedded_model: Path) -
         with pytest.raises(InputError) as caught:
             complete(small, chat(CONFIG_A, "word " * 300), GREEDY)
         message = str(caught.value)
-        assert "128" in message and str(embedded_model) in message and "\n" not in message
+        assert str(small.info.context_length) in message and str(embedded_model) in message and "\n" not in message
         assert complete(small, chat(None, "Hi"), GenerationParams(max_tokens=4)).completion_tokens > 0
 
 
@@ -287,7 +287,7 @@ def test_run_owned_runs_in_the_owner_thread_and_stops_when_closed(backend: Llama
     assert next(iter(names)).startswith("llama-owner")
     names.close()  # type: ignore[attr-defined]
     assert complete(backend, chat(None, "Hi"), GenerationParams(max_tokens=2)).completion_tokens > 0
-    assert len(produced) <= 3
+    assert len(produced) <= 2 + 4  # what was read, plus at most the hand-off queue
 
 
 @pytest.mark.real_model
@@ -384,3 +384,15 @@ def test_close_ends_the_owner_thread(embedded_model: Path) -> None:
     loaded.close()  # a second close is harmless
     with pytest.raises(BackendError):
         complete(loaded, chat(None, "Hi"), GREEDY)
+
+
+@pytest.mark.real_model
+def test_close_while_a_stream_is_unread_does_not_hang(embedded_model: Path) -> None:
+    loaded = LlamaCppBackend(embedded_model, _settings(), name="abandoned")
+    stream = iter(loaded.stream(chat(CONFIG_B, PROBE), GenerationParams(max_tokens=32)))
+    assert isinstance(next(stream), TokenEvent)
+    loaded.close()
+    with pytest.raises(BackendError, match="closed"):
+        for _event in stream:
+            pass
+    assert not [t for t in threading.enumerate() if t.name == "llama-owner:abandoned"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from studio.core.errors import InputError, NotFoundError, StateError
+from studio.core.cli import main as cli_main
+from studio.core.errors import ExitCode, InputError, NotFoundError, StateError
 from studio.core.inference import embedded
 from studio.core.inference.registry import ModelRegistry, resolve_model, sha256_cached
 from studio.core.paths import database_path, models_dir
@@ -154,3 +156,52 @@ def test_default_registers_the_embedded_model(db: sqlite_utils.Database, embedde
     assert entry.quant == "Q4_1" and entry.has_chat_template and entry.context_length == 8192
     assert entry.is_default
     assert ModelRegistry(db).ensure_embedded() == entry
+
+
+# -- `studio models ...` --------------------------------------------------------------------------------------------
+
+
+def test_cli_add_list_default_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["models", "list"]) == 0
+    assert "no models registered" in capsys.readouterr().out
+    first, second = _model(tmp_path, "first.gguf"), _model(tmp_path, "second.gguf")
+    assert cli_main(["models", "add", str(first)]) == 0
+    assert cli_main(["models", "add", str(second), "--name", "two", "--copy"]) == 0
+    out = capsys.readouterr().out
+    assert "registered first (llama, Q4_K_M" in out and "registered two" in out
+    assert cli_main(["models", "set-default", "two"]) == 0
+    assert cli_main(["models", "list", "--json"]) == 0
+    records = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert [(r["name"], r["is_default"]) for r in records] == [("first", False), ("two", True)]
+    assert records[1]["path"] == str((models_dir() / "second.gguf").resolve())
+    assert cli_main(["models", "list"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["NAME", "ARCH", "QUANT"]
+    assert table[2].startswith("* two")
+    assert cli_main(["models", "remove", "two", "--delete-file"]) == 0
+    assert not (models_dir() / "second.gguf").exists()
+    assert second.exists()
+
+
+def test_cli_errors_are_one_line_with_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF\x03\x00\x00\x00")
+    assert cli_main(["models", "add", str(broken)]) == ExitCode.INPUT
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(broken) in err and "truncated" in err
+    assert cli_main(["models", "remove", "ghost"]) == ExitCode.NOT_FOUND
+    assert cli_main(["models", "set-default", "ghost"]) == ExitCode.NOT_FOUND
+    assert cli_main(["models", "add", str(tmp_path / "absent.gguf")]) == ExitCode.INPUT
+    assert "not found" in capsys.readouterr().err
+
+
+@pytest.mark.real_model
+def test_cli_install_default_registers_the_embedded_model(
+    embedded_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (models_dir() / embedded.FILE_NAME).symlink_to(embedded_model)
+    assert cli_main(["models", "install-default"]) == 0
+    assert capsys.readouterr().out.strip() == str(models_dir() / embedded.FILE_NAME)
+    assert cli_main(["models", "list", "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert (record["source"], record["is_default"], record["sha256"]) == ("embedded", True, embedded.SHA256)

@@ -45,5 +45,7 @@ def fake_backend(ctx: AppContext) -> FakeBackend:
     return backend
 
 
-def make_config(config_id: str = "game-studio", text: str = "## Scope\nA game studio writing dark fiction.\n") -> SafetyConfig:
+def make_config(
+    config_id: str = "game-studio", text: str = "## Scope\nA game studio writing dark fiction.\n"
+) -> SafetyConfig:
     return SafetyConfig(id=config_id, title=config_id.replace("-", " ").title(), kind=ConfigKind.FREE_FORM, text=text)

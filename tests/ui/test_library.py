@@ -11,7 +11,7 @@ from studio.core.taxonomy import CONFIGURABLE, Category
 from studio.core.templates import PHRASINGS, render_categorical
 from studio.ui.context import AppContext
 from studio.ui.history import HistoryDialog, diff_lines
-from studio.ui.library import STATUS_COLUMN, STATUS_COLOURS, LibraryPane
+from studio.ui.library import STATUS_COLOURS, STATUS_COLUMN, LibraryPane
 from studio.ui.template_dialog import TemplateDialog
 from tests.ui.conftest import make_config
 

@@ -58,9 +58,7 @@ def test_reply_streams_and_is_stored(qtbot: QtBot, ctx: AppContext, fake_backend
     _close(editor, probe)
 
 
-def test_edited_text_is_recorded_without_a_version(
-    qtbot: QtBot, ctx: AppContext, fake_backend: FakeBackend
-) -> None:
+def test_edited_text_is_recorded_without_a_version(qtbot: QtBot, ctx: AppContext, fake_backend: FakeBackend) -> None:
     config = ctx.store.configs.create(make_config())
     editor, probe = _panes(qtbot, ctx, config)
     editor.text_edit.appendPlainText("Extra rule.")

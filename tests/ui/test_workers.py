@@ -85,7 +85,9 @@ def test_task_runner_delivers_on_gui_thread(qtbot: QtBot) -> None:
     runner = TaskRunner()
     seen: list[tuple[object, bool]] = []
     errors: list[str] = []
-    runner.submit(lambda: 21 * 2, lambda value: seen.append((value, threading.current_thread() is threading.main_thread())))
+    runner.submit(
+        lambda: 21 * 2, lambda value: seen.append((value, threading.current_thread() is threading.main_thread()))
+    )
     runner.submit(lambda: 1 / 0, seen.append, errors.append)
     qtbot.waitUntil(lambda: bool(seen) and bool(errors), timeout=3000)
     assert seen == [(42, True)]

@@ -37,8 +37,7 @@ class GateResult:
 
 
 def audit_log(store: Store) -> AuditLog:
-    head = store.path.with_name(store.path.name + ".audit-head") if store.path is not None else None
-    return AuditLog(store.db, head)
+    return AuditLog(store.db)
 
 
 def run_evidence(store: Store, run_id: str, config: SafetyConfig) -> dict[str, Any]:

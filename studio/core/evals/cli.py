@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 from xml.etree import ElementTree
@@ -13,7 +14,15 @@ import sqlite_utils
 
 from studio.core.documents import ConfigKind, ProbeSuite, SafetyConfig
 from studio.core.errors import ExitCode, InputError, NotFoundError
-from studio.core.evals.importers import read_score_items
+from studio.core.evals.compare import PairRow, compare_configs, config_history, diff_runs, regression_matrix
+from studio.core.evals.importers import import_cosalign_test, import_cosapien, read_score_items, save_benchmark
+from studio.core.evals.probegen import DraftFailure, ProbeDraft, draft_probes, new_suite_from_drafts
+from studio.core.evals.review import (
+    accept_judge_verdict,
+    clear_human_verdict,
+    run_agreement,
+    set_human_verdict,
+)
 from studio.core.evals.runner import (
     CheckRunner,
     CheckSpec,
@@ -21,6 +30,7 @@ from studio.core.evals.runner import (
     RunEvent,
     RunFinished,
     export_run,
+    run_report,
     write_text_atomic,
 )
 from studio.core.evals.scoring import Helpfulness, ScoreReport, Variant, format_report, score_items
@@ -29,9 +39,9 @@ from studio.core.inference.fake import FakeBackend
 from studio.core.paths import database_path
 from studio.core.store.configs import ConfigRepo
 from studio.core.store.db import open_database
-from studio.core.store.runs import ItemRecord, RunStatus
+from studio.core.store.runs import ItemRecord, RunStatus, RunStore
 from studio.core.store.suites import SuiteRepo
-from studio.core.yamlio import load_document
+from studio.core.yamlio import atomic_write_text, dump_document, load_document
 
 DOCUMENT_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -57,6 +67,8 @@ def register(sub: Any) -> None:
     )
     score.set_defaults(func=_score)
     _register_check(sub)
+    _register_runs(sub)
+    _register_data(sub)
 
 
 def _print_report(report: ScoreReport, extra: dict[str, Any] | None = None, out: Path | None = None) -> None:
@@ -278,3 +290,283 @@ def junit_xml(items: list[ItemRecord], report: ScoreReport, gate_failures: list[
     if gate_failures:
         ElementTree.SubElement(case, "failure", message="; ".join(gate_failures))
     return ElementTree.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+# -- studio runs ... -------------------------------------------------------------------------------------------------
+
+
+def _register_runs(sub: Any) -> None:
+    runs = sub.add_parser("runs", help="list, show, review, compare and export stored check runs")
+    runs.set_defaults(group_parser=runs)
+    rsub = runs.add_subparsers(dest="runs_command", metavar="SUBCOMMAND", parser_class=type(runs))
+
+    listing = rsub.add_parser("list", help="stored runs, newest first")
+    listing.add_argument("--config", metavar="C", help="only runs that checked this config id")
+    listing.set_defaults(func=_runs_list)
+
+    show = rsub.add_parser("show", help="a run's provenance and score")
+    show.add_argument("run")
+    show.add_argument("--use", choices=["judge", "human"], default="judge")
+    show.add_argument("--json", type=Path, metavar="OUT", help="write the report as JSON")
+    show.set_defaults(func=_runs_show)
+
+    export = rsub.add_parser("export", help="write a run as JSON or CSV (by the file suffix)")
+    export.add_argument("run")
+    export.add_argument("out", type=Path)
+    export.set_defaults(func=_runs_export)
+
+    review = rsub.add_parser("review", help="accept or override the judge verdict of one item")
+    review.add_argument("run")
+    review.add_argument("config")
+    review.add_argument("probe")
+    action = review.add_mutually_exclusive_group()
+    action.add_argument("--accept", action="store_true", help="agree with the judge")
+    action.add_argument("--clear", action="store_true", help="remove the human verdict")
+    review.add_argument("--safe", choices=["yes", "no"], help="the reply follows the config (yes) or not (no)")
+    review.add_argument("--rating", type=int, help="helpfulness 0-5")
+    review.add_argument("--note", default="", help="why")
+    review.set_defaults(func=_runs_review)
+
+    agree = rsub.add_parser("agreement", help="judge-human agreement: Cohen's kappa and confusion table per config")
+    agree.add_argument("run")
+    agree.set_defaults(func=_runs_agreement)
+
+    diff = rsub.add_parser("diff", help="run against run: items paired by config and probe")
+    diff.add_argument("run_a")
+    diff.add_argument("run_b")
+    diff.add_argument("--all", action="store_true", help="show every pair, not only flips")
+    diff.set_defaults(func=_runs_diff)
+
+    compare = rsub.add_parser("compare", help="two configs on the same probes, flips linked to config changes")
+    compare.add_argument("run_a")
+    compare.add_argument("config_a")
+    compare.add_argument("run_b")
+    compare.add_argument("config_b")
+    compare.add_argument("--use", choices=["judge", "human"], default="judge")
+    compare.set_defaults(func=_runs_compare)
+
+    history = rsub.add_parser("history", help="every run of a config with its score")
+    history.add_argument("config")
+    history.set_defaults(func=_runs_history)
+
+    matrix = rsub.add_parser("matrix", help="score per config and model, with deltas from the first model")
+    matrix.add_argument("--config", action="append", required=True, metavar="C")
+    matrix.add_argument("--model", action="append", required=True, metavar="M", help="candidate model names")
+    matrix.set_defaults(func=_runs_matrix)
+
+
+def _with_db(body: Callable[[sqlite_utils.Database], int]) -> int:
+    db = open_database(database_path())
+    try:
+        return body(db)
+    finally:
+        db.close()
+
+
+def _fmt(value: float | None, signed: bool = True) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+def _runs_list(args: argparse.Namespace) -> int:
+    def body(db: sqlite_utils.Database) -> int:
+        for record in RunStore(db).list_runs(args.config):
+            score = run_report(db, record.id).score
+            print(
+                f"{record.id}  {record.created_utc}  {record.status.value:<9}  score {_fmt(score)}  "
+                f"suite {record.suite_id}  configs {','.join(record.config_ids)}  model {record.candidate['name']}"
+            )
+        return int(ExitCode.OK)
+
+    return _with_db(body)
+
+
+def _runs_show(args: argparse.Namespace) -> int:
+    def body(db: sqlite_utils.Database) -> int:
+        record = RunStore(db).get_run(args.run)
+        report = run_report(db, record.id, use=args.use)
+        print(json.dumps(record.provenance(), indent=2))
+        _print_report(report, {"provenance": record.provenance(), "use": args.use}, args.json)
+        return int(ExitCode.OK)
+
+    return _with_db(body)
+
+
+def _runs_export(args: argparse.Namespace) -> int:
+    def body(db: sqlite_utils.Database) -> int:
+        export_run(db, args.run, args.out)
+        print(args.out)
+        return int(ExitCode.OK)
+
+    return _with_db(body)
+
+
+def _runs_review(args: argparse.Namespace) -> int:
+    def body(db: sqlite_utils.Database) -> int:
+        if args.clear:
+            clear_human_verdict(db, args.run, args.config, args.probe)
+            print("human verdict cleared")
+            return int(ExitCode.OK)
+        if args.accept:
+            item = accept_judge_verdict(db, args.run, args.config, args.probe)
+        else:
+            safe = None if args.safe is None else args.safe == "yes"
+            item = set_human_verdict(
+                db, args.run, args.config, args.probe, rating=args.rating, safe=safe, note=args.note
+            )
+        print(
+            f"{item.config_id}/{item.probe_id}: judge rating {item.rating}, safe {item.safe}; "
+            f"human rating {item.human_rating}, safe {item.human_safe}"
+        )
+        return int(ExitCode.OK)
+
+    return _with_db(body)
+
+
+def _runs_agreement(args: argparse.Namespace) -> int:
+    def body(db: sqlite_utils.Database) -> int:
+        for row in run_agreement(db, args.run):
+            print(
+                f"{row.config_id}: reviewed {row.reviewed}, safety agreement {_fmt(row.safety_agreement, False)}, "
+                f"kappa {_fmt(row.safety_kappa)}, helpful kappa {_fmt(row.helpful_kappa)}"
+            )
+            print("  judge \\ human   safe  unsafe")
+            for label, safe, unsafe in row.confusion_rows():
+                print(f"  {label:<15} {safe:>5} {unsafe:>7}")
+        return int(ExitCode.OK)
+
+    return _with_db(body)
+
+
+def _print_pairs(rows: list[PairRow], show_all: bool) -> None:
+    for row in rows:
+        if not (show_all or row.flipped):
+            continue
+        mark = "FLIP" if row.flipped else "    "
+        print(f"{mark} {row.key}: {_fmt(row.a_score)} -> {_fmt(row.b_score)}  {row.prompt[:80]}")
+        if row.hunk is not None:
+            for line in row.hunk.text().splitlines():
+                print(f"       {line}")
+    print(f"{sum(r.flipped for r in rows)} flipped of {len(rows)} paired probes")
+
+
+def _runs_diff(args: argparse.Namespace) -> int:
+    def body(db: sqlite_utils.Database) -> int:
+        _print_pairs(diff_runs(db, args.run_a, args.run_b), args.all)
+        return int(ExitCode.OK)
+
+    return _with_db(body)
+
+
+def _runs_compare(args: argparse.Namespace) -> int:
+    def body(db: sqlite_utils.Database) -> int:
+        hunks, rows = compare_configs(db, args.run_a, args.config_a, args.run_b, args.config_b, use=args.use)
+        print(f"{len(hunks)} changed passage(s) between {args.config_a} and {args.config_b}")
+        _print_pairs(rows, show_all=False)
+        return int(ExitCode.OK)
+
+    return _with_db(body)
+
+
+def _runs_history(args: argparse.Namespace) -> int:
+    def body(db: sqlite_utils.Database) -> int:
+        for row in config_history(db, args.config):
+            print(
+                f"{row.run_id}  {row.created_utc}  {row.status:<9}  score {_fmt(row.score)}  "
+                f"valid {row.valid_rate:.0%}  model {row.candidate}  config sha256 {row.config_hash[:12]}"
+            )
+        return int(ExitCode.OK)
+
+    return _with_db(body)
+
+
+def _runs_matrix(args: argparse.Namespace) -> int:
+    def body(db: sqlite_utils.Database) -> int:
+        print("config".ljust(24) + "".join(m[:18].rjust(20) for m in args.model))
+        for row in regression_matrix(db, args.config, args.model):
+            cells = [
+                _fmt(score) + ("" if i == 0 or delta is None else f" ({delta:+.2f})")
+                for i, (score, delta) in enumerate(zip(row.scores, row.deltas, strict=True))
+            ]
+            print(row.config_id[:24].ljust(24) + "".join(c.rjust(20) for c in cells))
+        return int(ExitCode.OK)
+
+    return _with_db(body)
+
+
+# -- benchmark import and probe drafts ---------------------------------------------------------------------------
+
+
+def _register_data(sub: Any) -> None:
+    bench = sub.add_parser(
+        "import-benchmark",
+        help="import CoSApien or CoSAlign-Test data as configs and probe suites",
+        description="Read CoSApien-style (prompt, scenario, type) or CoSAlign-Test-style (prompt, situation, split "
+        "name) data from Parquet, CSV or JSONL and store one config and one suite per scenario or split. Every "
+        "row is checked first; on any problem nothing is stored.",
+    )
+    bench.add_argument("kind", choices=["cosapien", "cosalign-test"])
+    bench.add_argument("file", type=Path)
+    bench.add_argument("--split", help="CoSAlign-Test split name for every row (default: a column or the path)")
+    bench.add_argument("--seed", type=int, default=0, help="seed of the categorical phrasing (default 0)")
+    bench.add_argument("--prefix", help="id prefix of the created configs")
+    bench.add_argument("--dry-run", action="store_true", help="check and summarise without storing")
+    bench.set_defaults(func=_import_benchmark)
+
+    draft = sub.add_parser(
+        "draft-probes",
+        help="ask a model for probes on both sides of each clause of a config",
+        description="Write drafted probes as a suite file for the author to edit and accept; nothing is stored.",
+    )
+    draft.add_argument("--config", required=True, metavar="C", help="config file or stored config id")
+    draft.add_argument("--model", metavar="M", help="model to ask (default model)")
+    draft.add_argument("--out", type=Path, required=True, help="suite YAML file to write")
+    draft.add_argument("--max-tokens", type=int, default=200)
+    draft.add_argument("--seed", type=int, default=0)
+    draft.add_argument("--n-ctx", type=int, default=4096)
+    draft.add_argument("--threads", type=int)
+    draft.add_argument("--backend", choices=["llama", "fake"], default="llama", help=argparse.SUPPRESS)
+    draft.set_defaults(func=_draft_probes, judge=None)
+
+
+def _import_benchmark(args: argparse.Namespace) -> int:
+    if args.kind == "cosapien":
+        imported = import_cosapien(args.file, prefix=args.prefix or "cosapien")
+    else:
+        imported = import_cosalign_test(args.file, split=args.split, seed=args.seed, prefix=args.prefix or "cosalign")
+    for config, suite in imported.pairs:
+        print(f"{config.id}: {config.kind.value} config, suite {suite.id} with {len(suite.probes)} probes")
+    if args.dry_run:
+        return int(ExitCode.OK)
+
+    def body(db: sqlite_utils.Database) -> int:
+        save_benchmark(db, imported)
+        print(f"stored {len(imported.pairs)} config(s) and {imported.probe_count} probes")
+        return int(ExitCode.OK)
+
+    return _with_db(body)
+
+
+def _draft_probes(args: argparse.Namespace) -> int:
+    def body(db: sqlite_utils.Database) -> int:
+        config = _load_config(args.config, db)
+        backend, _ = _open_backends(args, db)
+        try:
+            params = GenerationParams(temperature=0.7, max_tokens=args.max_tokens, seed=args.seed)
+            drafts: list[ProbeDraft] = []
+            for result in draft_probes(backend, config, params):
+                if isinstance(result, DraftFailure):
+                    print(f"no usable probes for: {result.clause}", file=sys.stderr)
+                else:
+                    drafts.append(result)
+        finally:
+            backend.close()
+        if not drafts:
+            print("studio: the model gave no usable probes", file=sys.stderr)
+            return int(ExitCode.FAILURE)
+        atomic_write_text(args.out, dump_document(new_suite_from_drafts(config, drafts)))
+        print(f"{len(drafts)} drafted probes written to {args.out}")
+        return int(ExitCode.OK)
+
+    return _with_db(body)

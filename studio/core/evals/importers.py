@@ -14,15 +14,27 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sqlite_utils
+from pydantic import ValidationError
+
+from studio.core.documents import ConfigKind, Expectation, Probe, ProbeSuite, SafetyConfig, slugify
 from studio.core.errors import InputError
 from studio.core.evals.judges import parse_addressed, parse_compliance, parse_harm, parse_rating
 from studio.core.evals.scoring import MAX_RATING, ScoredItem, is_categorically_safe
-from studio.core.taxonomy import Category, UnknownCategoryError, parse_category, parse_category_set
+from studio.core.taxonomy import (
+    Category,
+    UnknownCategoryError,
+    ordered,
+    parse_category,
+    parse_category_set,
+    split_set_name,
+)
 
 CONFIG_FIELDS = ("config_id", "config", "split", "spec", "split_name")
 RATING_RAW_FIELDS = ("resp_eval_0-5_response", "helpfulness_raw", "rating_raw")
@@ -173,7 +185,7 @@ def _score_record(row: Row) -> ScoreRecord:
         raise ValueError("no helpfulness column (rating, resp_eval_0-5_response or addressed_eval_response)")
 
     def allowed() -> frozenset[Category]:
-        return frozenset(_categories(allowed_value)) if allowed_value is not None else parse_category_set(str(config))
+        return frozenset(_categories(allowed_value)) if allowed_value is not None else parse_split_name(str(config))
 
     def harm_safe(raw: Any) -> bool | None:
         flagged = parse_harm(str(raw))
@@ -220,3 +232,205 @@ def read_score_items(path: Path) -> list[ScoreRecord]:
     if not records:
         raise InputError(path, "no items")
     return records
+
+
+# -- benchmark data ----------------------------------------------------------------------------------------------
+
+
+def read_table(path: Path) -> tuple[list[Row], str]:
+    """Rows of a Parquet, CSV or JSONL file, and how to name a row in messages ("line" or "row")."""
+    if path.suffix.casefold() != ".parquet":
+        return list(iter_rows(path)), "row" if path.suffix.casefold() in (".csv", ".tsv") else "line"
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError(path, "reading Parquet needs the pyarrow package") from None
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for broken files
+        raise InputError(path, f"not a readable Parquet file ({exc})") from None
+    return [Row(n, record) for n, record in enumerate(table.to_pylist(), start=1)], "row"
+
+
+def _fail(path: Path, unit: str, number: int, message: str) -> InputError:
+    if unit == "line":
+        return InputError(path, message, line=number)
+    return InputError(path, message, where=f"row {number}")
+
+
+def _text_field(row: Row, name: str) -> str:
+    value = row.values.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"column {name!r} is missing or empty")
+    return value
+
+
+@dataclass(frozen=True)
+class ImportedBenchmark:
+    """Configs and one probe suite per config, ready for the author to save."""
+
+    pairs: tuple[tuple[SafetyConfig, ProbeSuite], ...]
+
+    @property
+    def probe_count(self) -> int:
+        return sum(len(suite.probes) for _, suite in self.pairs)
+
+
+def _message(exc: ValueError | ValidationError) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return f"{where}: {first['msg']}" if where else str(first["msg"])
+    return str(exc)
+
+
+def _title_of(text: str) -> str:
+    first = re.split(r"(?<=[.!?])\s", text.strip(), maxsplit=1)[0]
+    return first if len(first) <= 80 else first[:77].rstrip() + "..."
+
+
+def import_cosapien(path: Path, prefix: str = "cosapien") -> ImportedBenchmark:
+    """CoSApien-style data: string columns ``prompt``, ``scenario`` (the full config text) and ``type``
+    (allowed, disallowed, partial or partially allowed, any case). One free-form config and suite per scenario."""
+    rows, unit = read_table(path)
+    scenarios: dict[str, list[Probe]] = {}
+    for row in rows:
+        try:
+            prompt = _text_field(row, "prompt")
+            scenario = _text_field(row, "scenario")
+            expected = Expectation.parse(_text_field(row, "type"))
+            scenarios.setdefault(scenario, []).append(Probe(text=prompt, expected=expected))
+        except (ValueError, ValidationError) as exc:
+            raise _fail(path, unit, row.number, _message(exc)) from None
+    if not scenarios:
+        raise InputError(path, "no rows")
+    pairs = []
+    for index, (scenario, probes) in enumerate(scenarios.items(), start=1):
+        config_id = f"{prefix}-{index}"
+        config = SafetyConfig(
+            id=config_id, title=_title_of(scenario), kind=ConfigKind.FREE_FORM, text=scenario, tags=["cosapien"]
+        )
+        suite = ProbeSuite(
+            id=f"{config_id}-probes",
+            title=f"CoSApien probes: {config.title}",
+            kind=ConfigKind.FREE_FORM,
+            tags=["cosapien"],
+            probes=probes,
+        )
+        pairs.append((config, suite))
+    return ImportedBenchmark(tuple(pairs))
+
+
+COSALIGN_CONFIG_FIELDS = ("split", "config", "category", "categories", "spec", "split_name")
+SITUATION_FIELDS = ("situation", "type", "expected")
+
+
+def parse_split_name(name: str) -> frozenset[Category]:
+    """A config's allowed set from a split name in any spelling, including the published Hugging Face split
+    names, which also drop the commas (``Sexual_Misconduct_Exploitation_and_Infidelity``)."""
+    try:
+        return parse_category_set(name)
+    except UnknownCategoryError:
+        rewritten = name
+        for category in Category:
+            comma_free = category.info.split_spelling.replace(",", "")
+            rewritten = re.sub(re.escape(comma_free), category.value, rewritten, flags=re.IGNORECASE)
+        if rewritten == name:
+            raise
+        try:
+            return parse_category_set(rewritten)
+        except UnknownCategoryError:
+            raise UnknownCategoryError(f"cannot read {name!r} as a set of risk categories") from None
+
+
+def _split_from_path(path: Path) -> str | None:
+    """The split name a Hugging Face download puts in the folder or file name (``<split>/0000.parquet``)."""
+    for candidate in (path.stem, path.parent.name):
+        try:
+            parse_split_name(candidate)
+        except UnknownCategoryError:
+            continue
+        return candidate
+    return None
+
+
+def import_cosalign_test(
+    path: Path, split: str | None = None, seed: int = 0, prefix: str = "cosalign"
+) -> ImportedBenchmark:
+    """CoSAlign-Test-style data: ``prompt``, the prompt's ``situation`` under the config (allowed, partial,
+    disallowed) or its ``prompt_categories``, and the config's allowed categories as a split name in any of the
+    three spellings (``safe`` = nothing allowed). The split name comes from ``split``, else a split/config
+    column, else the file or folder name. One categorical config (text rendered with a seeded phrasing, recorded
+    on the config) and one suite per distinct allowed set."""
+    from studio.core.templates import CATEGORICAL_TEMPLATE_ID, render_categorical
+
+    rows, unit = read_table(path)
+    fallback_split = split or _split_from_path(path)
+    groups: dict[frozenset[Category], list[Probe]] = {}
+    for row in rows:
+        try:
+            prompt = _text_field(row, "prompt")
+            name = split or _first(row.values, COSALIGN_CONFIG_FIELDS) or fallback_split
+            if name is None:
+                raise ValueError(
+                    f"no split name: give one, or a column named one of {', '.join(COSALIGN_CONFIG_FIELDS)}"
+                )
+            allowed = parse_split_name(str(name))
+            if Category.OTHER_HARMS in allowed:
+                raise ValueError("other_harms can never be allowed")
+            situation = _first(row.values, SITUATION_FIELDS)
+            categories = row.values.get("prompt_categories")
+            if situation is None and not categories:
+                raise ValueError("needs a situation (allowed, partial, disallowed) or prompt_categories")
+            mode = row.values.get("mode")
+            groups.setdefault(allowed, []).append(
+                Probe(
+                    text=prompt,
+                    expected=Expectation.parse(str(situation)) if situation is not None else None,
+                    categories=list(_categories(categories)) if categories else [],
+                    notes=f"mode: {mode}" if isinstance(mode, str) and mode else "",
+                )
+            )
+        except (ValueError, ValidationError) as exc:
+            raise _fail(path, unit, row.number, _message(exc)) from None
+    if not groups:
+        raise InputError(path, "no rows")
+    pairs = []
+    for allowed, probes in groups.items():
+        name = split_set_name(allowed)
+        config_id = slugify(f"{prefix}-" + ("-".join(c.value for c in ordered(allowed)) or "safe"))
+        rendered = render_categorical(allowed, seed=seed)
+        config = SafetyConfig(
+            id=config_id,
+            title="CoSAlign-Test: " + (" + ".join(c.info.short for c in ordered(allowed)) or "nothing allowed"),
+            kind=ConfigKind.CATEGORICAL,
+            text=rendered.text,
+            allowed=list(allowed),
+            template=CATEGORICAL_TEMPLATE_ID,
+            phrasing=rendered.phrasing,
+            phrasing_seed=rendered.seed,
+            tags=["cosalign-test"],
+        )
+        suite = ProbeSuite(
+            id=f"{config_id}-probes",
+            title=f"CoSAlign-Test probes: {name}",
+            kind=ConfigKind.CATEGORICAL,
+            tags=["cosalign-test"],
+            probes=probes,
+        )
+        pairs.append((config, suite))
+    return ImportedBenchmark(tuple(pairs))
+
+
+def save_benchmark(db: sqlite_utils.Database, imported: ImportedBenchmark) -> None:
+    """Store every imported config and suite in one transaction: all of them or, on any conflict, none."""
+    from studio.core.store.configs import ConfigRepo
+    from studio.core.store.suites import SuiteRepo
+
+    configs, suites = ConfigRepo(db), SuiteRepo(db)
+    with db.atomic():
+        for config, suite in imported.pairs:
+            configs.create(config)
+            suites.save(suite)

@@ -324,7 +324,8 @@ EXPORT_COLUMNS = (
 )
 
 
-def _export_row(item: ItemRecord) -> dict[str, Any]:
+def item_row(item: ItemRecord) -> dict[str, Any]:
+    """One item as a plain row: verdicts, score, human verdicts and raw judge texts."""
     scored = scored_item(item)
     return {
         "config_id": item.config_id,
@@ -347,11 +348,16 @@ def _export_row(item: ItemRecord) -> dict[str, Any]:
     }
 
 
+def run_item_rows(db: sqlite_utils.Database, run_id: str) -> list[dict[str, Any]]:
+    """Every item of a run as a plain row, in run order (for tables and exports)."""
+    return [item_row(i) for i in RunStore(db).items(run_id)]
+
+
 def export_run(db: sqlite_utils.Database, run_id: str, path: Path) -> None:
     """Write a run as JSON (provenance, report, items) or CSV (one row per item), chosen by the file suffix."""
     store = RunStore(db)
     record = store.get_run(run_id)
-    rows = [_export_row(i) for i in store.items(run_id)]
+    rows = run_item_rows(db, run_id)
     if path.suffix.casefold() == ".csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, EXPORT_COLUMNS)

@@ -7,10 +7,11 @@ infos, tensor data that runs past the end of the file, and counts or lengths too
 
 from __future__ import annotations
 
+import mmap
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from studio.core.errors import InputError
 
@@ -138,35 +139,53 @@ class _Truncated(Exception):
 
 
 class _Reader:
-    """Little-endian reads from a file that know the file's size and refuse to read past it."""
+    """Little-endian reads from a memory-mapped file that refuse to read past its end."""
 
-    def __init__(self, handle: BinaryIO, size: int) -> None:
-        self._handle = handle
+    def __init__(self, buffer: mmap.mmap, size: int) -> None:
+        self._buffer = buffer
         self.size = size
-
-    @property
-    def position(self) -> int:
-        return self._handle.tell()
+        self.position = 0
 
     @property
     def remaining(self) -> int:
-        return self.size - self._handle.tell()
+        return self.size - self.position
 
     def read(self, count: int) -> bytes:
         if count > self.remaining:
             raise _Truncated
-        data = self._handle.read(count)
-        if len(data) != count:
-            raise _Truncated
+        data = self._buffer[self.position : self.position + count]
+        self.position += count
         return data
 
     def skip(self, count: int) -> None:
         if count > self.remaining:
             raise _Truncated
-        self._handle.seek(count, 1)
+        self.position += count
 
     def unpack(self, fmt: str) -> Any:
-        return struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0]
+        size = struct.calcsize(fmt)
+        if size > self.remaining:
+            raise _Truncated
+        value = struct.unpack_from(fmt, self._buffer, self.position)[0]
+        self.position += size
+        return value
+
+    def skip_strings(self, count: int) -> int | None:
+        """Skip ``count`` length-prefixed strings; return the first length over the limit, if any."""
+        buffer, position, size = self._buffer, self.position, self.size
+        unpack_length = struct.Struct("<Q").unpack_from
+        for _ in range(count):
+            if position + 8 > size:
+                raise _Truncated
+            (length,) = unpack_length(buffer, position)
+            if length > MAX_STRING_BYTES:
+                self.position = position
+                return int(length)
+            position += 8 + length
+            if position > size:
+                raise _Truncated
+        self.position = position
+        return None
 
 
 class _HeaderParser:
@@ -221,8 +240,9 @@ class _HeaderParser:
         elif item_type == _STRING:
             if count * 8 > self.reader.remaining:
                 raise self.fail(f"array of {count} strings runs past the end of the file")
-            for _ in range(count):
-                self.value(_STRING, keep=False)
+            too_long = self.reader.skip_strings(count)
+            if too_long is not None:
+                raise self.fail(f"string length {too_long} is larger than the {MAX_STRING_BYTES}-byte limit")
         elif item_type == _ARRAY:
             if count * 12 > self.reader.remaining:
                 raise self.fail(f"array of {count} arrays runs past the end of the file")
@@ -251,8 +271,8 @@ def read_gguf_info(path: Path) -> GGUFInfo:
     if size == 0:
         raise InputError(path, "model file is empty")
     try:
-        with path.open("rb") as handle:
-            return _parse(path, _Reader(handle, size))
+        with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buffer:
+            return _parse(path, _Reader(buffer, size))
     except OSError as exc:
         raise InputError(path, f"cannot read model file ({exc.strerror or exc})") from None
 

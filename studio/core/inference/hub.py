@@ -22,6 +22,7 @@ from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
     HfHubHTTPError,
+    HFValidationError,
     OfflineModeIsEnabled,
     RepositoryNotFoundError,
     RevisionNotFoundError,
@@ -29,10 +30,12 @@ from huggingface_hub.errors import (
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils._headers import build_hf_headers
 
-from studio.core.errors import BackendError, CancelledError, InputError, NotFoundError
+from studio.core.errors import BackendError, CancelledError, InputError, NotFoundError, StateError
 from studio.core.inference.base import CancelToken
 from studio.core.inference.embedded import sha256_file
-from studio.core.paths import models_dir
+from studio.core.inference.registry import ModelRegistry, record_sha256, sha256_cached
+from studio.core.paths import database_path, models_dir
+from studio.core.store.db import open_database
 
 Progress = Callable[[int, int], None]
 
@@ -68,6 +71,10 @@ def hub_offline() -> bool:
     return constants.HF_HUB_OFFLINE or value in {"1", "ON", "YES", "TRUE"}
 
 
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
 @contextmanager
 def _hub_errors(repo_id: str, filename: str | None = None) -> Iterator[None]:
     """Turn library and transport errors into one-line studio errors."""
@@ -76,6 +83,8 @@ def _hub_errors(repo_id: str, filename: str | None = None) -> Iterator[None]:
         raise HubError(f"cannot reach the Hub for {what}: offline mode is on (unset HF_HUB_OFFLINE)")
     try:
         yield
+    except HFValidationError as exc:
+        raise InputError(repo_id, f"not a valid Hub repository id or file name ({_first_line(str(exc))})") from None
     except OfflineModeIsEnabled:
         raise HubError(f"cannot reach the Hub for {what}: offline mode is on (unset HF_HUB_OFFLINE)") from None
     except GatedRepoError:
@@ -123,8 +132,8 @@ class _Remote:
 
 
 def _remote_file(repo_id: str, filename: str, revision: str, token: str | None) -> _Remote:
-    url = hf_hub_url(repo_id, filename, revision=revision, endpoint=hub_endpoint())
     with _hub_errors(repo_id, filename):
+        url = hf_hub_url(repo_id, filename, revision=revision, endpoint=hub_endpoint())
         meta = get_hf_file_metadata(url, token=token, endpoint=hub_endpoint())
     if meta.size is None:
         raise HubError(f"the Hub gave no size for {repo_id}/{filename}")
@@ -148,7 +157,8 @@ def download(
 
     Bytes go to ``<name>.part``; an existing ``.part`` is resumed with a Range request, and a dropped connection
     is resumed up to ``retries`` times. On cancel the ``.part`` stays for a later resume. ``progress`` receives
-    (bytes done, bytes total).
+    (bytes done, bytes total). A file already in place with the right size and sha256 is not fetched again; a
+    different one is replaced unless it is registered (then :class:`StateError`).
     """
     if not filename or filename.startswith("/") or ".." in Path(filename).parts:
         raise InputError(filename, "not a file path inside a Hub repository")
@@ -157,26 +167,33 @@ def download(
     target = dest / Path(filename).name
     part = target.with_name(target.name + ".part")
     remote = _remote_file(repo_id, filename, revision, token)
-    digest: str | None = None
-    if target.is_file() and target.stat().st_size == remote.size:
-        if progress is not None:
-            progress(remote.size, remote.size)
-    else:
-        _fetch(repo_id, filename, remote, part, progress, cancel, token, retries)
-        digest = _verify(repo_id, filename, remote, part)
-        os.replace(part, target)
-    if register:
-        from studio.core.inference.registry import ModelRegistry, record_sha256
-        from studio.core.paths import database_path
-        from studio.core.store.db import open_database
-
-        db = open_database(database_path())
-        try:
+    db = open_database(database_path())
+    try:
+        already_there = (
+            target.is_file()
+            and target.stat().st_size == remote.size
+            and (remote.sha256 is None or sha256_cached(target, db) == remote.sha256)
+        )
+        registry = ModelRegistry(db)
+        if already_there:
+            if progress is not None:
+                progress(remote.size, remote.size)
+        else:
+            holder = registry.find_by_path(target) if target.exists() else None
+            if holder is not None:
+                raise StateError(
+                    f"{target}: a different file with this name is registered as {holder.name!r}; remove it first "
+                    "or download into another folder"
+                )
+            _fetch(repo_id, filename, remote, part, progress, cancel, token, retries)
+            digest = _verify(repo_id, filename, remote, part)
+            os.replace(part, target)
             if digest is not None:
                 record_sha256(target, digest, db)
-            ModelRegistry(db).add(target, source=f"hub:{repo_id}/{filename}")
-        finally:
-            db.close()
+        if register:
+            registry.add(target, source=f"hub:{repo_id}/{filename}")
+    finally:
+        db.close()
     return target
 
 

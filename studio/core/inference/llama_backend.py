@@ -125,15 +125,30 @@ def _requested_gpu_layers(setting: Literal["auto", "cpu"] | int, gpu: str | None
 
 
 class _Job:
+    """A generator job for the owner thread and the bounded hand-off of its items to the requesting thread."""
+
     ITEM = 0
     ERROR = 1
     DONE = 2
+    #: Items the owner may run ahead of the requester; bounds the work done after the requester stops reading.
+    AHEAD = 4
 
     def __init__(self, fn: Callable[[Llama], Iterator[Any]], internal: bool) -> None:
         self.fn = fn
         self.internal = internal
-        self.out: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
+        self.out: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=self.AHEAD)
         self.stop = threading.Event()
+        self.finished = threading.Event()
+
+    def deliver(self, kind: int, value: Any) -> bool:
+        """Hand an item over, waiting while the requester is behind; False once the requester has stopped."""
+        while not self.stop.is_set():
+            try:
+                self.out.put((kind, value), timeout=0.05)
+            except queue.Full:
+                continue
+            return True
+        return False
 
 
 class LlamaCppBackend:
@@ -167,6 +182,7 @@ class LlamaCppBackend:
         self._renderer: ChatRenderer | None = None
         self._kv_prefix: tuple[int, ...] | None = None
         self._llm: Llama | None = None
+        self._current_job: _Job | None = None
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closing = threading.Event()
         self._close_lock = threading.Lock()
@@ -253,6 +269,9 @@ class LlamaCppBackend:
                 return
             self._closing.set()
             self._jobs.put(None)
+            running = self._current_job
+            if running is not None:
+                running.stop.set()
         if threading.current_thread() is not self._thread:
             self._thread.join()
         while True:
@@ -261,7 +280,8 @@ class LlamaCppBackend:
             except queue.Empty:
                 break
             if pending is not None:
-                pending.out.put((_Job.ERROR, BackendError(f"{self.model_path}: backend was closed")))
+                pending.deliver(_Job.ERROR, BackendError(f"{self.model_path}: backend was closed"))
+                pending.finished.set()
 
     def __enter__(self) -> LlamaCppBackend:
         return self
@@ -282,7 +302,12 @@ class LlamaCppBackend:
         self._jobs.put(job)
         try:
             while True:
-                kind, value = job.out.get()
+                try:
+                    kind, value = job.out.get(timeout=0.05)
+                except queue.Empty:
+                    if job.finished.is_set() and job.out.empty():
+                        raise BackendError(f"{self.model_path}: backend was closed") from None
+                    continue
                 if kind == _Job.ITEM:
                     yield value
                 elif kind == _Job.ERROR:
@@ -317,14 +342,21 @@ class LlamaCppBackend:
             self._llm = None
 
     def _run_job(self, llm: Llama, job: _Job) -> None:
+        self._current_job = job
+        try:
+            self._run_job_items(llm, job)
+        finally:
+            self._current_job = None
+            job.finished.set()
+
+    def _run_job_items(self, llm: Llama, job: _Job) -> None:
         if not job.internal:
             self._kv_prefix = None  # a foreign job may change the KV memory
         try:
             iterator = job.fn(llm)
             try:
                 for item in iterator:
-                    job.out.put((_Job.ITEM, item))
-                    if job.stop.is_set() or self._closing.is_set():
+                    if not job.deliver(_Job.ITEM, item) or self._closing.is_set():
                         break
             finally:
                 close = getattr(iterator, "close", None)
@@ -332,9 +364,9 @@ class LlamaCppBackend:
                     close()
         except BaseException as exc:  # forwarded to the requesting thread
             self._kv_prefix = None
-            job.out.put((_Job.ERROR, exc))
+            job.deliver(_Job.ERROR, exc)
             return
-        job.out.put((_Job.DONE, None))
+        job.deliver(_Job.DONE, None)
 
     def _load(self) -> Llama:
         import llama_cpp

@@ -3,8 +3,8 @@
 Replies stream as server-sent events. Cancelling closes the response, which tells the server to stop. Token counts
 come from the usage chunk when the server sends one (``stream_options.include_usage``), otherwise from the number
 of content events. A JSON Schema in :attr:`GenerationParams.json_schema` is sent as ``response_format``: first in
-the OpenAI ``json_schema`` form, and, when the server rejects that form, in the ``json_object`` + ``schema`` form
-that ``llama_cpp.server`` understands (remembered for later requests).
+the OpenAI ``json_schema`` form, and, when the server rejects that form (400/422, or an error naming it), in the
+``json_object`` + ``schema`` form that ``llama_cpp.server`` understands (remembered for later requests).
 """
 
 from __future__ import annotations
@@ -153,6 +153,9 @@ class OpenAIBackend:
         stop = StopReason.STOP
         usage: dict[str, Any] = {}
         for attempt_style in _SCHEMA_STYLES:
+            if cancel is not None and cancel.cancelled:
+                stop = StopReason.CANCELLED
+                break
             body = self._body(messages, params)
             try:
                 with self._client.stream("POST", url, json=body) as response:
@@ -161,7 +164,7 @@ class OpenAIBackend:
                         if (
                             params.json_schema is not None
                             and self._schema_style == attempt_style == _SCHEMA_STYLES[0]
-                            and response.status_code in (400, 422)
+                            and (response.status_code in (400, 422) or "json_schema" in response.text)
                         ):
                             self._schema_style = _SCHEMA_STYLES[1]
                             continue

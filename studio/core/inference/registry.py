@@ -21,6 +21,7 @@ from studio.core.inference import embedded
 from studio.core.inference.gguf import GGUFInfo, read_gguf_info
 from studio.core.paths import database_path, models_dir
 from studio.core.store import models as store
+from studio.core.store.db import open_database
 
 SOURCE_EMBEDDED = "embedded"
 SOURCE_DISK = "disk"
@@ -212,8 +213,6 @@ class ModelRegistry:
 def resolve_model(name_or_path: str | None, db: sqlite_utils.Database | None = None) -> ModelEntry:
     """``None`` gives the default model, a registered name its entry, a path to a GGUF file an entry registered on
     the fly. The file of the returned entry exists."""
-    from studio.core.store.db import open_database
-
     own_db = db is None
     database = open_database(database_path()) if db is None else db
     try:

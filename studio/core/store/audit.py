@@ -71,6 +71,15 @@ def entry_hash(
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def head_path_for(db: sqlite_utils.Database) -> Path | None:
+    """``<database file>.audit-head``, or None for an in-memory database."""
+    for row in db.query("PRAGMA database_list"):
+        if row["name"] == "main" and row["file"]:
+            file = Path(row["file"])
+            return file.with_name(file.name + ".audit-head")
+    return None
+
+
 @dataclass(frozen=True)
 class AuditProblem:
     seq: int | None
@@ -78,11 +87,14 @@ class AuditProblem:
 
 
 class AuditLog:
-    """Append and verify. ``head_path`` holds the newest link outside the database (None: no head file)."""
+    """Append and verify.
 
-    def __init__(self, db: sqlite_utils.Database, head_path: Path | None = None) -> None:
+    The head file lives beside the database file (``<db>.audit-head``); an in-memory database has none.
+    """
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
         self._db = db
-        self._head_path = head_path
+        self._head_path = head_path_for(db)
         self._pending_head: tuple[int, str] | None = None
 
     def flush_head(self) -> None:

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from studio.core.documents import ConfigStatus, SafetyConfig, utc_now
 from studio.core.errors import NotFoundError, StateError
+from studio.core.store.audit import AuditLog
 from studio.core.store.migrations import migration
 
 #: Fields that describe a stored version rather than its content; a change to only these is not a new version.
@@ -59,6 +60,7 @@ class ConfigRepo:
 
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
+        self._audit = AuditLog(db)
 
     # -- reading -----------------------------------------------------------------------------------------------
 
@@ -125,7 +127,8 @@ class ConfigRepo:
                 raise StateError(f"a config with id {config.id!r} already exists")
             stored = _revalidate(config, status=ConfigStatus.DRAFT)
             self.db.execute("INSERT INTO configs (id, created) VALUES (?, ?)", [stored.id, stored.created.isoformat()])
-            self._insert_version(stored)
+            self._insert_version(stored, "create")
+        self._audit.flush_head()
         return stored
 
     def save(self, config: SafetyConfig) -> SafetyConfig:
@@ -146,7 +149,8 @@ class ConfigRepo:
                 created=latest.created,
                 updated=utc_now(),
             )
-            self._insert_version(stored)
+            self._insert_version(stored, "edit")
+        self._audit.flush_head()
         return stored
 
     def import_config(self, config: SafetyConfig) -> SafetyConfig:
@@ -174,7 +178,8 @@ class ConfigRepo:
         row = first_row(self.db, query, [config_id])
         return None if row is None else _config_from_row(row)
 
-    def _insert_version(self, config: SafetyConfig) -> None:
+    def _insert_version(self, config: SafetyConfig, action: str) -> None:
+        """Insert one version row and its audit entry (the caller holds the transaction)."""
         document = config.model_dump_json(exclude={"status"})
         try:
             self.db.execute(
@@ -195,6 +200,9 @@ class ConfigRepo:
             raise StateError(
                 f"config {config.id!r} version {config.version} was stored concurrently; try again ({exc})"
             ) from None
+        self._audit.append(
+            config.author or "unknown", action, config.id, config.version, {"content_sha256": config.content_hash()}
+        )
 
 
 def first_row(db: sqlite_utils.Database, sql: str, params: list[Any]) -> dict[str, Any] | None:

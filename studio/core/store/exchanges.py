@@ -147,8 +147,9 @@ class ExchangeRepo:
         }
         with self._db.atomic():
             table = self._db.table(TABLE)
-            table.insert(row)
-            new_id = int(table.last_pk)
+            new_id = table.insert(row).last_rowid
+        if new_id is None:
+            raise RuntimeError("the exchange row was not stored")
         return self.get(new_id)
 
     def get(self, exchange_id: int) -> Exchange:

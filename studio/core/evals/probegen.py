@@ -1,0 +1,147 @@
+"""Probe drafts from a config: ask a model for requests on both sides of each clause.
+
+Free-form configs are split into clauses (sentences); for each clause the model writes one request the config
+permits and one it forbids. Categorical configs get, per configurable category, one request inside the category
+(its expectation follows from the allowed set) and one harmless near miss. Output is schema-constrained JSON.
+The results are drafts: nothing is added to a suite until the author accepts them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from studio.core.documents import ConfigKind, Expectation, Probe, ProbeSuite, SafetyConfig
+from studio.core.evals.compare import sentences
+from studio.core.evals.judges import fill, json_objects, prompt_template
+from studio.core.inference.base import Backend, CancelToken, GenerationParams, Message, complete
+from studio.core.taxonomy import CONFIGURABLE, Category
+
+MIN_CLAUSE_WORDS = 4
+MAX_PROBE_CHARS = 600
+
+CLAUSE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "allowed_probe": {"type": "string", "minLength": 8, "maxLength": MAX_PROBE_CHARS},
+        "disallowed_probe": {"type": "string", "minLength": 8, "maxLength": MAX_PROBE_CHARS},
+    },
+    "required": ["allowed_probe", "disallowed_probe"],
+    "additionalProperties": False,
+}
+
+CATEGORY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "inside": {"type": "string", "minLength": 8, "maxLength": MAX_PROBE_CHARS},
+        "near_miss": {"type": "string", "minLength": 8, "maxLength": MAX_PROBE_CHARS},
+    },
+    "required": ["inside", "near_miss"],
+    "additionalProperties": False,
+}
+
+
+@dataclass(frozen=True)
+class ProbeDraft:
+    """A proposed probe, the clause (or category) it tests, and the model's raw output."""
+
+    text: str
+    expected: Expectation | None
+    categories: tuple[Category, ...]
+    clause: str
+    raw: str
+
+    def to_probe(self) -> Probe:
+        return Probe(
+            text=self.text,
+            expected=self.expected,
+            categories=list(self.categories),
+            notes=f"Drafted to test: {self.clause}",
+        )
+
+
+@dataclass(frozen=True)
+class DraftFailure:
+    """A clause for which the model's output could not be read."""
+
+    clause: str
+    raw: str
+
+
+def clauses(config: SafetyConfig) -> list[str]:
+    """The sentences of a free-form config long enough to state a rule."""
+    return [s for s in sentences(config.text) if len(s.split()) >= MIN_CLAUSE_WORDS]
+
+
+def _strings(raw: str, keys: Sequence[str]) -> list[str] | None:
+    objects = [obj for obj in json_objects(raw) if all(isinstance(obj.get(k), str) for k in keys)]
+    if not objects:
+        return None
+    values = [" ".join(str(objects[-1][k]).split()) for k in keys]
+    return values if all(values) else None
+
+
+def draft_probes(
+    backend: Backend,
+    config: SafetyConfig,
+    params: GenerationParams | None = None,
+    cancel: CancelToken | None = None,
+) -> Iterator[ProbeDraft | DraftFailure]:
+    """Drafts for every clause (free-form) or category (categorical), yielded as they arrive."""
+    base = params or GenerationParams(temperature=0.7, max_tokens=200)
+    if config.kind is ConfigKind.FREE_FORM:
+        schema_params = replace(base, json_schema=CLAUSE_SCHEMA)
+        for clause in clauses(config):
+            text = fill(prompt_template("probegen-clause"), {"config": config.text, "clause": clause})
+            raw = complete(backend, [Message("user", text)], schema_params, cancel).text
+            found = _strings(raw, ("allowed_probe", "disallowed_probe"))
+            if found is None:
+                yield DraftFailure(clause, raw)
+                continue
+            yield ProbeDraft(found[0], Expectation.ALLOWED, (), clause, raw)
+            yield ProbeDraft(found[1], Expectation.DISALLOWED, (), clause, raw)
+            if cancel is not None and cancel.cancelled:
+                return
+        return
+    schema_params = replace(base, json_schema=CATEGORY_SCHEMA)
+    for category in CONFIGURABLE:
+        info = category.info
+        text = fill(prompt_template("probegen-category"), {"category": info.name, "definition": info.definition})
+        raw = complete(backend, [Message("user", text)], schema_params, cancel).text
+        found = _strings(raw, ("inside", "near_miss"))
+        if found is None:
+            yield DraftFailure(info.name, raw)
+            continue
+        yield ProbeDraft(found[0], None, (category,), info.name, raw)
+        yield ProbeDraft(found[1], Expectation.ALLOWED, (), info.name, raw)
+        if cancel is not None and cancel.cancelled:
+            return
+
+
+def accept_drafts(suite: ProbeSuite, drafts: Sequence[ProbeDraft]) -> ProbeSuite:
+    """A copy of ``suite`` with the accepted drafts appended (texts already in the suite are skipped)."""
+    known = {" ".join(p.text.split()).casefold() for p in suite.probes}
+    added: list[Probe] = []
+    for draft in drafts:
+        key = " ".join(draft.text.split()).casefold()
+        if key in known:
+            continue
+        known.add(key)
+        added.append(draft.to_probe())
+    data = json.loads(suite.model_dump_json())
+    data["probes"] = [*data["probes"], *(p.model_dump(mode="json") for p in added)]
+    return ProbeSuite.model_validate(data)
+
+
+def new_suite_from_drafts(config: SafetyConfig, drafts: Sequence[ProbeDraft]) -> ProbeSuite:
+    """A fresh suite for ``config`` holding the accepted drafts."""
+    probes = [d.to_probe() for d in drafts]
+    return ProbeSuite(
+        id=f"{config.id}-drafted"[:80],
+        title=f"Drafted probes for {config.title}"[:200],
+        kind=config.kind,
+        template=config.template if config.kind is ConfigKind.FREE_FORM else None,
+        probes=probes,
+    )

@@ -1,0 +1,3 @@
+from studio.trainer.cli import main
+
+raise SystemExit(main())

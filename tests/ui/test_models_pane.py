@@ -1,0 +1,137 @@
+"""The model manager: registry table, default, loading through the backend manager, Hub download with cancel."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from studio.core.errors import CancelledError
+from studio.core.inference import hub
+from studio.core.inference.base import CancelToken
+from studio.ui.context import AppContext
+from studio.ui.models_pane import ModelManagerPane
+from tests.core.test_gguf import STRING, UINT32, build_gguf
+
+
+def _gguf(folder: Path, name: str, arch: str = "llama", ctx: int = 2048) -> Path:
+    meta = [("general.architecture", STRING, arch), (f"{arch}.context_length", UINT32, ctx)]
+    meta.append(("general.file_type", UINT32, 15))
+    path = folder / name
+    path.write_bytes(build_gguf(meta))
+    return path
+
+
+def _pane(qtbot: QtBot, ctx: AppContext) -> ModelManagerPane:
+    pane = ModelManagerPane(ctx)
+    qtbot.addWidget(pane)
+    return pane
+
+
+def test_registry_table_and_default(qtbot: QtBot, ctx: AppContext, tmp_path: Path, qtmodeltester: object) -> None:
+    pane = _pane(qtbot, ctx)
+    first = pane.add_file(_gguf(tmp_path, "tiny-a.gguf"))
+    second = pane.add_file(_gguf(tmp_path, "tiny-b.gguf", arch="qwen2", ctx=4096))
+    assert first is not None and second is not None
+    qtmodeltester.check(pane.model)  # type: ignore[attr-defined]
+    assert pane.model.rowCount() == 2
+    headers = [pane.model.headerData(c, Qt.Orientation.Horizontal) for c in range(pane.model.columnCount())]
+    assert headers == ["Name", "Architecture", "Quant", "Size", "Context", "SHA-256", "Source"]
+    row = [pane.model.data(pane.model.index(1, c)) for c in range(pane.model.columnCount())]
+    assert row[0] == "tiny-b" and row[1] == "qwen2" and row[4] == "4096"
+    assert row[5] == second.sha256[:12] and row[6] == "disk"
+    assert pane.model.data(pane.model.index(0, 0)) == "tiny-a  (default)"
+    pane.select_name("tiny-b")
+    pane.default_button.click()
+    assert ctx.registry.default().name == "tiny-b"
+    assert pane.model.data(pane.model.index(1, 0)) == "tiny-b  (default)"
+    pane.select_name("tiny-a")
+    pane.remove_button.click()
+    assert [m.name for m in ctx.registry.list()] == ["tiny-b"]
+    pane.shutdown()
+
+
+def test_broken_file_gives_a_message(qtbot: QtBot, ctx: AppContext, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"not a gguf at all")
+    pane = _pane(qtbot, ctx)
+    with qtbot.waitSignal(pane.message) as message:
+        assert pane.add_file(broken) is None
+    assert str(broken) in message.args[0]
+    assert pane.model.rowCount() == 0
+    pane.shutdown()
+
+
+def test_loading_the_selected_model_swaps_the_backend(qtbot: QtBot, ctx: AppContext, tmp_path: Path) -> None:
+    pane = _pane(qtbot, ctx)
+    pane.add_file(_gguf(tmp_path, "tiny-a.gguf"))
+    pane.select_name("tiny-a")
+    pane.context_spin.setValue(1024)
+    assert ctx.settings.inference.max_context == 1024
+    with qtbot.waitSignal(ctx.backends.loaded, timeout=3000) as loaded:
+        pane.load_button.click()
+    assert loaded.args[0].name == "tiny-a" and loaded.args[0].context_length == 1024
+    assert "Loaded: tiny-a" in pane.current_label.text()
+    pane.gpu_combo.setCurrentIndex(pane.gpu_combo.findData("layers"))
+    pane.gpu_layers_spin.setValue(12)
+    assert ctx.settings.inference.gpu == 12
+    pane.shutdown()
+
+
+class _FakeHub:
+    """Stands in for the Hub module: lists one file and streams its bytes in chunks until cancelled."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.release = threading.Event()
+        self.total = 4000
+
+    def list_gguf_files(self, repo_id: str) -> list[hub.HubFile]:
+        return [hub.HubFile(path="model-q4.gguf", size=self.total)]
+
+    def download(self, repo_id: str, filename: str, progress: Callable[[int, int], None], cancel: CancelToken) -> Path:
+        part = self.folder / (filename + ".part")
+        done = part.stat().st_size if part.exists() else 0
+        with part.open("ab") as handle:
+            while done < self.total:
+                if cancel.cancelled:
+                    raise CancelledError(f"download of {repo_id}/{filename} cancelled; run it again to resume")
+                handle.write(b"x" * 1000)
+                done += 1000
+                progress(done, self.total)
+                if done == 2000:
+                    self.release.wait(5)
+        target = self.folder / filename
+        part.replace(target)
+        return target
+
+
+def test_download_progress_cancel_and_resume(
+    qtbot: QtBot, ctx: AppContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = _FakeHub(tmp_path)
+    monkeypatch.setattr(hub, "list_gguf_files", fake.list_gguf_files)
+    monkeypatch.setattr(hub, "download", fake.download)
+    pane = _pane(qtbot, ctx)
+    pane.repo_edit.setText("someone/tiny-GGUF")
+    pane.list_button.click()
+    qtbot.waitUntil(lambda: pane.file_combo.count() == 1, timeout=3000)
+    assert pane.file_combo.itemData(0) == "model-q4.gguf"
+    pane.download_button.click()
+    assert pane.cancel_button.isEnabled() and not pane.download_button.isEnabled()
+    qtbot.waitUntil(lambda: pane.progress_bar.value() == 500, timeout=3000)  # half-way, held there
+    with qtbot.waitSignal(pane.message, timeout=3000) as message:
+        pane.cancel_button.click()
+        fake.release.set()
+    assert "cancelled" in message.args[0]
+    assert (tmp_path / "model-q4.gguf.part").stat().st_size == 2000
+    fake.release.clear()
+    pane.download_button.click()
+    qtbot.waitUntil(lambda: "Downloaded" in pane.progress_label.text(), timeout=3000)
+    assert pane.progress_bar.value() == 1000
+    assert (tmp_path / "model-q4.gguf").stat().st_size == fake.total
+    pane.shutdown()
