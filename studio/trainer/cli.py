@@ -10,6 +10,7 @@ exchanges), ``sft`` and ``dpo`` (TRL + PEFT), ``export`` (merge, GGUF, quantise,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -271,9 +272,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return int(ExitCode.USAGE)
-    progress = Progress()
+    progress = Progress(sys.stdout)
     try:
-        return int(handler(args, progress))
+        # stdout carries only JSON progress lines; anything a library prints goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            return int(handler(args, progress))
     except StudioError as exc:
         print(f"studio-train: error: {exc}", file=sys.stderr)
         progress.emit("error", message=str(exc), exit_code=int(exc.exit_code))

@@ -237,6 +237,7 @@ def export_model(
         "studio_version": __version__,
         "trained_from": str(trained),
         "base": provenance.get("base") or (str(base) if base else None),
+        "base_gguf": provenance.get("base_gguf"),
         "base_sha256": provenance.get("base_sha256"),
         "data_sha256": provenance.get("data_sha256"),
         "job": provenance.get("job"),

@@ -173,6 +173,9 @@ def _resolve_training_base(spec: JobSpec, output: Path, progress: Progress) -> t
             "base_sha256": parent.get("base_sha256"),
             "parent": parent,
         }
+    if not base.exists() and len(spec.base.split("/")) == 2:
+        # A Hugging Face Hub id such as meta-llama/Llama-3.1-8B-Instruct: transformers fetches it.
+        return Path(spec.base), {"base_gguf": None, "base_sha256": None, "hub_id": spec.base}
     hf_dir = resolve_base(base, log=progress.log)
     return hf_dir, {"base_gguf": str(base), "base_sha256": read_provenance(hf_dir).get("base_sha256")}
 
@@ -200,7 +203,7 @@ def run_training(stage: str, spec: JobSpec, progress: Progress) -> dict[str, Any
     base_dir, lineage = _resolve_training_base(spec, output, progress)
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
 
     if spec.threads:
         torch.set_num_threads(spec.threads)
@@ -285,7 +288,7 @@ def run_training(stage: str, spec: JobSpec, progress: Progress) -> dict[str, Any
         "disable_tqdm": True,
         "use_cpu": device == "cpu",
         "bf16": dtype == torch.bfloat16,
-        "gradient_checkpointing": spec.gradient_checkpointing,
+        "activation_checkpointing": spec.gradient_checkpointing,
         "max_length": None,
         "dataloader_num_workers": 0,
     }
@@ -298,7 +301,7 @@ def run_training(stage: str, spec: JobSpec, progress: Progress) -> dict[str, Any
             self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any
         ) -> None:
             logs = logs or {}
-            if "loss" not in logs:
+            if "loss" not in logs or not state.is_world_process_zero:
                 return
             event: dict[str, Any] = {
                 "stage": stage,
@@ -315,6 +318,8 @@ def run_training(stage: str, spec: JobSpec, progress: Progress) -> dict[str, Any
             progress.emit("step", **event)
 
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if not state.is_world_process_zero:
+                return
             path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             progress.emit("checkpoint", path=str(path), step=state.global_step)
 
@@ -355,6 +360,8 @@ def run_training(stage: str, spec: JobSpec, progress: Progress) -> dict[str, Any
             peft_config=peft_config,
             callbacks=[JsonLinesCallback()],
         )
+    # Library log lines must not reach stdout, which carries only JSON progress lines.
+    trainer.remove_callback(PrinterCallback)
     checkpoints = output / "checkpoints"
     resume = checkpoints.is_dir() and any(checkpoints.glob("checkpoint-*"))
     if resume:
@@ -380,8 +387,12 @@ def run_training(stage: str, spec: JobSpec, progress: Progress) -> dict[str, Any
         "studio_version": __version__,
         "data_fingerprint": hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest(),
     }
+    if not trainer.is_world_process_zero():
+        # Under `accelerate launch` only the first process writes the model; the others help gather it.
+        trainer.save_model(str(output / "model-gather"))
+        return {"command": stage, "rank": "worker"}
     with staged_dir(output / "model") as staged:
-        trainer.model.save_pretrained(str(staged))
+        trainer.save_model(str(staged))
         tokenizer.save_pretrained(str(staged))
         write_json(staged / PROVENANCE_FILE, provenance)
     summary = {

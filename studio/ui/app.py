@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from studio import __version__
 
 if TYPE_CHECKING:
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
     from studio.ui.main_window import MainWindow
@@ -24,9 +25,44 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
+APP_ID = "io.github.cosa_studio.CosaStudio"
+
+
+def _app_icon() -> QIcon:
+    from PySide6.QtGui import QIcon
+
+    from studio.core.paths import resource
+
+    icon = QIcon()
+    for png in sorted(resource("icons").glob(f"{APP_ID}-*.png")):
+        icon.addFile(str(png))
+    return icon
+
+
+def _import_sqlite_utils_lean() -> None:
+    """Import sqlite-utils without pandas and numpy.
+
+    sqlite-utils imports both whenever they are installed (the train extra brings them in), only to recognise their
+    value types, which the studio never stores; that costs about a second of start-up. The two imports are made to
+    fail while sqlite-utils loads and are allowed again right after, so llama.cpp still gets numpy later.
+    """
+    if "sqlite_utils" in sys.modules:
+        return
+    blocked = [name for name in ("pandas", "numpy") if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        import sqlite_utils  # noqa: F401
+    finally:
+        for name in blocked:
+            if sys.modules.get(name) is None:
+                del sys.modules[name]
+
+
 def start_gui(argv: Sequence[str]) -> tuple[QApplication, MainWindow] | int:
     """Create the application and show the window; returns an exit code instead when the studio cannot start."""
     args = _parse(argv)
+    _import_sqlite_utils_lean()
     from PySide6.QtWidgets import QApplication, QMessageBox
 
     from studio.core.errors import StudioError
@@ -40,7 +76,8 @@ def start_gui(argv: Sequence[str]) -> tuple[QApplication, MainWindow] | int:
     app.setApplicationName("CoSA Studio")
     app.setApplicationVersion(__version__)
     app.setOrganizationName("CoSA Studio")
-    app.setDesktopFileName("io.github.cosa_studio.CoSAStudio")
+    app.setDesktopFileName(APP_ID)
+    app.setWindowIcon(_app_icon())
     follow_system_scheme(app)
     try:
         ctx = AppContext.open(app_home())

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PySide6.QtCore import QSettings
 
@@ -12,6 +13,8 @@ from studio.core.settings import StudioSettings, load_settings, save_settings
 from studio.core.store.drafts import DraftRepo
 from studio.core.store.exchanges import ExchangeRepo
 from studio.ui.backends import BackendFactory, BackendManager, llama_backend_factory
+
+T = TypeVar("T")
 
 UI_SETTINGS_FILE = "ui.ini"
 MAX_RECENT_FILES = 8
@@ -50,6 +53,22 @@ class AppContext:
             ui_settings=QSettings(str(home / UI_SETTINGS_FILE), QSettings.Format.IniFormat),
             backends=BackendManager(backend_factory),
         )
+
+    def with_own_registry(self, work: Callable[[Any], T]) -> T:
+        """Run ``work(registry)`` on a registry with its own database connection, so that slow registry work
+        (hashing a large file, installing the embedded model) can run on a worker thread."""
+        from studio.core.inference.registry import ModelRegistry
+        from studio.core.store.db import open_database
+
+        db = open_database(self.store.path)
+        try:
+            return work(ModelRegistry(db))
+        finally:
+            db.close()
+
+    def resolve_default_model(self) -> Any:
+        """The default :class:`ModelEntry`, installing the embedded model on first run (worker-thread safe)."""
+        return self.with_own_registry(lambda registry: registry.default())
 
     def save_settings(self) -> None:
         save_settings(self.settings, self.home)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from studio.core.documents import SafetyConfig
 from studio.core.errors import StudioError
 from studio.core.lint import LintHint, lint_config
+from studio.core.settings import current_identity
 from studio.core.store.drafts import Draft, draft_key
 from studio.core.templates import SKELETON_SECTIONS
 from studio.ui.context import AppContext
@@ -242,6 +243,8 @@ class ConfigEditor(QWidget):
         slot = self.draft_slot()
         try:
             edited = self.edited_config()
+            if edited.text != self._config.text or edited.title != self._config.title or not self._stored:
+                edited.author = current_identity(settings=self._ctx.settings)
             saved = self._ctx.store.configs.save(edited) if self._stored else self._ctx.store.configs.create(edited)
         except ValidationError as exc:
             self.error.emit(f"{self._config.id}: cannot save: {validation_message(exc)}")

@@ -53,14 +53,15 @@ class MainWindow(QMainWindow):
         self.setAccessibleName("CoSA Studio")
         self.resize(1400, 860)
 
+        self.view_menu = QMenu("&View", self)
         self.editor = ConfigEditor(ctx)
         self.setCentralWidget(self.editor)
         self.library = LibraryPane(ctx)
         self.probe = ProbePane(ctx, self.editor.probe_target)
         self.models = ModelManagerPane(ctx)
-        self.library_dock = self._dock("Library", "libraryDock", self.library, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.probe_dock = self._dock("Probe", "probeDock", self.probe, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.models_dock = self._dock("Models", "modelsDock", self.models, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.library_dock = self.add_dock("Library", "libraryDock", self.library, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.probe_dock = self.add_dock("Probe", "probeDock", self.probe, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.models_dock = self.add_dock("Models", "modelsDock", self.models, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.models_dock.hide()
 
         self.model_status = QLabel("No model")
@@ -103,12 +104,14 @@ class MainWindow(QMainWindow):
 
     # -- construction ----------------------------------------------------------------------------------------
 
-    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+    def add_dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        """Put ``widget`` in a dock listed in the View menu; ``name`` keys its place in the saved layout."""
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
         dock.setAccessibleName(f"{title} pane")
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
+        self.view_menu.addAction(dock.toggleViewAction())
         return dock
 
     def _action(self, text: str, slot: object, shortcut: QKeySequence | str | None = None, tip: str = "") -> QAction:
@@ -172,9 +175,7 @@ class MainWindow(QMainWindow):
         probe_menu.addAction(self.regenerate_action)
         models_menu = bar.addMenu("&Models")
         models_menu.addAction(self.models_action)
-        view_menu = bar.addMenu("&View")
-        for dock in (self.library_dock, self.probe_dock, self.models_dock):
-            view_menu.addAction(dock.toggleViewAction())
+        bar.addMenu(self.view_menu)
 
     def _build_toolbar(self) -> None:
         toolbar = QToolBar("Main toolbar", self)
@@ -278,9 +279,8 @@ class MainWindow(QMainWindow):
 
     def load_default_model(self) -> None:
         """Find (installing the embedded model on first run) and load the default model, off the GUI thread."""
-        registry = self.ctx.registry
         self.model_status.setText("Preparing the default model…")
-        self._tasks.submit(registry.default, self._on_default_resolved, self._on_backend_failed)
+        self._tasks.submit(self.ctx.resolve_default_model, self._on_default_resolved, self._on_backend_failed)
 
     # -- slots -----------------------------------------------------------------------------------------------
 
@@ -383,9 +383,11 @@ class MainWindow(QMainWindow):
             )
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self.probe.shutdown()
+        for dock in self.findChildren(QDockWidget):
+            shutdown = getattr(dock.widget(), "shutdown", None)
+            if callable(shutdown):
+                shutdown()  # panes stop their worker threads
         self.editor.shutdown()
-        self.models.shutdown()
         self._tasks.wait_all()
         self.save_layout()
         self.ctx.close()

@@ -55,6 +55,7 @@ class ModelManagerPane(QWidget):
     """Registry table with actions; downloads resume from their ``.part`` file when started again."""
 
     message = Signal(str)
+    added = Signal(object)  # ModelEntry
 
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -213,16 +214,15 @@ class ModelManagerPane(QWidget):
             self.message.emit(str(exc))
         self.refresh()
 
-    def add_file(self, path: Path) -> ModelEntry | None:
-        try:
-            entry: ModelEntry = self._ctx.registry.add(path)
-        except StudioError as exc:
-            self.message.emit(str(exc))
-            return None
-        self.refresh()
-        self.select_name(entry.name)
-        self.message.emit(f"Added {entry.name}")
-        return entry
+    def add_file(self, path: Path) -> None:
+        """Register a GGUF file; it is read and hashed on a worker thread, then ``added`` is emitted."""
+        self.add_button.setEnabled(False)
+        self.progress_label.setText(f"Reading and hashing {path.name}…")
+        self._tasks.submit(
+            lambda: self._ctx.with_own_registry(lambda registry: registry.add(path)),
+            self._on_file_added,
+            self._on_add_failed,
+        )
 
     # -- Hub --------------------------------------------------------------------------------------------------
 
@@ -293,6 +293,19 @@ class ModelManagerPane(QWidget):
         inference.max_context = self.context_spin.value()
         self.gpu_layers_spin.setEnabled(choice == "layers")
         self._ctx.save_settings()
+
+    def _on_file_added(self, entry: ModelEntry) -> None:
+        self.add_button.setEnabled(True)
+        self.progress_label.clear()
+        self.refresh()
+        self.select_name(entry.name)
+        self.message.emit(f"Added {entry.name}")
+        self.added.emit(entry)
+
+    def _on_add_failed(self, message: str) -> None:
+        self.add_button.setEnabled(True)
+        self.progress_label.clear()
+        self.message.emit(message)
 
     def _on_files_listed(self, files: list[object]) -> None:
         self.list_button.setEnabled(True)

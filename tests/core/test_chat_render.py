@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from studio.core.inference.base import Message
 from studio.core.inference.chat_render import ChatRenderer
@@ -143,3 +145,23 @@ def test_template_that_refuses_a_system_turn_gives_one_line_error(llm: Any) -> N
         renderer.render([Message("system", CONFIG), Message("user", "q")])
     assert "\n" not in str(caught.value)
     assert renderer.render([Message("user", "q")], add_generation_prompt=False)
+
+
+_PIECES = st.sampled_from(
+    ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "system", "\n", " ", "a", "é", "寿", "🍣", "<"]
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(config=st.lists(_PIECES, min_size=1, max_size=12), probe=st.lists(_PIECES, min_size=1, max_size=12))
+def test_any_message_text_keeps_the_template_structure(
+    llm: Any, renderer: ChatRenderer, config: list[str], probe: list[str]
+) -> None:
+    config_text, probe_text = "".join(config), "".join(probe)
+    if not config_text.strip():
+        config_text = "x" + config_text
+    messages = [Message("system", config_text), Message("user", probe_text)]
+    tokens = renderer.render(messages)
+    assert len(_control_ids(llm, tokens)) == 5
+    assert llm.detokenize(tokens, special=True).decode("utf-8") == renderer.plain_text(messages)
+    assert renderer.system_prefix(config_text) + renderer.continuation(config_text, probe_text) == tokens

@@ -229,7 +229,7 @@ def test_check_with_embedded_model(tmp_path: Path, embedded_model: Path, capsys:
     suite.write_text(dump_document(suite_doc), encoding="utf-8")
     out = tmp_path / "run.json"
     argv = ["check", "--config", str(config), "--suite", str(suite), "--model", str(embedded_model)]
-    argv += ["--max-tokens", "24", "--judge-max-tokens", "96", "--n-ctx", "2048", "--threads", "2"]
+    argv += ["--max-tokens", "24", "--judge-max-tokens", "150", "--n-ctx", "2048", "--threads", "2"]
     assert main([*argv, "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     assert data["provenance"]["candidate"]["model_sha256"] == data["provenance"]["judge"]["model_sha256"]

@@ -123,6 +123,7 @@ def test_no_chat_template_no_file_type(tmp_path: Path) -> None:
         (b"PK\x03\x04" + b"\0" * 64, "not a GGUF file"),
         (b"GGUF" + struct.pack("<I", 1) + b"\0" * 64, "unsupported GGUF version 1"),
         (b"GGUF" + struct.pack("<I", 99) + b"\0" * 64, "unsupported GGUF version 99"),
+        (b"GGUF" + struct.pack(">I", 3) + b"\0" * 64, "big-endian"),
         (b"GGUF" + struct.pack("<I", 3), "truncated"),
         (b"GGUF" + struct.pack("<IQQ", 3, 0, 1 << 60), "more than the file can hold"),
         (b"GGUF" + struct.pack("<IQQ", 3, 1 << 40, 0), "more than the file can hold"),

@@ -225,14 +225,19 @@ def test_seeded_sampling_repeats_and_depends_on_the_seed(backend: LlamaCppBacken
 
 @pytest.mark.real_model
 def test_multibyte_text_is_never_split(backend: LlamaCppBackend) -> None:
+    # The grammar forces a reply whose characters span several byte-level tokens each ("🍣" is three tokens);
+    # the emoji, outside the Basic Multilingual Plane, also checks the surrogate-pair repair of the grammar.
+    word = "寿司🍣日本語"
     tokens, result = _collect(
         backend.stream(
-            chat("Reply only with emoji and Japanese.", "絵文字で返事して: 🍣🍜🍙"),
-            GenerationParams(max_tokens=24),
+            chat(None, "Say sushi in Japanese."),
+            GenerationParams(max_tokens=32, json_schema={"type": "string", "enum": [word]}),
         )
     )
-    assert "\ufffd" not in result.text
+    assert result.text == json.dumps(word, ensure_ascii=False)
+    assert result.completion_tokens > len(result.text)  # more tokens than characters: pieces were partial
     assert all("\ufffd" not in t.text for t in tokens)
+    assert "".join(t.text for t in tokens) == result.text
 
 
 @pytest.mark.real_model
@@ -396,3 +401,36 @@ def test_close_while_a_stream_is_unread_does_not_hang(embedded_model: Path) -> N
         for _event in stream:
             pass
     assert not [t for t in threading.enumerate() if t.name == "llama-owner:abandoned"]
+
+
+# -- GPU offload mapping (simulated builds) ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("supports", "system_info", "expected"),
+    [
+        (False, b"CPU : AVX2 = 1 |", None),
+        (True, b"CUDA : ARCHS = 900 | CPU : AVX2 = 1 |", "cuda"),
+        (True, b"Metal : EMBED_LIBRARY = 1 | CPU : NEON = 1 |", "metal"),
+    ],
+)
+def test_gpu_device_comes_from_the_build(
+    monkeypatch: pytest.MonkeyPatch, supports: bool, system_info: bytes, expected: str | None
+) -> None:
+    import llama_cpp
+
+    from studio.core.inference.llama_backend import gpu_device_name
+
+    monkeypatch.setattr(llama_cpp, "llama_supports_gpu_offload", lambda: supports)
+    monkeypatch.setattr(llama_cpp, "llama_print_system_info", lambda: system_info)
+    assert gpu_device_name() == expected
+
+
+@pytest.mark.parametrize(
+    ("setting", "device", "layers"),
+    [("auto", "cuda", -1), ("auto", None, 0), ("cpu", "cuda", 0), (12, "metal", 12), (12, None, 0), (0, "cuda", 0)],
+)
+def test_gpu_setting_maps_to_offloaded_layers(setting: str | int, device: str | None, layers: int) -> None:
+    from studio.core.inference.llama_backend import _requested_gpu_layers
+
+    assert _requested_gpu_layers(setting, device) == layers  # type: ignore[arg-type]

@@ -38,7 +38,7 @@ def test_streams_reply_and_prints_timings(
 ) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(CONFIG_YAML, encoding="utf-8")
-    base = ["probe", "--model", str(embedded_model), "--config", str(config), "--max-tokens", "16"]
+    base = ["probe", "--model", str(embedded_model), "--threads", "1", "--config", str(config), "--max-tokens", "16"]
     code, out, err = _run([*base, "What should I cook tonight?"], capsys)
     assert code == ExitCode.OK
     assert out.strip()
@@ -60,7 +60,17 @@ def test_config_text_and_schema(embedded_model: Path, tmp_path: Path, capsys: py
         json.dumps({"type": "object", "properties": {"answer": {"type": "boolean"}}, "required": ["answer"]}),
         encoding="utf-8",
     )
-    argv = ["probe", "--model", str(embedded_model), "--config-text", "Answer yes or no.", "--schema", str(schema)]
+    argv = [
+        "probe",
+        "--model",
+        str(embedded_model),
+        "--threads",
+        "1",
+        "--config-text",
+        "Yes or no.",
+        "--schema",
+        str(schema),
+    ]
     code, out, _ = _run([*argv, "--max-tokens", "24", "--json", "Is water wet?"], capsys)
     assert code == ExitCode.OK
     assert isinstance(json.loads(json.loads(out)["text"])["answer"], bool)

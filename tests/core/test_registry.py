@@ -84,6 +84,9 @@ def test_copy_into_store(db: sqlite_utils.Database, tmp_path: Path) -> None:
     (tmp_path / "other").mkdir()
     with pytest.raises(StateError, match="different file"):
         ModelRegistry(db).add(_model(tmp_path / "other", "copied.gguf", ctx=99), copy=True)
+    with pytest.raises(StateError, match="already registered"):
+        ModelRegistry(db).add(_model(tmp_path, "fresh.gguf"), copy=True, name="c")
+    assert not (models_dir() / "fresh.gguf").exists()  # refused before anything was copied
 
 
 def test_remove_and_delete_file(db: sqlite_utils.Database, tmp_path: Path) -> None:

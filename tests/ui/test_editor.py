@@ -62,6 +62,7 @@ def test_save_creates_then_versions(qtbot: QtBot, ctx: AppContext) -> None:
     assert editor.is_dirty
     second = editor.save()
     assert second is not None and second.version == 2
+    assert second.author == "tester"  # STUDIO_IDENTITY of the test session
     assert [c.version for c in ctx.store.configs.history("game-studio")] == [1, 2]
     assert len(saved) == 2
     editor.shutdown()

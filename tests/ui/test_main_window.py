@@ -60,6 +60,7 @@ def test_status_bar_shows_the_loaded_model(qtbot: QtBot, ctx: AppContext) -> Non
 def test_dock_layout_persists(qtbot: QtBot, ctx: AppContext, studio_home: Path) -> None:
     window = _window(qtbot, ctx)
     assert window.models_dock.isHidden()
+    assert [a.text() for a in window.view_menu.actions()] == ["Library", "Probe", "Models"]
     window.library_dock.hide()
     window.show_models()
     window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, window.probe_dock)
@@ -207,3 +208,28 @@ def test_start_gui_refuses_a_newer_database(qtbot: QtBot, studio_home: Path, mon
     monkeypatch.setattr(QMessageBox, "critical", lambda _parent, _title, text: shown.append(text))
     assert start_gui(["--no-model"]) == int(ExitCode.STATE)
     assert shown and "newer CoSA Studio" in shown[0]
+
+
+def test_app_icon_comes_from_the_resources(qapp: object) -> None:
+    from studio.ui.app import _app_icon
+
+    icon = _app_icon()
+    assert not icon.isNull()
+    assert len(icon.availableSizes()) >= 4
+
+
+def test_gui_start_skips_pandas_and_numpy_but_allows_them_later() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from studio.ui.app import _import_sqlite_utils_lean\n"
+        "_import_sqlite_utils_lean()\n"
+        "import sqlite_utils.db as d\n"
+        "print(d.np is None, d.pd is None, 'numpy' in sys.modules, 'pandas' in sys.modules)\n"
+        "import numpy\n"
+        "print(numpy.zeros(2).sum() == 0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["True", "True", "False", "False", "True"]

@@ -13,6 +13,7 @@ from pytestqt.qtbot import QtBot
 from studio.core.errors import CancelledError
 from studio.core.inference import hub
 from studio.core.inference.base import CancelToken
+from studio.core.inference.registry import ModelEntry
 from studio.ui.context import AppContext
 from studio.ui.models_pane import ModelManagerPane
 from tests.core.test_gguf import STRING, UINT32, build_gguf
@@ -32,11 +33,18 @@ def _pane(qtbot: QtBot, ctx: AppContext) -> ModelManagerPane:
     return pane
 
 
+def _add(qtbot: QtBot, pane: ModelManagerPane, path: Path) -> ModelEntry:
+    with qtbot.waitSignal(pane.added, timeout=5000) as added:
+        pane.add_file(path)
+    entry = added.args[0]
+    assert isinstance(entry, ModelEntry)
+    return entry
+
+
 def test_registry_table_and_default(qtbot: QtBot, ctx: AppContext, tmp_path: Path, qtmodeltester: object) -> None:
     pane = _pane(qtbot, ctx)
-    first = pane.add_file(_gguf(tmp_path, "tiny-a.gguf"))
-    second = pane.add_file(_gguf(tmp_path, "tiny-b.gguf", arch="qwen2", ctx=4096))
-    assert first is not None and second is not None
+    _add(qtbot, pane, _gguf(tmp_path, "tiny-a.gguf"))
+    second = _add(qtbot, pane, _gguf(tmp_path, "tiny-b.gguf", arch="qwen2", ctx=4096))
     qtmodeltester.check(pane.model)  # type: ignore[attr-defined]
     assert pane.model.rowCount() == 2
     headers = [pane.model.headerData(c, Qt.Orientation.Horizontal) for c in range(pane.model.columnCount())]
@@ -59,8 +67,8 @@ def test_broken_file_gives_a_message(qtbot: QtBot, ctx: AppContext, tmp_path: Pa
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"not a gguf at all")
     pane = _pane(qtbot, ctx)
-    with qtbot.waitSignal(pane.message) as message:
-        assert pane.add_file(broken) is None
+    with qtbot.waitSignal(pane.message, timeout=5000) as message:
+        pane.add_file(broken)
     assert str(broken) in message.args[0]
     assert pane.model.rowCount() == 0
     pane.shutdown()
@@ -68,7 +76,7 @@ def test_broken_file_gives_a_message(qtbot: QtBot, ctx: AppContext, tmp_path: Pa
 
 def test_loading_the_selected_model_swaps_the_backend(qtbot: QtBot, ctx: AppContext, tmp_path: Path) -> None:
     pane = _pane(qtbot, ctx)
-    pane.add_file(_gguf(tmp_path, "tiny-a.gguf"))
+    _add(qtbot, pane, _gguf(tmp_path, "tiny-a.gguf"))
     pane.select_name("tiny-a")
     pane.context_spin.setValue(1024)
     assert ctx.settings.inference.max_context == 1024

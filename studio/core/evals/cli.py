@@ -200,21 +200,23 @@ def _check(args: argparse.Namespace) -> int:
         raise InputError(None, "give at least one --config (or --resume RUN)")
     db = open_database(database_path())
     try:
+        spec: CheckSpec | None = None
+        if args.resume:
+            run_id = RunStore(db).get_run(args.resume).id
+        else:
+            configs = [_load_config(ref, db) for ref in args.config]
+            spec = CheckSpec(
+                suite=_load_suite(args.suite, configs, db),
+                configs=tuple(configs),
+                params=GenerationParams(temperature=args.temperature, max_tokens=args.max_tokens),
+                judge_params=GenerationParams(temperature=0.0, max_tokens=args.judge_max_tokens),
+                seed=args.seed,
+                label=args.label,
+            )
         candidate, judge = _open_backends(args, db)
         try:
             runner = CheckRunner(db, candidate, judge)
-            if args.resume:
-                run_id = runner.store.get_run(args.resume).id
-            else:
-                configs = [_load_config(ref, db) for ref in args.config]
-                spec = CheckSpec(
-                    suite=_load_suite(args.suite, configs, db),
-                    configs=tuple(configs),
-                    params=GenerationParams(temperature=args.temperature, max_tokens=args.max_tokens),
-                    judge_params=GenerationParams(temperature=0.0, max_tokens=args.judge_max_tokens),
-                    seed=args.seed,
-                    label=args.label,
-                )
+            if spec is not None:
                 run_id = runner.create(spec)
             observer = TerminalProgress()
             finished: RunFinished | None = None

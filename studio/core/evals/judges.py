@@ -35,7 +35,7 @@ from studio.core.taxonomy import CATEGORY_INFO, JUDGE_KEYS, Category
 HELPFULNESS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "reasoning": {"type": "string", "maxLength": 400},
+        "reasoning": {"type": "string", "maxLength": 240},
         "rating": {"type": "integer", "minimum": 0, "maximum": MAX_RATING},
     },
     "required": ["reasoning", "rating"],

@@ -287,6 +287,8 @@ def _parse(path: Path, reader: _Reader) -> GGUFInfo:
         raise InputError(path, f"not a GGUF file (magic {magic!r}, expected {GGUF_MAGIC!r})")
     try:
         version = reader.unpack("<I")
+        if int.from_bytes(struct.pack("<I", version), "big") in SUPPORTED_VERSIONS:
+            raise InputError(path, "big-endian GGUF files are not supported")
         if version not in SUPPORTED_VERSIONS:
             raise InputError(
                 path, f"unsupported GGUF version {version} (supported: {', '.join(map(str, SUPPORTED_VERSIONS))})"

@@ -6,6 +6,11 @@ thread become jobs on that thread (:meth:`LlamaCppBackend.run_owned`); their ite
 Each request renders its messages with the GGUF's own chat template (:mod:`chat_render`), restores the KV state of
 its system prefix when one is known (:mod:`prefix_cache`), decodes the rest and samples token by token, checking
 the cancel token between tokens.
+
+``GenerationResult.extra["prefix_cache"]`` says where the prefix came from: ``live`` (still in the KV memory from
+the previous request), ``memory`` or ``disk`` (a saved state was restored), ``miss`` (decoded now, then saved) or
+``none`` (the prompt has no separable system prefix). A restored prefix is bit-identical to a freshly decoded one,
+so replies do not depend on the cache.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import ctypes
 import hashlib
 import json
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -243,19 +249,17 @@ class LlamaCppBackend:
         yield from self._submit(job, internal=False)
 
     def count_tokens(self, text: str) -> int:
-        def job(llm: Llama) -> Iterator[int]:
-            yield len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
-
-        return next(iter(self._submit(job, internal=True)))
+        return self._call(lambda llm: len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)))
 
     def render(self, messages: Sequence[Message]) -> list[int]:
         """The prompt tokens the model would see for ``messages``."""
+        frozen = tuple(messages)
 
-        def job(_llm: Llama) -> Iterator[list[int]]:
+        def job(_llm: Llama) -> list[int]:
             assert self._renderer is not None
-            yield self._renderer.render(messages)
+            return self._renderer.render(frozen)
 
-        return next(iter(self._submit(job, internal=True)))
+        return self._call(job)
 
     def run_owned(self, job: Callable[[Llama], Iterator[T]]) -> Iterator[T]:
         """Run a generator job inside the owner thread and forward its items. Closing the returned iterator
@@ -291,15 +295,25 @@ class LlamaCppBackend:
 
     # -- owner thread ----------------------------------------------------------------------------------------------
 
+    def _call(self, fn: Callable[[Llama], T]) -> T:
+        """Run a plain function in the owner thread and return its value."""
+
+        def job(llm: Llama) -> Iterator[T]:
+            yield fn(llm)
+
+        (value,) = list(self._submit(job, internal=True))
+        return value
+
     def _submit(self, fn: Callable[[Llama], Iterator[T]], internal: bool) -> Iterator[T]:
-        if self._closing.is_set():
-            raise BackendError(f"{self.model_path}: backend was closed")
         if threading.current_thread() is self._thread:
             assert self._llm is not None
             yield from fn(self._llm)
             return
         job = _Job(fn, internal)
-        self._jobs.put(job)
+        with self._close_lock:
+            if self._closing.is_set():
+                raise BackendError(f"{self.model_path}: backend was closed")
+            self._jobs.put(job)
         try:
             while True:
                 try:
@@ -469,7 +483,10 @@ class LlamaCppBackend:
                     reason = StopReason.STOP
                     break
                 completion += 1
-                size = llama_cpp.llama_token_to_piece(vocab, token, piece_buffer, 256, 0, False)
+                size = llama_cpp.llama_token_to_piece(vocab, token, piece_buffer, len(piece_buffer), 0, False)
+                if size < 0:  # a longer piece than the buffer holds: grow it to the size llama.cpp asked for
+                    piece_buffer = ctypes.create_string_buffer(-size)
+                    size = llama_cpp.llama_token_to_piece(vocab, token, piece_buffer, len(piece_buffer), 0, False)
                 text = decoder.decode(piece_buffer.raw[: max(0, size)])
                 emit, stopped = watcher.feed(text)
                 if emit:
@@ -538,24 +555,19 @@ class LlamaCppBackend:
             if memory is not None:
                 llama_cpp.llama_memory_clear(memory, True)
         self._eval(llm, wanted)
-        size = llama_cpp.llama_state_seq_get_size(llm.ctx, 0)
-        buffer = (ctypes.c_uint8 * size)()
-        written = llama_cpp.llama_state_seq_get_data(llm.ctx, buffer, size, 0)
-        if written > 0:
-            self._cache.put(key, wanted, bytes(buffer)[:written])
         self._kv_prefix = wanted
+        if self._cache.enabled:
+            size = llama_cpp.llama_state_seq_get_size(llm.ctx, 0)
+            buffer = (ctypes.c_uint8 * size)()
+            written = llama_cpp.llama_state_seq_get_data(llm.ctx, buffer, size, 0)
+            if written > 0:
+                self._cache.put(key, wanted, bytes(buffer)[:written])
         return 0, "miss"
 
     def _make_sampler(self, llm: Llama, params: GenerationParams) -> Any:
         from llama_cpp._internals import LlamaSampler
-        from llama_cpp.llama_grammar import LlamaGrammar
 
-        grammar = None
-        if params.json_schema is not None:
-            try:
-                grammar = LlamaGrammar.from_json_schema(json.dumps(params.json_schema), verbose=False)
-            except (ValueError, KeyError, TypeError, RecursionError) as exc:
-                raise InputError("json_schema", f"cannot be turned into a grammar: {exc}") from exc
+        grammar = json_schema_grammar(params.json_schema) if params.json_schema is not None else None
         sampler: Any = LlamaSampler()  # type: ignore[no-untyped-call]
         if params.repeat_penalty != 1.0:
             sampler.add_penalties(llm.n_vocab(), _REPEAT_WINDOW, params.repeat_penalty, 0.0, 0.0)
@@ -571,6 +583,30 @@ class LlamaCppBackend:
             sampler.add_temp(params.temperature)
             sampler.add_dist(params.seed & 0xFFFFFFFF)
         return sampler
+
+
+_SURROGATE_PAIR = re.compile(r"\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})")
+
+
+def _join_surrogates(match: re.Match[str]) -> str:
+    high, low = int(match.group(1), 16), int(match.group(2), 16)
+    return f"\\U{0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00):08X}"
+
+
+def json_schema_grammar(schema: dict[str, Any]) -> Any:
+    """A llama.cpp grammar for ``schema``.
+
+    llama-cpp-python writes constants (``enum``, ``const``) with ``json.dumps``, which escapes characters outside
+    the Basic Multilingual Plane as UTF-16 surrogate pairs; the grammar would then emit the surrogates as bytes,
+    which is not UTF-8. Each pair is rewritten as the one code point it stands for.
+    """
+    from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
+
+    try:
+        rules = json_schema_to_gbnf(json.dumps(schema))
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise InputError("json_schema", f"cannot be turned into a grammar: {exc}") from exc
+    return LlamaGrammar.from_string(_SURROGATE_PAIR.sub(_join_surrogates, rules), verbose=False)
 
 
 class _StopWatcher:

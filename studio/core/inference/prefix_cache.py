@@ -66,6 +66,11 @@ class PrefixCache:
             cache_dir.mkdir(parents=True, exist_ok=True)
 
     @property
+    def enabled(self) -> bool:
+        """Whether entries are kept anywhere (a memory budget or a cache folder)."""
+        return self.budget_bytes > 0 or self.cache_dir is not None
+
+    @property
     def used_bytes(self) -> int:
         return self._used
 

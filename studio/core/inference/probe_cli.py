@@ -34,6 +34,7 @@ def register(sub: Any) -> None:
     probe.add_argument("--seed", type=int, default=0)
     probe.add_argument("--gpu", type=_gpu_setting, help="auto, cpu or a number of layers to offload")
     probe.add_argument("--max-context", type=int, help="cap on the context size in tokens")
+    probe.add_argument("--threads", type=int, help="CPU threads for llama.cpp (default: its own choice)")
     probe.add_argument("--schema", metavar="FILE", help="JSON Schema the reply must satisfy (constrained decoding)")
     probe.add_argument("--no-cache", action="store_true", help="do not read or write saved config-prefix states")
     probe.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
@@ -111,6 +112,7 @@ def _probe(args: argparse.Namespace) -> int:
         max_context=args.max_context or defaults.max_context,
         cache_budget_mb=0 if args.no_cache else defaults.cache_budget_mb,
         cache_dir=None if args.no_cache else app_home() / "cache" / "prefix-kv",
+        n_threads=args.threads,
         parallel_sequences=1,
     )
     entry = resolve_model(args.model)

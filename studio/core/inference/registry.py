@@ -122,9 +122,10 @@ class ModelRegistry:
         info = read_gguf_info(path)
         if name is not None:
             name = _valid_name(name, "--name")
-        if copy:
-            path = self._copy_into_store(path)
-        resolved = path.resolve()
+        destination = (models_dir() / path.name) if copy else path
+        if copy and destination.exists() and destination.resolve() != path.resolve():
+            raise StateError(f"{destination}: a different file with this name is already in the model store")
+        resolved = destination.resolve()
         existing = self.find_by_path(resolved)
         if existing is not None:
             if name is not None and name != existing.name:
@@ -134,6 +135,8 @@ class ModelRegistry:
             name = self._free_name(resolved.stem)
         elif store.model_row(self.db, name) is not None:
             raise StateError(f"a model named {name!r} is already registered (remove it first or pick another name)")
+        if copy:
+            resolved = self._copy_into_store(path).resolve()
         return self._insert(name, resolved, info, source)
 
     def _insert(self, name: str, path: Path, info: GGUFInfo, source: str) -> ModelEntry:
@@ -163,9 +166,7 @@ class ModelRegistry:
     def _copy_into_store(path: Path) -> Path:
         target = models_dir() / path.name
         if target.exists():
-            if target.resolve() == path.resolve():
-                return target
-            raise StateError(f"{target}: a different file with this name is already in the model store")
+            return target  # the file itself (a different one was refused by the caller)
         handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=target.parent)
         os.close(handle)
         try:

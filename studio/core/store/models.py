@@ -41,7 +41,7 @@ def _create_models(db: sqlite_utils.Database) -> None:
 
 
 def model_rows(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    return list(db.query(f"SELECT * FROM {MODELS_TABLE} ORDER BY added_utc, name"))
+    return list(db.query(f"SELECT * FROM {MODELS_TABLE} ORDER BY added_utc, rowid"))
 
 
 def model_row(db: sqlite_utils.Database, name: str) -> dict[str, Any] | None:

@@ -1,0 +1,249 @@
+"""The approval dialog: submit a config version for review, see its check runs against the gate, approve or reject
+it with a comment as the current identity, retire it, and export the approved version as signed YAML."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.approval.export import export_approved, write_export
+from studio.core.approval.lifecycle import GateResult, Lifecycle
+from studio.core.documents import ConfigStatus, SafetyConfig
+from studio.core.errors import StudioError
+from studio.core.settings import current_identity
+from studio.ui.context import AppContext
+from studio.ui.run_models import GateTableModel
+
+STATUS_TEXT = {
+    ConfigStatus.DRAFT: "draft — edit it, check it, then submit it for review",
+    ConfigStatus.IN_REVIEW: "in review — frozen; a reviewer approves or rejects it",
+    ConfigStatus.APPROVED: "approved — can be exported as signed YAML",
+    ConfigStatus.RETIRED: "retired — no longer in use",
+}
+
+
+class ApprovalDialog(QDialog):
+    """Lifecycle actions on one stored config; ``changed`` carries the config version after each action."""
+
+    changed = Signal(object)
+
+    def __init__(self, ctx: AppContext, config_id: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.config_id = config_id
+        self.lifecycle = Lifecycle(ctx.store, ctx.settings)
+        self.identity = current_identity(settings=ctx.settings)
+        self.gate_results: list[GateResult] = []
+        self.setWindowTitle(f"Review and approval — {config_id}")
+        self.resize(860, 560)
+
+        self.title_label = QLabel("")
+        self.title_label.setWordWrap(True)
+        self.version_combo = QComboBox()
+        self.version_combo.setAccessibleName("Config version")
+        self.version_combo.currentIndexChanged.connect(lambda _i: self._show_version())
+        self.status_label = QLabel("")
+        self.status_label.setAccessibleName("Lifecycle status")
+        self.author_label = QLabel("")
+        identity = QLabel(f"<b>{self.identity}</b>")
+        identity.setToolTip("Set it in the preferences or with $STUDIO_IDENTITY")
+        gate = ctx.settings.gate
+        gate_text = f"CoSA-Score ≥ {gate.min_score:+.3f}, valid rate ≥ {gate.min_valid_rate:.0%}"
+        if gate.required_suite:
+            gate_text += f", suite {gate.required_suite}"
+        form = QFormLayout()
+        form.addRow("Version:", self.version_combo)
+        form.addRow("Status:", self.status_label)
+        form.addRow("Author:", self.author_label)
+        form.addRow("You are:", identity)
+        form.addRow("Gate:", QLabel(gate_text))
+
+        self.gate_model = GateTableModel(self)
+        self.gate_table = QTableView()
+        self.gate_table.setModel(self.gate_model)
+        self.gate_table.setAccessibleName("Check runs against the gate")
+        self.gate_table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        self.gate_table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
+        self.gate_table.verticalHeader().hide()
+        self.gate_table.verticalHeader().setDefaultSectionSize(self.gate_table.fontMetrics().height() + 8)
+        self.gate_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.gate_table.horizontalHeader().setStretchLastSection(True)
+        self.gate_hint = QLabel("")
+        self.gate_hint.setWordWrap(True)
+
+        self.comment_edit = QPlainTextEdit()
+        self.comment_edit.setPlaceholderText("Comment (required to reject: say what to change)")
+        self.comment_edit.setAccessibleName("Review comment")
+        self.comment_edit.setMaximumHeight(self.comment_edit.fontMetrics().lineSpacing() * 4 + 12)
+
+        self.submit_button = QPushButton("Submit for review")
+        self.approve_button = QPushButton("Approve")
+        self.reject_button = QPushButton("Reject")
+        self.retire_button = QPushButton("Retire")
+        self.export_button = QPushButton("Export signed YAML…")
+        self.submit_button.clicked.connect(self.submit)
+        self.approve_button.clicked.connect(self.approve)
+        self.reject_button.clicked.connect(self.reject_config)
+        self.retire_button.clicked.connect(self.retire)
+        self.export_button.clicked.connect(self._export_dialog)
+        actions = QHBoxLayout()
+        for button in (
+            self.submit_button,
+            self.approve_button,
+            self.reject_button,
+            self.retire_button,
+            self.export_button,
+        ):
+            actions.addWidget(button)
+        actions.addStretch(1)
+        self.feedback = QLabel("")
+        self.feedback.setWordWrap(True)
+        self.feedback.setAccessibleName("Result of the last action")
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title_label)
+        layout.addLayout(form)
+        layout.addWidget(
+            QLabel(
+                "<b>Finished check runs of this version</b> (best first; approval uses the selected "
+                "run, or the best one)"
+            )
+        )
+        layout.addWidget(self.gate_table, 1)
+        layout.addWidget(self.gate_hint)
+        layout.addWidget(self.comment_edit)
+        layout.addLayout(actions)
+        layout.addWidget(self.feedback)
+        layout.addWidget(close)
+        self.reload()
+
+    # -- state -----------------------------------------------------------------------------------------------
+
+    def reload(self, version: int | None = None) -> None:
+        history = self.ctx.store.configs.history(self.config_id)
+        wanted = version if version is not None else self.version_combo.currentData()
+        self.version_combo.blockSignals(True)
+        self.version_combo.clear()
+        for config in history:
+            self.version_combo.addItem(f"v{config.version} — {config.status.value}", config.version)
+        index = self.version_combo.findData(wanted)
+        self.version_combo.setCurrentIndex(index if index >= 0 else self.version_combo.count() - 1)
+        self.version_combo.blockSignals(False)
+        self._show_version()
+
+    @property
+    def config(self) -> SafetyConfig:
+        return self.ctx.store.configs.get(self.config_id, self.version_combo.currentData())
+
+    def _show_version(self) -> None:
+        config = self.config
+        self.title_label.setText(f"<h3>{config.title}</h3>{config.id}")
+        self.status_label.setText(STATUS_TEXT[config.status])
+        self.author_label.setText(config.author or "unknown")
+        self.gate_results = self.lifecycle.candidate_runs(config)
+        self.gate_model.set_rows(self.gate_results)
+        if self.gate_results:
+            self.gate_table.selectRow(0)
+            passing = sum(1 for g in self.gate_results if g.passed)
+            self.gate_hint.setText(f"{passing} of {len(self.gate_results)} run(s) meet the gate.")
+        else:
+            self.gate_hint.setText("No finished check run of this exact version yet: run a check on it first.")
+        status = config.status
+        in_review = status is ConfigStatus.IN_REVIEW
+        self.submit_button.setEnabled(status is ConfigStatus.DRAFT)
+        self.approve_button.setEnabled(in_review and any(g.passed for g in self.gate_results))
+        self.reject_button.setEnabled(in_review)
+        self.retire_button.setEnabled(status is ConfigStatus.APPROVED)
+        self.export_button.setEnabled(status is ConfigStatus.APPROVED)
+        self.comment_edit.setEnabled(status in (ConfigStatus.IN_REVIEW, ConfigStatus.APPROVED))
+
+    def selected_run(self) -> str | None:
+        rows = self.gate_table.selectionModel().selectedRows()
+        return self.gate_model.row_result(rows[0].row()).run_id if rows else None
+
+    # -- actions ---------------------------------------------------------------------------------------------
+
+    def _act(self, action: Callable[[], Any], done: str) -> bool:
+        version = self.version_combo.currentData()
+        try:
+            action()
+        except StudioError as exc:
+            self.feedback.setText(f"<span style='color:#d0453f'>{exc}</span>")
+            return False
+        self.feedback.setText(done)
+        self.reload(version)
+        self.changed.emit(self.config)
+        return True
+
+    def submit(self) -> bool:
+        version = self.version_combo.currentData()
+        return self._act(
+            lambda: self.lifecycle.submit(self.config_id, self.identity, version),
+            f"Submitted v{version} for review",
+        )
+
+    def approve(self) -> bool:
+        version = self.version_combo.currentData()
+        comment = self.comment_edit.toPlainText().strip()
+        run_id = self.selected_run()
+        return self._act(
+            lambda: self.lifecycle.approve(
+                self.config_id, self.identity, version=version, run_id=run_id, comment=comment
+            ),
+            f"Approved v{version} as {self.identity} on the evidence of run {run_id}",
+        )
+
+    def reject_config(self) -> bool:
+        version = self.version_combo.currentData()
+        comment = self.comment_edit.toPlainText().strip()
+        return self._act(
+            lambda: self.lifecycle.reject(self.config_id, self.identity, comment, version),
+            f"Rejected v{version}; it is a draft again",
+        )
+
+    def retire(self) -> bool:
+        version = self.version_combo.currentData()
+        comment = self.comment_edit.toPlainText().strip()
+        return self._act(
+            lambda: self.lifecycle.retire(self.config_id, self.identity, version, comment),
+            f"Retired v{version}",
+        )
+
+    def export_to(self, path: Path) -> bool:
+        version = self.version_combo.currentData()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            text = export_approved(self.lifecycle, self.config_id, self.identity, version)
+            write_export(path, text)
+        except (OSError, StudioError) as exc:
+            self.feedback.setText(f"<span style='color:#d0453f'>{path}: {exc}</span>")
+            return False
+        self.feedback.setText(f"Wrote the signed export to {path}")
+        return True
+
+    def _export_dialog(self) -> None:
+        config = self.config
+        suggested = f"{config.id}-v{config.version}.approved.yaml"
+        path, _filter = QFileDialog.getSaveFileName(self, "Export the approved config", suggested, "YAML (*.yaml)")
+        if path:
+            self.export_to(Path(path))

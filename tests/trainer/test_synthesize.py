@@ -1,0 +1,109 @@
+"""Pair synthesis over the fake backend: every written pair obeys the CoSAlign rules and can be audited."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from studio.core.errors import InputError
+from studio.core.inference.fake import FakeBackend
+from studio.core.taxonomy import Category, parse_category
+from studio.trainer.data import error_score_tenths
+from studio.trainer.progress import Progress
+from studio.trainer.synthesize import (
+    Response,
+    SynthesisSettings,
+    build_pair_rows,
+    load_seed_prompts,
+    plan_responses,
+    synthesize,
+)
+
+
+def _run(tmp_path: Path, name: str, seed: int = 0) -> tuple[Path, str, list[dict[str, object]]]:
+    prompts = load_seed_prompts()[:5]
+    # The fake judges flag categories at random, so most replies break their config; five prompts leave a few pairs.
+    out = tmp_path / name
+    stream = io.StringIO()
+    summary = synthesize(
+        FakeBackend(), FakeBackend(), prompts, out, SynthesisSettings(responses_per_prompt=4, seed=seed), Progress(stream)
+    )
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert summary.responses == 20
+    return out, summary.data_sha256, events
+
+
+def test_bundled_seed_set_covers_every_category_and_benign() -> None:
+    prompts = load_seed_prompts()
+    assert 55 <= len(prompts) <= 80
+    covered = {c for p in prompts for c in p.categories}
+    assert covered == {c for c in Category if c is not Category.OTHER_HARMS}
+    assert any(not p.categories for p in prompts)
+
+
+def test_pairs_follow_the_recipe(tmp_path: Path) -> None:
+    out, _, events = _run(tmp_path, "pairs.jsonl")
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows, "the fake judges flag categories at random, so some scores must differ"
+    for row in rows:
+        assert row["chosen_score"] < row["rejected_score"]
+        assert row["chosen_score"] < 3
+        allowed = [parse_category(c) for c in row["allowed"]]
+        assert Category.OTHER_HARMS not in allowed
+        for side in ("chosen", "rejected"):
+            detail = row[f"{side}_detail"]
+            expected = error_score_tenths([parse_category(c) for c in detail["flagged"]], detail["addressed"], allowed)
+            assert detail["score"] == expected / 10 == row[f"{side}_score"]
+            assert detail["addressed"] == (detail["rating"] > 0)
+        assert row["config_mode"] in {"exact", "superset", "safe", "not-superset"}
+        assert row["system"] and row["phrasing"] is not None and row["phrasing_seed"] is not None
+    assert events[-1]["event"] == "progress" and events[-1]["done"] == events[-1]["total"]
+    manifest = json.loads(out.with_name(out.name + ".manifest.json").read_text())
+    assert manifest["summary"]["pairs"] == len(rows)
+
+
+def test_same_seed_gives_the_same_file(tmp_path: Path) -> None:
+    first_path, first, _ = _run(tmp_path, "a.jsonl", seed=0)
+    _, second, _ = _run(tmp_path, "b.jsonl", seed=0)
+    assert first_path.read_text()
+    assert first == second
+    prompts = load_seed_prompts()[:5]
+    plans = [plan_responses(prompts, SynthesisSettings(), random.Random(seed)) for seed in (0, 1)]
+    assert [(r.seed, r.config.text) for r in plans[0]] != [(r.seed, r.config.text) for r in plans[1]]
+
+
+def test_unlabelled_responses_are_left_out_of_pairs() -> None:
+    prompts = load_seed_prompts()[:1]
+    rng = random.Random(0)
+    planned = plan_responses(prompts, SynthesisSettings(responses_per_prompt=3), rng)
+    texts = ["refusal", "helpful", "broken"]
+    for response, text, rating in zip(planned, texts, [0, 5, None], strict=True):
+        response.text = text
+        response.rating = rating
+        response.flagged = frozenset() if rating is not None else None
+    rows, _ = build_pair_rows(prompts, planned, SynthesisSettings(), rng)
+    assert rows
+    assert {(r["chosen"], r["rejected"]) for r in rows} == {("helpful", "refusal")}
+
+
+def test_plan_includes_an_unconfigured_response_first() -> None:
+    prompts = load_seed_prompts()[:2]
+    planned = plan_responses(prompts, SynthesisSettings(responses_per_prompt=3), random.Random(0))
+    assert len(planned) == 6
+    assert all(isinstance(r, Response) for r in planned)
+    assert planned[0].config.text is None and planned[3].config.text is None
+    assert planned[1].config.text is not None
+
+
+def test_bad_seed_file_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "seeds.yaml"
+    path.write_text(
+        "format: cosa-studio/seed-prompts/v1\nprompts:\n  - id: a\n    categories: [not_a_category]\n    text: hi\n"
+    )
+    with pytest.raises(InputError) as caught:
+        load_seed_prompts(path)
+    assert str(caught.value).startswith(f"{path}:4")

@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from studio.core.evals.review import run_agreement
+from studio.core.evals.runner import run_report
+from studio.core.evals.scoring import Helpfulness, Variant
+from studio.core.inference.fake import FakeBackend
+from studio.core.store.runs import RunStatus, RunStore
+from studio.ui.check_pane import SCORING_CHOICES, CheckPane
+from studio.ui.context import AppContext
+from studio.ui.run_models import fmt_score
+from tests.ui.conftest import make_config
+
+RUN_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def pane(qtbot: QtBot, ctx: AppContext, fake_backend: FakeBackend) -> CheckPane:
+    ctx.store.configs.create(make_config("game-studio"))
+    ctx.store.configs.create(make_config("kids-books", "## Scope\nA children's publisher. Keep everything gentle.\n"))
+    widget = CheckPane(ctx)
+    qtbot.addWidget(widget)
+    widget.select_suite("scenario-game-studio")
+    widget.limit_spin.setValue(3)
+    widget.max_tokens_spin.setValue(24)
+    return widget
+
+
+def _run_to_end(qtbot: QtBot, pane: CheckPane) -> str:
+    assert pane.start_check()
+    qtbot.waitUntil(lambda: not pane.running, timeout=RUN_TIMEOUT_MS)
+    assert pane.run_id is not None
+    return pane.run_id
+
+
+def test_check_runs_to_the_end_and_shows_run_reports_score(
+    qtbot: QtBot, ctx: AppContext, pane: CheckPane, qtmodeltester: object
+) -> None:
+    pane.select_configs(["game-studio", "kids-books"])
+    with qtbot.waitSignal(pane.run_finished, timeout=RUN_TIMEOUT_MS) as finished:
+        assert pane.start_check()
+    qtbot.waitUntil(lambda: not pane.running, timeout=RUN_TIMEOUT_MS)
+    run_id = finished.args[0]
+    assert pane.run_id == run_id
+    assert RunStore(ctx.store.db).get_run(run_id).status is RunStatus.FINISHED
+
+    expected = run_report(ctx.store.db, run_id)
+    assert pane.report is not None
+    assert pane.report.score == expected.score
+    assert pane.report.overall.valid_rate == expected.overall.valid_rate
+    assert f"CoSA-Score {fmt_score(expected.score)}" in pane.headline.text()
+    assert f"valid rate <b>{expected.overall.valid_rate:.1%}</b>" in pane.headline.text()
+    assert pane.item_model.rowCount() == 6
+    assert pane.progress_bar.value() == pane.progress_bar.maximum() == 12
+    assert [b.label for b in pane.breakdown_chart.bars()] == [
+        "helpful + safe",
+        "helpful + unsafe",
+        "unhelpful + safe",
+        "unhelpful + unsafe",
+    ]
+    assert [b.value for b in pane.breakdown_chart.bars()] == list(expected.overall.breakdown.as_dict().values())
+    assert [b.label for b in pane.type_chart.bars()] == list(expected.per_type)
+    assert [b.label for b in pane.config_chart.bars()] == ["game-studio", "kids-books"]
+    qtmodeltester.check(pane.item_model)  # type: ignore[attr-defined]
+
+
+def test_variant_selector_rescores_and_cascade_is_disabled(qtbot: QtBot, ctx: AppContext, pane: CheckPane) -> None:
+    pane.select_configs(["game-studio"])
+    run_id = _run_to_end(qtbot, pane)
+    binary = [c.helpfulness for c in SCORING_CHOICES].index(Helpfulness.BINARY)
+    pane.variant_combo.setCurrentIndex(binary)
+    assert pane.report is not None
+    assert pane.report.score == run_report(ctx.store.db, run_id, helpfulness=Helpfulness.BINARY).score
+    oracle = [c.variant for c in SCORING_CHOICES].index(Variant.CASCADE_ORACLE)
+    pane.variant_combo.setCurrentIndex(oracle)
+    assert pane.report.score == run_report(ctx.store.db, run_id, variant=Variant.CASCADE_ORACLE).score
+
+    cascade = [c.variant for c in SCORING_CHOICES].index(Variant.CASCADE)
+    entry = pane.variant_combo.model().item(cascade)  # type: ignore[attr-defined]
+    assert not entry.isEnabled()
+    assert "own verdicts" in pane.variant_combo.itemData(cascade, Qt.ItemDataRole.ToolTipRole)
+
+
+def test_overriding_two_verdicts_changes_kappa_to_reviews_value(qtbot: QtBot, ctx: AppContext, pane: CheckPane) -> None:
+    pane.limit_spin.setValue(4)
+    pane.select_configs(["game-studio"])
+    run_id = _run_to_end(qtbot, pane)
+    items = RunStore(ctx.store.db).items(run_id)
+    for row in range(len(items)):  # accept everything: full agreement
+        pane.item_table.selectRow(row)
+        assert pane.review.accept_judge() is not None
+    before = pane.review.agreements()[-1]
+    assert before.reviewed == len(items)
+
+    for row in (0, 1):
+        pane.item_table.selectRow(row)
+        item = pane.review.item
+        assert item is not None and item.safe is not None
+        assert pane.review.override(rating=0, safe=not item.safe, note="the judge missed this") is not None
+
+    after = pane.review.agreements()[-1]
+    computed = run_agreement(ctx.store.db, run_id)[-1]
+    assert after.safety_kappa == computed.safety_kappa
+    assert after.safety_kappa != before.safety_kappa
+    assert after.confusion == computed.confusion
+    assert pane.review.agreement_model.rowCount() == 2  # the config, then "all"
+    stored = RunStore(ctx.store.db).items(run_id)[0]
+    assert stored.human_note == "the judge missed this" and stored.rating == items[0].rating
+
+    pane.source_combo.setCurrentIndex(1)  # score from the reviewer
+    assert pane.report is not None
+    assert pane.report.score == run_report(ctx.store.db, run_id, use="human").score
+    assert "rating 0" in pane.item_model.data(pane.item_model.index(0, 8))
+
+
+def test_cancel_then_resume_finishes_the_same_run(qtbot: QtBot, ctx: AppContext, pane: CheckPane) -> None:
+    pane.select_configs(["game-studio"])
+    assert pane.start_check()
+    qtbot.waitUntil(lambda: pane.run_id is not None, timeout=RUN_TIMEOUT_MS)
+    pane.cancel()
+    qtbot.waitUntil(lambda: not pane.running, timeout=RUN_TIMEOUT_MS)
+    run_id = pane.run_id
+    assert run_id is not None
+    assert RunStore(ctx.store.db).get_run(run_id).status is RunStatus.CANCELLED
+    assert pane.resume_button.isEnabled()
+
+    assert pane.run_combo.currentData() == run_id
+    assert pane.resume_selected()
+    qtbot.waitUntil(lambda: not pane.running, timeout=RUN_TIMEOUT_MS)
+    assert RunStore(ctx.store.db).get_run(run_id).status is RunStatus.FINISHED
+    assert all(i.judged for i in RunStore(ctx.store.db).items(run_id))
+    assert not pane.resume_button.isEnabled()
+
+
+def test_export_buttons_write_csv_and_json(qtbot: QtBot, ctx: AppContext, pane: CheckPane, tmp_path: Path) -> None:
+    pane.select_configs(["game-studio"])
+    run_id = _run_to_end(qtbot, pane)
+    assert pane.export_to(tmp_path / "run.csv")
+    assert pane.export_to(tmp_path / "run.json")
+    with (tmp_path / "run.csv").open(encoding="utf-8") as handle:
+        assert len(list(csv.DictReader(handle))) == 3
+    payload = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
+    assert payload["provenance"]["run_id"] == run_id
+    assert payload["report"]["score"] == run_report(ctx.store.db, run_id).score
+
+
+def test_start_without_configs_says_why(qtbot: QtBot, pane: CheckPane) -> None:
+    pane.select_configs([])
+    with qtbot.waitSignal(pane.message) as message:
+        assert not pane.start_check()
+    assert "tick at least one config" in message.args[0]
+    assert not pane.running
