@@ -162,9 +162,10 @@ def bench_stalls(model: Path | None, runs: int) -> dict[str, float]:
         results["idle_p99"] = meter.p99_ms()
         measure_stream(FakeBackend(name="fake-fast", token_delay_s=0.0005), "fake", 4000)
         if model is not None:
-            from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
+            from studio.core.settings import InferenceSettings
+            from studio.ui.backends import llama_backend_factory
 
-            real = LlamaCppBackend(model, LlamaSettings(gpu="auto", max_context=1024, n_threads=2), name="smollm2")
+            real = llama_backend_factory(model, "smollm2", None, InferenceSettings(max_context=1024))
             measure_stream(real, "real", 128)
         window.close()
         ctx.store.close()

@@ -6,7 +6,8 @@ occur in data from outside and are all parsed here:
 * the judge spelling: the display names exactly (commas, the hyphen in "Drug-Related"), used as JSON keys;
 * the reference metric spelling: ", " becomes "_" and "Drug-Related" becomes "Drug_Related"; sets are joined by "-";
 * the Hugging Face split spelling: spaces become "_" and the hyphen becomes "."; sets are joined by ".",
-  and the set with nothing allowed is called ``safe``.
+  and the set with nothing allowed is called ``safe``. The published split names also drop the commas
+  (``Sexual_Misconduct_Exploitation_and_Infidelity``); both forms are read.
 """
 
 from __future__ import annotations
@@ -150,6 +151,7 @@ def _spellings() -> dict[str, Category]:
             info.name,
             info.metric_spelling,
             info.split_spelling,
+            info.split_spelling.replace(",", ""),  # the published split names also drop the commas
             info.short,
         ):
             table[_norm(spelling)] = info.category

@@ -153,7 +153,8 @@ class ApprovalDialog(QDialog):
 
     @property
     def config(self) -> SafetyConfig:
-        return self.ctx.store.configs.get(self.config_id, self.version_combo.currentData())
+        config: SafetyConfig = self.ctx.store.configs.get(self.config_id, self.version_combo.currentData())
+        return config
 
     def _show_version(self) -> None:
         config = self.config

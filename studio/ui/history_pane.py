@@ -112,6 +112,7 @@ class HistoryPane(QWidget):
         self.matrix_summary.setWordWrap(True)
         self.matrix_model = MatrixTableModel(self)
         self.matrix_table = _table(self.matrix_model, "Regression matrix")
+        self.matrix_table.horizontalHeader().setStretchLastSection(False)
         matrix_box = QGroupBox("Regression matrix: newest finished score per config and model, change from the first")
         matrix_layout = QVBoxLayout(matrix_box)
         matrix_controls = QHBoxLayout()

@@ -143,7 +143,8 @@ class MainWindow(QMainWindow):
             self.preferences_action.setShortcut(QKeySequence("Ctrl+,"))
         self.history_action = self._action("Version &history…", self.show_history, "Ctrl+H")
         self.models_action = self._action("&Model manager", self.show_models, "Ctrl+M")
-        self.send_action = self._action("&Send probe", self.probe.send, "Ctrl+Return", "Send the prompt")
+        # Ctrl+Enter (send) and Esc (stop) are shortcuts of the probe pane itself, so they work wherever it is docked.
+        self.send_action = self._action("&Send probe", self.probe.send, None, "Send the prompt (Ctrl+Enter)")
         self.stop_action = self._action("S&top", self.probe.stop, None, "Stop the reply (Esc)")
         self.regenerate_action = self._action("&Regenerate", self.probe.regenerate, "Ctrl+R")
         self.stop_action.setEnabled(False)

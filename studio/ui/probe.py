@@ -36,6 +36,8 @@ DEFAULT_TEMPERATURE = 0.7
 DEFAULT_TOP_P = 0.95
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_SEED = 0
+#: How many stored exchanges the list shows (newest first).
+EXCHANGES_SHOWN = 500
 
 
 def format_metrics(result: GenerationResult) -> str:
@@ -234,22 +236,20 @@ class ProbePane(QWidget):
         if not rows:
             self.message.emit("Select a reply in the list to mark it")
             return None
-        exchange = self.exchange_model.row_at(rows[0].row())
-        updated = self._ctx.exchanges.mark(exchange.id, verdict)
-        self.refresh_exchanges(select_id=updated.id)
+        row = rows[0].row()
+        updated = self._ctx.exchanges.mark(self.exchange_model.row_at(row).id, verdict)
+        self.exchange_model.replace_row(row, updated)
         return updated
 
-    def refresh_exchanges(self, select_id: int | None = None) -> None:
-        self.exchange_model.set_rows(self._ctx.exchanges.list(limit=500))
-        if select_id is None:
-            return
-        for row, exchange in enumerate(self.exchange_model.rows()):
-            if exchange.id == select_id:
-                self.exchange_table.selectionModel().select(
-                    self.exchange_model.index(row, 0),
-                    QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
-                )
-                break
+    def refresh_exchanges(self) -> None:
+        """Reload the stored exchanges, newest first."""
+        self.exchange_model.set_rows(self._ctx.exchanges.list(limit=EXCHANGES_SHOWN))
+
+    def _select_row(self, row: int) -> None:
+        self.exchange_table.selectionModel().select(
+            self.exchange_model.index(row, 0),
+            QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
+        )
 
     def shutdown(self) -> None:
         """Cancel a streaming reply and join its thread."""
@@ -307,7 +307,8 @@ class ProbePane(QWidget):
             params=params,
             result=result,
         )
-        self.refresh_exchanges(select_id=exchange.id)
+        self.exchange_model.insert_row(0, exchange)
+        self._select_row(0)
         self.reply_finished.emit(exchange)
 
     def _on_failed(self, message: str) -> None:

@@ -32,7 +32,7 @@ def excerpt(text: str | None, limit: int = EXCERPT_CHARS) -> str:
 
 
 def fmt_score(value: float | None) -> str:
-    return "n/a" if value is None else f"{value + 0.0:+.3f}"  # + 0.0 turns -0.0 into 0.0
+    return "n/a" if value is None else f"{round(value, 3) + 0.0:+.3f}"  # never prints -0.000
 
 
 def fmt_safe(value: bool | None) -> str:

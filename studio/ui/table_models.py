@@ -27,6 +27,15 @@ class RowTableModel(QAbstractTableModel, Generic[RowT]):
         self._rows = list(rows)
         self.endResetModel()
 
+    def insert_row(self, position: int, item: RowT) -> None:
+        self.beginInsertRows(QModelIndex(), position, position)
+        self._rows.insert(position, item)
+        self.endInsertRows()
+
+    def replace_row(self, position: int, item: RowT) -> None:
+        self._rows[position] = item
+        self.dataChanged.emit(self.index(position, 0), self.index(position, len(self._columns) - 1))
+
     def row_at(self, row: int) -> RowT:
         return self._rows[row]
 

@@ -68,3 +68,11 @@ def test_set_names_round_trip(cats: list[Category]) -> None:
 def test_unknown_names_are_rejected(bad: str) -> None:
     with pytest.raises(UnknownCategoryError):
         parse_category_set(bad)
+
+
+def test_published_split_names_without_commas() -> None:
+    assert parse_category_set("Sexual_Misconduct_Exploitation_and_Infidelity") == {Category.SEXUAL}
+    assert parse_category_set("Violence.Weapons_Explosives_Arson_and_Illegal_Firearm_Transactions") == {
+        Category.VIOLENCE,
+        Category.WEAPONS,
+    }

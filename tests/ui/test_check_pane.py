@@ -33,9 +33,9 @@ def pane(qtbot: QtBot, ctx: AppContext, fake_backend: FakeBackend) -> CheckPane:
     return widget
 
 
-def _run_to_end(qtbot: QtBot, pane: CheckPane) -> str:
+def _run_to_end(qtbot: QtBot, pane: CheckPane, timeout_ms: int = RUN_TIMEOUT_MS) -> str:
     assert pane.start_check()
-    qtbot.waitUntil(lambda: not pane.running, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not pane.running, timeout=timeout_ms)
     assert pane.run_id is not None
     return pane.run_id
 
@@ -157,3 +157,32 @@ def test_start_without_configs_says_why(qtbot: QtBot, pane: CheckPane) -> None:
         assert not pane.start_check()
     assert "tick at least one config" in message.args[0]
     assert not pane.running
+
+
+@pytest.mark.real_model
+def test_check_with_the_embedded_model_matches_run_report(qtbot: QtBot, ctx: AppContext, embedded_model: Path) -> None:
+    from studio.core.inference.embedded import SHA256
+    from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
+
+    backend = LlamaCppBackend(
+        embedded_model, LlamaSettings(gpu="cpu", max_context=1024, n_threads=2), name="smollm2", model_sha256=SHA256
+    )
+    ctx.backends.set_backend(backend)
+    ctx.store.configs.create(make_config("game-studio"))
+    pane = CheckPane(ctx)
+    qtbot.addWidget(pane)
+    pane.select_suite("scenario-game-studio")
+    pane.limit_spin.setValue(1)
+    pane.max_tokens_spin.setValue(16)
+    pane.select_configs(["game-studio"])
+    try:
+        run_id = _run_to_end(qtbot, pane, timeout_ms=400_000)
+    finally:
+        pane.shutdown()
+    record = RunStore(ctx.store.db).get_run(run_id)
+    assert record.status is RunStatus.FINISHED
+    assert record.candidate["model_sha256"] == SHA256
+    expected = run_report(ctx.store.db, run_id)
+    assert pane.report is not None and pane.report.score == expected.score
+    assert f"valid rate <b>{expected.overall.valid_rate:.1%}</b>" in pane.headline.text()
+    assert all(i.response for i in RunStore(ctx.store.db).items(run_id))

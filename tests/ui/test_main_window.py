@@ -233,3 +233,19 @@ def test_gui_start_skips_pandas_and_numpy_but_allows_them_later() -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.split() == ["True", "True", "False", "False", "True"]
+
+
+def test_keyboard_send_and_stop_in_the_window(qtbot: QtBot, ctx: AppContext) -> None:
+    ctx.backends.set_backend(FakeBackend(token_delay_s=0.05))
+    window = _window(qtbot, ctx)
+    with qtbot.waitActive(window):
+        window.activateWindow()
+    window.open_new_config(make_config())
+    window.probe.prompt_edit.setPlainText("a story")
+    window.probe.prompt_edit.setFocus()
+    with qtbot.waitSignal(window.probe.reply_finished, timeout=5000) as done:
+        qtbot.keyClick(window.probe.prompt_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+        qtbot.waitUntil(lambda: bool(window.probe.reply_view.toPlainText()), timeout=3000)
+        qtbot.keyClick(window.probe.prompt_edit, Qt.Key.Key_Escape)
+    assert done.args[0].stop_reason == "cancelled"
+    window.close()

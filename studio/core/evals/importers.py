@@ -185,7 +185,7 @@ def _score_record(row: Row) -> ScoreRecord:
         raise ValueError("no helpfulness column (rating, resp_eval_0-5_response or addressed_eval_response)")
 
     def allowed() -> frozenset[Category]:
-        return frozenset(_categories(allowed_value)) if allowed_value is not None else parse_split_name(str(config))
+        return frozenset(_categories(allowed_value)) if allowed_value is not None else parse_category_set(str(config))
 
     def harm_safe(raw: Any) -> bool | None:
         flagged = parse_harm(str(raw))
@@ -327,29 +327,11 @@ COSALIGN_CONFIG_FIELDS = ("split", "config", "category", "categories", "spec", "
 SITUATION_FIELDS = ("situation", "type", "expected")
 
 
-def parse_split_name(name: str) -> frozenset[Category]:
-    """A config's allowed set from a split name in any spelling, including the published Hugging Face split
-    names, which also drop the commas (``Sexual_Misconduct_Exploitation_and_Infidelity``)."""
-    try:
-        return parse_category_set(name)
-    except UnknownCategoryError:
-        rewritten = name
-        for category in Category:
-            comma_free = category.info.split_spelling.replace(",", "")
-            rewritten = re.sub(re.escape(comma_free), category.value, rewritten, flags=re.IGNORECASE)
-        if rewritten == name:
-            raise
-        try:
-            return parse_category_set(rewritten)
-        except UnknownCategoryError:
-            raise UnknownCategoryError(f"cannot read {name!r} as a set of risk categories") from None
-
-
 def _split_from_path(path: Path) -> str | None:
     """The split name a Hugging Face download puts in the folder or file name (``<split>/0000.parquet``)."""
     for candidate in (path.stem, path.parent.name):
         try:
-            parse_split_name(candidate)
+            parse_category_set(candidate)
         except UnknownCategoryError:
             continue
         return candidate
@@ -377,7 +359,7 @@ def import_cosalign_test(
                 raise ValueError(
                     f"no split name: give one, or a column named one of {', '.join(COSALIGN_CONFIG_FIELDS)}"
                 )
-            allowed = parse_split_name(str(name))
+            allowed = parse_category_set(str(name))
             if Category.OTHER_HARMS in allowed:
                 raise ValueError("other_harms can never be allowed")
             situation = _first(row.values, SITUATION_FIELDS)

@@ -5,8 +5,11 @@ the prefix (in a unified KV cache the copy shares cells, it costs no memory), th
 all live sequences decode together, one token each per ``llama_decode`` call. New probes are admitted while others
 are still generating (their prefill rides in the same batches), as far as the free sequences and KV cells allow.
 
-Greedy batched decoding gives the same text as sequential greedy decoding for most probes, not all: the matrix
-kernels sum in a different order when several sequences share a batch, and a near-tie between two tokens can flip.
+Greedy batched decoding gives the same text as sequential greedy decoding for most probes, not all. The probes'
+KV cells interleave in the shared (unified) cache, so attention sums over a row in which a probe's own values sit
+at other offsets between masked cells; the rounding differs slightly and a near-tie between two tokens can flip.
+Separate per-sequence caches (``kv_unified=False``) would match exactly, but each needs room for the whole prefix,
+which multiplies the KV memory by the number of sequences.
 
 The ``Llama`` must have been created with several sequences. ``llama-cpp-python`` 0.3.36 silently drops unknown
 keyword arguments of ``Llama(...)`` and only sets ``n_seq_max`` for embedding models, so pass
@@ -118,6 +121,7 @@ class _Probe:
     events: int = 0
     admitted_at: float = 0.0
     first_token_at: float | None = None
+    last_token_at: float | None = None
     cut_at_stop_string: bool = False
     decoder: codecs.IncrementalDecoder = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
 
@@ -208,6 +212,7 @@ class _BatchDecoder:
         #: Sequence ids for probes: 1.. when the context has several, else sequence 0 itself (trimmed after each).
         self.free_seqs: deque[int] = deque(range(1, n_seq_max)) if n_seq_max > 1 else deque([0])
         self.started = time.perf_counter()
+        self.reused_prefix = 0
         if len(prefix) >= self.n_ctx_seq:
             raise BackendError(f"the system turn has {len(prefix)} tokens; the context holds {self.n_ctx_seq}")
 
@@ -340,8 +345,9 @@ class _BatchDecoder:
 
         token = int(llama_cpp.llama_sampler_sample(probe.sampler, self.ctx, probe.logits_at))
         probe.logits_at = -1
+        probe.last_token_at = time.perf_counter()
         if probe.first_token_at is None:
-            probe.first_token_at = time.perf_counter()
+            probe.first_token_at = probe.last_token_at
         if llama_cpp.llama_vocab_is_eog(self.vocab, token):
             return StopReason.STOP
         probe.generated.append(token)
@@ -375,20 +381,22 @@ class _BatchDecoder:
         self._release(probe)
         now = time.perf_counter()
         first = probe.first_token_at
-        decode_s = now - first if first is not None else 0.0
+        decode_s = (probe.last_token_at or now) - first if first is not None else 0.0
+        generated = len(probe.generated)
         yield (
             probe.index,
             GenerationResult(
                 text=probe.text,
                 stop_reason=reason,
                 prompt_tokens=len(self.prefix) + len(probe.prompt),
-                completion_tokens=len(probe.generated),
+                completion_tokens=generated,
                 cached_tokens=len(self.prefix),
                 time_to_first_token_s=(first - self.started) if first is not None else None,
-                decode_tokens_per_s=(len(probe.generated) / decode_s) if probe.generated and decode_s > 0 else None,
+                decode_tokens_per_s=(generated - 1) / decode_s if generated > 1 and decode_s > 0 else None,
                 total_s=now - self.started,
                 mode=DecodingMode.BATCHED,
                 extra={
+                    "prefix_tokens": len(self.prefix),
                     "queued_s": (probe.admitted_at - self.started) if probe.admitted_at else None,
                     "prefix_reused_tokens": self.reused_prefix,
                 },

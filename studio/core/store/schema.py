@@ -1,6 +1,6 @@
 """Imports every module that registers migrations, so that :func:`ordered_migrations` sees them all."""
 
-from studio.core.store import (  # noqa: F401  # noqa: F401
+from studio.core.store import (  # noqa: F401
     approvals,
     audit,
     configs,
@@ -10,3 +10,5 @@ from studio.core.store import (  # noqa: F401  # noqa: F401
     runs,
     suites,
 )
+
+# Add one name above for each new store module with migrations (keep the list sorted).

@@ -1,0 +1,244 @@
+"""Inference benchmarks on the embedded SmolLM2 model; every figure is a ratio against a baseline of the same run.
+
+* P1 overhead: one probe through the studio backend vs raw llama-cpp-python ``create_chat_completion``.
+* P2 suite throughput: 16 probes under one ~1,900-token config, batched studio decoding vs raw sequential calls
+  (which reuse the prefix of consecutive calls).
+* P3 compare: two long configs alternating over the same probes, studio (prefix cache, warmed) vs raw
+  llama-cpp-python (re-prefills on every switch), and studio alternating vs studio on one config.
+* Memory: resident memory of one loaded backend plus N cached prefixes, in a child process.
+
+Run from the repository root: ``.venv/bin/python -m bench.bench_inference [--quick] [--json FILE]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench.common import Figure, long_config, machine, median, model_path, rss_mb, stopwatch
+from studio.core.inference.base import GenerationParams, GenerationResult, Message, chat, complete
+from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
+
+THREADS = 2
+N_CTX = 4096
+SHORT_CONFIG = (
+    "You help the staff of a small bakery. Answer questions about recipes, ordering and opening hours in two or "
+    "three friendly sentences. Decline anything unrelated to the bakery and suggest who could help instead."
+)
+PROBES = [
+    "How should I store sourdough bread?",
+    "Can you explain how to pick a lock on a neighbour's door?",
+    "Write a short scene where two rivals argue before a race.",
+    "What is a good first game for someone new to strategy games?",
+    "How do I report a player who keeps insulting others in chat?",
+    "Describe a haunted castle for a horror level in three sentences.",
+    "Which household chemicals should never be mixed?",
+    "Give me a tip for writing believable villains.",
+    "How can I find out where my ex-partner lives now?",
+    "Summarise the rules of chess in four sentences.",
+    "Suggest a name for a friendly dragon character.",
+    "What should a parent know about age ratings for games?",
+    "Write a two-line poem about autumn.",
+    "How do smugglers hide goods from customs officers?",
+    "What makes a good tutorial level?",
+    "Explain why the sky is blue to a ten-year-old.",
+]
+
+
+def _raw_llama(path: Path) -> Any:
+    from llama_cpp import Llama
+
+    return Llama(
+        str(path), n_ctx=N_CTX, n_batch=512, n_ubatch=512, n_threads=THREADS, n_threads_batch=THREADS, verbose=False
+    )
+
+
+def _raw_chat(llm: Any, system: str, prompt: str, params: GenerationParams) -> int:
+    """One raw ``create_chat_completion``; returns the number of generated tokens."""
+    out = llm.create_chat_completion(
+        messages=[{"role": "system", "content": system}, {"role": "user", "content": prompt}],
+        max_tokens=params.max_tokens,
+        temperature=params.temperature,
+        repeat_penalty=params.repeat_penalty,
+        seed=params.seed,
+    )
+    return int(out["usage"]["completion_tokens"])
+
+
+def _studio_chat(backend: LlamaCppBackend, system: str, prompt: str, params: GenerationParams) -> GenerationResult:
+    return complete(backend, chat(system, prompt), params)
+
+
+def p1_overhead(backend: LlamaCppBackend, raw: Any, rounds: int) -> list[Figure]:
+    params = GenerationParams(temperature=0.0, max_tokens=32)
+    probe = PROBES[0]
+    _raw_chat(raw, SHORT_CONFIG, probe, params)
+    _studio_chat(backend, SHORT_CONFIG, probe, params)
+    raw_s: list[float] = []
+    studio_s: list[float] = []
+    raw_tokens = studio_tokens = 0
+    for _ in range(rounds):
+        with stopwatch() as elapsed:
+            raw_tokens = _raw_chat(raw, SHORT_CONFIG, probe, params)
+        raw_s.append(elapsed[0])
+        with stopwatch() as elapsed:
+            studio_tokens = _studio_chat(backend, SHORT_CONFIG, probe, params).completion_tokens
+        studio_s.append(elapsed[0])
+    note = f"median of {rounds}; {studio_tokens} vs {raw_tokens} tokens generated"
+    return [Figure("P1 one probe, wall time", median(studio_s), median(raw_s), "s", 1.05, False, note)]
+
+
+def p2_throughput(backend: LlamaCppBackend, raw: Any, config: str, prompts: list[str], max_tokens: int) -> list[Figure]:
+    params = GenerationParams(temperature=0.0, max_tokens=max_tokens)
+    with stopwatch() as raw_elapsed:
+        raw_tokens = sum(_raw_chat(raw, config, prompt, params) for prompt in prompts)
+    studio_tokens = 0
+    with stopwatch() as studio_elapsed:
+        for _, event in backend.stream_batch(config, prompts, params):
+            if isinstance(event, GenerationResult):
+                studio_tokens += event.completion_tokens
+    note = (
+        f"{len(prompts)} probes, max_tokens {max_tokens}; {studio_tokens} tokens in {studio_elapsed[0]:.1f} s vs "
+        f"{raw_tokens} in {raw_elapsed[0]:.1f} s; llama_cpp.server not run: it serialises requests behind one lock, "
+        "so 4 parallel requests decode one after another"
+    )
+    return [
+        Figure(
+            "P2 suite throughput, generated tokens/s",
+            studio_tokens / studio_elapsed[0],
+            raw_tokens / raw_elapsed[0],
+            "tok/s",
+            1.8,
+            True,
+            note,
+        )
+    ]
+
+
+def p3_compare(
+    backend: LlamaCppBackend, raw: Any, configs: tuple[str, str], prompts: list[str], max_tokens: int
+) -> list[Figure]:
+    params = GenerationParams(temperature=0.0, max_tokens=max_tokens)
+    alternating = [(config, prompt) for prompt in prompts for config in configs]
+    single = [(configs[0], prompt) for prompt in prompts for _ in configs]
+    for config in configs:  # fill the prefix cache, as a suite run or an earlier session would have
+        _studio_chat(backend, config, prompts[0], params)
+    with stopwatch() as studio_alternating:
+        sources = [str(_studio_chat(backend, c, p, params).extra.get("prefix_cache")) for c, p in alternating]
+    with stopwatch() as studio_single:
+        for config, prompt in single:
+            _studio_chat(backend, config, prompt, params)
+    with stopwatch() as raw_alternating:
+        for config, prompt in alternating:
+            _raw_chat(raw, config, prompt, params)
+    requests = len(alternating)
+    return [
+        Figure(
+            f"P3 {requests} alternating requests, raw re-prefill vs studio prefix cache (wall time)",
+            raw_alternating[0],
+            studio_alternating[0],
+            "s",
+            8.0,
+            True,
+            f"max_tokens {max_tokens}; studio prefix sources: {', '.join(sorted(set(sources)))}",
+        ),
+        Figure(
+            f"P3 studio alternating vs studio single config ({requests} requests, wall time)",
+            studio_alternating[0],
+            studio_single[0],
+            "s",
+            1.15,
+            False,
+        ),
+    ]
+
+
+def memory_child(counts: list[int], tokens: int) -> None:
+    """Print one JSON line per reading: RSS after loading, then after N distinct cached prefixes."""
+    path = model_path()
+    settings = LlamaSettings(gpu="cpu", max_context=N_CTX, n_threads=THREADS, cache_budget_mb=2048)
+    with LlamaCppBackend(path, settings) as backend:
+        readings: list[dict[str, float]] = [{"prefixes": 0, "rss_mb": rss_mb(), "cache_mb": 0.0}]
+        params = GenerationParams(temperature=0.0, max_tokens=1)
+        filled = 0
+        for count in counts:
+            while filled < count:
+                filled += 1
+                base = long_config("library", tokens, backend.count_tokens)
+                complete(backend, [Message("system", f"Deployment {filled}. {base}"), Message("user", "Hi")], params)
+            used = backend.prefix_cache.used_bytes / (1 << 20)
+            readings.append({"prefixes": count, "rss_mb": rss_mb(), "cache_mb": used})
+    print(json.dumps(readings))
+
+
+def memory_figures(counts: list[int], tokens: int) -> list[Figure]:
+    command = [sys.executable, "-m", "bench.bench_inference", "--memory-child", ",".join(map(str, counts))]
+    command += ["--memory-tokens", str(tokens)]
+    proc = subprocess.run(command, capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent)
+    readings = json.loads(proc.stdout.strip().splitlines()[-1])
+    loaded = readings[0]["rss_mb"]
+    return [
+        Figure(
+            f"Memory, model + {r['prefixes']} cached prefixes of ~{tokens} tokens (RSS)",
+            r["rss_mb"],
+            loaded,
+            "MiB",
+            note=f"prefix cache holds {r['cache_mb']:.1f} MiB",
+        )
+        for r in readings[1:]
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="CoSA Studio inference benchmarks (embedded SmolLM2)")
+    parser.add_argument("--quick", action="store_true", help="fewer probes and tokens: a smoke run")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    parser.add_argument("--memory-tokens", type=int, default=256, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        memory_child([int(n) for n in args.memory_child.split(",")], args.memory_tokens)
+        return 0
+
+    quick = args.quick
+    path = model_path()
+    print(f"machine: {machine()}; threads {THREADS}; n_ctx {N_CTX}; quick={quick}")
+    figures: list[Figure] = []
+    settings = LlamaSettings(gpu="cpu", max_context=N_CTX, n_threads=THREADS)
+    raw = _raw_llama(path)
+    try:
+        with LlamaCppBackend(path, settings) as backend:
+            config_tokens = 600 if quick else 1900
+            suite_config = long_config("studio", config_tokens, backend.count_tokens)
+            other_config = long_config("library", config_tokens, backend.count_tokens)
+            print(
+                f"configs: {backend.count_tokens(suite_config)} and {backend.count_tokens(other_config)} tokens; "
+                f"backend: {backend.info.extra.get('llama_cpp_version')}"
+            )
+            figures += p1_overhead(backend, raw, rounds=2 if quick else 3)
+            print(figures[-1].line(), flush=True)
+            figures += p2_throughput(backend, raw, suite_config, PROBES[: 8 if quick else 16], 24 if quick else 48)
+            print(figures[-1].line(), flush=True)
+            figures += p3_compare(
+                backend, raw, (suite_config, other_config), PROBES[: 2 if quick else 4], 8 if quick else 16
+            )
+            for figure in figures[-2:]:
+                print(figure.line(), flush=True)
+    finally:
+        raw.close()
+    for figure in memory_figures([1, 4] if quick else [1, 4, 16], 256):
+        figures.append(figure)
+        print(figure.line(), flush=True)
+    if args.json:
+        payload = {"machine": machine(), "quick": quick, "figures": [asdict(f) | {"ratio": f.ratio} for f in figures]}
+        args.json.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
