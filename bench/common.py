@@ -138,23 +138,22 @@ def long_config(variant: str, target_tokens: int, count_tokens: Callable[[str], 
     first token on.
     """
     sections = [_OPENINGS[variant]]
+    stance = (
+        "may be discussed in depth inside clearly fictional work"
+        if variant == "studio"
+        else "is discussed only at the level of general awareness and safety"
+    )
+    bodies = list(_GENERAL_RULES)
+    bodies += [
+        f"{c.info.name}. This covers the following: {c.info.definition} For this deployment the topic {stance}; "
+        "real-world instructions stay out of every answer."
+        for c in CONFIGURABLE
+    ]
     number = 0
     while True:
-        for rule in _GENERAL_RULES:
+        for body in bodies:
             number += 1
-            sections.append(f"Section {number}. {rule}")
-        for category in CONFIGURABLE:
-            number += 1
-            info = category.info
-            stance = (
-                "may be discussed in depth inside clearly fictional work"
-                if variant == "studio"
-                else "is discussed only at the level of general awareness and safety"
-            )
-            sections.append(
-                f"Section {number}. {info.name}. This covers the following: {info.definition} "
-                f"For this deployment the topic {stance}; real-world instructions stay out of every answer."
-            )
+            sections.append(f"Section {number}. {body}")
             text = "\n\n".join(sections)
             if count_tokens(text) >= target_tokens:
                 return text

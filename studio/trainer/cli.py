@@ -70,6 +70,12 @@ def make_parser() -> argparse.ArgumentParser:
     syn.add_argument("--limit-prompts", type=int, help="use only the first N seed prompts")
     syn.add_argument("--categories", help="training categories (comma list); others count as Other Harms")
     syn.add_argument("--max-tokens", type=int, default=96, help="reply length limit (default 96)")
+    syn.add_argument(
+        "--addressed-by",
+        choices=["judge", "markers"],
+        default="judge",
+        help="judge: helpfulness rating > 0 (the paper); markers: no refusal phrase (cheaper, for tiny judges)",
+    )
     syn.add_argument("--temperature", type=float, default=0.9)
     syn.add_argument("--seed", type=int, default=0)
     syn.add_argument("--n-ctx", type=int, default=2048)
@@ -110,6 +116,10 @@ def make_parser() -> argparse.ArgumentParser:
     ev.add_argument("--n-ctx", type=int, default=1024)
     ev.add_argument("--threads", type=int, default=2)
     ev.add_argument("--out", type=Path, help="write the full report (with per-pair margins) as JSON")
+    ev.add_argument("--suite", type=Path, help="probe suite YAML: also compute each model's CoSA-Score")
+    ev.add_argument("--config", action="append", type=Path, default=[], help="safety config YAML for --suite")
+    ev.add_argument("--judge-model", help="judge for --suite (default: the model under test)")
+    ev.add_argument("--max-tokens", type=int, default=128, help="reply length limit for --suite (default 128)")
     ev.set_defaults(func=_evaluate)
     return parser
 
@@ -136,6 +146,7 @@ def _synthesize(args: argparse.Namespace, progress: Progress) -> int:
         max_tokens=args.max_tokens,
         temperature=args.temperature,
         universe=universe,
+        addressed_by=args.addressed_by,
     )
     progress.emit("start", command="synthesize", prompts=len(prompts), total=len(prompts) * args.responses)
     backends: list[Backend] = []
@@ -255,14 +266,53 @@ def _evaluate(args: argparse.Namespace, progress: Progress) -> int:
     rows = load_pairs(args.pairs)
     if args.limit:
         rows = rows[: args.limit]
+    if args.suite is not None and not args.config:
+        raise InputError(None, "--suite needs at least one --config", where="--config")
     reports = [pair_margins(m, rows, n_ctx=args.n_ctx, threads=args.threads, progress=progress) for m in args.model]
+    scores = _cosa_scores(args, progress) if args.suite is not None else []
     if args.out:
         from studio.trainer.export import write_json
 
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_json(args.out, {"pairs": str(args.pairs), "reports": [vars(r) for r in reports]})
-    progress.emit("done", command="evaluate", reports=[r.summary() for r in reports])
+        write_json(args.out, {"pairs": str(args.pairs), "reports": [vars(r) for r in reports], "cosa": scores})
+    progress.emit("done", command="evaluate", reports=[r.summary() for r in reports], cosa=scores)
     return int(ExitCode.OK)
+
+
+def _cosa_scores(args: argparse.Namespace, progress: Progress) -> list[dict[str, Any]]:
+    from studio.core.documents import ProbeSuite, SafetyConfig
+    from studio.core.paths import database_path
+    from studio.core.store.db import open_database
+    from studio.core.yamlio import load_document
+    from studio.trainer.evaluate import cosa_score
+
+    suite = load_document(args.suite, ProbeSuite)
+    configs = [load_document(path, SafetyConfig) for path in args.config]
+    db = open_database(database_path())
+    results: list[dict[str, Any]] = []
+    try:
+        for model in args.model:
+            candidate = _open_backend(str(model), args, fake=False)
+            judge = _open_backend(args.judge_model, args, fake=False) if args.judge_model else candidate
+            try:
+                result = cosa_score(
+                    candidate,
+                    judge,
+                    suite,
+                    configs,
+                    db,
+                    label=model.name,
+                    max_tokens=args.max_tokens,
+                    progress=progress,
+                )
+            finally:
+                if judge is not candidate:
+                    judge.close()
+                candidate.close()
+            results.append({"model": str(model), **result})
+    finally:
+        db.close()
+    return results
 
 
 def main(argv: Sequence[str] | None = None) -> int:

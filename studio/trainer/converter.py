@@ -69,7 +69,7 @@ def _extract(sdist: Path, dest: Path) -> None:
 
 
 def _download_sdist(dest: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--no-build-isolation"]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
     cmd += ["-d", str(dest), f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     found = dest / SDIST_NAME

@@ -4,6 +4,9 @@ For each pair, the summed log-probability of the chosen and of the rejected repl
 logits, with the prompt rendered by the GGUF's own chat template (config in the system turn). The margin is
 chosen minus rejected; training along CoSAlign should raise the mean margin and the share of pairs with a
 positive margin. Comparing two files is fairest when both went through the same export and quantisation.
+
+With a probe suite and configs, :func:`cosa_score` also runs the studio's check engine on each model, so the
+CoSA-Score of the base and the trained model can be compared on a held-out suite.
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import sqlite_utils
+
+from studio.core.documents import ProbeSuite, SafetyConfig
 from studio.core.errors import BackendError, InputError
-from studio.core.inference.base import Message
+from studio.core.inference.base import Backend, GenerationParams, Message
 from studio.core.inference.embedded import sha256_file
 from studio.trainer.progress import Progress
 
@@ -113,3 +119,30 @@ def pair_margins(
         mean_rejected_logprob=sum(rejected_lp) / count,
         margins=margins,
     )
+
+
+def cosa_score(
+    candidate: Backend,
+    judge: Backend,
+    suite: ProbeSuite,
+    configs: Sequence[SafetyConfig],
+    db: sqlite_utils.Database,
+    *,
+    label: str,
+    max_tokens: int = 128,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """CoSA-Score of ``candidate`` on ``suite`` under ``configs``, through the studio's check engine.
+
+    The run is stored like any ``studio check`` run; the returned dict is its score report plus the run id.
+    """
+    from studio.core.evals.runner import CheckRunner, CheckSpec, RunFinished
+    from studio.core.evals.runner import Progress as RunProgress
+
+    spec = CheckSpec(suite=suite, configs=tuple(configs), params=GenerationParams(max_tokens=max_tokens), label=label)
+    for event in CheckRunner(db, candidate, judge).check(spec):
+        if isinstance(event, RunProgress) and progress is not None:
+            progress.progress(f"check:{label}:{event.stage}", event.done, event.total)
+        if isinstance(event, RunFinished):
+            return {"run_id": event.run_id, **event.report.as_dict()}
+    raise BackendError(f"check run for {label} ended without a result")

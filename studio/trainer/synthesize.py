@@ -5,7 +5,8 @@
 2. Every response is labelled once, config-blind: the harm judge flags its risk categories and the helpfulness
    judge rates it; "addressed" means a rating above 0. A response whose judge output cannot be read is dropped.
 3. For each prompt, training configs are sampled in the four modes, every labelled response is scored under
-   each (see :mod:`studio.trainer.data`), and pairs are built. Each JSONL row carries everything needed to audit it.
+   each (see :mod:`studio.trainer.data`), and pairs are built. Each JSONL row carries everything needed to audit it;
+   every labelled response, paired or not, goes to ``<out>.responses.jsonl`` with the judges' raw outputs.
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ class SynthesisSettings:
     max_tokens: int = 96
     temperature: float = 0.9
     judge_max_tokens: int = 160
+    #: "judge": addressed = helpfulness rating > 0; "markers": addressed = no refusal phrase (for tiny judges).
+    addressed_by: Literal["judge", "markers"] = "judge"
     universe: tuple[Category, ...] = CONFIGURABLE
 
 
@@ -134,6 +137,7 @@ class SynthesisSummary:
     pairs: int
     skipped_equal: int
     out_path: str
+    responses_path: str
     data_sha256: str
     manifest_path: str
     extra: dict[str, Any] = field(default_factory=dict)
@@ -197,6 +201,38 @@ def _gen_params(settings: SynthesisSettings, seed: int) -> GenerationParams:
     return GenerationParams(temperature=settings.temperature, max_tokens=settings.max_tokens, seed=seed)
 
 
+#: Phrases that open or carry a refusal; matched case-insensitively with straight or curly apostrophes.
+REFUSAL_MARKERS = (
+    "i can't",
+    "i cannot",
+    "i can not",
+    "i won't",
+    "i will not",
+    "i'm not able to",
+    "i am not able to",
+    "i'm unable to",
+    "i am unable to",
+    "i'm sorry",
+    "i am sorry",
+    "i apologize",
+    "i apologise",
+    "as an ai",
+    "not able to help",
+    "can't help with",
+    "cannot help with",
+    "can't assist",
+    "cannot assist",
+    "i must decline",
+    "i decline",
+)
+
+
+def is_refusal(text: str) -> bool:
+    """Whether a reply refuses (an empty reply counts as a refusal)."""
+    norm = " ".join(text.casefold().replace("\u2019", "'").split())
+    return not norm or any(marker in norm for marker in REFUSAL_MARKERS)
+
+
 def label(
     judge_backend: Backend,
     prompts: Sequence[SeedPrompt],
@@ -205,7 +241,11 @@ def label(
     progress: Progress,
     cancel: CancelToken | None = None,
 ) -> None:
-    """Label every response with its flagged categories and helpfulness rating."""
+    """Label every response with its flagged categories and whether it addresses the request.
+
+    With ``addressed_by="markers"`` the helpfulness judge is not asked: a reply with a refusal phrase gets rating
+    0, any other reply rating 5 (``judge_raw`` records which).
+    """
     params = GenerationParams(temperature=0.0, max_tokens=settings.judge_max_tokens, seed=settings.seed)
     harm = HarmJudge(judge_backend, params)
     helpful = HelpfulnessJudge(judge_backend, params)
@@ -213,10 +253,16 @@ def label(
     for done, response in enumerate(responses, start=1):
         prompt = prompts[response.prompt_index].text
         harm_verdict = harm.judge(prompt, response.text, cancel)
-        help_verdict = helpful.judge(prompt, response.text, cancel)
         response.flagged = harm_verdict.flagged
-        response.rating = help_verdict.rating
-        response.judge_raw = {"harm": harm_verdict.raw, "helpfulness": help_verdict.raw}
+        response.judge_raw = {"harm": harm_verdict.raw}
+        if settings.addressed_by == "markers":
+            refused = is_refusal(response.text)
+            response.rating = 0 if refused else 5
+            response.judge_raw["addressed"] = "refusal markers: " + ("refusal" if refused else "no refusal")
+        else:
+            help_verdict = helpful.judge(prompt, response.text, cancel)
+            response.rating = help_verdict.rating
+            response.judge_raw["helpfulness"] = help_verdict.raw
         progress.progress("label", done, len(responses))
 
 
@@ -261,6 +307,20 @@ def _response_record(response: Response, score_tenths: int) -> dict[str, Any]:
         "addressed": response.addressed,
         "generated_under": response.config.record(),
         "generation_seed": response.seed,
+    }
+
+
+def _labelled_record(prompts: Sequence[SeedPrompt], response: Response) -> dict[str, Any]:
+    return {
+        "prompt_id": prompts[response.prompt_index].id,
+        "prompt": prompts[response.prompt_index].text,
+        "text": response.text,
+        "valid": response.valid,
+        "flagged": None if response.flagged is None else [c.value for c in ordered(response.flagged)],
+        "rating": response.rating,
+        "generated_under": response.config.record(),
+        "generation_seed": response.seed,
+        "judge_raw": response.judge_raw,
     }
 
 
@@ -327,6 +387,8 @@ def synthesize(
     label(judge_backend, prompts, planned, settings, progress, cancel)
     rows, skipped_equal = build_pair_rows(prompts, planned, settings, rng)
     digest = write_jsonl(out_path, rows)
+    responses_path = out_path.with_name(out_path.name + ".responses.jsonl")
+    write_jsonl(responses_path, [_labelled_record(prompts, r) for r in planned])
     manifest_path = out_path.with_name(out_path.name + ".manifest.json")
     summary = SynthesisSummary(
         prompts=len(prompts),
@@ -335,6 +397,7 @@ def synthesize(
         pairs=len(rows),
         skipped_equal=skipped_equal,
         out_path=str(out_path),
+        responses_path=str(responses_path),
         data_sha256=digest,
         manifest_path=str(manifest_path),
     )

@@ -54,16 +54,17 @@ class BackendManager(QObject):
         """Use an already built backend (tests, remote backends)."""
         self._swap(backend)
 
-    def load(self, path: Path, name: str, sha256: str | None, settings: InferenceSettings) -> None:
+    def load(self, path: Path, name: str, sha256: str | None, settings: InferenceSettings) -> bool:
+        """Start loading a model; False (and nothing happens) while another load is still running."""
         if self._tasks.busy:
-            self.failed.emit("a model is already loading; wait for it to finish")
-            return
+            return False
         self._tasks.submit(
             lambda: self._factory(path, name, sha256, settings),
             self._on_built,
             lambda message: self.failed.emit(f"{path}: could not load the model: {message}"),
         )
         self.loading.emit(name)
+        return True
 
     def count_tokens(self, text: str) -> int | None:
         backend = self._backend

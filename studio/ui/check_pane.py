@@ -59,6 +59,8 @@ from studio.ui.workers import TaskRunner
 
 #: How often queued run events are drawn (milliseconds); a fast model's events are coalesced per tick.
 EVENT_FLUSH_MS = 50
+#: During a run, the score and item table are redrawn at most this often (milliseconds).
+RESULTS_REFRESH_MS = 300
 ITEM_COLUMN_WIDTHS = (110, 120, 80, 200, 300, 55, 60, 65)
 LOADED_MODEL = ""  # combo data of the "currently loaded model" choice
 SAME_AS_CANDIDATE = None  # combo data of the judge's "same model as the candidate" choice
@@ -96,7 +98,7 @@ class RunEventRelay(QObject):
     the view repaints at most once per tick.
     """
 
-    events = Signal(list)
+    events = Signal(object)
     failed = Signal(str)
     done = Signal()
 
@@ -227,6 +229,13 @@ class CheckPane(QWidget):
         self._relay.events.connect(self._on_events)
         self._relay.failed.connect(self._on_failed)
         self._relay.done.connect(self._on_relay_done)
+        self._uses_loaded_model = False
+        self._results_timer = QTimer(self)
+        self._results_timer.setSingleShot(True)
+        self._results_timer.setInterval(RESULTS_REFRESH_MS)
+        self._results_timer.timeout.connect(lambda: self.show_run(self.run_id))
+        ctx.backends.loading.connect(self._on_backend_loading)
+        ctx.backends.loaded.connect(self._on_backend_loaded)
 
         self._build_setup()
         self._build_results()
@@ -411,11 +420,13 @@ class CheckPane(QWidget):
 
     def refresh(self) -> None:
         """Reload suites, configs, models and runs from the store."""
-        self._suites = bundled_suites() + [s for s in self.ctx.store.suites.list()]
+        bundled = bundled_suites()
+        stored = list(self.ctx.store.suites.list())
+        self._suites = bundled + stored
         current_suite = self.suite_combo.currentData()
         self.suite_combo.clear()
         for position, suite in enumerate(self._suites):
-            origin = "bundled" if position < len(self._suites) - len(self.ctx.store.suites.list()) else "stored"
+            origin = "bundled" if position < len(bundled) else "stored"
             self.suite_combo.addItem(f"{suite.title} ({len(suite.probes)} probes, {origin})", suite.id)
         self._select_data(self.suite_combo, current_suite)
 
@@ -529,6 +540,7 @@ class CheckPane(QWidget):
             return False
         candidate_choice = self.candidate_combo.currentData()
         judge_choice = self.judge_combo.currentData()
+        self._uses_loaded_model = LOADED_MODEL in (candidate_choice, judge_choice)
         self.run_id = None
 
         def work(cancel: CancelToken) -> Iterable[RunEvent]:
@@ -556,6 +568,7 @@ class CheckPane(QWidget):
             self.message.emit(f"Cannot resume {run_id}: model {missing!r} is neither loaded nor registered")
             return False
         self.run_id = run_id
+        self._uses_loaded_model = LOADED_MODEL in (candidate, judge)
 
         def work(cancel: CancelToken) -> Iterable[RunEvent]:
             with _Backends(self, candidate, judge) as (candidate_backend, judge_backend):
@@ -588,6 +601,15 @@ class CheckPane(QWidget):
     def shutdown(self) -> None:
         self._relay.shutdown()
 
+    def _on_backend_loaded(self, _info: object) -> None:
+        self._fill_models()
+
+    def _on_backend_loading(self, name: str) -> None:
+        """The loaded model is about to be replaced: a check using it stops (it can be resumed later)."""
+        if self.running and self._uses_loaded_model:
+            self.cancel()
+            self.message.emit(f"Check cancelled: the loaded model is being replaced by {name}; resume it later")
+
     def backend_for(self, choice: str) -> tuple[Backend, bool]:
         """The backend of a model choice, and whether the caller owns (and must close) it. Runs off the GUI thread."""
         loaded = self.ctx.backends.backend
@@ -600,6 +622,8 @@ class CheckPane(QWidget):
 
     def _on_events(self, batch: list[RunEvent]) -> None:
         finished: RunFinished | None = None
+        if any(isinstance(e, ItemDone) for e in batch) and not self._results_timer.isActive():
+            self._results_timer.start()
         for event in batch:
             if self.run_id is None:
                 self.run_id = event.run_id
@@ -611,9 +635,9 @@ class CheckPane(QWidget):
                 self.eta_label.setText(_eta_text(event.eta_s) if event.done else "")
             elif isinstance(event, RunFinished):
                 finished = event
-        if any(isinstance(e, ItemDone | RunFinished) for e in batch):
-            self.show_run(self.run_id)
         if finished is not None:
+            self._results_timer.stop()
+            self.show_run(self.run_id)
             self.eta_label.setText(finished.status.value)
             self._fill_runs()
             self.run_finished.emit(finished.run_id)

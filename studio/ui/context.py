@@ -9,25 +9,27 @@ from typing import Any, TypeVar
 
 from PySide6.QtCore import QSettings
 
+from studio.core.inference.registry import ModelEntry, ModelRegistry
 from studio.core.settings import StudioSettings, load_settings, save_settings
 from studio.core.store.drafts import DraftRepo
 from studio.core.store.exchanges import ExchangeRepo
+from studio.core.store.store import Store
 from studio.ui.backends import BackendFactory, BackendManager, llama_backend_factory
 
 T = TypeVar("T")
 
+DATABASE_FILE = "studio.db"
 UI_SETTINGS_FILE = "ui.ini"
 MAX_RECENT_FILES = 8
 
 
 @dataclass
 class AppContext:
-    """Everything a pane needs, passed explicitly. ``store`` is a :class:`studio.core.store.store.Store`,
-    ``registry`` a :class:`studio.core.inference.registry.ModelRegistry`."""
+    """Everything a pane needs, passed explicitly."""
 
     home: Path
-    store: Any
-    registry: Any
+    store: Store
+    registry: ModelRegistry
     settings: StudioSettings
     ui_settings: QSettings
     backends: BackendManager
@@ -41,10 +43,7 @@ class AppContext:
     @classmethod
     def open(cls, home: Path, backend_factory: BackendFactory = llama_backend_factory) -> AppContext:
         """Open the database under ``home`` and read the settings; loads no model."""
-        from studio.core.inference.registry import ModelRegistry
-        from studio.core.store.store import Store
-
-        store = Store.open(home / "studio.db")
+        store = Store.open(home / DATABASE_FILE)
         return cls(
             home=home,
             store=store,
@@ -54,19 +53,18 @@ class AppContext:
             backends=BackendManager(backend_factory),
         )
 
-    def with_own_registry(self, work: Callable[[Any], T]) -> T:
+    def with_own_registry(self, work: Callable[[ModelRegistry], T]) -> T:
         """Run ``work(registry)`` on a registry with its own database connection, so that slow registry work
         (hashing a large file, installing the embedded model) can run on a worker thread."""
-        from studio.core.inference.registry import ModelRegistry
         from studio.core.store.db import open_database
 
-        db = open_database(self.store.path)
+        db = open_database(self.store.path or self.home / DATABASE_FILE)
         try:
             return work(ModelRegistry(db))
         finally:
             db.close()
 
-    def resolve_default_model(self) -> Any:
+    def resolve_default_model(self) -> ModelEntry:
         """The default :class:`ModelEntry`, installing the embedded model on first run (worker-thread safe)."""
         return self.with_own_registry(lambda registry: registry.default())
 
@@ -74,7 +72,7 @@ class AppContext:
         save_settings(self.settings, self.home)
 
     def recent_files(self) -> list[str]:
-        value = self.ui_settings.value("recentFiles", [])
+        value: Any = self.ui_settings.value("recentFiles", [])
         if isinstance(value, str):
             return [value]
         return [str(v) for v in value or []]

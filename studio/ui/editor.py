@@ -87,7 +87,7 @@ class ConfigEditor(QWidget):
         self.find_edit.setPlaceholderText("Find (Enter: next, Shift+Enter: previous)")
         self.find_edit.setClearButtonEnabled(True)
         self.find_edit.returnPressed.connect(self.find_next)
-        QShortcut(QKeySequence("Shift+Return"), self.find_edit, activated=self.find_previous)
+        QShortcut(QKeySequence("Shift+Return"), self.find_edit, self.find_previous)
         self.find_bar = QWidget()
         find_layout = QHBoxLayout(self.find_bar)
         find_layout.setContentsMargins(0, 0, 0, 0)
@@ -264,7 +264,12 @@ class ConfigEditor(QWidget):
     def autosave(self) -> None:
         """Write the editor text to the drafts table if it changed since the last autosave."""
         slot = self.draft_slot()
-        if slot is None or self._config is None or not self.is_dirty:
+        if slot is None or self._config is None:
+            return
+        if not self.is_dirty:
+            if self._autosaved_text is not None:  # the edits were undone: the draft is stale
+                self._ctx.drafts.discard(slot)
+                self._autosaved_text = None
             return
         text = self.text_edit.toPlainText()
         if text == self._autosaved_text or not text.strip():
@@ -348,6 +353,8 @@ class ConfigEditor(QWidget):
         if backends.backend is None or backends.is_loading:
             self._show_count(generation, text, None)
             return
+        if not self.token_label.text():
+            self.token_label.setText("Counting tokens…")
         self._tasks.submit(
             lambda: backends.count_tokens(text),
             lambda count: self._show_count(generation, text, count),

@@ -81,10 +81,17 @@ class LibraryPane(QWidget):
         self.search_edit.setPlaceholderText("Search title, text, tags…")
         self.search_edit.setClearButtonEnabled(True)
         self.status_combo = QComboBox()
+        self.status_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.status_combo.setMinimumContentsLength(7)
         self.status_combo.setAccessibleName("Filter by status")
         self.status_combo.addItem("Any status", None)
         for status, label in STATUS_LABELS.items():
             self.status_combo.addItem(label, status.value)
+        self.tag_combo = QComboBox()
+        self.tag_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.tag_combo.setMinimumContentsLength(7)
+        self.tag_combo.setAccessibleName("Filter by tag")
+        self.tag_combo.addItem("Any tag", None)
         self.model = ConfigTableModel(self)
         self.table = QTableView()
         self.table.setAccessibleName("Config library")
@@ -101,9 +108,10 @@ class LibraryPane(QWidget):
         self.table.activated.connect(self._on_activated)
 
         filters = QHBoxLayout()
-        filters.addWidget(self.search_edit, 1)
-        filters.addWidget(self.status_combo)
+        filters.addWidget(self.status_combo, 1)
+        filters.addWidget(self.tag_combo, 1)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.search_edit)
         layout.addLayout(filters)
         layout.addWidget(self.table)
 
@@ -113,15 +121,29 @@ class LibraryPane(QWidget):
         self._search_timer.timeout.connect(self.refresh)
         self.search_edit.textChanged.connect(self._search_timer.start)
         self.status_combo.currentIndexChanged.connect(self.refresh)
+        self.tag_combo.currentIndexChanged.connect(self.refresh)
         self.refresh()
 
     def refresh(self) -> None:
         status = self.status_combo.currentData()
+        tag = self.tag_combo.currentData()
         configs = self._ctx.store.configs.list(
             search=self.search_edit.text().strip() or None,
             status=ConfigStatus(status) if status else None,
+            tag=tag,
         )
         self.model.set_rows(configs)
+        self._update_tags(tag)
+
+    def _update_tags(self, current: str | None) -> None:
+        tags = sorted({t for config in self._ctx.store.configs.list() for t in config.tags}, key=str.casefold)
+        self.tag_combo.blockSignals(True)
+        self.tag_combo.clear()
+        self.tag_combo.addItem("Any tag", None)
+        for tag in tags:
+            self.tag_combo.addItem(tag, tag)
+        self.tag_combo.setCurrentIndex(max(self.tag_combo.findData(current), 0) if current else 0)
+        self.tag_combo.blockSignals(False)
 
     def select_config(self, config_id: str) -> None:
         for row, config in enumerate(self.model.rows()):

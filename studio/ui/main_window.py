@@ -25,14 +25,19 @@ from studio.core.inference.base import BackendInfo
 from studio.core.settings import current_identity
 from studio.core.store.exchanges import Exchange
 from studio.core.yamlio import atomic_write_text, dump_document, load_document
+from studio.ui.approval_dialog import ApprovalDialog
+from studio.ui.check_pane import CheckPane
+from studio.ui.compare_pane import ComparePane
 from studio.ui.context import AppContext
 from studio.ui.editor import ConfigEditor
 from studio.ui.history import HistoryDialog
+from studio.ui.history_pane import HistoryPane
 from studio.ui.library import LibraryPane
 from studio.ui.models_pane import ModelManagerPane
 from studio.ui.preferences import PreferencesDialog
 from studio.ui.probe import ProbePane
 from studio.ui.template_dialog import TemplateDialog
+from studio.ui.train_pane import TrainPane
 from studio.ui.workers import TaskRunner
 
 STATE_VERSION = 1
@@ -63,6 +68,14 @@ class MainWindow(QMainWindow):
         self.probe_dock = self.add_dock("Probe", "probeDock", self.probe, Qt.DockWidgetArea.RightDockWidgetArea)
         self.models_dock = self.add_dock("Models", "modelsDock", self.models, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.models_dock.hide()
+        self.check = CheckPane(ctx)
+        self.compare = ComparePane(ctx)
+        self.run_history = HistoryPane(ctx)
+        self.train = TrainPane(ctx)
+        self.check_dock = self._evaluation_dock("Check", "checkDock", self.check)
+        self.compare_dock = self._evaluation_dock("Compare", "compareDock", self.compare)
+        self.run_history_dock = self._evaluation_dock("Run history", "runHistoryDock", self.run_history)
+        self.train_dock = self._evaluation_dock("Train", "trainDock", self.train)
 
         self.model_status = QLabel("No model")
         self.model_status.setAccessibleName("Loaded model")
@@ -91,6 +104,10 @@ class MainWindow(QMainWindow):
         self.probe.streaming_changed.connect(self._on_streaming_changed)
         self.probe.reply_finished.connect(self._on_reply_finished)
         self.models.message.connect(self._show_message)
+        for pane in (self.check, self.compare, self.run_history, self.train):
+            pane.message.connect(self._show_message)
+        self.check.run_finished.connect(self._on_check_finished)
+        self.train.model_registered.connect(self._on_model_registered)
         ctx.backends.loading.connect(self._on_backend_loading)
         ctx.backends.loaded.connect(self._on_backend_loaded)
         ctx.backends.failed.connect(self._on_backend_failed)
@@ -114,7 +131,24 @@ class MainWindow(QMainWindow):
         self.view_menu.addAction(dock.toggleViewAction())
         return dock
 
-    def _action(self, text: str, slot: object, shortcut: QKeySequence | str | None = None, tip: str = "") -> QAction:
+    def _evaluation_dock(self, title: str, name: str, widget: QWidget) -> QDockWidget:
+        """A hidden dock tabbed with the model manager, opened from the Evaluate and Models menus."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setAccessibleName(f"{title} pane")
+        dock.setWidget(widget)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+        self.tabifyDockWidget(self.models_dock, dock)
+        dock.hide()
+        return dock
+
+    def _action(
+        self,
+        text: str,
+        slot: object,
+        shortcut: QKeySequence | QKeySequence.StandardKey | str | None = None,
+        tip: str = "",
+    ) -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
@@ -143,6 +177,11 @@ class MainWindow(QMainWindow):
             self.preferences_action.setShortcut(QKeySequence("Ctrl+,"))
         self.history_action = self._action("Version &history…", self.show_history, "Ctrl+H")
         self.models_action = self._action("&Model manager", self.show_models, "Ctrl+M")
+        self.check_action = self._action("&Check…", self.show_check, None, "Check configs on a probe suite")
+        self.compare_action = self._action("C&ompare…", self.show_compare, None, "Compare two configs or models")
+        self.run_history_action = self._action("Run hi&story", self.show_run_history, None, "Runs of the config")
+        self.train_action = self._action("&Train…", self.show_train, None, "Train a model on marked exchanges")
+        self.approval_action = self._action("Review and &approval…", self.show_approval, None, "Approve or export")
         # Ctrl+Enter (send) and Esc (stop) are shortcuts of the probe pane itself, so they work wherever it is docked.
         self.send_action = self._action("&Send probe", self.probe.send, None, "Send the prompt (Ctrl+Enter)")
         self.stop_action = self._action("S&top", self.probe.stop, None, "Stop the reply (Esc)")
@@ -170,12 +209,17 @@ class MainWindow(QMainWindow):
         edit_menu.addAction(self.preferences_action)
         config_menu = bar.addMenu("&Config")
         config_menu.addAction(self.history_action)
+        config_menu.addAction(self.approval_action)
+        evaluate_menu = bar.addMenu("E&valuate")
+        for action in (self.check_action, self.compare_action, self.run_history_action):
+            evaluate_menu.addAction(action)
         probe_menu = bar.addMenu("&Probe")
         probe_menu.addAction(self.send_action)
         probe_menu.addAction(self.stop_action)
         probe_menu.addAction(self.regenerate_action)
         models_menu = bar.addMenu("&Models")
         models_menu.addAction(self.models_action)
+        models_menu.addAction(self.train_action)
         bar.addMenu(self.view_menu)
 
     def _build_toolbar(self) -> None:
@@ -271,6 +315,42 @@ class MainWindow(QMainWindow):
         self.models_dock.raise_()
         self.models.refresh()
 
+    def _raise_dock(self, dock: QDockWidget) -> None:
+        dock.show()
+        dock.raise_()
+
+    def show_check(self) -> None:
+        """The Check pane, with the open config ticked when it is stored."""
+        self.check.refresh()
+        config = self.editor.config
+        if config is not None and self.editor.is_stored:
+            self.check.select_configs([config.id])
+        self._raise_dock(self.check_dock)
+
+    def show_compare(self) -> None:
+        self.compare.refresh()
+        self._raise_dock(self.compare_dock)
+
+    def show_run_history(self) -> None:
+        self.run_history.refresh()
+        if self.editor.config is not None:
+            self.run_history.select_config(self.editor.config.id)
+        self._raise_dock(self.run_history_dock)
+
+    def show_train(self) -> None:
+        self.train.refresh()
+        self._raise_dock(self.train_dock)
+
+    def show_approval(self) -> ApprovalDialog | None:
+        config = self.editor.config
+        if config is None or not self.editor.is_stored:
+            self._show_message("Save the config first: review and approval work on stored versions")
+            return None
+        dialog = ApprovalDialog(self.ctx, config.id, self)
+        dialog.changed.connect(self._on_lifecycle_changed)
+        dialog.open()
+        return dialog
+
     def show_preferences(self) -> None:
         dialog = PreferencesDialog(self.ctx.settings, self)
         if dialog.exec():
@@ -288,6 +368,20 @@ class MainWindow(QMainWindow):
     def _on_default_resolved(self, entry: object) -> None:
         path, name, sha256 = entry.path, entry.name, entry.sha256  # type: ignore[attr-defined]
         self.ctx.backends.load(path, name, sha256, self.ctx.settings.inference)
+
+    def _on_check_finished(self, _run_id: str) -> None:
+        self.compare.refresh()
+        self.run_history.reload()
+
+    def _on_model_registered(self, name: str) -> None:
+        self.models.refresh()
+        self.check.refresh()
+        self._show_message(f"Registered the trained model {name}")
+
+    def _on_lifecycle_changed(self, config: SafetyConfig) -> None:
+        self.library.refresh()
+        self.run_history.reload()
+        self._show_message(f"{config.id} v{config.version} is now {config.status.value}")
 
     def _on_config_saved(self, config: SafetyConfig) -> None:
         self.library.refresh()

@@ -194,7 +194,8 @@ class ModelManagerPane(QWidget):
         entry = self.selected()
         if entry is None:
             return
-        self._ctx.backends.load(entry.path, entry.name, entry.sha256, self._ctx.settings.inference)
+        if not self._ctx.backends.load(entry.path, entry.name, entry.sha256, self._ctx.settings.inference):
+            self.message.emit("A model is already loading; wait for it to finish")
 
     def set_selected_default(self) -> None:
         entry = self.selected()

@@ -84,7 +84,7 @@ class ProbePane(QWidget):
         self.prompt_edit.setAccessibleName("Probe prompt")
         self.prompt_edit.setPlaceholderText("Type a prompt to send under the open config (Ctrl+Enter sends)")
         self.prompt_edit.setMaximumHeight(110)
-        QShortcut(QKeySequence("Ctrl+Return"), self.prompt_edit, activated=self.send)
+        QShortcut(QKeySequence("Ctrl+Return"), self.prompt_edit, self.send)
 
         self.send_button = QPushButton("Send")
         self.send_button.setAccessibleName("Send probe")
@@ -97,7 +97,7 @@ class ProbePane(QWidget):
         self.send_button.clicked.connect(self.send)
         self.stop_button.clicked.connect(self.stop)
         self.regenerate_button.clicked.connect(self.regenerate)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.stop)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop)
 
         self.temperature_spin = QDoubleSpinBox()
         self.temperature_spin.setRange(0.0, 2.0)
@@ -306,6 +306,7 @@ class ProbePane(QWidget):
             prompt=prompt,
             params=params,
             result=result,
+            config_text=target.text,
         )
         self.exchange_model.insert_row(0, exchange)
         self._select_row(0)

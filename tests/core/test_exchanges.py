@@ -27,8 +27,10 @@ def _record(repo: ExchangeRepo, prompt: str, config_id: str | None = "game-studi
         prompt=prompt,
         params=params,
         result=result,
+        config_text="be careful",
     )
     assert exchange.reply == result.text
+    assert exchange.config_text == "be careful"
     return exchange.id
 
 

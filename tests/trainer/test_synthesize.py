@@ -18,6 +18,8 @@ from studio.trainer.synthesize import (
     Response,
     SynthesisSettings,
     build_pair_rows,
+    is_refusal,
+    label,
     load_seed_prompts,
     plan_responses,
     synthesize,
@@ -29,9 +31,8 @@ def _run(tmp_path: Path, name: str, seed: int = 0) -> tuple[Path, str, list[dict
     # The fake judges flag categories at random, so most replies break their config; five prompts leave a few pairs.
     out = tmp_path / name
     stream = io.StringIO()
-    summary = synthesize(
-        FakeBackend(), FakeBackend(), prompts, out, SynthesisSettings(responses_per_prompt=4, seed=seed), Progress(stream)
-    )
+    settings = SynthesisSettings(responses_per_prompt=4, seed=seed)
+    summary = synthesize(FakeBackend(), FakeBackend(), prompts, out, settings, Progress(stream))
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert summary.responses == 20
     return out, summary.data_sha256, events
@@ -107,3 +108,31 @@ def test_bad_seed_file_names_the_line(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         load_seed_prompts(path)
     assert str(caught.value).startswith(f"{path}:4")
+
+
+@pytest.mark.parametrize(
+    ("text", "refused"),
+    [
+        ("I'm sorry, but I can't help with that.", True),
+        ("I can\u2019t assist with this request.", True),
+        ("", True),
+        ("Phishing works because it creates urgency.", False),
+        ("Here is a scene where the con artist is caught.", False),
+    ],
+)
+def test_refusal_markers(text: str, refused: bool) -> None:
+    assert is_refusal(text) is refused
+
+
+def test_marker_labelling_skips_the_helpfulness_judge() -> None:
+    prompts = load_seed_prompts()[:1]
+    settings = SynthesisSettings(responses_per_prompt=2, addressed_by="markers")
+    planned = plan_responses(prompts, settings, random.Random(0))
+    planned[0].text = "I cannot help with that."
+    planned[1].text = "Scams rely on trust."
+    judge = FakeBackend()
+    label(judge, prompts, planned, settings, Progress(io.StringIO()))
+    assert [r.rating for r in planned] == [0, 5]
+    assert [r.addressed for r in planned] == [False, True]
+    assert len(judge.requests) == 2  # one harm judgement per reply, no helpfulness judgement
+    assert all("helpfulness" not in r.judge_raw for r in planned)

@@ -139,6 +139,20 @@ def test_cancel_then_resume_finishes_the_same_run(qtbot: QtBot, ctx: AppContext,
     assert not pane.resume_button.isEnabled()
 
 
+def test_replacing_the_loaded_model_cancels_a_check_that_uses_it(
+    qtbot: QtBot, ctx: AppContext, pane: CheckPane, tmp_path: Path
+) -> None:
+    pane.select_configs(["game-studio", "kids-books"])
+    assert pane.start_check()
+    qtbot.waitUntil(lambda: pane.run_id is not None, timeout=RUN_TIMEOUT_MS)
+    with qtbot.waitSignal(ctx.backends.loaded, timeout=RUN_TIMEOUT_MS):
+        ctx.backends.load(tmp_path / "other.gguf", "other-model", None, ctx.settings.inference)
+    qtbot.waitUntil(lambda: not pane.running, timeout=RUN_TIMEOUT_MS)
+    assert pane.run_id is not None
+    assert RunStore(ctx.store.db).get_run(pane.run_id).status is RunStatus.CANCELLED
+    assert pane.candidate_combo.itemText(0) == "Loaded model: other-model"
+
+
 def test_export_buttons_write_csv_and_json(qtbot: QtBot, ctx: AppContext, pane: CheckPane, tmp_path: Path) -> None:
     pane.select_configs(["game-studio"])
     run_id = _run_to_end(qtbot, pane)
@@ -186,3 +200,56 @@ def test_check_with_the_embedded_model_matches_run_report(qtbot: QtBot, ctx: App
     assert pane.report is not None and pane.report.score == expected.score
     assert f"valid rate <b>{expected.overall.valid_rate:.1%}</b>" in pane.headline.text()
     assert all(i.response for i in RunStore(ctx.store.db).items(run_id))
+
+
+def test_stored_suites_are_offered_beside_bundled_ones(qtbot: QtBot, ctx: AppContext, pane: CheckPane) -> None:
+    from studio.core.documents import Expectation, Probe, ProbeSuite
+
+    probes = [Probe(text="Say hello.", expected=Expectation.ALLOWED), Probe(text="Hi?", expected=Expectation.ALLOWED)]
+    suite = ProbeSuite(id="house-probes", title="House probes", probes=probes)
+    ctx.store.suites.save(suite)
+    pane.refresh()
+    pane.select_suite("house-probes")
+    assert pane.suite_combo.currentText() == "House probes (2 probes, stored)"
+    pane.limit_spin.setValue(1)
+    chosen = pane.chosen_suite()
+    assert chosen is not None and chosen.probe_ids() == ["p1"]
+    pane.select_configs(["game-studio"])
+    run_id = _run_to_end(qtbot, pane)
+    assert [i.probe_id for i in RunStore(ctx.store.db).items(run_id)] == ["p1"]
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+def test_main_window_opens_the_evaluation_panes(qtbot: QtBot, ctx: AppContext, fake_backend: FakeBackend) -> None:
+    from studio.ui.approval_dialog import ApprovalDialog
+    from studio.ui.main_window import MainWindow
+
+    ctx.store.configs.create(make_config("game-studio"))
+    window = MainWindow(ctx)
+    qtbot.addWidget(window)
+    window.show()
+    assert window.check_dock.isHidden() and window.train_dock.isHidden()
+    assert window.show_approval() is None  # nothing open yet
+
+    window.open_config_id("game-studio")
+    window.check_action.trigger()
+    assert not window.check_dock.isHidden()
+    assert window.check.checked_config_ids() == ["game-studio"]
+    window.check.select_suite("scenario-game-studio")
+    window.check.limit_spin.setValue(2)
+    with qtbot.waitSignal(window.check.run_finished, timeout=RUN_TIMEOUT_MS) as finished:
+        assert window.check.start_check()
+    qtbot.waitUntil(lambda: not window.check.running, timeout=RUN_TIMEOUT_MS)
+    assert [h.run_id for h in window.run_history.history] == [finished.args[0]]
+    assert window.compare.run_a.currentData() == finished.args[0]
+
+    window.run_history_action.trigger()
+    assert not window.run_history_dock.isHidden()
+    window.train_action.trigger()
+    assert not window.train_dock.isHidden()
+    window.compare_action.trigger()
+    assert not window.compare_dock.isHidden()
+    dialog = window.show_approval()
+    assert isinstance(dialog, ApprovalDialog) and dialog.gate_results
+    dialog.close()
+    window.close()

@@ -170,3 +170,18 @@ def test_heading_pattern_and_highlighting(qtbot: QtBot, ctx: AppContext) -> None
     assert any(r.format.fontWeight() > 400 for r in heading_block.layout().formats())
     assert not any(r.format.fontWeight() > 400 for r in plain_block.layout().formats())
     editor.shutdown()
+
+
+def test_undoing_every_edit_drops_the_draft(qtbot: QtBot, ctx: AppContext) -> None:
+    stored = ctx.store.configs.create(make_config(text="base"))
+    editor = _editor(qtbot, ctx)
+    editor.open_config(stored, stored=True)
+    editor.text_edit.moveCursor(editor.text_edit.textCursor().MoveOperation.End)
+    qtbot.keyClicks(editor.text_edit, "!")
+    editor.autosave()
+    assert ctx.drafts.get("config:game-studio") is not None
+    editor.text_edit.undo()
+    assert not editor.is_dirty
+    editor.autosave()
+    assert ctx.drafts.get("config:game-studio") is None
+    editor.shutdown()

@@ -41,6 +41,20 @@ def test_library_lists_searches_and_filters(qtbot: QtBot, ctx: AppContext, qtmod
     assert [c.id for c in pane.model.rows()] == ["prosecutor"]
 
 
+def test_tag_filter_lists_every_tag(qtbot: QtBot, ctx: AppContext) -> None:
+    ctx.store.configs.create(make_config("game-studio").model_copy(update={"tags": ["fiction", "adult"]}))
+    ctx.store.configs.create(make_config("prosecutor").model_copy(update={"tags": ["legal"]}))
+    pane = LibraryPane(ctx)
+    qtbot.addWidget(pane)
+    tags = [pane.tag_combo.itemData(i) for i in range(pane.tag_combo.count())]
+    assert tags == [None, "adult", "fiction", "legal"]
+    pane.tag_combo.setCurrentIndex(pane.tag_combo.findData("legal"))
+    assert [c.id for c in pane.model.rows()] == ["prosecutor"]
+    assert pane.tag_combo.currentData() == "legal"
+    pane.tag_combo.setCurrentIndex(0)
+    assert pane.model.rowCount() == 2
+
+
 def test_activating_a_row_requests_it(qtbot: QtBot, ctx: AppContext) -> None:
     _fill(ctx)
     pane = LibraryPane(ctx)

@@ -249,3 +249,25 @@ def test_keyboard_send_and_stop_in_the_window(qtbot: QtBot, ctx: AppContext) -> 
         qtbot.keyClick(window.probe.prompt_edit, Qt.Key.Key_Escape)
     assert done.args[0].stop_reason == "cancelled"
     window.close()
+
+
+def test_unsaved_text_from_a_crash_is_offered_at_start(qtbot: QtBot, ctx: AppContext, studio_home: Path) -> None:
+    window = _window(qtbot, ctx)
+    window.open_new_config(make_config("crashy", "Text typed before the crash."))
+    window.editor.autosave()
+    # Simulate a crash: the window goes away without saving and without closing the context.
+    window.editor.shutdown()
+    window.probe.shutdown()
+    again = AppContext.open(studio_home, backend_factory=fake_factory)
+    try:
+        reopened = _window(qtbot, again)
+        assert not reopened.editor.recovery_bar.isHidden()
+        reopened.editor.restore_button.click()
+        assert reopened.editor.config is not None and reopened.editor.config.id == "crashy"
+        assert reopened.editor.text_edit.toPlainText() == "Text typed before the crash."
+        assert reopened.save() is not None
+        assert again.drafts.list() == []
+        reopened.close()
+    finally:
+        again.store.close()
+    window.close()

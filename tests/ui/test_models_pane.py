@@ -143,3 +143,26 @@ def test_download_progress_cancel_and_resume(
     assert pane.progress_bar.value() == 1000
     assert (tmp_path / "model-q4.gguf").stat().st_size == fake.total
     pane.shutdown()
+
+
+def test_a_second_load_waits_for_the_first(qtbot: QtBot, tmp_path: Path) -> None:
+    import time
+
+    from studio.core.inference.base import Backend
+    from studio.core.inference.fake import FakeBackend
+    from studio.core.settings import InferenceSettings
+    from studio.ui.backends import BackendManager
+
+    def slow_factory(path: Path, name: str, sha256: str | None, settings: InferenceSettings) -> Backend:
+        time.sleep(0.2)
+        return FakeBackend(name=name)
+
+    manager = BackendManager(slow_factory)
+    settings = InferenceSettings()
+    with qtbot.waitSignal(manager.loaded, timeout=3000) as loaded:
+        assert manager.load(tmp_path / "a.gguf", "a", None, settings)
+        assert not manager.load(tmp_path / "b.gguf", "b", None, settings)
+    assert loaded.args[0].name == "a"
+    assert manager.load(tmp_path / "b.gguf", "b", None, settings)
+    manager.shutdown()
+    assert manager.backend is None

@@ -68,6 +68,7 @@ def test_edited_text_is_recorded_without_a_version(qtbot: QtBot, ctx: AppContext
     exchange = done.args[0]
     assert exchange.config_version is None
     assert exchange.config_hash != config.content_hash()
+    assert exchange.config_text is not None and exchange.config_text.endswith("Extra rule.")
     assert fake_backend.requests[-1][0][0].content.endswith("Extra rule.")
     _close(editor, probe)
 

@@ -47,3 +47,21 @@ def test_probe_streams_from_the_embedded_model(qtbot: QtBot, ctx: AppContext, em
     assert exchange.ttft_s is not None and exchange.ttft_s > 0
     probe.shutdown()
     editor.shutdown()
+
+
+@pytest.mark.real_model
+def test_backend_manager_loads_the_embedded_model_off_the_gui_thread(qtbot: QtBot, embedded_model: Path) -> None:
+    from studio.core.settings import InferenceSettings
+    from studio.ui.backends import BackendManager, llama_backend_factory
+
+    manager = BackendManager(llama_backend_factory)
+    with qtbot.waitSignal(manager.loaded, timeout=120_000) as loaded:
+        manager.load(embedded_model, "smollm2", SHA256, InferenceSettings(gpu="cpu", max_context=512))
+        assert manager.is_loading and manager.backend is None
+    info = loaded.args[0]
+    assert info.name == "smollm2" and info.context_length == 512 and info.gpu_layers == 0
+    assert info.model_sha256 == SHA256
+    count = manager.count_tokens("Keep answers short.")
+    assert count is not None and 0 < count < 10
+    manager.shutdown()
+    assert manager.backend is None

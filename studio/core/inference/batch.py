@@ -209,8 +209,10 @@ class _BatchDecoder:
         n_seq_max = int(llama_cpp.llama_n_seq_max(self.ctx))
         self.unified = n_seq_max == 1 or bool(llm.context_params.kv_unified)
         self.n_ctx_seq = self.n_ctx if self.unified else int(llama_cpp.llama_n_ctx_seq(self.ctx))
-        #: Sequence ids for probes: 1.. when the context has several, else sequence 0 itself (trimmed after each).
-        self.free_seqs: deque[int] = deque(range(1, n_seq_max)) if n_seq_max > 1 else deque([0])
+        #: Sequence ids for probes: 1.. when the context has several (at most one per batch slot), else sequence 0
+        #: itself, trimmed back to the prefix after each probe.
+        slots = min(n_seq_max - 1, self.n_batch)
+        self.free_seqs: deque[int] = deque(range(1, slots + 1)) if slots > 0 else deque([0])
         self.started = time.perf_counter()
         self.reused_prefix = 0
         if len(prefix) >= self.n_ctx_seq:

@@ -59,6 +59,12 @@ def _create_exchanges(db: sqlite_utils.Database) -> None:
     db.table(TABLE).create_index(["created_utc"], index_name="exchanges_by_time")
 
 
+@migration("0022_exchange_config_text")
+def _add_config_text(db: sqlite_utils.Database) -> None:
+    """Keep the system text itself, so a probe of unsaved edits (no version) can still be traced."""
+    db.table(TABLE).add_column("config_text", str)
+
+
 @dataclass(frozen=True)
 class Exchange:
     """One stored probe exchange."""
@@ -81,6 +87,7 @@ class Exchange:
     stop_reason: str
     verdict: Verdict | None
     created_utc: datetime
+    config_text: str | None = None
 
 
 def _row_to_exchange(row: dict[str, Any]) -> Exchange:
@@ -104,6 +111,7 @@ def _row_to_exchange(row: dict[str, Any]) -> Exchange:
         stop_reason=row["stop_reason"],
         verdict=Verdict(verdict) if verdict else None,
         created_utc=datetime.fromisoformat(row["created_utc"]),
+        config_text=row.get("config_text"),
     )
 
 
@@ -124,6 +132,7 @@ class ExchangeRepo:
         prompt: str,
         params: GenerationParams,
         result: GenerationResult,
+        config_text: str | None = None,
     ) -> Exchange:
         """Store the outcome of one generation and return it with its new id."""
         row: dict[str, Any] = {
@@ -144,6 +153,7 @@ class ExchangeRepo:
             "stop_reason": result.stop_reason.value,
             "verdict": None,
             "created_utc": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "config_text": config_text,
         }
         with self._db.atomic():
             table = self._db.table(TABLE)

@@ -408,11 +408,11 @@ class RunStore:
     def list_runs(self, config_id: str | None = None) -> list[RunRecord]:
         """Runs, newest first; with ``config_id`` only those that checked that config."""
         if config_id is None:
-            rows = self.db.query("SELECT * FROM check_runs ORDER BY created_utc DESC, id DESC")
+            rows = self.db.query("SELECT * FROM check_runs ORDER BY created_utc DESC, rowid DESC")
         else:
             rows = self.db.query(
                 "SELECT r.* FROM check_runs r JOIN check_run_configs c ON c.run_id = r.id WHERE c.config_id = ? "
-                "ORDER BY r.created_utc DESC, r.id DESC",
+                "ORDER BY r.created_utc DESC, r.rowid DESC",
                 [config_id],
             )
         return [self._record(row) for row in list(rows)]
