@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,10 +72,17 @@ def make_parser() -> argparse.ArgumentParser:
     syn.add_argument("--categories", help="training categories (comma list); others count as Other Harms")
     syn.add_argument("--max-tokens", type=int, default=96, help="reply length limit (default 96)")
     syn.add_argument(
+        "--labeler",
+        choices=["judge", "prompt-categories"],
+        default="judge",
+        help="judge: the harm and helpfulness judges label each reply (the paper; default); prompt-categories: a "
+        "heuristic that asks no judge, for models too small to judge: a refusal flags nothing, any other reply "
+        "flags the seed prompt's categories",
+    )
+    syn.add_argument(
         "--addressed-by",
         choices=["judge", "markers"],
-        default="judge",
-        help="judge: helpfulness rating > 0 (the paper); markers: no refusal phrase (cheaper, for tiny judges)",
+        help="with --labeler judge: judge = helpfulness rating > 0 (the paper, default); markers = no refusal phrase",
     )
     syn.add_argument("--temperature", type=float, default=0.9)
     syn.add_argument("--seed", type=int, default=0)
@@ -140,15 +148,23 @@ def _synthesize(args: argparse.Namespace, progress: Progress) -> int:
             raise InputError(None, str(exc), where="--categories") from None
     if args.responses < 2:
         raise InputError(None, "at least 2 responses per prompt are needed to build pairs", where="--responses")
+    labeler = args.labeler
+    if labeler == "prompt-categories" and args.judge_model:
+        raise InputError(None, "the prompt-categories labeler asks no judge; drop --judge-model", where="--labeler")
+    if labeler == "prompt-categories" and args.addressed_by == "judge":
+        raise InputError(None, "the prompt-categories labeler uses refusal markers", where="--addressed-by")
     settings = SynthesisSettings(
         responses_per_prompt=args.responses,
         seed=args.seed,
         max_tokens=args.max_tokens,
         temperature=args.temperature,
         universe=universe,
-        addressed_by=args.addressed_by,
+        addressed_by=args.addressed_by or ("judge" if labeler == "judge" else "markers"),
+        labeler=labeler,
     )
-    progress.emit("start", command="synthesize", prompts=len(prompts), total=len(prompts) * args.responses)
+    progress.emit(
+        "start", command="synthesize", prompts=len(prompts), total=len(prompts) * args.responses, labeler=labeler
+    )
     backends: list[Backend] = []
     try:
         generator = _open_backend(args.model, args, fake=args.fake)
@@ -322,7 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return int(ExitCode.USAGE)
-    progress = Progress(sys.stdout)
+    # Under `accelerate launch` every process runs this; only the first one reports.
+    progress = Progress(sys.stdout, enabled=os.environ.get("RANK", "0") in ("", "0"))
     try:
         # stdout carries only JSON progress lines; anything a library prints goes to stderr.
         with contextlib.redirect_stdout(sys.stderr):

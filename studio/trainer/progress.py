@@ -26,12 +26,16 @@ from typing import Any, TextIO
 class Progress:
     """Writes progress events as JSON lines to a stream (stdout by default)."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, enabled: bool = True) -> None:
+        """``enabled=False`` keeps a process silent (the non-first processes of a multi-GPU launch)."""
         self.stream = stream if stream is not None else sys.stdout
+        self.enabled = enabled
         self.started = time.monotonic()
         self._stage_started: dict[str, float] = {}
 
     def emit(self, event: str, **fields: Any) -> None:
+        if not self.enabled:
+            return
         record = {"event": event, "t": round(time.monotonic() - self.started, 3), **fields}
         self.stream.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
         self.stream.flush()

@@ -2,8 +2,11 @@
 
 1. For each prompt, responses are generated under varied configs (no config, and configs sampled in the four
    modes), each with its own sampling seed.
-2. Every response is labelled once, config-blind: the harm judge flags its risk categories and the helpfulness
-   judge rates it; "addressed" means a rating above 0. A response whose judge output cannot be read is dropped.
+2. Every response is labelled once, config-blind. With the ``judge`` labeler the harm judge flags its risk
+   categories and the helpfulness judge rates it; "addressed" means a rating above 0. A response whose judge output
+   cannot be read is dropped. The ``prompt-categories`` labeler is a heuristic for models too small to judge: a
+   reply with a refusal phrase is not addressed and flags nothing; any other reply is addressed and flags exactly
+   the seed prompt's known categories.
 3. For each prompt, training configs are sampled in the four modes, every labelled response is scored under
    each (see :mod:`studio.trainer.data`), and pairs are built. Each JSONL row carries everything needed to audit it;
    every labelled response, paired or not, goes to ``<out>.responses.jsonl`` with the judges' raw outputs.
@@ -89,6 +92,8 @@ class SynthesisSettings:
     judge_max_tokens: int = 160
     #: "judge": addressed = helpfulness rating > 0; "markers": addressed = no refusal phrase (for tiny judges).
     addressed_by: Literal["judge", "markers"] = "judge"
+    #: "judge": the harm judge flags categories; "prompt-categories": the heuristic of :func:`label_by_prompt`.
+    labeler: Literal["judge", "prompt-categories"] = "judge"
     universe: tuple[Category, ...] = CONFIGURABLE
 
 
@@ -266,6 +271,27 @@ def label(
         progress.progress("label", done, len(responses))
 
 
+def label_by_prompt(
+    prompts: Sequence[SeedPrompt], responses: Sequence[Response], progress: Progress | None = None
+) -> None:
+    """Heuristic labels without a judge: a refusal flags nothing; any other reply flags the prompt's categories.
+
+    "Addressed" comes from the refusal markers (rating 0 for a refusal, 5 otherwise). This assumes that a reply
+    which engages with a request touches exactly the request's categories, which holds only roughly; it exists
+    for generators too small to judge their own replies, and ``judge_raw`` says that no judge was asked.
+    """
+    if progress is not None:
+        progress.progress("label", 0, len(responses))
+    for done, response in enumerate(responses, start=1):
+        refused = is_refusal(response.text)
+        response.rating = 0 if refused else 5
+        response.flagged = frozenset() if refused else frozenset(prompts[response.prompt_index].categories)
+        verdict = "refusal: flags nothing" if refused else "no refusal: flags the prompt's categories"
+        response.judge_raw = {"labeler": f"prompt-categories heuristic, {verdict}"}
+        if progress is not None:
+            progress.progress("label", done, len(responses))
+
+
 def build_pair_rows(
     prompts: Sequence[SeedPrompt], responses: Sequence[Response], settings: SynthesisSettings, rng: random.Random
 ) -> tuple[list[dict[str, Any]], int]:
@@ -384,7 +410,10 @@ def synthesize(
     rng = random.Random(settings.seed)
     planned = plan_responses(prompts, settings, rng)
     generate(backend, prompts, planned, settings, progress, cancel)
-    label(judge_backend, prompts, planned, settings, progress, cancel)
+    if settings.labeler == "prompt-categories":
+        label_by_prompt(prompts, planned, progress)
+    else:
+        label(judge_backend, prompts, planned, settings, progress, cancel)
     rows, skipped_equal = build_pair_rows(prompts, planned, settings, rng)
     digest = write_jsonl(out_path, rows)
     responses_path = out_path.with_name(out_path.name + ".responses.jsonl")
@@ -407,8 +436,9 @@ def synthesize(
         "modes": [m.value for m in ConfigMode],
         "generator": backend.info.name,
         "generator_sha256": backend.info.model_sha256,
-        "judge": judge_backend.info.name,
-        "judge_sha256": judge_backend.info.model_sha256,
+        "labeler": settings.labeler,
+        "judge": judge_backend.info.name if settings.labeler == "judge" else None,
+        "judge_sha256": judge_backend.info.model_sha256 if settings.labeler == "judge" else None,
         **(provenance or {}),
     }
     fd, tmp = tempfile.mkstemp(prefix=manifest_path.name + ".", suffix=".part", dir=manifest_path.parent)

@@ -74,3 +74,20 @@ def test_unknown_quantisation_is_refused(tmp_path: Path, capsys: pytest.CaptureF
     code = main(["export", str(tmp_path), "--out", str(tmp_path / "o"), "--name", "n", "--quant", "q3"])
     assert code == ExitCode.INPUT
     assert "unknown quantisation 'q3'" in capsys.readouterr().err
+
+
+def test_progress_lines_and_silenced_workers() -> None:
+    import io
+
+    from studio.trainer.progress import Progress
+
+    stream = io.StringIO()
+    progress = Progress(stream)
+    progress.progress("generate", 0, 4)
+    progress.progress("generate", 2, 4)
+    first, second = _events(stream.getvalue())
+    assert (first["event"], first["done"], first["eta_s"]) == ("progress", 0, None)
+    assert second["eta_s"] is not None and second["eta_s"] >= 0
+    quiet = io.StringIO()
+    Progress(quiet, enabled=False).emit("done", command="x")
+    assert quiet.getvalue() == ""

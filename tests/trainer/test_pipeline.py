@@ -50,31 +50,40 @@ def test_gguf_round_trip_generates_coherent_text(embedded_model: Path, trainer_e
     assert "Paris" in reply
 
 
-def test_cosalign_pairs_dpo_export_and_margin(embedded_model: Path, trainer_env: Path, tmp_path: Path) -> None:
+def test_synthesize_with_the_embedded_model(embedded_model: Path, tmp_path: Path) -> None:
     pairs = tmp_path / "pairs.jsonl"
-    synth = studio_train(
+    done = studio_train(
         "synthesize",
         "--model",
         str(embedded_model),
         "--out",
         str(pairs),
         "--limit-prompts",
-        "10",
+        "3",
         "--responses",
-        "5",
+        "3",
         "--max-tokens",
         "24",
         "--addressed-by",
         "markers",
-        "--n-ctx",
-        "2048",
-    )
-    assert synth[-1]["pairs"] >= 4, synth[-1]
+    )[-1]
+    labelled = [json.loads(line) for line in Path(done["responses_path"]).read_text().splitlines()]
+    assert len(labelled) == 9
+    assert all(r["text"] for r in labelled)
+    # The grammar-constrained harm judge always answers with the eight keys, so every reply gets a label.
+    assert done["invalid_labels"] == 0 and all(r["valid"] for r in labelled)
     rows = [json.loads(line) for line in pairs.read_text().splitlines()]
-    assert all(r["chosen_score"] < r["rejected_score"] for r in rows)
-    labelled = Path(synth[-1]["responses_path"]).read_text().splitlines()
-    assert len(labelled) == 50
+    assert len(rows) == done["pairs"]
+    assert all(r["chosen_score"] < min(3, r["rejected_score"]) for r in rows)
 
+
+def test_dpo_export_and_margin(embedded_model: Path, trainer_env: Path, tmp_path: Path) -> None:
+    """A few DPO steps on hand-written CoSAlign-style pairs must raise the chosen-vs-rejected margin of the GGUF.
+
+    The pairs are fixed rather than synthesized: the 135M model's own judge labels too uniformly to promise pairs.
+    """
+    pairs = tmp_path / "pairs.jsonl"
+    studio_train("import", str(Path(__file__).parent / "data" / "cosalign-mini.jsonl"), "--out", str(pairs))
     run = tmp_path / "dpo"
     dpo = studio_train(
         "dpo",
@@ -85,7 +94,7 @@ def test_cosalign_pairs_dpo_export_and_margin(embedded_model: Path, trainer_env:
         "--output",
         str(run),
         "--max-steps",
-        "3",
+        "4",
         "--batch-size",
         "4",
         "--grad-accum",
@@ -93,34 +102,27 @@ def test_cosalign_pairs_dpo_export_and_margin(embedded_model: Path, trainer_env:
         "--learning-rate",
         "1e-4",
         "--max-length",
-        "512",
+        "256",
         "--max-prompt-length",
-        "448",
+        "192",
         "--threads",
         "2",
     )
     steps = [e for e in dpo if e["event"] == "step"]
-    assert [e["step"] for e in steps] == [1, 2, 3]
+    assert [e["step"] for e in steps] == [1, 2, 3, 4]
     assert all({"loss", "reward_margin", "eta_s"} <= e.keys() for e in steps)
 
-    trained = studio_train("export", str(run), "--out", str(tmp_path / "gguf"), "--name", "smol-dpo", "--quant", "q8_0")
+    gguf = tmp_path / "gguf"
+    trained = studio_train("export", str(run), "--out", str(gguf), "--name", "smol-dpo", "--quant", "q8_0")
     base_dir = json.loads((run / "model" / "studio-train.json").read_text())["base"]
     base = studio_train(
-        "export", base_dir, "--out", str(tmp_path / "gguf"), "--name", "smol-base", "--quant", "q8_0", "--no-register"
+        "export", base_dir, "--out", str(gguf), "--name", "smol-base", "--quant", "q8_0", "--no-register"
     )
     lineage = trained[-1]["lineage"]
     assert lineage["base_sha256"] and lineage["data_sha256"] and lineage["job"]["beta"] == 0.1
 
     report = studio_train(
-        "evaluate",
-        "--pairs",
-        str(pairs),
-        "--model",
-        base[-1]["files"]["q8_0"],
-        "--model",
-        trained[-1]["files"]["q8_0"],
-        "--limit",
-        "8",
+        "evaluate", "--pairs", str(pairs), "--model", base[-1]["files"]["q8_0"], "--model", trained[-1]["files"]["q8_0"]
     )
     before, after = report[-1]["reports"]
     assert after["mean_margin"] > before["mean_margin"], (before, after)
