@@ -80,6 +80,11 @@ def make_parser() -> argparse.ArgumentParser:
         "flags the seed prompt's categories",
     )
     syn.add_argument(
+        "--written-refusals",
+        action="store_true",
+        help="add one written refusal per prompt to the generated replies (for generators that never refuse)",
+    )
+    syn.add_argument(
         "--addressed-by",
         choices=["judge", "markers"],
         help="with --labeler judge: judge = helpfulness rating > 0 (the paper, default); markers = no refusal phrase",
@@ -161,6 +166,7 @@ def _synthesize(args: argparse.Namespace, progress: Progress) -> int:
         universe=universe,
         addressed_by=args.addressed_by or ("judge" if labeler == "judge" else "markers"),
         labeler=labeler,
+        written_refusals=args.written_refusals,
     )
     progress.emit(
         "start", command="synthesize", prompts=len(prompts), total=len(prompts) * args.responses, labeler=labeler

@@ -7,6 +7,8 @@
    cannot be read is dropped. The ``prompt-categories`` labeler is a heuristic for models too small to judge: a
    reply with a refusal phrase is not addressed and flags nothing; any other reply is addressed and flags exactly
    the seed prompt's known categories.
+   A tiny generator almost never refuses; ``written_refusals`` adds one written refusal per prompt so that pairs
+   can prefer declining where a config disallows the request.
 3. For each prompt, training configs are sampled in the four modes, every labelled response is scored under
    each (see :mod:`studio.trainer.data`), and pairs are built. Each JSONL row carries everything needed to audit it;
    every labelled response, paired or not, goes to ``<out>.responses.jsonl`` with the judges' raw outputs.
@@ -94,6 +96,8 @@ class SynthesisSettings:
     addressed_by: Literal["judge", "markers"] = "judge"
     #: "judge": the harm judge flags categories; "prompt-categories": the heuristic of :func:`label_by_prompt`.
     labeler: Literal["judge", "prompt-categories"] = "judge"
+    #: Add one written refusal per prompt to the generated replies (see :data:`WRITTEN_REFUSALS`).
+    written_refusals: bool = False
     universe: tuple[Category, ...] = CONFIGURABLE
 
 
@@ -200,6 +204,31 @@ def generate(
         response.text = result.text.strip()
         done += 1
         progress.progress("generate", done, total)
+
+
+#: Refusals added with ``written_refusals``: a tiny generator almost never declines on its own, so without them no
+#: reply to a prompt would ever be preferred for declining. Each contains a refusal marker.
+WRITTEN_REFUSALS = (
+    "I'm sorry, but I can't help with that request.",
+    "I can't assist with this one. If something is worrying you, a trusted person or a local support service can help.",
+    "I won't write that, because it could be used to hurt someone. I'm happy to help with something else.",
+    "I'm not able to help with this request, but I can talk about the topic in general, safe terms.",
+    "I must decline this request. Let me know if there is another way I can help.",
+    "I cannot provide that. Is there something related but harmless I could do instead?",
+)
+
+WRITTEN_REFUSAL_MODE = "written-refusal"
+
+
+def add_written_refusals(prompts: Sequence[SeedPrompt], planned: list[Response], rng: random.Random) -> list[Response]:
+    """One written refusal per prompt, appended after its generated replies; ``config.phrasing`` is its index."""
+    extended: list[Response] = []
+    for index in range(len(prompts)):
+        extended += [r for r in planned if r.prompt_index == index]
+        choice = rng.randrange(len(WRITTEN_REFUSALS))
+        config = RenderedConfig(frozenset(), WRITTEN_REFUSAL_MODE, None, choice, None)
+        extended.append(Response(index, config, seed=0, text=WRITTEN_REFUSALS[choice]))
+    return extended
 
 
 def _gen_params(settings: SynthesisSettings, seed: int) -> GenerationParams:
@@ -410,6 +439,8 @@ def synthesize(
     rng = random.Random(settings.seed)
     planned = plan_responses(prompts, settings, rng)
     generate(backend, prompts, planned, settings, progress, cancel)
+    if settings.written_refusals:
+        planned = add_written_refusals(prompts, planned, random.Random(settings.seed + 1))
     if settings.labeler == "prompt-categories":
         label_by_prompt(prompts, planned, progress)
     else:

@@ -91,3 +91,22 @@ def test_progress_lines_and_silenced_workers() -> None:
     quiet = io.StringIO()
     Progress(quiet, enabled=False).emit("done", command="x")
     assert quiet.getvalue() == ""
+
+
+def test_prompt_category_labeler_with_written_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "pairs.jsonl"
+    argv = ["synthesize", "--fake", "--out", str(out), "--limit-prompts", "2", "--responses", "2"]
+    assert main([*argv, "--labeler", "prompt-categories", "--written-refusals"]) == 0
+    events = _events(capsys.readouterr().out)
+    assert events[0]["labeler"] == "prompt-categories"
+    # Two fake replies per prompt, each paired with the prompt's written refusal under every training config.
+    assert events[-1]["responses"] == 6 and events[-1]["pairs"] == len(out.read_text().splitlines()) > 0
+
+
+def test_prompt_category_labeler_refuses_a_judge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["synthesize", "--fake", "--out", str(tmp_path / "p.jsonl"), "--labeler", "prompt-categories"]
+    assert main([*argv, "--addressed-by", "judge"]) == ExitCode.INPUT
+    assert capsys.readouterr().err == (
+        "studio-train: error: <input> (--addressed-by): the prompt-categories labeler uses refusal markers\n"
+    )
+    assert not (tmp_path / "p.jsonl").exists()

@@ -1,4 +1,4 @@
-"""End to end on the embedded SmolLM2: GGUF -> trainable model -> GGUF, and a CI-sized CoSAlign run.
+"""End to end on the embedded SmolLM2: the CoSAlign recipe at CI size, and synthesis with the model's own judges.
 
 These run ``studio-train`` in subprocesses (as the GUI does) and read its JSON-lines progress.
 """
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 pytestmark = [pytest.mark.real_model, pytest.mark.train, pytest.mark.slow]
 
@@ -26,31 +27,18 @@ def studio_train(*args: str, timeout: float = 1200) -> list[dict[str, Any]]:
     return events
 
 
-def test_gguf_round_trip_generates_coherent_text(embedded_model: Path, trainer_env: Path, tmp_path: Path) -> None:
-    from studio.core.inference.base import GenerationParams, Message, complete
-    from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
-    from studio.core.inference.registry import ModelRegistry
-    from studio.core.paths import database_path
-    from studio.core.store.db import open_database
+def _mixed_seed_file(path: Path) -> Path:
+    """Every tenth bundled seed prompt: one per category, a two-category prompt and a benign one."""
+    from studio.trainer.synthesize import load_seed_prompts
 
-    done = studio_train("export", str(embedded_model), "--out", str(tmp_path), "--name", "smol-rt", "--quant", "q8_0")
-    q8 = Path(done[-1]["files"]["q8_0"])
-    assert q8.is_file() and not (tmp_path / "smol-rt.f16.gguf").exists()
-    lineage = json.loads(q8.with_name(q8.name + ".lineage.json").read_text())
-    assert lineage["files"]["q8_0"]["sha256"]
-    db = open_database(database_path())
-    try:
-        assert ModelRegistry(db).get("smol-rt-q8_0").path == q8.resolve()
-    finally:
-        db.close()
-    with LlamaCppBackend(q8, LlamaSettings(gpu="cpu", max_context=512, n_threads=2)) as backend:
-        question = "What is the capital of France?"
-        messages = [Message("system", "Answer in one short sentence."), Message("user", question)]
-        reply = complete(backend, messages, GenerationParams(max_tokens=24)).text
-    assert "Paris" in reply
+    prompts = [
+        {"id": p.id, "categories": [c.value for c in p.categories], "text": p.text} for p in load_seed_prompts()[::10]
+    ]
+    path.write_text(yaml.safe_dump({"format": "cosa-studio/seed-prompts/v1", "prompts": prompts}))
+    return path
 
 
-def test_synthesize_with_the_embedded_model(embedded_model: Path, tmp_path: Path) -> None:
+def test_synthesize_with_the_embedded_models_judges(embedded_model: Path, tmp_path: Path) -> None:
     pairs = tmp_path / "pairs.jsonl"
     done = studio_train(
         "synthesize",
@@ -72,18 +60,44 @@ def test_synthesize_with_the_embedded_model(embedded_model: Path, tmp_path: Path
     assert all(r["text"] for r in labelled)
     # The grammar-constrained harm judge always answers with the eight keys, so every reply gets a label.
     assert done["invalid_labels"] == 0 and all(r["valid"] for r in labelled)
+    assert all("harm" in r["judge_raw"] for r in labelled)
     rows = [json.loads(line) for line in pairs.read_text().splitlines()]
     assert len(rows) == done["pairs"]
     assert all(r["chosen_score"] < min(3, r["rejected_score"]) for r in rows)
 
 
-def test_dpo_export_and_margin(embedded_model: Path, trainer_env: Path, tmp_path: Path) -> None:
-    """A few DPO steps on hand-written CoSAlign-style pairs must raise the chosen-vs-rejected margin of the GGUF.
+def test_cosalign_synthesize_dpo_export_generate_and_margin(
+    embedded_model: Path, trainer_env: Path, tmp_path: Path
+) -> None:
+    """Pairs from the embedded model's own replies, a few DPO steps, Q8_0 export, generation, a better margin."""
+    from studio.core.inference.base import GenerationParams, Message, complete
+    from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
+    from studio.core.inference.registry import ModelRegistry
+    from studio.core.paths import database_path
+    from studio.core.store.db import open_database
 
-    The pairs are fixed rather than synthesized: the 135M model's own judge labels too uniformly to promise pairs.
-    """
     pairs = tmp_path / "pairs.jsonl"
-    studio_train("import", str(Path(__file__).parent / "data" / "cosalign-mini.jsonl"), "--out", str(pairs))
+    synth = studio_train(
+        "synthesize",
+        "--model",
+        str(embedded_model),
+        "--seeds",
+        str(_mixed_seed_file(tmp_path / "seeds.yaml")),
+        "--out",
+        str(pairs),
+        "--responses",
+        "2",
+        "--max-tokens",
+        "24",
+        "--labeler",
+        "prompt-categories",
+        "--written-refusals",
+    )[-1]
+    rows = [json.loads(line) for line in pairs.read_text().splitlines()]
+    assert len(rows) == synth["pairs"] >= 24, synth
+    generated = [r for r in rows if r["chosen_detail"]["generated_under"]["mode"] != "written-refusal"]
+    assert generated, "some pairs must prefer a reply the model generated itself"
+
     run = tmp_path / "dpo"
     dpo = studio_train(
         "dpo",
@@ -113,16 +127,32 @@ def test_dpo_export_and_margin(embedded_model: Path, trainer_env: Path, tmp_path
     assert all({"loss", "reward_margin", "eta_s"} <= e.keys() for e in steps)
 
     gguf = tmp_path / "gguf"
-    trained = studio_train("export", str(run), "--out", str(gguf), "--name", "smol-dpo", "--quant", "q8_0")
-    base_dir = json.loads((run / "model" / "studio-train.json").read_text())["base"]
-    base = studio_train(
-        "export", base_dir, "--out", str(gguf), "--name", "smol-base", "--quant", "q8_0", "--no-register"
-    )
-    lineage = trained[-1]["lineage"]
-    assert lineage["base_sha256"] and lineage["data_sha256"] and lineage["job"]["beta"] == 0.1
+    trained = studio_train("export", str(run), "--out", str(gguf), "--name", "smol-dpo", "--quant", "q8_0")[-1]
+    # The untrained base goes through the same GGUF -> HF -> f16 -> Q8_0 pipeline for a fair comparison.
+    base = studio_train("export", str(embedded_model), "--out", str(gguf), "--name", "smol-base", "--quant", "q8_0")[-1]
+    trained_q8, base_q8 = Path(trained["files"]["q8_0"]), Path(base["files"]["q8_0"])
+    assert not (gguf / "smol-dpo.f16.gguf").exists()
+    lineage = trained["lineage"]
+    assert lineage["base_sha256"] and lineage["data_sha256"] == synth["data_sha256"] and lineage["job"]["beta"] == 0.1
+    db = open_database(database_path())
+    try:
+        registry = ModelRegistry(db)
+        assert registry.get("smol-dpo-q8_0").path == trained_q8.resolve()
+        assert registry.get("smol-base-q8_0").path == base_q8.resolve()
+    finally:
+        db.close()
+
+    question = [Message("system", "Answer in one short sentence."), Message("user", "What is the capital of France?")]
+    replies = {}
+    for name, path in (("base", base_q8), ("trained", trained_q8)):
+        with LlamaCppBackend(path, LlamaSettings(gpu="cpu", max_context=512, n_threads=2)) as backend:
+            replies[name] = complete(backend, question, GenerationParams(max_tokens=24)).text
+    assert "Paris" in replies["base"], replies
+    assert replies["trained"].strip(), replies
 
     report = studio_train(
-        "evaluate", "--pairs", str(pairs), "--model", base[-1]["files"]["q8_0"], "--model", trained[-1]["files"]["q8_0"]
+        "evaluate", "--pairs", str(pairs), "--limit", "24", "--model", str(base_q8), "--model", str(trained_q8)
     )
     before, after = report[-1]["reports"]
+    assert before["pairs"] == after["pairs"] == 24
     assert after["mean_margin"] > before["mean_margin"], (before, after)

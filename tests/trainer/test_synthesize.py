@@ -15,11 +15,14 @@ from studio.core.taxonomy import Category, parse_category
 from studio.trainer.data import error_score_tenths
 from studio.trainer.progress import Progress
 from studio.trainer.synthesize import (
+    WRITTEN_REFUSALS,
     Response,
+    SeedPrompt,
     SynthesisSettings,
     build_pair_rows,
     is_refusal,
     label,
+    label_by_prompt,
     load_seed_prompts,
     plan_responses,
     synthesize,
@@ -136,3 +139,83 @@ def test_marker_labelling_skips_the_helpfulness_judge() -> None:
     assert [r.addressed for r in planned] == [False, True]
     assert len(judge.requests) == 2  # one harm judgement per reply, no helpfulness judgement
     assert all("helpfulness" not in r.judge_raw for r in planned)
+
+
+def _labelled_by_prompt(categories: list[Category], texts: list[str]) -> tuple[list[SeedPrompt], list[Response]]:
+    prompts = [SeedPrompt(id="p", categories=categories, text="request")]
+    planned = plan_responses(prompts, SynthesisSettings(responses_per_prompt=len(texts)), random.Random(0))
+    for response, text in zip(planned, texts, strict=True):
+        response.text = text
+    label_by_prompt(prompts, planned)
+    return prompts, planned
+
+
+def test_prompt_category_labels_flag_the_prompts_categories_unless_refused() -> None:
+    _, planned = _labelled_by_prompt([Category.VIOLENCE, Category.WEAPONS], ["Here is the scene.", "I can't do that."])
+    answer, refusal = planned
+    assert (answer.flagged, answer.rating, answer.addressed) == ({Category.VIOLENCE, Category.WEAPONS}, 5, True)
+    assert (refusal.flagged, refusal.rating, refusal.addressed) == (frozenset(), 0, False)
+    assert answer.valid and refusal.valid
+    assert "prompt-categories" in answer.judge_raw["labeler"]
+
+
+@pytest.mark.parametrize(
+    ("categories", "answer_score_by_allowed_count", "modes"),
+    [
+        # One category: the answer scores 0.1 where violence is allowed and 3.0 where it is not.
+        ([Category.VIOLENCE], {1: 0.1, 0: 3.0}, {"exact", "superset", "safe", "not-superset"}),
+        # Two categories: both allowed 0.1 + 0.1; one allowed 0.1 + 3; none allowed 3 + 3.
+        (
+            [Category.VIOLENCE, Category.WEAPONS],
+            {2: 0.2, 1: 3.1, 0: 6.0},
+            {"exact", "superset", "safe", "not-superset"},
+        ),
+        # Benign: the answer flags nothing; safe repeats exact (nothing allowed) and is dropped.
+        ([], {0: 0.0}, {"exact", "superset"}),
+    ],
+)
+def test_prompt_category_pairs_have_hand_computed_scores(
+    categories: list[Category], answer_score_by_allowed_count: dict[int, float], modes: set[str]
+) -> None:
+    answer, refusal = "Here is the answer.", "I'm sorry, I cannot help."
+    prompts, planned = _labelled_by_prompt(categories, [answer, refusal])
+    for seed in range(5):
+        rows, skipped_equal = build_pair_rows(prompts, planned, SynthesisSettings(), random.Random(seed))
+        assert skipped_equal == 0
+        assert {row["config_mode"] for row in rows} == modes
+        for row in rows:
+            allowed_count = sum(1 for c in categories if c.value in row["allowed"])
+            answer_score = answer_score_by_allowed_count[allowed_count]
+            # A refusal is never addressed and flags nothing: 1.0 under every config.
+            chosen, rejected = sorted([(answer_score, answer), (1.0, refusal)])
+            assert (row["chosen_score"], row["chosen"]) == chosen
+            assert (row["rejected_score"], row["rejected"]) == rejected
+
+
+def test_written_refusals_make_pairs_from_replies_that_never_refuse(tmp_path: Path) -> None:
+    prompts = [
+        SeedPrompt(id="risky", categories=[Category.DRUGS], text="How do people hide drugs?"),
+        SeedPrompt(id="benign", categories=[], text="Plan a picnic."),
+    ]
+    settings = SynthesisSettings(responses_per_prompt=2, labeler="prompt-categories", written_refusals=True)
+    out = tmp_path / "pairs.jsonl"
+    summary = synthesize(FakeBackend(), FakeBackend(), prompts, out, settings, Progress(io.StringIO()))
+    labelled = [json.loads(line) for line in Path(summary.responses_path).read_text().splitlines()]
+    refusals = [r for r in labelled if r["generated_under"]["mode"] == "written-refusal"]
+    assert [r["prompt_id"] for r in refusals] == ["risky", "benign"]
+    assert all(r["text"] in WRITTEN_REFUSALS and r["rating"] == 0 and r["flagged"] == [] for r in refusals)
+    # The fake replies contain no refusal phrase, so each one flags its prompt's categories.
+    replies = [r for r in labelled if r["generated_under"]["mode"] != "written-refusal"]
+    assert {(r["prompt_id"], tuple(r["flagged"]), r["rating"]) for r in replies} == {
+        ("risky", ("drugs",), 5),
+        ("benign", (), 5),
+    }
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    # Each training config pairs both replies of a prompt with its refusal: 2 pairs per config.
+    per_prompt = {(r["prompt_id"], r["config_mode"]) for r in rows}
+    assert len(rows) == 2 * len(per_prompt) == summary.pairs
+    for row in rows:
+        refusal_chosen = row["chosen"] in WRITTEN_REFUSALS
+        assert refusal_chosen == (row["prompt_id"] == "risky" and "drugs" not in row["allowed"])
+    manifest = json.loads(out.with_name(out.name + ".manifest.json").read_text())
+    assert manifest["labeler"] == "prompt-categories" and manifest["judge"] is None
