@@ -4,7 +4,8 @@ Starts the real application (the same code path as ``studio``) on the embedded S
 Xvfb display when no display is set, plays a short scripted session and saves PNGs to ``docs/screenshots/``:
 
 1. the window after start-up, 2. the "New from template" dialog with the categorical builder, 3. a reply
-streaming, 4. the reply stopped and marked, 5. the model manager, 6. the version history diff, 7. the dark scheme.
+streaming, 4. the reply stopped and marked, 5. the model manager, 6. the version history diff, 8. a check run with its CoSA-Score (taken before 7), 7. the
+dark scheme.
 
 Usage: ``.venv/bin/python scripts/screenshots.py [--out docs/screenshots]``. Needs Xvfb (see the README).
 """
@@ -179,6 +180,20 @@ def _session(out: Path) -> int:
         history.move(250, 150)
         shot("06-version-history")
         history.close()
+
+    window.show_check()
+    check = window.check
+    check.select_suite("scenario-game-studio")
+    check.select_configs(["game-studio"])
+    check.limit_spin.setValue(3)
+    check.max_tokens_spin.setValue(48)
+    window.resizeDocks([window.check_dock], [560], Qt.Orientation.Vertical)
+    if not check.start_check():
+        print("screenshots: the check did not start", file=sys.stderr)
+        return 1
+    wait_until(lambda: not check.running, "the check run", timeout=900.0)
+    shot("08-check-results")
+    window.check_dock.hide()
 
     apply_scheme(app, Qt.ColorScheme.Dark)
     window.library.refresh()
