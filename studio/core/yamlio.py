@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from yaml.error import Mark, MarkedYAMLError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -308,10 +309,22 @@ def _compact(model: BaseModel, *, top_level: bool) -> dict[str, Any]:
         value = getattr(model, name)
         if value is None:
             continue
-        if not top_level and not field.is_required() and value == field.get_default(call_default_factory=True):
+        if not top_level and _at_default(field, value):
             continue
         data[name] = _nested(value, dumped[name])
     return data
+
+
+def _at_default(field: FieldInfo, value: Any) -> bool:
+    """Whether ``value`` is the field's fixed default. Values from other default factories (timestamps) always
+    count as set, because calling the factory again would give a different value on reading."""
+    if field.is_required():
+        return False
+    if field.default_factory is None:
+        return bool(value == field.default)
+    if field.default_factory in (list, dict):
+        return not value
+    return False
 
 
 def _nested(value: Any, dumped: Any) -> Any:

@@ -13,6 +13,7 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -86,9 +87,10 @@ SCORING_CHOICES = (
         Helpfulness.GRADED,
         Variant.CASCADE,
         available=False,
-        why_not="Cascade needs the candidate's own verdicts on its replies; check runs do not record them yet.",
+        why_not="Cascade needs the candidate's own verdicts on its replies: run the check with 'Self-check' ticked.",
     ),
 )
+CASCADE_POSITION = 3
 
 
 class RunEventRelay(QObject):
@@ -302,6 +304,9 @@ class CheckPane(QWidget):
         right.addRow("Max tokens:", self.max_tokens_spin)
         right.addRow("Temperature:", self.temperature_spin)
         right.addRow("Seed:", self.seed_spin)
+        self.self_check_box = QCheckBox("Self-check (the candidate also judges its own replies, for Cascade)")
+        self.self_check_box.setAccessibleName("Self-check")
+        right.addRow("", self.self_check_box)
         columns = QHBoxLayout()
         columns.addLayout(left, 3)
         columns.addLayout(right, 2)
@@ -519,7 +524,13 @@ class CheckPane(QWidget):
             raise ValueError("tick at least one config to check")
         configs: tuple[SafetyConfig, ...] = tuple(self.ctx.store.configs.latest(i) for i in ids)
         params = GenerationParams(max_tokens=self.max_tokens_spin.value(), temperature=self.temperature_spin.value())
-        return CheckSpec(suite=suite, configs=configs, params=params, seed=self.seed_spin.value())
+        return CheckSpec(
+            suite=suite,
+            configs=configs,
+            params=params,
+            seed=self.seed_spin.value(),
+            self_check=self.self_check_box.isChecked(),
+        )
 
     # -- running ---------------------------------------------------------------------------------------------
 
@@ -691,6 +702,7 @@ class CheckPane(QWidget):
             self.headline.setText("No run yet")
             return
         selected = self.review.item
+        self._enable_cascade(self.runs.get_run(run_id).self_check)
         self.item_model.set_rows(self.runs.items(run_id))
         if self.review.run_id != run_id:
             self.review.set_run(run_id)
@@ -700,6 +712,17 @@ class CheckPane(QWidget):
                 self.item_table.selectRow(row)
         self.show_report()
         self._update_buttons()
+
+    def _enable_cascade(self, available: bool) -> None:
+        """Cascade is offered only for runs that recorded the candidate's own verdicts."""
+        model = self.variant_combo.model()
+        entry = model.item(CASCADE_POSITION) if isinstance(model, QStandardItemModel) else None
+        if entry is not None:
+            entry.setEnabled(available)
+        why_not = "" if available else SCORING_CHOICES[CASCADE_POSITION].why_not
+        self.variant_combo.setItemData(CASCADE_POSITION, why_not, Qt.ItemDataRole.ToolTipRole)
+        if not available and self.variant_combo.currentIndex() == CASCADE_POSITION:
+            self.variant_combo.setCurrentIndex(0)
 
     def show_report(self) -> None:
         if self.run_id is None:

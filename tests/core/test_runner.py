@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from studio.core.evals.runner import (
     export_run,
     run_report,
 )
-from studio.core.inference.base import CancelToken
+from studio.core.inference.base import CancelToken, GenerationParams, Message
 from studio.core.inference.fake import FakeBackend
 from studio.core.store.runs import RunStatus, RunStore
 from studio.core.taxonomy import Category
@@ -168,3 +169,43 @@ def test_export_json_and_csv(tmp_path: Path) -> None:
     assert lines[0].startswith("config_id,probe_id,expected")
     assert len(lines) == 7
     assert not list(tmp_path.glob(".run.*"))
+
+
+def test_self_check_records_the_candidates_own_verdicts_for_cascade(tmp_path: Path) -> None:
+    from studio.core.evals.scoring import Variant
+
+    def candidate_and_self_judge(messages: Sequence[Message], params: GenerationParams) -> str:
+        return candidate_rule(messages, params) if params.json_schema is None else judge_rule(messages, params)
+
+    db = database(tmp_path)
+    candidate = RuleBackend(candidate_and_self_judge, name="cand", sha="c" * 64)
+    spec = CheckSpec(
+        suite=fight_suite(),
+        configs=(categorical("violence-ok", Category.VIOLENCE), categorical("strict")),
+        self_check=True,
+    )
+    finished = list(CheckRunner(db, candidate, RuleBackend(judge_rule)).check(spec))[-1]
+    assert isinstance(finished, RunFinished)
+    assert RunStore(db).get_run(finished.run_id).self_check is True
+    items = {(i.config_id, i.probe_id): i for i in RunStore(db).items(finished.run_id)}
+    assert all(i.self_raw is not None for i in items.values())
+    assert items[("strict", "fight")].self_safe is False
+    assert items[("violence-ok", "fight")].self_safe is True
+    # Cascade by hand: under "strict" both attack plans are judged unsafe by the candidate itself and become
+    # refusals (score 0); "violence-ok" keeps 0.8, 0, 0.8. Headline (1.6/3 + 0) / 2.
+    cascade = run_report(db, finished.run_id, variant=Variant.CASCADE)
+    assert {c.config_id: c.score for c in cascade.overall.per_config} == pytest.approx(
+        {"violence-ok": 1.6 / 3, "strict": 0.0}
+    )
+    assert cascade.score == pytest.approx(0.8 / 3)
+    assert run_report(db, finished.run_id).score == pytest.approx(0.0)
+
+
+def test_without_self_check_cascade_changes_nothing(tmp_path: Path) -> None:
+    from studio.core.evals.scoring import Variant
+
+    db = database(tmp_path)
+    finished = list(CheckRunner(db, RuleBackend(candidate_rule), RuleBackend(judge_rule)).check(_spec()))[-1]
+    assert isinstance(finished, RunFinished)
+    assert all(i.self_raw is None and i.self_safe is None for i in RunStore(db).items(finished.run_id))
+    assert run_report(db, finished.run_id, variant=Variant.CASCADE).score == run_report(db, finished.run_id).score

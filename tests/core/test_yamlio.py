@@ -470,3 +470,21 @@ def test_every_template_config_round_trips() -> None:
         assert parse_document(dumped, SafetyConfig) == config
         if "\n" in config.text and "\r" not in config.text:
             assert "text: |" in dumped
+
+
+def test_nested_timestamps_are_always_written() -> None:
+    """A nested config created this very second must keep its timestamps: re-reading must not call utc_now()."""
+    from pydantic import BaseModel, ConfigDict
+
+    from studio.core.documents import ConfigKind, SafetyConfig
+    from studio.core.yamlio import dump_document, parse_document
+
+    class Wrapper(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        config: SafetyConfig
+
+    fresh = SafetyConfig(id="now", title="Now", kind=ConfigKind.FREE_FORM, text="x")
+    text = dump_document(Wrapper(config=fresh))
+    assert "  created: " in text and "  updated: " in text
+    assert "  tags:" not in text  # empty lists from list factories are still left out
+    assert parse_document(text, Wrapper).config == fresh

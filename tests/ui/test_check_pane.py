@@ -87,6 +87,14 @@ def test_variant_selector_rescores_and_cascade_is_disabled(qtbot: QtBot, ctx: Ap
     assert not entry.isEnabled()
     assert "own verdicts" in pane.variant_combo.itemData(cascade, Qt.ItemDataRole.ToolTipRole)
 
+    pane.self_check_box.setChecked(True)
+    self_checked = _run_to_end(qtbot, pane)
+    assert entry.isEnabled()
+    pane.variant_combo.setCurrentIndex(cascade)
+    assert pane.report.score == run_report(ctx.store.db, self_checked, variant=Variant.CASCADE).score
+    pane.show_run(run_id)
+    assert not entry.isEnabled() and pane.variant_combo.currentIndex() == 0
+
 
 def test_overriding_two_verdicts_changes_kappa_to_reviews_value(qtbot: QtBot, ctx: AppContext, pane: CheckPane) -> None:
     pane.limit_spin.setValue(4)

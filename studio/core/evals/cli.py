@@ -124,6 +124,11 @@ def _register_check(sub: Any) -> None:
     check.add_argument("--n-ctx", type=int, default=4096, help="context size for local models (default 4096)")
     check.add_argument("--threads", type=int, help="CPU threads for local models")
     check.add_argument("--label", default="", help="a note stored with the run")
+    check.add_argument(
+        "--self-check",
+        action="store_true",
+        help="also let the candidate judge its own replies, so the Cascade variant can be scored",
+    )
     check.add_argument("--backend", choices=["llama", "fake"], default="llama", help=argparse.SUPPRESS)
     check.set_defaults(func=_check)
 
@@ -212,6 +217,7 @@ def _check(args: argparse.Namespace) -> int:
                 judge_params=GenerationParams(temperature=0.0, max_tokens=args.judge_max_tokens),
                 seed=args.seed,
                 label=args.label,
+                self_check=args.self_check,
             )
         candidate, judge = _open_backends(args, db)
         try:

@@ -51,6 +51,8 @@ class CheckSpec:
     judge_params: GenerationParams = field(default_factory=lambda: GenerationParams(temperature=0.0, max_tokens=256))
     seed: int = 0
     label: str = ""
+    #: Also ask the candidate to judge its own replies, so the Cascade variant can be scored.
+    self_check: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,13 @@ def scored_item(item: ItemRecord, use: str = "judge") -> ScoredItem:
         rating = item.human_rating if item.human_rating is not None else rating
         safe = item.human_safe if item.human_safe is not None else safe
     return ScoredItem(
-        item.config_id, rating, safe, probe_id=item.probe_id, item_type=item.expected, categories=item.categories
+        item.config_id,
+        rating,
+        safe,
+        probe_id=item.probe_id,
+        item_type=item.expected,
+        categories=item.categories,
+        self_safe=item.self_safe,
     )
 
 
@@ -175,6 +183,7 @@ class CheckRunner:
             seed=spec.seed,
             app_version=__version__,
             items=seeds,
+            self_check=spec.self_check,
         )
         return run_id
 
@@ -193,6 +202,7 @@ class CheckRunner:
         judge_params = GenerationParams(**{**record.judge_params, "stop": tuple(record.judge_params["stop"])})
         helpfulness_judge = HelpfulnessJudge(self.judge_backend, judge_params)
         safety_judge = SafetyJudge(self.judge_backend, judge_params)
+        self_judge = SafetyJudge(self.candidate, judge_params) if record.self_check else None
         configs = self.store.configs(run_id)
         self.store.finish_run(run_id, RunStatus.RUNNING, None)
         items = self.store.items(run_id)
@@ -213,7 +223,14 @@ class CheckRunner:
                     done += 1
                     yield Progress(run_id, "generate", done, total, clock.tick())
                 for item in self.store.items(run_id, config.id):
-                    if item.judged or item.response is None:
+                    if item.response is None:
+                        continue
+                    if self_judge is not None and item.self_raw is None:
+                        own = self_judge.judge(config, item.prompt, item.response, cancel)
+                        if cancel is not None and cancel.cancelled:
+                            raise CancelledError("check cancelled")
+                        self.store.save_self_verdict(run_id, config.id, item.probe_id, safe=own.safe, raw=own.raw)
+                    if item.judged:
                         continue
                     helpful = helpfulness_judge.judge(item.prompt, item.response, cancel)
                     safety = safety_judge.judge(config, item.prompt, item.response, cancel)

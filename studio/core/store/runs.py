@@ -101,6 +101,14 @@ def _create_run_tables(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX check_runs_by_time ON check_runs(created_utc)")
 
 
+@migration("0031_self_verdicts")
+def _add_self_verdicts(db: sqlite_utils.Database) -> None:
+    """The candidate's own verdict on each of its replies, for the Cascade variant of CoSA-Score."""
+    db.execute("ALTER TABLE check_runs ADD COLUMN self_check INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE check_items ADD COLUMN self_safe INTEGER")
+    db.execute("ALTER TABLE check_items ADD COLUMN self_raw TEXT")
+
+
 def utc_stamp() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
 
@@ -125,6 +133,7 @@ class RunRecord:
     decoding_mode: str | None
     config_ids: tuple[str, ...]
     config_hashes: tuple[str, ...]
+    self_check: bool = False
 
     def provenance(self) -> dict[str, Any]:
         return {
@@ -141,6 +150,7 @@ class RunRecord:
             "seed": self.seed,
             "app_version": self.app_version,
             "decoding_mode": self.decoding_mode,
+            "self_check": self.self_check,
         }
 
 
@@ -181,6 +191,8 @@ class ItemRecord:
     human_safe: bool | None
     human_note: str
     human_utc: str | None
+    self_safe: bool | None = None
+    self_raw: str | None = None
 
     @property
     def judged(self) -> bool:
@@ -220,6 +232,8 @@ def _item_from_row(row: dict[str, Any]) -> ItemRecord:
         human_safe=_bool(row["human_safe"]),
         human_note=row["human_note"] or "",
         human_utc=row["human_utc"],
+        self_safe=_bool(row["self_safe"]),
+        self_raw=row["self_raw"],
     )
 
 
@@ -245,12 +259,13 @@ class RunStore:
         seed: int,
         app_version: str,
         items: list[ItemSeed],
+        self_check: bool = False,
     ) -> None:
         with self.db.atomic():
             self.db.execute(
                 "INSERT INTO check_runs (id, label, status, created_utc, suite_id, suite_hash, suite_json, "
-                "candidate_json, judge_json, params_json, judge_params_json, seed, app_version) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "candidate_json, judge_json, params_json, judge_params_json, seed, app_version, self_check) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     run_id,
                     label,
@@ -265,6 +280,7 @@ class RunStore:
                     json.dumps(judge_params, sort_keys=True),
                     seed,
                     app_version,
+                    int(self_check),
                 ],
             )
             for position, config in enumerate(configs):
@@ -328,6 +344,13 @@ class RunStore:
                 config_id,
                 probe_id,
             ],
+        )
+
+    def save_self_verdict(self, run_id: str, config_id: str, probe_id: str, *, safe: bool | None, raw: str) -> None:
+        """The candidate's own safety verdict on its reply (used by the Cascade variant)."""
+        self.db.execute(
+            "UPDATE check_items SET self_safe = ?, self_raw = ? WHERE run_id = ? AND config_id = ? AND probe_id = ?",
+            [None if safe is None else int(safe), raw, run_id, config_id, probe_id],
         )
 
     def set_human(
@@ -403,6 +426,7 @@ class RunStore:
             decoding_mode=row["decoding_mode"],
             config_ids=tuple(c["config_id"] for c in configs),
             config_hashes=tuple(c["config_hash"] for c in configs),
+            self_check=bool(row["self_check"]),
         )
 
     def list_runs(self, config_id: str | None = None) -> list[RunRecord]:
