@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,3 +29,12 @@ def embedded_model() -> Path:
     from studio.core.inference.embedded import install_embedded_model
 
     return install_embedded_model(REPO / "models", verify_existing=False)
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left() -> Iterator[None]:
+    """Fail a test that leaves a thread running."""
+    before = set(threading.enumerate())
+    yield
+    leftover = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert not leftover, f"threads still running: {[t.name for t in leftover]}"

@@ -36,6 +36,7 @@ from studio.ui.library import LibraryPane
 from studio.ui.models_pane import ModelManagerPane
 from studio.ui.preferences import PreferencesDialog
 from studio.ui.probe import ProbePane
+from studio.ui.probe_drafts import ProbeDraftDialog
 from studio.ui.template_dialog import TemplateDialog
 from studio.ui.train_pane import TrainPane
 from studio.ui.workers import TaskRunner
@@ -182,6 +183,9 @@ class MainWindow(QMainWindow):
         self.run_history_action = self._action("Run hi&story", self.show_run_history, None, "Runs of the config")
         self.train_action = self._action("&Train…", self.show_train, None, "Train a model on marked exchanges")
         self.approval_action = self._action("Review and &approval…", self.show_approval, None, "Approve or export")
+        self.draft_probes_action = self._action(
+            "&Draft probes…", self.show_probe_drafts, None, "Draft probes for the config with a model"
+        )
         # Ctrl+Enter (send) and Esc (stop) are shortcuts of the probe pane itself, so they work wherever it is docked.
         self.send_action = self._action("&Send probe", self.probe.send, None, "Send the prompt (Ctrl+Enter)")
         self.stop_action = self._action("S&top", self.probe.stop, None, "Stop the reply (Esc)")
@@ -210,6 +214,7 @@ class MainWindow(QMainWindow):
         config_menu = bar.addMenu("&Config")
         config_menu.addAction(self.history_action)
         config_menu.addAction(self.approval_action)
+        config_menu.addAction(self.draft_probes_action)
         evaluate_menu = bar.addMenu("E&valuate")
         for action in (self.check_action, self.compare_action, self.run_history_action):
             evaluate_menu.addAction(action)
@@ -351,6 +356,21 @@ class MainWindow(QMainWindow):
         dialog.open()
         return dialog
 
+    def show_probe_drafts(self) -> ProbeDraftDialog | None:
+        """Draft probes for the config as it reads in the editor."""
+        if self.editor.config is None:
+            self._show_message("Open a config first: probes are drafted from its text")
+            return None
+        try:
+            config = self.editor.edited_config()
+        except ValueError as exc:
+            self._show_error(f"The config is not valid yet: {str(exc).splitlines()[0]}")
+            return None
+        dialog = ProbeDraftDialog(self.ctx, config, self)
+        dialog.suite_saved.connect(lambda *_: self.check.refresh())
+        dialog.open()
+        return dialog
+
     def show_preferences(self) -> None:
         dialog = PreferencesDialog(self.ctx.settings, self)
         if dialog.exec():
@@ -482,6 +502,8 @@ class MainWindow(QMainWindow):
             shutdown = getattr(dock.widget(), "shutdown", None)
             if callable(shutdown):
                 shutdown()  # panes stop their worker threads
+        for dialog in self.findChildren(ProbeDraftDialog):
+            dialog.shutdown()
         self.editor.shutdown()
         self._tasks.wait_all()
         self.save_layout()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,15 +18,6 @@ TOKEN_DELAY_S = 0.01
 
 def fake_factory(path: Path, name: str, sha256: str | None, settings: InferenceSettings) -> Backend:
     return FakeBackend(name=name, token_delay_s=TOKEN_DELAY_S, context_length=settings.max_context)
-
-
-@pytest.fixture(autouse=True)
-def no_thread_left() -> Iterator[None]:
-    """Fail a test that leaves a thread running."""
-    before = set(threading.enumerate())
-    yield
-    leftover = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-    assert not leftover, f"threads still running: {[t.name for t in leftover]}"
 
 
 @pytest.fixture
