@@ -14,6 +14,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from studio import __version__
 from studio.core.errors import ExitCode, StudioError
@@ -33,6 +34,13 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         self.exit(int(ExitCode.USAGE), f"{self.prog}: error: {message}\n")
+
+
+def command_group(sub: Any, name: str, help_text: str) -> Any:
+    """A command with subcommands (``studio NAME SUBCOMMAND``); given alone, it prints its own help."""
+    group = sub.add_parser(name, help=help_text, description=help_text)
+    group.set_defaults(group_parser=group)
+    return group.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", parser_class=type(group))
 
 
 def make_parser() -> argparse.ArgumentParser:

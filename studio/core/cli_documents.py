@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from studio.core.cli import command_group
 from studio.core.documents import ConfigKind, ConfigStatus, ProbeSuite, SafetyConfig
 from studio.core.errors import ExitCode, InputError, StudioError
 from studio.core.store import Store
@@ -25,14 +26,8 @@ def register(sub: Any) -> None:
     _register_suite(sub)
 
 
-def _group(sub: Any, name: str, help_text: str) -> Any:
-    group = sub.add_parser(name, help=help_text, description=help_text)
-    group.set_defaults(group_parser=group)
-    return group.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", parser_class=type(group))
-
-
 def _register_config(sub: Any) -> None:
-    csub = _group(sub, "config", "author and manage safety configs")
+    csub = command_group(sub, "config", "author and manage safety configs")
 
     new = csub.add_parser("new", help="create a config from a template", description="Create a draft config.")
     new.add_argument("--template", required=True, metavar="T", help="template id (see the template list)")
@@ -101,7 +96,7 @@ def _register_config(sub: Any) -> None:
 
 
 def _register_suite(sub: Any) -> None:
-    ssub = _group(sub, "suite", "manage probe suites")
+    ssub = command_group(sub, "suite", "manage probe suites")
 
     validate = ssub.add_parser("validate", help="check suite files", description="Validate probe suite files.")
     validate.add_argument("files", nargs="+", type=Path, metavar="FILE")

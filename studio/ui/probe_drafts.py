@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.documents import Expectation, Probe, ProbeSuite, SafetyConfig
+from studio.core.errors import StudioError
 from studio.core.evals.probegen import DraftFailure, ProbeDraft, draft_probes, new_suite_from_drafts
 from studio.core.inference.base import Backend, CancelToken
 from studio.core.taxonomy import Category
@@ -571,7 +572,7 @@ class ProbeDraftDialog(QDialog):
         positions, probes = accepted
         try:
             suite = self._suite_with(probes)
-        except (ValueError, LookupError) as exc:
+        except (ValueError, StudioError) as exc:
             text = first_error(exc) if isinstance(exc, ValidationError) else str(exc)
             self.show_message(f"Not saved: {text}")
             return None
@@ -601,7 +602,7 @@ class ProbeDraftDialog(QDialog):
             return ProbeSuite.model_validate(data)
         suite_id = self.suite_combo.currentData()
         if suite_id is None:
-            raise LookupError("there is no stored suite to add to; create a new one")
+            raise ValueError("there is no stored suite to add to; create a new one")
         current = suites.get(str(suite_id))
         known = {_text_key(p.text) for p in current.probes}
         fresh = [p for p in probes if _text_key(p.text) not in known]

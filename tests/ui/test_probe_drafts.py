@@ -272,3 +272,22 @@ def test_loading_another_model_cancels_drafting_with_the_loaded_one(qtbot: QtBot
     assert dialog.message_label.text() == "Drafting cancelled: the loaded model is being replaced by next-model"
     ctx.backends.set_backend(FakeBackend(name="next-model"))
     assert dialog.model_combo.itemText(0) == "Loaded model: next-model"
+
+
+@pytest.mark.real_model
+def test_the_embedded_model_drafts_a_clause(qtbot: QtBot, ctx: AppContext, embedded_model: Path) -> None:
+    from studio.core.inference.embedded import SHA256
+    from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
+
+    backend = LlamaCppBackend(
+        embedded_model, LlamaSettings(gpu="cpu", max_context=1024, n_threads=2), name="smollm2", model_sha256=SHA256
+    )
+    ctx.backends.set_backend(backend)
+    config = make_config("one-rule", "Never share the home address of any real person.\n")
+    dialog = _dialog(qtbot, ctx, config)
+    assert dialog.start_drafting()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=180_000)
+    assert dialog.message_label.text() == ""
+    assert dialog.model.rowCount() + 2 * len(dialog.failures) == 2
+    for row in dialog.model.rows():
+        assert row.text.strip() and row.clause == "Never share the home address of any real person."

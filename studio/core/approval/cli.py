@@ -13,15 +13,10 @@ from typing import Any
 from studio.core.approval.export import export_approved, import_export, read_export, write_export
 from studio.core.approval.lifecycle import Lifecycle, audit_log
 from studio.core.approval.signing import TRUSTED_DIR, export_public_key, keys_dir, load_or_create_key
+from studio.core.cli import command_group
 from studio.core.errors import ExitCode, InputError
 from studio.core.settings import current_identity, load_settings, save_settings
 from studio.core.store import Store
-
-
-def _group(sub: Any, name: str, help_text: str) -> Any:
-    group = sub.add_parser(name, help=help_text, description=help_text)
-    group.set_defaults(group_parser=group)
-    return group.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", parser_class=type(group))
 
 
 def _actor(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +26,7 @@ def _actor(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
-    review = _group(sub, "review", "submit, approve, reject and retire config versions")
+    review = command_group(sub, "review", "submit, approve, reject and retire config versions")
     submit = review.add_parser("submit", help="freeze the latest draft and ask for review")
     submit.add_argument("config_id", metavar="ID")
     submit.add_argument("--version", type=int)
@@ -79,7 +74,7 @@ def register(sub: Any) -> None:
     _actor(imp)
     imp.set_defaults(func=_import)
 
-    audit = _group(sub, "audit", "the append-only audit log")
+    audit = command_group(sub, "audit", "the append-only audit log")
     averify = audit.add_parser("verify", help="recompute the hash chain (exit 1 on any tampering)")
     averify.set_defaults(func=_audit_verify)
     alog = audit.add_parser("log", help="print the audit log")
@@ -87,7 +82,7 @@ def register(sub: Any) -> None:
     alog.add_argument("--json", action="store_true")
     alog.set_defaults(func=_audit_log)
 
-    keys = _group(sub, "keys", "the local signing key and trusted keys")
+    keys = command_group(sub, "keys", "the local signing key and trusted keys")
     public = keys.add_parser("public", help="print (or write) the public key, creating the key pair if needed")
     public.add_argument("-o", "--output", type=Path)
     public.set_defaults(func=_keys_public)
@@ -95,7 +90,7 @@ def register(sub: Any) -> None:
     trust.add_argument("file", type=Path)
     trust.set_defaults(func=_keys_trust)
 
-    settings = _group(sub, "settings", "show or change settings (identity, approval gate, inference)")
+    settings = command_group(sub, "settings", "show or change settings (identity, approval gate, inference)")
     show = settings.add_parser("show", help="print the settings as YAML")
     show.set_defaults(func=_settings_show)
     setp = settings.add_parser("set", help="set one value, e.g. gate.min_score 0.2")

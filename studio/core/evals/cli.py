@@ -12,6 +12,7 @@ from xml.etree import ElementTree
 
 import sqlite_utils
 
+from studio.core.cli import command_group
 from studio.core.documents import ConfigKind, ProbeSuite, SafetyConfig
 from studio.core.errors import ExitCode, InputError, NotFoundError
 from studio.core.evals.compare import PairRow, compare_configs, config_history, diff_runs, regression_matrix
@@ -304,9 +305,7 @@ def junit_xml(items: list[ItemRecord], report: ScoreReport, gate_failures: list[
 
 
 def _register_runs(sub: Any) -> None:
-    runs = sub.add_parser("runs", help="list, show, review, compare and export stored check runs")
-    runs.set_defaults(group_parser=runs)
-    rsub = runs.add_subparsers(dest="runs_command", metavar="SUBCOMMAND", parser_class=type(runs))
+    rsub = command_group(sub, "runs", "list, show, review, compare and export stored check runs")
 
     listing = rsub.add_parser("list", help="stored runs, newest first")
     listing.add_argument("--config", metavar="C", help="only runs that checked this config id")

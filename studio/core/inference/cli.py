@@ -11,15 +11,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+from studio.core.cli import command_group
 from studio.core.errors import CancelledError, ExitCode
 from studio.core.inference.embedded import install_embedded_model
 from studio.core.inference.registry import ModelEntry, ModelRegistry
 
 
 def register(sub: Any) -> None:
-    models = sub.add_parser("models", help="manage local GGUF models")
-    models.set_defaults(group_parser=models)
-    msub = models.add_subparsers(dest="models_command", metavar="SUBCOMMAND", parser_class=type(models))
+    msub = command_group(sub, "models", "manage local GGUF models")
 
     listing = msub.add_parser("list", help="show the registered models")
     listing.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
