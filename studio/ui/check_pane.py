@@ -4,13 +4,12 @@ review them."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -56,7 +55,7 @@ from studio.ui.charts import BAD, GOOD, MUTED, Bar, BarChart, signed_color
 from studio.ui.context import AppContext
 from studio.ui.review import ReviewPanel
 from studio.ui.run_models import ItemTableModel, fmt_score
-from studio.ui.workers import TaskRunner
+from studio.ui.workers import BatchRelay
 
 #: How often queued run events are drawn (milliseconds); a fast model's events are coalesced per tick.
 EVENT_FLUSH_MS = 50
@@ -91,75 +90,6 @@ SCORING_CHOICES = (
     ),
 )
 CASCADE_POSITION = 3
-
-
-class RunEventRelay(QObject):
-    """Runs a check on a :class:`TaskRunner` thread and hands its events to the GUI thread in batches.
-
-    The worker only appends to a locked list; a GUI timer drains it, so signals are emitted on the GUI thread and
-    the view repaints at most once per tick.
-    """
-
-    events = Signal(object)
-    failed = Signal(str)
-    done = Signal()
-
-    def __init__(self, parent: QObject | None = None, flush_ms: int = EVENT_FLUSH_MS) -> None:
-        super().__init__(parent)
-        self._tasks = TaskRunner(self)
-        self._lock = threading.Lock()
-        self._pending: list[RunEvent] = []
-        self._cancel: CancelToken | None = None
-        self._timer = QTimer(self)
-        self._timer.setInterval(flush_ms)
-        self._timer.timeout.connect(self._flush)
-
-    @property
-    def running(self) -> bool:
-        return self._tasks.busy
-
-    def start(self, work: Callable[[CancelToken], Iterable[RunEvent]]) -> None:
-        if self._tasks.busy:
-            raise RuntimeError("a check is already running")
-        cancel = CancelToken()
-        self._cancel = cancel
-
-        def consume() -> None:
-            for event in work(cancel):
-                with self._lock:
-                    self._pending.append(event)
-
-        self._tasks.submit(consume, self._on_done, self._on_failed)
-        self._timer.start()
-
-    def cancel(self) -> None:
-        if self._cancel is not None:
-            self._cancel.cancel()
-
-    def shutdown(self) -> None:
-        """Cancel and wait for the worker without delivering anything more."""
-        self.cancel()
-        self._tasks.wait_all()
-        self._timer.stop()
-        with self._lock:
-            self._pending.clear()
-
-    def _flush(self) -> None:
-        with self._lock:
-            batch, self._pending = self._pending, []
-        if batch:
-            self.events.emit(batch)
-
-    def _on_done(self, _result: Any) -> None:
-        self._flush()
-        self._timer.stop()
-        self.done.emit()
-
-    def _on_failed(self, message: str) -> None:
-        self._flush()
-        self._timer.stop()
-        self.failed.emit(message)
-        self.done.emit()
 
 
 def _eta_text(seconds: float | None) -> str:
@@ -227,8 +157,8 @@ class CheckPane(QWidget):
         self.run_id: str | None = None
         self.report: ScoreReport | None = None
         self._suites: list[ProbeSuite] = []
-        self._relay = RunEventRelay(self)
-        self._relay.events.connect(self._on_events)
+        self._relay = BatchRelay(self, flush_ms=EVENT_FLUSH_MS)
+        self._relay.items.connect(self._on_events)
         self._relay.failed.connect(self._on_failed)
         self._relay.done.connect(self._on_relay_done)
         self._uses_loaded_model = False

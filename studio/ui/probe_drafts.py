@@ -4,7 +4,6 @@ accepted ones join a new or an existing stored probe suite."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,6 @@ from PySide6.QtCore import (
     QObject,
     QPersistentModelIndex,
     Qt,
-    QTimer,
     Signal,
 )
 from PySide6.QtWidgets import (
@@ -48,7 +46,7 @@ from studio.core.inference.base import Backend, CancelToken
 from studio.core.taxonomy import Category
 from studio.ui.backends import BackendFactory, llama_backend_factory
 from studio.ui.context import AppContext
-from studio.ui.workers import TaskRunner
+from studio.ui.workers import BatchRelay
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -236,77 +234,6 @@ class ExpectationDelegate(QStyledItemDelegate):
             model.setData(index, editor.currentText(), Qt.ItemDataRole.EditRole)
 
 
-class DraftRelay(QObject):
-    """Runs probe drafting on a :class:`TaskRunner` thread; a GUI timer moves finished drafts into signals."""
-
-    drafted = Signal(object)  # list[ProbeDraft | DraftFailure]
-    failed = Signal(str)
-    done = Signal()
-
-    def __init__(self, parent: QObject | None = None, flush_ms: int = DRAFT_FLUSH_MS) -> None:
-        super().__init__(parent)
-        self._tasks = TaskRunner(self)
-        self._lock = threading.Lock()
-        self._pending: list[ProbeDraft | DraftFailure] = []
-        self._cancel: CancelToken | None = None
-        self._timer = QTimer(self)
-        self._timer.setInterval(flush_ms)
-        self._timer.timeout.connect(self._flush)
-
-    @property
-    def running(self) -> bool:
-        return self._tasks.busy
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancel is not None and self._cancel.cancelled
-
-    def start(self, work: Callable[[CancelToken], Iterator[ProbeDraft | DraftFailure]]) -> None:
-        if self._tasks.busy:
-            raise RuntimeError("drafting is already running")
-        cancel = CancelToken()
-        self._cancel = cancel
-
-        def consume() -> None:
-            for item in work(cancel):
-                with self._lock:
-                    self._pending.append(item)
-                if cancel.cancelled:
-                    return
-
-        self._tasks.submit(consume, self._on_done, self._on_failed)
-        self._timer.start()
-
-    def cancel(self) -> None:
-        if self._cancel is not None:
-            self._cancel.cancel()
-
-    def shutdown(self) -> None:
-        """Cancel and wait for the worker without delivering anything more."""
-        self.cancel()
-        self._tasks.wait_all()
-        self._timer.stop()
-        with self._lock:
-            self._pending.clear()
-
-    def _flush(self) -> None:
-        with self._lock:
-            batch, self._pending = self._pending, []
-        if batch:
-            self.drafted.emit(batch)
-
-    def _on_done(self, _result: Any) -> None:
-        self._flush()
-        self._timer.stop()
-        self.done.emit()
-
-    def _on_failed(self, message: str) -> None:
-        self._flush()
-        self._timer.stop()
-        self.failed.emit(message)
-        self.done.emit()
-
-
 class ProbeDraftDialog(QDialog):
     """Draft probes for ``config`` with a model, review them, and add the accepted ones to a stored suite."""
 
@@ -328,8 +255,8 @@ class ProbeDraftDialog(QDialog):
         self.setWindowTitle(f"Draft probes — {config.title}")
         self.resize(960, 620)
 
-        self.relay = DraftRelay(self)
-        self.relay.drafted.connect(self._on_drafted)
+        self.relay = BatchRelay(self, flush_ms=DRAFT_FLUSH_MS, stop_on_cancel=True)
+        self.relay.items.connect(self._on_drafted)
         self.relay.failed.connect(self._on_failed)
         self.relay.done.connect(self._on_done)
 

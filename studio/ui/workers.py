@@ -8,7 +8,7 @@ updates be coalesced: a fast model produces many tokens per timer tick, the view
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -181,3 +181,81 @@ class _Task:
             self.result = self.func()
         except Exception as exc:  # handed to on_error as one line
             self.error = str(exc) or type(exc).__name__
+
+
+class BatchRelay(QObject):
+    """Runs a generator on a :class:`TaskRunner` thread and hands its items to the GUI thread in batches.
+
+    The worker only appends to a locked list; a GUI timer drains it, so ``items`` is emitted on the GUI thread at
+    most once per tick (with a list). With ``stop_on_cancel`` the worker stops pulling items as soon as the
+    cancel token is set; otherwise the generator is left to wind down itself (a check run records its own
+    cancellation before it ends).
+    """
+
+    items = Signal(object)
+    failed = Signal(str)
+    done = Signal()
+
+    def __init__(self, parent: QObject | None = None, flush_ms: int = TOKEN_FLUSH_MS, stop_on_cancel: bool = False):
+        super().__init__(parent)
+        self._tasks = TaskRunner(self)
+        self._lock = threading.Lock()
+        self._pending: list[Any] = []
+        self._cancel: CancelToken | None = None
+        self._stop_on_cancel = stop_on_cancel
+        self._timer = QTimer(self)
+        self._timer.setInterval(flush_ms)
+        self._timer.timeout.connect(self._flush)
+
+    @property
+    def running(self) -> bool:
+        return self._tasks.busy
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel is not None and self._cancel.cancelled
+
+    def start(self, work: Callable[[CancelToken], Iterable[Any]]) -> None:
+        if self._tasks.busy:
+            raise RuntimeError("work is already running")
+        cancel = CancelToken()
+        self._cancel = cancel
+
+        def consume() -> None:
+            for item in work(cancel):
+                with self._lock:
+                    self._pending.append(item)
+                if self._stop_on_cancel and cancel.cancelled:
+                    return
+
+        self._tasks.submit(consume, self._on_done, self._on_failed)
+        self._timer.start()
+
+    def cancel(self) -> None:
+        if self._cancel is not None:
+            self._cancel.cancel()
+
+    def shutdown(self) -> None:
+        """Cancel and wait for the worker without delivering anything more."""
+        self.cancel()
+        self._tasks.wait_all()
+        self._timer.stop()
+        with self._lock:
+            self._pending.clear()
+
+    def _flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if batch:
+            self.items.emit(batch)
+
+    def _on_done(self, _result: Any) -> None:
+        self._flush()
+        self._timer.stop()
+        self.done.emit()
+
+    def _on_failed(self, message: str) -> None:
+        self._flush()
+        self._timer.stop()
+        self.failed.emit(message)
+        self.done.emit()

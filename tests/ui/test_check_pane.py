@@ -88,6 +88,7 @@ def test_variant_selector_rescores_and_cascade_is_disabled(qtbot: QtBot, ctx: Ap
     assert "own verdicts" in pane.variant_combo.itemData(cascade, Qt.ItemDataRole.ToolTipRole)
 
     pane.self_check_box.setChecked(True)
+    pane.limit_spin.setValue(1)
     self_checked = _run_to_end(qtbot, pane)
     assert entry.isEnabled()
     pane.variant_combo.setCurrentIndex(cascade)

@@ -275,6 +275,7 @@ def test_loading_another_model_cancels_drafting_with_the_loaded_one(qtbot: QtBot
 
 
 @pytest.mark.real_model
+@pytest.mark.slow
 def test_the_embedded_model_drafts_a_clause(qtbot: QtBot, ctx: AppContext, embedded_model: Path) -> None:
     from studio.core.inference.embedded import SHA256
     from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
