@@ -11,7 +11,6 @@ From exchanges: replies to the same prompt under the same config version, one ma
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from itertools import product
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import sqlite_utils
 
 from studio.core.errors import InputError
+from studio.core.records import iter_json_lines, iter_parquet_rows
 from studio.core.store.configs import ConfigRepo
 from studio.core.store.exchanges import ExchangeRepo, Verdict
 
@@ -38,26 +38,9 @@ def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if not path.is_file():
         raise InputError(path, "file not found")
     if path.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            table = pq.read_table(path)
-        except Exception as exc:  # pyarrow raises several unrelated types for unreadable files
-            raise InputError(path, f"not a readable Parquet file ({exc})") from None
-        for number, row in enumerate(table.to_pylist(), start=1):
-            yield number, row
-        return
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(path, f"not valid JSON ({exc.msg})", line=number, column=exc.colno) from None
-            if not isinstance(row, dict):
-                raise InputError(path, "each line must be a JSON object", line=number)
-            yield number, row
+        yield from iter_parquet_rows(path)
+    else:
+        yield from iter_json_lines(path)
 
 
 def normalise_row(row: dict[str, Any], path: Path, number: int) -> dict[str, Any]:

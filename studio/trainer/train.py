@@ -23,6 +23,7 @@ from typing import Any
 from studio import __version__
 from studio.core.errors import InputError
 from studio.core.inference.embedded import sha256_file
+from studio.core.records import iter_json_lines
 from studio.trainer.export import (
     PROVENANCE_FILE,
     is_adapter_folder,
@@ -55,22 +56,13 @@ def load_pairs(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise InputError(path, "data file not found")
     rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(path, f"not valid JSON ({exc.msg})", line=number, column=exc.colno) from None
-            if not isinstance(row, dict):
-                raise InputError(path, "each line must be a JSON object", line=number)
-            for name in REQUIRED_PAIR_FIELDS:
-                if not isinstance(row.get(name), str) or not row[name].strip():
-                    raise InputError(path, f"field {name!r} must be a non-empty string", line=number)
-            if row.get("system") is not None and not isinstance(row["system"], str):
-                raise InputError(path, "field 'system' must be a string or null", line=number)
-            rows.append(row)
+    for number, row in iter_json_lines(path):
+        for name in REQUIRED_PAIR_FIELDS:
+            if not isinstance(row.get(name), str) or not row[name].strip():
+                raise InputError(path, f"field {name!r} must be a non-empty string", line=number)
+        if row.get("system") is not None and not isinstance(row["system"], str):
+            raise InputError(path, "field 'system' must be a string or null", line=number)
+        rows.append(row)
     if not rows:
         raise InputError(path, "no pairs in the file")
     return rows

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from studio.core.documents import ConfigKind, Expectation, Probe, ProbeSuite, Sa
 from studio.core.errors import InputError
 from studio.core.evals.judges import parse_addressed, parse_compliance, parse_harm, parse_rating
 from studio.core.evals.scoring import MAX_RATING, ScoredItem, is_categorically_safe
+from studio.core.records import iter_json_lines, iter_parquet_rows
 from studio.core.taxonomy import (
     Category,
     UnknownCategoryError,
@@ -92,20 +92,12 @@ def iter_rows(path: Path) -> Iterator[Row]:
     if not path.is_file():
         raise InputError(path, "no such file")
     suffix = path.suffix.casefold()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        for number, value in iter_json_lines(path):
+            yield Row(number, value)
+        return
     try:
-        if suffix in (".jsonl", ".ndjson", ".json"):
-            with path.open(encoding="utf-8") as handle:
-                for number, line in enumerate(handle, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        value = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise InputError(path, f"not valid JSON ({exc.msg})", line=number, column=exc.colno) from None
-                    if not isinstance(value, dict):
-                        raise InputError(path, "each line must be a JSON object", line=number)
-                    yield Row(number, value)
-        elif suffix in (".csv", ".tsv"):
+        if suffix in (".csv", ".tsv"):
             with path.open(encoding="utf-8", newline="") as handle:
                 reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
                 for number, record in enumerate(reader, start=1):
@@ -243,15 +235,7 @@ def read_table(path: Path) -> tuple[list[Row], str]:
         return list(iter_rows(path)), "row" if path.suffix.casefold() in (".csv", ".tsv") else "line"
     if not path.is_file():
         raise InputError(path, "no such file")
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise InputError(path, "reading Parquet needs the pyarrow package") from None
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several unrelated types for broken files
-        raise InputError(path, f"not a readable Parquet file ({exc})") from None
-    return [Row(n, record) for n, record in enumerate(table.to_pylist(), start=1)], "row"
+    return [Row(n, record) for n, record in iter_parquet_rows(path)], "row"
 
 
 def _fail(path: Path, unit: str, number: int, message: str) -> InputError:
