@@ -29,6 +29,7 @@ from studio import __version__
 from studio.core.errors import BackendError, InputError
 from studio.core.inference.embedded import sha256_file
 from studio.core.paths import app_home
+from studio.core.yamlio import atomic_write_text
 from studio.trainer.converter import ensure_converter, import_gguf_py, run_converter
 
 Log = Callable[[str], None]
@@ -294,11 +295,8 @@ def _register(files: dict[str, Path], name: str, lineage: dict[str, Any], log: L
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True, default=str)
-        handle.write("\n")
-    os.replace(tmp, path)
+    """Write ``data`` as indented JSON through a temporary file (nothing half-written on a crash)."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 @contextmanager

@@ -41,7 +41,7 @@ from studio.core.inference.base import (
 from studio.core.paths import resource
 from studio.core.taxonomy import CONFIGURABLE, Category, ordered
 from studio.core.templates import render_categorical
-from studio.core.yamlio import load_document
+from studio.core.yamlio import atomic_write_text, load_document
 from studio.trainer.data import ConfigMode, error_score_tenths, preference_pairs, sample_configs
 from studio.trainer.progress import Progress
 
@@ -472,8 +472,5 @@ def synthesize(
         "judge_sha256": judge_backend.info.model_sha256 if settings.labeler == "judge" else None,
         **(provenance or {}),
     }
-    fd, tmp = tempfile.mkstemp(prefix=manifest_path.name + ".", suffix=".part", dir=manifest_path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, manifest_path)
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True, default=str))
     return summary

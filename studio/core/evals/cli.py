@@ -32,7 +32,6 @@ from studio.core.evals.runner import (
     RunFinished,
     export_run,
     run_report,
-    write_text_atomic,
 )
 from studio.core.evals.scoring import Helpfulness, ScoreReport, Variant, format_report, score_items
 from studio.core.inference.base import Backend, GenerationParams
@@ -75,7 +74,7 @@ def register(sub: Any) -> None:
 def _print_report(report: ScoreReport, extra: dict[str, Any] | None = None, out: Path | None = None) -> None:
     print(format_report(report))
     if out is not None:
-        write_text_atomic(out, json.dumps({**(extra or {}), **report.as_dict()}, indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(out, json.dumps({**(extra or {}), **report.as_dict()}, indent=2, ensure_ascii=False) + "\n")
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -246,7 +245,7 @@ def _check(args: argparse.Namespace) -> int:
             export_run(db, run_id, args.json)
         gate_failures = _gate(finished.report, args.min_score, args.min_valid_rate)
         if args.junit is not None:
-            write_text_atomic(args.junit, junit_xml(runner.store.items(run_id), finished.report, gate_failures))
+            atomic_write_text(args.junit, junit_xml(runner.store.items(run_id), finished.report, gate_failures))
     finally:
         db.close()
     for failure in gate_failures:

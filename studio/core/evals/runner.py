@@ -10,9 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import secrets
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -39,6 +37,7 @@ from studio.core.inference.base import (
     complete,
 )
 from studio.core.store.runs import ItemRecord, ItemSeed, RunRecord, RunStatus, RunStore
+from studio.core.yamlio import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -390,17 +389,6 @@ def export_run(db: sqlite_utils.Database, run_id: str, path: Path) -> None:
             "items": rows,
         }
         text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
-    write_text_atomic(path, text)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder, so a crash never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text)
+
