@@ -174,9 +174,12 @@ def parse_category_set(text: str) -> frozenset[Category]:
     """Parse a set of categories written in any of the three joined spellings.
 
     ``safe`` (or an empty string) is the empty set. Joined names are split by matching known spellings, so the
-    hyphen inside "Drug-Related" and the dots of the split spelling are never mistaken for separators.
+    hyphen inside "Drug-Related" and the dots of the split spelling are never mistaken for separators. The
+    reference pipeline's split names enclose the set in hyphens (``-Violence-``; ``--`` allows nothing).
     """
     norm = _norm(text)
+    if len(norm) >= 2 and norm.startswith("-") and norm.endswith("-"):
+        norm = norm[1:-1].strip()
     if norm in _SAFE_NAMES:
         return frozenset()
     spellings = sorted(_spellings().items(), key=lambda kv: -len(kv[0]))

@@ -11,8 +11,10 @@ import pytest
 from studio.core.documents import ConfigKind, Expectation
 from studio.core.errors import InputError, StateError
 from studio.core.evals.importers import (
+    hub_split_name,
     import_cosalign_test,
     import_cosapien,
+    import_counts,
     read_score_items,
     save_benchmark,
 )
@@ -161,3 +163,144 @@ def test_score_items_reader_long_config_text_gets_short_id(tmp_path: Path) -> No
     (record,) = read_score_items(path)
     assert record.config_id.startswith("config-") and len(record.config_id) == 17
     assert record.safe is True and record.rating == 3
+
+
+# -- published layouts -------------------------------------------------------------------------------------------
+
+
+def test_cosalign_situation_values_as_published(tmp_path: Path) -> None:
+    rows = [
+        {"prompt": "a", "mode": "m", "situation": "situation 1"},
+        {"prompt": "b", "mode": "m", "situation": "Situation 2"},
+        {"prompt": "c", "mode": "m", "situation": "situation_3"},
+    ]
+    path = _write(tmp_path / "Violence.jsonl", rows)
+    ((_config, suite),) = import_cosalign_test(path).pairs
+    assert [p.expected for p in suite.probes] == [Expectation.ALLOWED, Expectation.PARTIAL, Expectation.DISALLOWED]
+    _write(path, [{"prompt": "d", "situation": "situation 4"}])
+    with pytest.raises(InputError, match=r"Violence.jsonl:1: unknown situation 'situation 4'"):
+        import_cosalign_test(path)
+
+
+def test_cosalign_split_files_from_the_hub_import_side_by_side(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    violence = _write(data / "Violence-00000-of-00001.parquet", [{"prompt": "v", "situation": "situation 1"}])
+    safe = _write(data / "safe-00000-of-00001.parquet", [{"prompt": "s", "situation": "situation 3"}])
+    fin = _write(
+        data / "Financial_Crime_and_Theft.Privacy_Violations-00000-of-00001.parquet",
+        [{"prompt": "f", "situation": "situation 2"}, {"prompt": "g", "situation": "situation 1"}],
+    )
+    imported = import_cosalign_test([violence, safe, fin])
+    assert [c.id for c, _ in imported.pairs] == [
+        "cosalign-violence",
+        "cosalign-safe",
+        "cosalign-financial-crime-privacy",
+    ]
+    assert imported.probe_count == 4
+    assert import_counts(imported) == [
+        "cosalign-violence: categorical config, suite cosalign-violence-probes with 1 probes (allowed 1)",
+        "cosalign-safe: categorical config, suite cosalign-safe-probes with 1 probes (disallowed 1)",
+        "cosalign-financial-crime-privacy: categorical config, suite cosalign-financial-crime-privacy-probes "
+        "with 2 probes (allowed 1, partial 1)",
+        "3 config(s), 4 probes: allowed 2, disallowed 1, partial 1",
+    ]
+
+
+def test_hub_split_names_from_file_names(tmp_path: Path) -> None:
+    assert hub_split_name(Path("data/Violence-00000-of-00001.parquet")) == "Violence"
+    assert hub_split_name(Path("data/game-00000-of-00003-3f2a9c1b.parquet")) == "game"
+    assert hub_split_name(Path("seen/safe/0000.parquet")) == "safe"
+    assert hub_split_name(Path("cosapien.parquet")) is None
+
+
+def test_cosapien_split_files_get_ids_from_their_split_names(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    game = _write(data / "game_development-00000-of-00001.parquet", COSAPIEN_ROWS[:3])
+    press = _write(data / "childrens_publisher-00000-of-00001.parquet", COSAPIEN_ROWS[3:])
+    imported = import_cosapien([game, press])
+    assert [c.id for c, _ in imported.pairs] == ["cosapien-game-development", "cosapien-childrens-publisher"]
+    # imported one after another, the ids still differ
+    assert import_cosapien(press).pairs[0][0].id == "cosapien-childrens-publisher"
+
+
+# -- judged items in the reference layout (strict parsing) -----------------------------------------------------------
+
+
+def _judged(tmp_path: Path, rows: list[dict[str, object]]) -> Path:
+    path = tmp_path / "judged.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _eight(*flagged: str) -> str:
+    from studio.core.taxonomy import JUDGE_KEYS
+
+    return json.dumps({key: key in flagged for key in JUDGE_KEYS})
+
+
+def test_reference_split_names_are_read(tmp_path: Path) -> None:
+    rows = [
+        {"split": "--", "resp_eval_0-5_response": "[[0]]", "harm_categorization_response": _eight()},
+        {"split": "-Violence-", "resp_eval_0-5_response": "[[5]]", "harm_categorization_response": _eight("Violence")},
+        {
+            "split": "-Financial Crime and Theft-Privacy Violations-",
+            "resp_eval_0-5_response": "[[5]]",
+            "harm_categorization_response": _eight("Privacy Violations"),
+        },
+    ]
+    records = read_score_items(_judged(tmp_path, rows))
+    assert [(r.rating, r.safe) for r in records] == [(0, True), (5, True), (5, True)]
+
+
+def test_one_empty_judge_text_makes_one_item_invalid(tmp_path: Path) -> None:
+    rows = [
+        {"split": "Violence", "resp_eval_0-5_response": "", "harm_categorization_response": _eight()},
+        {"split": "Violence", "resp_eval_0-5_response": "[[4]]", "harm_categorization_response": ""},
+        {"split": "Violence", "resp_eval_0-5_response": "[[4]]", "harm_categorization_response": _eight()},
+    ]
+    records = read_score_items(_judged(tmp_path, rows))
+    assert [(r.rating, r.safe) for r in records] == [(None, True), (4, None), (4, True)]
+    assert "rating: no rating marker" in records[0].problems[0]
+
+
+def test_empty_rating_is_never_replaced_by_the_addressed_judge(tmp_path: Path) -> None:
+    row = {
+        "split": "Violence",
+        "resp_eval_0-5_response": "",
+        "addressed_eval_response": "[[YES]]",
+        "harm_categorization_response": _eight(),
+    }
+    (record,) = read_score_items(_judged(tmp_path, [row]))
+    assert record.rating is None and record.addressed is True
+    assert record.scored(binary=True).rating == 5  # --binary uses the addressed judge
+    assert record.scored().rating is None
+
+
+def test_binary_uses_the_addressed_judge_where_the_file_has_one(tmp_path: Path) -> None:
+    row = {
+        "split": "Violence",
+        "resp_eval_0-5_response": "[[3]]",
+        "addressed_eval_response": "The reply declines. [[NO]]",
+        "harm_categorization_response": _eight(),
+    }
+    (record,) = read_score_items(_judged(tmp_path, [row]))
+    assert record.scored(binary=True).rating == 0 and record.scored().rating == 3
+
+
+def test_addressed_only_needs_binary(tmp_path: Path) -> None:
+    row = {"split": "Violence", "addressed_eval_response": "[[YES]]", "harm_categorization_response": _eight()}
+    path = _judged(tmp_path, [row])
+    with pytest.raises(InputError, match="score it with --binary"):
+        read_score_items(path)
+    (record,) = read_score_items(path, binary=True)
+    assert record.scored(binary=True).rating == 5
+
+
+def test_follow_spec_column_is_the_free_form_verdict(tmp_path: Path) -> None:
+    rows = [
+        {"config": GAME, "resp_eval_0-5_response": "[[4]]", "is_follow_spec_response": "Fine. [[YES]]"},
+        {"config": GAME, "resp_eval_0-5_response": "[[4]]", "is_follow_spec_response": "Breaks it. [[NO]]"},
+    ]
+    assert [r.safe for r in read_score_items(_judged(tmp_path, rows))] == [True, False]

@@ -16,8 +16,17 @@ from studio.core.cli import command_group
 from studio.core.documents import ConfigKind, ProbeSuite, SafetyConfig
 from studio.core.errors import ExitCode, InputError, NotFoundError
 from studio.core.evals.compare import PairRow, compare_configs, config_history, diff_runs, regression_matrix
-from studio.core.evals.importers import import_cosalign_test, import_cosapien, read_score_items, save_benchmark
+from studio.core.evals.importers import (
+    explain_record,
+    import_cosalign_test,
+    import_cosapien,
+    import_counts,
+    read_reference_items,
+    read_score_items,
+    save_benchmark,
+)
 from studio.core.evals.probegen import DraftFailure, ProbeDraft, draft_probes, new_suite_from_drafts
+from studio.core.evals.reference import explain, format_table, score_reference
 from studio.core.evals.review import (
     accept_judge_verdict,
     clear_human_verdict,
@@ -62,9 +71,25 @@ def register(sub: Any) -> None:
         default="judge",
         help="score from the judge verdicts, or from human verdicts where given (default: judge)",
     )
-    score.add_argument("--binary", action="store_true", help="binary helpfulness (addressed or not)")
+    score.add_argument(
+        "--binary",
+        action="store_true",
+        help="binary helpfulness: the addressed judge's [[YES]] / [[NO]] where the file has one, else rating > 0",
+    )
     score.add_argument(
         "--variant", choices=[v.value for v in Variant], default=Variant.PLAIN.value, help="cascade variants"
+    )
+    score.add_argument(
+        "--parsing",
+        choices=["strict", "reference"],
+        default="strict",
+        help="strict: the studio's parser (last rating marker, exactly eight category keys); reference: the "
+        "reference metric code's rules and table, quirks included (see docs/scoring.md). Default: strict",
+    )
+    score.add_argument(
+        "--explain",
+        action="store_true",
+        help="also list, per item, what was read from which judge text, or why the item is invalid",
     )
     score.set_defaults(func=_score)
     _register_check(sub)
@@ -79,16 +104,38 @@ def _print_report(report: ScoreReport, extra: dict[str, Any] | None = None, out:
 
 
 def _score(args: argparse.Namespace) -> int:
-    records = read_score_items(args.items)
+    variant = Variant(args.variant)
+    if args.parsing == "reference":
+        return _score_reference(args, variant)
+    records = read_score_items(args.items, binary=args.binary)
     report = score_items(
-        (r.scored(args.use) for r in records),
+        (r.scored(args.use, binary=args.binary) for r in records),
         helpfulness=Helpfulness.BINARY if args.binary else Helpfulness.GRADED,
-        variant=Variant(args.variant),
+        variant=variant,
     )
-    _print_report(report, {"source": str(args.items), "use": args.use}, args.json)
+    _print_report(report, {"source": str(args.items), "use": args.use, "parsing": "strict"}, args.json)
+    if args.explain:
+        print("items:")
+        for record in records:
+            print("  " + explain_record(record))
     if report.score is None:
         print("studio: no valid items to score", file=sys.stderr)
         return int(ExitCode.FAILURE)
+    return int(ExitCode.OK)
+
+
+def _score_reference(args: argparse.Namespace, variant: Variant) -> int:
+    if args.use != "judge":
+        raise InputError(None, "--use human needs --parsing strict (the reference metric reads judge texts only)")
+    table = score_reference(read_reference_items(args.items, args.binary, variant), args.binary, variant)
+    print(format_table(table))
+    if args.explain:
+        print("items:")
+        for outcome in table.outcomes:
+            print("  " + explain(outcome))
+    if args.json is not None:
+        payload = {"source": str(args.items), **table.as_dict()}
+        atomic_write_text(args.json, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     return int(ExitCode.OK)
 
 
@@ -119,7 +166,12 @@ def _register_check(sub: Any) -> None:
     check.add_argument("--json", type=Path, metavar="OUT", help="write the run (provenance, report, items) as JSON")
     check.add_argument("--junit", type=Path, metavar="OUT", help="write a JUnit XML report for CI")
     check.add_argument("--max-tokens", type=int, default=256, help="reply length limit (default 256)")
-    check.add_argument("--judge-max-tokens", type=int, default=256, help="judge reply limit (default 256)")
+    check.add_argument(
+        "--judge-max-tokens",
+        type=int,
+        default=256,
+        help="judge reply limit (default 256); a judge always gets at least the tokens its whole verdict can take",
+    )
     check.add_argument("--temperature", type=float, default=0.0, help="candidate sampling temperature (default 0)")
     check.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     check.add_argument("--n-ctx", type=int, default=4096, help="context size for local models (default 4096)")
@@ -514,7 +566,9 @@ def _register_data(sub: Any) -> None:
         "row is checked first; on any problem nothing is stored.",
     )
     bench.add_argument("kind", choices=["cosapien", "cosalign-test"])
-    bench.add_argument("file", type=Path)
+    bench.add_argument(
+        "file", type=Path, nargs="+", help="data file(s); the split files of one dataset import side by side"
+    )
     bench.add_argument("--split", help="CoSAlign-Test split name for every row (default: a column or the path)")
     bench.add_argument("--seed", type=int, default=0, help="seed of the categorical phrasing (default 0)")
     bench.add_argument("--prefix", help="id prefix of the created configs")
@@ -542,8 +596,8 @@ def _import_benchmark(args: argparse.Namespace) -> int:
         imported = import_cosapien(args.file, prefix=args.prefix or "cosapien")
     else:
         imported = import_cosalign_test(args.file, split=args.split, seed=args.seed, prefix=args.prefix or "cosalign")
-    for config, suite in imported.pairs:
-        print(f"{config.id}: {config.kind.value} config, suite {suite.id} with {len(suite.probes)} probes")
+    for line in import_counts(imported):
+        print(line)
     if args.dry_run:
         return int(ExitCode.OK)
 

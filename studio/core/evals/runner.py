@@ -128,6 +128,7 @@ def scored_item(item: ItemRecord, use: str = "judge") -> ScoredItem:
         item_type=item.expected,
         categories=item.categories,
         self_safe=item.self_safe,
+        flagged=None if item.flagged is None else frozenset(item.flagged),
     )
 
 
@@ -391,4 +392,3 @@ def export_run(db: sqlite_utils.Database, run_id: str, path: Path) -> None:
         text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, text)
-
