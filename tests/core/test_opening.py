@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -47,7 +48,7 @@ def test_command_flags_become_load_options() -> None:
 
 
 class _Tracked(FakeBackend):
-    closed: list[str] = []
+    closed: ClassVar[list[str]] = []
 
     def close(self) -> None:
         self.closed.append(self.info.name)
@@ -56,7 +57,7 @@ class _Tracked(FakeBackend):
 def test_candidate_is_closed_when_the_judge_fails_to_load(monkeypatch: pytest.MonkeyPatch) -> None:
     _Tracked.closed = []
 
-    def fake_open(ref: str | None, options: LoadOptions = LoadOptions(), **_: object) -> Backend:
+    def fake_open(ref: str | None, *_: object, **__: object) -> Backend:
         if ref == "broken-judge":
             raise NotFoundError("'broken-judge' is neither a registered model nor an existing file")
         return _Tracked(ref or "default")
