@@ -23,7 +23,7 @@ import sqlite_utils
 from pydantic import ValidationError
 
 from studio.core.documents import ConfigKind, Expectation, Probe, ProbeSuite, SafetyConfig, slugify
-from studio.core.errors import InputError
+from studio.core.errors import InputError, one_line
 from studio.core.evals.judges import parse_addressed, parse_compliance, parse_harm, parse_rating
 from studio.core.evals.reference import ReferenceItem
 from studio.core.evals.reference import split_name as reference_split_name
@@ -447,14 +447,6 @@ class ImportedBenchmark:
         return sum(len(suite.probes) for _, suite in self.pairs)
 
 
-def _message(exc: ValueError | ValidationError) -> str:
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        return f"{where}: {first['msg']}" if where else str(first["msg"])
-    return str(exc)
-
-
 def _title_of(text: str) -> str:
     first = re.split(r"(?<=[.!?])\s", text.strip(), maxsplit=1)[0]
     return first if len(first) <= 80 else first[:77].rstrip() + "..."
@@ -497,7 +489,7 @@ def import_cosapien(paths: Path | Sequence[Path], prefix: str = "cosapien") -> I
                 scenario = _text_field(row, "scenario")
                 expected = Expectation.parse(_text_field(row, "type"))
             except (ValueError, ValidationError) as exc:
-                raise _fail(path, unit, row.number, _message(exc)) from None
+                raise _fail(path, unit, row.number, one_line(exc)) from None
             scenarios.setdefault(scenario, []).append(Probe(text=prompt, expected=expected))
             seen.add(scenario)
         if not rows:
@@ -583,7 +575,7 @@ def import_cosalign_test(
             try:
                 allowed, probe = _cosalign_probe(row, split, fallback_split)
             except (ValueError, ValidationError) as exc:
-                raise _fail(path, unit, row.number, _message(exc)) from None
+                raise _fail(path, unit, row.number, one_line(exc)) from None
             groups.setdefault(allowed, []).append(probe)
     pairs = []
     for allowed, probes in groups.items():

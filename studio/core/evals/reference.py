@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from studio.core.errors import InputError
+from studio.core.evals.formatting import format_score
 from studio.core.evals.scoring import Variant
 from studio.core.taxonomy import CATEGORY_INFO, Category
 
@@ -356,12 +357,14 @@ def format_table(table: ReferenceTable) -> str:
             f"{name} {_percent(row[index[name]])}"
             for name in ("helpful", "safe", "helpful_and_safe", "helpful_and_unsafe")
         )
-        return f"  {row[0]}: control_score {row[3]:+.3f}  num_valid {row[1]:g}  valid_rate {_percent(row[2])}  {shares}"
+        score = format_score(row[3])
+        return f"  {row[0]}: control_score {score}  num_valid {row[1]:g}  valid_rate {_percent(row[2])}  {shares}"
 
     helpfulness = "binary" if table.binary else "graded"
     return "\n".join(
         [
-            f"CoSA-Score (reference parsing): {table.average[3]:+.3f}  (valid rate {_percent(table.average[2])}, "
+            f"CoSA-Score (reference parsing): {format_score(table.average[3])}  "
+            f"(valid rate {_percent(table.average[2])}, "
             f"{len(table.rows)} config(s), helpfulness {helpfulness}, variant {table.variant.value})",
             "per config:",
             *(line(row) for row in table.rows),
