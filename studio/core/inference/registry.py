@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlite_utils
 
+from studio.core.choices import choices_hint
 from studio.core.errors import InputError, NotFoundError, StateError
 from studio.core.inference import embedded
 from studio.core.inference.gguf import GGUFInfo, read_gguf_info
@@ -106,8 +107,13 @@ class ModelRegistry:
     def get(self, name: str) -> ModelEntry:
         row = store.model_row(self.db, name)
         if row is None:
-            raise NotFoundError(f"no registered model named {name!r} (see `studio models list`)")
+            raise NotFoundError(f"no registered model named {name!r}{self.names_hint(name)}")
         return ModelEntry.from_row(row)
+
+    def names_hint(self, name: str) -> str:
+        """The registered names (and the closest one) to append to a "no such model" message."""
+        names = [entry.name for entry in self.list()]
+        return choices_hint(name, names, label="registered") + ("" if names else " (see `studio models --help`)")
 
     def find_by_path(self, path: Path) -> ModelEntry | None:
         row = store.model_row_by_path(self.db, str(Path(path).resolve()))
@@ -225,7 +231,8 @@ def resolve_model(name_or_path: str | None, db: sqlite_utils.Database | None = N
         elif Path(name_or_path).expanduser().is_file():
             entry = registry.add(Path(name_or_path))
         else:
-            raise NotFoundError(f"{name_or_path!r} is neither a registered model nor an existing file")
+            hint = registry.names_hint(name_or_path)
+            raise NotFoundError(f"{name_or_path!r} is neither a registered model nor an existing file{hint}")
         if not entry.path.is_file():
             raise NotFoundError(f"{entry.path}: file of model {entry.name!r} is missing (remove or re-add it)")
         return entry
