@@ -163,6 +163,19 @@ def test_check_reports_progress_on_stderr(tmp_path: Path, capsys: pytest.Capture
     assert "generate 1/36" in err and "judge    36/36 (100%" in err
 
 
+def test_runs_show_items(capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "config", "new", "--template", "game-studio", "--id", "game")
+    run(capsys, "check", "--backend", "fake", "--config", "game")
+    run_id = run(capsys, "runs", "list")[1].split()[0]
+    code, out, _ = run(capsys, "runs", "show", run_id)
+    assert code == ExitCode.OK and "prompt:" not in out
+    code, out, _ = run(capsys, "runs", "show", run_id, "--items")
+    assert code == ExitCode.OK
+    assert out.count("\ngame / ") == 18 and out.count("\n  prompt: ") == 18 and out.count("\n  reply: ") == 18
+    assert "(expected allowed): judge: " in out and "(expected disallowed): judge: " in out
+    assert f"review one with: studio runs review {run_id} CONFIG PROBE --accept" in out
+
+
 class _InterruptedFake(FakeBackend):
     """A fake candidate on which the user presses Ctrl-C at the third reply."""
 
