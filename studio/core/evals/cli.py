@@ -36,13 +36,14 @@ from studio.core.evals.runner import (
     run_report,
 )
 from studio.core.evals.scoring import Helpfulness, ScoreReport, Variant, format_report, score_items
+from studio.core.fileio import atomic_write_text
 from studio.core.inference.base import Backend, GenerationParams
 from studio.core.inference.fake import FakeBackend
 from studio.core.paths import database_path
 from studio.core.refs import load_config_ref, load_suite_ref
 from studio.core.store.db import open_database
 from studio.core.store.runs import ItemRecord, RunStatus, RunStore
-from studio.core.yamlio import atomic_write_text, dump_document
+from studio.core.yamlio import dump_document
 
 
 def register(sub: Any) -> None:
