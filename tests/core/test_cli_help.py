@@ -18,6 +18,7 @@ from studio.core import cli
 from studio.core.errors import ExitCode
 from studio.core.evals import cli as eval_cli
 from studio.core.evals.runner import Progress
+from studio.core.inference import fake
 from studio.core.inference.base import CancelToken, GenerationParams, Message, StreamEvent
 from studio.core.inference.fake import FakeBackend
 from studio.core.settings import setting_keys
@@ -195,13 +196,13 @@ def test_ctrl_c_during_a_check_exits_130_with_the_resume_command(
 ) -> None:
     run(capsys, "config", "new", "--template", "game-studio", "--id", "game")
     monkeypatch.setattr(
-        eval_cli, "FakeBackend", lambda name: (_InterruptedFake if "candidate" in name else FakeBackend)(name)
+        fake, "FakeBackend", lambda name: (_InterruptedFake if "candidate" in name else FakeBackend)(name)
     )
     code, _, err = run(capsys, "check", "--backend", "fake", "--config", "game", "--suite", "scenario-game-studio")
     assert code == ExitCode.CANCELLED
     hint = err.strip().splitlines()[-1]
     assert hint.startswith("cancelled; the finished items are kept. Resume with: studio check --resume run-")
-    monkeypatch.setattr(eval_cli, "FakeBackend", FakeBackend)
+    monkeypatch.setattr(fake, "FakeBackend", FakeBackend)
     resume = hint.split("Resume with: studio ", 1)[1].split()
     code, out, _ = run(capsys, *resume, "--backend", "fake")
     assert code == ExitCode.OK and "status finished" in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 import sys
@@ -38,7 +39,7 @@ from studio.core.evals.runner import (
 from studio.core.evals.scoring import Helpfulness, ScoreReport, Variant, format_report, score_items
 from studio.core.fileio import atomic_write_text
 from studio.core.inference.base import Backend, GenerationParams
-from studio.core.inference.fake import FakeBackend
+from studio.core.inference.opening import add_load_arguments, load_options, open_candidate_and_judge
 from studio.core.paths import database_path
 from studio.core.refs import load_config_ref, load_suite_ref
 from studio.core.store.db import open_database
@@ -121,8 +122,7 @@ def _register_check(sub: Any) -> None:
     check.add_argument("--judge-max-tokens", type=int, default=256, help="judge reply limit (default 256)")
     check.add_argument("--temperature", type=float, default=0.0, help="candidate sampling temperature (default 0)")
     check.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    check.add_argument("--n-ctx", type=int, default=4096, help="context size for local models (default 4096)")
-    check.add_argument("--threads", type=int, help="CPU threads for local models")
+    add_load_arguments(check)
     check.add_argument("--label", default="", help="a note stored with the run")
     check.add_argument(
         "--self-check",
@@ -149,26 +149,15 @@ def _load_suite(ref: str | None, configs: list[SafetyConfig], db: sqlite_utils.D
     return found
 
 
-def _open_backends(args: argparse.Namespace, db: sqlite_utils.Database) -> tuple[Backend, Backend]:
-    if args.backend == "fake":
-        return FakeBackend("fake-candidate"), FakeBackend("fake-judge")
-    from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
-    from studio.core.inference.registry import resolve_model
-
-    settings = LlamaSettings(max_context=args.n_ctx, n_threads=args.threads)
-    entry = resolve_model(args.model, db)
-    candidate = LlamaCppBackend(entry.path, settings, name=entry.name, model_sha256=entry.sha256)
-    if args.judge is None:
-        return candidate, candidate
-    judge_entry = resolve_model(args.judge, db)
-    if judge_entry.sha256 == entry.sha256:
-        return candidate, candidate
-    try:
-        judge = LlamaCppBackend(judge_entry.path, settings, name=judge_entry.name, model_sha256=judge_entry.sha256)
-    except BaseException:
-        candidate.close()
-        raise
-    return candidate, judge
+def _open_models(
+    args: argparse.Namespace, db: sqlite_utils.Database
+) -> contextlib.AbstractContextManager[tuple[Backend, Backend]]:
+    """The candidate and judge of a command (``--backend fake`` gives two deterministic fakes)."""
+    fake = args.backend == "fake"
+    candidate, judge = args.model, args.judge
+    if fake:
+        candidate, judge = candidate or "fake-candidate", judge or "fake-judge"
+    return open_candidate_and_judge(candidate, judge, load_options(args, fake=fake), db=db)
 
 
 class TerminalProgress:
@@ -235,8 +224,7 @@ def _check(args: argparse.Namespace) -> int:
                 label=args.label,
                 self_check=args.self_check,
             )
-        candidate, judge = _open_backends(args, db)
-        try:
+        with _open_models(args, db) as (candidate, judge):
             runner = CheckRunner(db, candidate, judge)
             if spec is not None:
                 run_id = runner.create(spec)
@@ -253,10 +241,6 @@ def _check(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return int(ExitCode.CANCELLED)
-        finally:
-            candidate.close()
-            if judge is not candidate:
-                judge.close()
         assert finished is not None
         record = runner.store.get_run(run_id)
         print(
@@ -582,8 +566,7 @@ def _register_data(sub: Any) -> None:
     draft.add_argument("--out", type=Path, required=True, help="suite YAML file to write")
     draft.add_argument("--max-tokens", type=int, default=200)
     draft.add_argument("--seed", type=int, default=0)
-    draft.add_argument("--n-ctx", type=int, default=4096)
-    draft.add_argument("--threads", type=int)
+    add_load_arguments(draft)
     draft.add_argument("--backend", choices=["llama", "fake"], default="llama", help=argparse.SUPPRESS)
     draft.set_defaults(func=_draft_probes, judge=None)
 
@@ -609,17 +592,14 @@ def _import_benchmark(args: argparse.Namespace) -> int:
 def _draft_probes(args: argparse.Namespace) -> int:
     def body(db: sqlite_utils.Database) -> int:
         config = load_config_ref(args.config, db)
-        backend, _ = _open_backends(args, db)
-        try:
-            params = GenerationParams(temperature=0.7, max_tokens=args.max_tokens, seed=args.seed)
-            drafts: list[ProbeDraft] = []
+        params = GenerationParams(temperature=0.7, max_tokens=args.max_tokens, seed=args.seed)
+        drafts: list[ProbeDraft] = []
+        with _open_models(args, db) as (backend, _):
             for result in draft_probes(backend, config, params):
                 if isinstance(result, DraftFailure):
                     print(f"no usable probes for: {result.clause}", file=sys.stderr)
                 else:
                     drafts.append(result)
-        finally:
-            backend.close()
         if not drafts:
             print("studio: the model gave no usable probes", file=sys.stderr)
             return int(ExitCode.FAILURE)
