@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from studio.core.choices import choices_hint
-from studio.core.errors import InputError
+from studio.core.errors import InputError, validation_problem
 from studio.core.paths import app_home
 
 SETTINGS_FILE = "settings.yaml"
@@ -145,8 +145,7 @@ def with_setting(settings: StudioSettings, key: str, text: str) -> StudioSetting
         return StudioSettings.model_validate(data)
     except ValidationError as exc:
         accepts = next(k.accepts for k in setting_keys() if k.key == known)
-        message = exc.errors(include_url=False)[0]["msg"]
-        raise InputError("settings", f"{known}: {message} (takes {accepts})") from None
+        raise InputError("settings", f"{known}: {validation_problem(exc).message} (takes {accepts})") from None
 
 
 def _known_key(key: str) -> str:

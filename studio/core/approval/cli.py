@@ -14,6 +14,7 @@ from studio.core.approval.lifecycle import Lifecycle, audit_log
 from studio.core.approval.signing import TRUSTED_DIR, export_public_key, keys_dir, load_or_create_key
 from studio.core.cli import command_group
 from studio.core.errors import ExitCode, InputError
+from studio.core.evals.formatting import format_score
 from studio.core.fileio import atomic_write_text
 from studio.core.settings import (
     current_identity,
@@ -144,9 +145,9 @@ def _gate(args: argparse.Namespace) -> int:
         return int(ExitCode.FAILURE)
     for result in results:
         score = result.evidence.get("score")
-        shown = "n/a" if score is None else f"{score:+.3f}"
         verdict = "passes" if result.passed else "fails: " + "; ".join(result.reasons)
-        print(f"{result.run_id}: score {shown}, valid {result.evidence.get('valid_rate', 0):.1%} - {verdict}")
+        valid = f"{result.evidence.get('valid_rate', 0):.1%}"
+        print(f"{result.run_id}: score {format_score(score)}, valid {valid} - {verdict}")
     return int(ExitCode.OK if any(r.passed for r in results) else ExitCode.FAILURE)
 
 
