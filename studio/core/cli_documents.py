@@ -14,9 +14,10 @@ from pydantic import BaseModel, ValidationError
 from studio.core.cli import command_group
 from studio.core.documents import ConfigKind, ConfigStatus, ProbeSuite, SafetyConfig
 from studio.core.errors import ExitCode, InputError, StudioError
+from studio.core.fileio import atomic_write_text
 from studio.core.store import Store
 from studio.core.taxonomy import Category, UnknownCategoryError, parse_category
-from studio.core.yamlio import atomic_write_text, dump_document, load_document, read_text
+from studio.core.yamlio import dump_document, load_document, read_text
 
 DocT = TypeVar("DocT", bound=BaseModel)
 

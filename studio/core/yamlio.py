@@ -17,10 +17,7 @@ double-quoted scalar with escapes instead, which keeps it exact. Files with CRLF
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,6 +29,7 @@ from yaml.error import Mark, MarkedYAMLError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from studio.core.errors import InputError
+from studio.core.fileio import atomic_write_text as atomic_write_text  # re-exported: older callers import it from here
 
 #: Largest document file the studio reads (bytes). Checked before the file is read.
 MAX_DOCUMENT_BYTES = 1024 * 1024
@@ -345,30 +343,3 @@ def dump_document(model: BaseModel) -> str:
         default_flow_style=False,
         width=1_000_000_000,
     )
-
-
-def atomic_write_text(path: Path | str, text: str) -> None:
-    """Write UTF-8 ``text`` to ``path`` through a temporary file in the same folder, fsync and os.replace.
-
-    If anything fails the previous file (if any) is left untouched and no temporary file remains.
-    """
-    path = Path(path)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, mode)
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)

@@ -15,6 +15,7 @@ from studio.core.approval.lifecycle import Lifecycle, audit_log
 from studio.core.approval.signing import TRUSTED_DIR, export_public_key, keys_dir, load_or_create_key
 from studio.core.cli import command_group
 from studio.core.errors import ExitCode, InputError
+from studio.core.fileio import atomic_write_text
 from studio.core.settings import current_identity, load_settings, save_settings
 from studio.core.store import Store
 
@@ -245,7 +246,7 @@ def _keys_public(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(pem)
     else:
-        args.output.write_text(pem, encoding="utf-8")
+        atomic_write_text(args.output, pem)
     return int(ExitCode.OK)
 
 

@@ -34,6 +34,7 @@ from studio.core.evals.runner import (
     run_report,
 )
 from studio.core.evals.scoring import Helpfulness, ScoreReport, Variant, format_report, score_items
+from studio.core.fileio import atomic_write_text
 from studio.core.inference.base import Backend, GenerationParams
 from studio.core.inference.fake import FakeBackend
 from studio.core.paths import database_path
@@ -41,7 +42,7 @@ from studio.core.store.configs import ConfigRepo
 from studio.core.store.db import open_database
 from studio.core.store.runs import ItemRecord, RunStatus, RunStore
 from studio.core.store.suites import SuiteRepo
-from studio.core.yamlio import atomic_write_text, dump_document, load_document
+from studio.core.yamlio import dump_document, load_document
 
 DOCUMENT_SUFFIXES = (".yaml", ".yml", ".json")
 
