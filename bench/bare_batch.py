@@ -146,4 +146,3 @@ class BareBatchedDecoder:
                 llama_cpp.llama_sampler_free(chain)
             for seq in range(1, len(prompts) + 1):
                 llama_cpp.llama_memory_seq_rm(self.memory, seq, -1, -1)
-

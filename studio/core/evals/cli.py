@@ -195,7 +195,8 @@ class TerminalProgress:
             return
         if isinstance(event, Progress):
             eta = f", about {event.eta_s:.0f}s left" if event.eta_s is not None else ""
-            self.stream.write(f"\r{event.stage:<8} {event.done}/{event.total} ({event.fraction:.0%}{eta})   ")
+            score = f", score so far {event.partial_score:+.3f}" if event.partial_score is not None else ""
+            self.stream.write(f"\r{event.stage:<8} {event.done}/{event.total} ({event.fraction:.0%}{eta}{score})   ")
             self.stream.flush()
         elif isinstance(event, RunFinished):
             self.stream.write("\n")
