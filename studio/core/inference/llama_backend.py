@@ -274,6 +274,10 @@ class LlamaCppBackend:
 
         def job(llm: Llama) -> Iterator[tuple[int, StreamEvent]]:
             assert self._renderer is not None
+            if len(frozen) == 1:  # nothing shared: keep only the system turn, as a single request does
+                prefix, rest = self._renderer.split(frozen[0])
+                yield from self._batched(llm, prefix, [rest], params, cancel)
+                return
             rendered = [self._renderer.render(messages) for messages in frozen]
             common = shared_prefix(rendered)
             yield from self._batched(
