@@ -41,6 +41,7 @@ from studio.core.inference.base import (
     StreamEvent,
     TokenEvent,
 )
+from studio.core.inference.timing import decode_rate
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -514,7 +515,6 @@ class _BatchDecoder:
         self._release(probe)
         now = time.perf_counter()
         first = probe.first_token_at
-        decode_s = (probe.last_token_at or now) - first if first is not None else 0.0
         generated = len(probe.generated)
         yield (
             probe.index,
@@ -525,7 +525,7 @@ class _BatchDecoder:
                 completion_tokens=generated,
                 cached_tokens=len(self.prefix),
                 time_to_first_token_s=(first - self.started) if first is not None else None,
-                decode_tokens_per_s=(generated - 1) / decode_s if generated > 1 and decode_s > 0 else None,
+                decode_tokens_per_s=decode_rate(generated, first, probe.last_token_at),
                 total_s=now - self.started,
                 mode=DecodingMode.BATCHED,
                 extra={

@@ -51,6 +51,7 @@ from studio.core.inference.batch import (
 from studio.core.inference.gguf import read_gguf_info
 from studio.core.inference.prefix_cache import PrefixCache, prefix_key
 from studio.core.inference.threads import ThreadFitter
+from studio.core.inference.timing import decode_rate
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -597,7 +598,6 @@ class LlamaCppBackend:
         finally:
             sampler.close()
         total = time.perf_counter() - started
-        decode_s = last_token_at - first_token_at if first_token_at is not None else 0.0
         yield GenerationResult(
             text=watcher.text,
             stop_reason=reason,
@@ -605,7 +605,7 @@ class LlamaCppBackend:
             completion_tokens=completion,
             cached_tokens=cached,
             time_to_first_token_s=(first_token_at - started) if first_token_at is not None else None,
-            decode_tokens_per_s=(completion - 1) / decode_s if completion > 1 and decode_s > 0 else None,
+            decode_tokens_per_s=decode_rate(completion, first_token_at, last_token_at),
             total_s=total,
             mode=DecodingMode.SEQUENTIAL,
             extra={"prefix_tokens": len(prefix), "prefix_cache": source},
