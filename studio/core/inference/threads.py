@@ -73,6 +73,8 @@ def fitting_threads(configured: int, cores: int, read: Callable[[], int | None] 
         if value is None:
             return configured
         readings.append(value)
+        if value == 0:  # nothing else wants a core: no need to look again
+            break
         if attempt + 1 < _READS:
             time.sleep(_READ_GAP_S)
     return max(1, min(configured, cores - min(readings)))
