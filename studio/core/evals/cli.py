@@ -42,7 +42,7 @@ from studio.core.fileio import atomic_write_text
 from studio.core.inference.base import Backend, GenerationParams
 from studio.core.inference.opening import add_load_arguments, load_options, open_candidate_and_judge
 from studio.core.paths import database_path
-from studio.core.refs import load_config_ref, load_suite_ref
+from studio.core.refs import load_config_ref
 from studio.core.store.db import open_database
 from studio.core.store.runs import ItemRecord, RunStatus, RunStore
 from studio.core.yamlio import dump_document
@@ -138,7 +138,7 @@ def _load_suite(ref: str | None, configs: list[SafetyConfig], db: sqlite_utils.D
     from studio.core.evals import suites
 
     if ref is not None:
-        return load_suite_ref(ref, db)
+        return suites.load_suite_ref(ref, db)
     first = configs[0]
     if first.kind is ConfigKind.CATEGORICAL:
         return suites.categorical_suite_for(first.allowed_set)
