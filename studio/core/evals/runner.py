@@ -12,7 +12,7 @@ import io
 import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +23,7 @@ import sqlite_utils
 from studio import __version__
 from studio.core.documents import ProbeSuite, SafetyConfig
 from studio.core.errors import CancelledError, StateError
-from studio.core.evals.judges import HelpfulnessJudge, SafetyJudge
+from studio.core.evals.judges import HelpfulnessJudge, HelpfulnessVerdict, SafetyJudge, SafetyVerdict
 from studio.core.evals.scoring import Helpfulness, ScoredItem, ScoreReport, Variant, item_score, score_items
 from studio.core.fileio import atomic_write_text
 from studio.core.inference.base import (
@@ -35,8 +35,9 @@ from studio.core.inference.base import (
     GenerationResult,
     StopReason,
     chat,
-    complete,
+    max_concurrency,
 )
+from studio.core.inference.concurrent import RequestsFailed, complete_concurrently, run_concurrently
 from studio.core.store.runs import ItemRecord, ItemSeed, RunRecord, RunStatus, RunStore
 
 
@@ -86,6 +87,8 @@ class RunFinished:
     run_id: str
     status: RunStatus
     report: ScoreReport
+    #: Why a failed run stopped (its items keep their own errors; resuming the run tries them again).
+    error: str | None = None
 
 
 RunEvent = ItemDone | Progress | RunFinished
@@ -101,7 +104,27 @@ def backend_record(info: BackendInfo) -> dict[str, Any]:
         "chat_template_sha256": info.chat_template_sha256,
         "context_length": info.context_length,
         "device": info.device,
+        **endpoint_record(info),
     }
+
+
+def endpoint_record(info: BackendInfo) -> dict[str, Any]:
+    """For a model server: its URL, the model id asked for and what the server reported about itself."""
+    if info.kind != "openai":
+        return {}
+    return {"endpoint": {key: info.extra[key] for key in ("base_url", "model_id", "server") if key in info.extra}}
+
+
+def marker_warnings_for(spec: CheckSpec, *backends: Backend) -> list[str]:
+    """Warnings about marker-like text in the configs and probes, when a server renders the chat template itself
+    and nothing defuses such text on the way (see :mod:`studio.core.inference.endpoints`)."""
+    from studio.core.inference.endpoints import marker_warnings
+
+    if not any(b.info.kind == "openai" and not getattr(b, "guard", False) for b in backends):
+        return []
+    texts = {f"config {c.id}": c.text for c in spec.configs}
+    texts.update({f"probe {pid}": p.text for pid, p in zip(spec.suite.probe_ids(), spec.suite.probes, strict=True)})
+    return marker_warnings(texts)
 
 
 def new_run_id() -> str:
@@ -183,6 +206,7 @@ class CheckRunner:
             app_version=__version__,
             items=seeds,
             self_check=spec.self_check,
+            warnings=tuple(marker_warnings_for(spec, self.candidate, self.judge_backend)),
         )
         return run_id
 
@@ -209,65 +233,82 @@ class CheckRunner:
         done = sum(1 for i in items if i.response is not None) + sum(1 for i in items if i.judged)
         clock = _Eta(total - done)
         mode: str | None = None
+        failed: str | None = None
         try:
             for config in configs:
                 pending = [i for i in self.store.items(run_id, config.id) if i.response is None]
-                for item, result in self._generate(config, pending, params, cancel):
-                    if result.stop_reason is StopReason.CANCELLED:
-                        raise CancelledError("check cancelled")
-                    mode = mode or result.mode.value
-                    self.store.save_response(
-                        run_id, config.id, item.probe_id, result.text, result.stop_reason.value, result.total_s
-                    )
-                    done += 1
-                    yield Progress(run_id, "generate", done, total, clock.tick())
-                for item in self.store.items(run_id, config.id):
-                    if item.response is None:
-                        continue
-                    if self_judge is not None and item.self_raw is None:
-                        own = self_judge.judge(config, item.prompt, item.response, cancel)
-                        if cancel is not None and cancel.cancelled:
+                try:
+                    for item, result in self._generate(config, pending, params, cancel):
+                        if result.stop_reason is StopReason.CANCELLED:
                             raise CancelledError("check cancelled")
-                        self.store.save_self_verdict(run_id, config.id, item.probe_id, safe=own.safe, raw=own.raw)
-                    if item.judged:
-                        continue
-                    helpful = helpfulness_judge.judge(item.prompt, item.response, cancel)
-                    safety = safety_judge.judge(config, item.prompt, item.response, cancel)
-                    if cancel is not None and cancel.cancelled:
-                        raise CancelledError("check cancelled")
-                    self.store.save_judgement(
-                        run_id,
-                        config.id,
-                        item.probe_id,
-                        rating=helpful.rating,
-                        helpfulness_raw=helpful.raw,
-                        safe=safety.safe,
-                        safety_raw=safety.raw,
-                        flagged=safety.flagged,
-                        violated_clause=safety.violated_clause,
-                        reason=safety.reason,
-                    )
-                    done += 1
-                    valid = helpful.rating is not None and safety.safe is not None
-                    yield ItemDone(
-                        run_id,
-                        config.id,
-                        item.probe_id,
-                        helpful.rating,
-                        safety.safe,
-                        item_score(helpful.rating or 0, bool(safety.safe)) if valid else None,
-                    )
-                    yield Progress(run_id, "judge", done, total, clock.tick())
+                        mode = mode or result.mode.value
+                        self.store.save_response(
+                            run_id, config.id, item.probe_id, result.text, result.stop_reason.value, result.total_s
+                        )
+                        done += 1
+                        yield Progress(run_id, "generate", done, total, clock.tick())
+                except RequestsFailed as exc:
+                    for index, message in exc.failures.items():
+                        self.store.save_item_error(run_id, config.id, pending[index].probe_id, message)
+                    failed = failed or str(exc)
+                answered = [i for i in self.store.items(run_id, config.id) if i.response is not None]
+                if self_judge is not None:
+                    for item in answered:
+                        if item.self_raw is None and item.response is not None:
+                            own = self_judge.judge(config, item.prompt, item.response, cancel)
+                            _raise_if_cancelled(cancel)
+                            self.store.save_self_verdict(run_id, config.id, item.probe_id, safe=own.safe, raw=own.raw)
+                pending = [i for i in answered if not i.judged]
+                try:
+                    for item, (helpful, safety) in self._verdicts(
+                        config, pending, helpfulness_judge, safety_judge, cancel
+                    ):
+                        _raise_if_cancelled(cancel)
+                        self.store.save_judgement(
+                            run_id,
+                            config.id,
+                            item.probe_id,
+                            rating=helpful.rating,
+                            helpfulness_raw=helpful.raw,
+                            safe=safety.safe,
+                            safety_raw=safety.raw,
+                            flagged=safety.flagged,
+                            violated_clause=safety.violated_clause,
+                            reason=safety.reason,
+                        )
+                        done += 1
+                        valid = helpful.rating is not None and safety.safe is not None
+                        yield ItemDone(
+                            run_id,
+                            config.id,
+                            item.probe_id,
+                            helpful.rating,
+                            safety.safe,
+                            item_score(helpful.rating or 0, bool(safety.safe)) if valid else None,
+                        )
+                        yield Progress(run_id, "judge", done, total, clock.tick())
+                except RequestsFailed as exc:
+                    # The judge failed: those items keep their error and stay pending; resuming continues there.
+                    for index, message in exc.failures.items():
+                        self.store.save_item_error(run_id, config.id, pending[index].probe_id, message)
+                    raise _Stopped(str(exc)) from None
+                _raise_if_cancelled(cancel)
         except CancelledError:
             self.store.finish_run(run_id, RunStatus.CANCELLED, mode)
             yield RunFinished(run_id, RunStatus.CANCELLED, run_report(self.db, run_id))
             return
+        except _Stopped as stopped:
+            failed = str(stopped)
         except KeyboardInterrupt:
             self.store.finish_run(run_id, RunStatus.CANCELLED, mode)
             raise
         except BaseException:
             self.store.finish_run(run_id, RunStatus.FAILED, mode)
             raise
+        if failed is not None:
+            self.store.finish_run(run_id, RunStatus.FAILED, mode)
+            yield RunFinished(run_id, RunStatus.FAILED, run_report(self.db, run_id), error=failed)
+            return
         self.store.finish_run(run_id, RunStatus.FINISHED, mode)
         yield RunFinished(run_id, RunStatus.FINISHED, run_report(self.db, run_id))
 
@@ -282,6 +323,28 @@ class CheckRunner:
                     f"run {record.id} was started with {role} {recorded['name']!r}; "
                     f"resume it with the same model (got {now['name']!r})"
                 )
+
+    def _verdicts(
+        self,
+        config: SafetyConfig,
+        pending: list[ItemRecord],
+        helpfulness: HelpfulnessJudge,
+        safety: SafetyJudge,
+        cancel: CancelToken | None,
+    ) -> Iterator[tuple[ItemRecord, tuple[HelpfulnessVerdict, SafetyVerdict]]]:
+        """Both verdicts of each pending item as they finish; a judge served by a server that takes several
+        requests at once judges that many items side by side."""
+
+        def task(item: ItemRecord) -> Callable[[CancelToken], tuple[HelpfulnessVerdict, SafetyVerdict]]:
+            response = item.response or ""
+            return lambda token: (
+                helpfulness.judge(item.prompt, response, token),
+                safety.judge(config, item.prompt, response, token),
+            )
+
+        width = max_concurrency(self.judge_backend)
+        for index, verdicts in run_concurrently([task(i) for i in pending], width, cancel):
+            yield pending[index], verdicts
 
     def _generate(
         self,
@@ -298,8 +361,20 @@ class CheckRunner:
                 if isinstance(event, GenerationResult):
                     yield pending[index], event
             return
-        for item in pending:
-            yield item, complete(self.candidate, chat(config.text, item.prompt), params, cancel)
+        # A server (or any backend that does not batch): up to its max_concurrency requests in flight, failures
+        # per item.
+        requests = [chat(config.text, i.prompt) for i in pending]
+        for index, result in complete_concurrently(self.candidate, requests, params, cancel):
+            yield pending[index], result
+
+
+def _raise_if_cancelled(cancel: CancelToken | None) -> None:
+    if cancel is not None and cancel.cancelled:
+        raise CancelledError("check cancelled")
+
+
+class _Stopped(Exception):
+    """A run stops early because a model server failed (the item keeps the error)."""
 
 
 class _Eta:
@@ -391,4 +466,3 @@ def export_run(db: sqlite_utils.Database, run_id: str, path: Path) -> None:
         text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, text)
-

@@ -67,6 +67,10 @@ class CancelToken:
     def cancelled(self) -> bool:
         return self._event.is_set()
 
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``, waking early on cancel; True when cancelled."""
+        return self._event.wait(seconds)
+
 
 class StopReason(StrEnum):
     STOP = "stop"  # end-of-generation token or a stop string
@@ -142,6 +146,13 @@ class Backend(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     def close(self) -> None: ...
+
+
+def max_concurrency(backend: Backend) -> int:
+    """How many requests a backend serves at once: a server endpoint says so (``max_concurrency``); a local model
+    serves one stream at a time (its batching is :class:`BatchBackend`)."""
+    value = getattr(backend, "max_concurrency", 1)
+    return value if isinstance(value, int) and value > 1 else 1
 
 
 @runtime_checkable
