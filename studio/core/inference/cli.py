@@ -98,7 +98,8 @@ def _list(args: argparse.Namespace) -> int:
         entries = registry.list()
         remote = endpoints.list_endpoints(registry.db)
     if args.json:
-        print(json.dumps([entry.as_record() for entry in [*entries, *remote]], indent=2))
+        records = [entry.as_record() for entry in entries] + [entry.as_record() for entry in remote]
+        print(json.dumps(records, indent=2))
         return int(ExitCode.OK)
     for entry in remote:
         print(f"endpoint {endpoint_cli.describe(entry)}")
