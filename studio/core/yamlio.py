@@ -24,11 +24,10 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
-from pydantic_core import ErrorDetails
 from yaml.error import Mark, MarkedYAMLError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from studio.core.errors import InputError
+from studio.core.errors import InputError, validation_problem
 from studio.core.fileio import atomic_write_text as atomic_write_text  # re-exported: older callers import it from here
 
 #: Largest document file the studio reads (bytes). Checked before the file is read.
@@ -227,31 +226,14 @@ def _node_marks(root: Node) -> dict[tuple[str | int, ...], Mark]:
     return marks
 
 
-def _describe(error: ErrorDetails) -> str:
-    loc = error["loc"]
-    field = str(loc[-1]) if loc else ""
-    if error["type"] == "extra_forbidden":
-        message = f"unknown field {field!r}"
-    elif error["type"] == "missing":
-        message = f"missing required field {field!r}"
-    else:
-        message = error["msg"].removeprefix("Value error, ")
-    path = ".".join(str(part) for part in loc)
-    return f"{path}: {message}" if path else message
-
-
 def _validation_error(source: str, exc: ValidationError, node: Node) -> InputError:
-    errors = exc.errors(include_url=False)
-    first = errors[0]
+    problem = validation_problem(exc)
     marks = _node_marks(node)
-    loc = tuple(first["loc"])
+    loc = problem.loc
     while loc not in marks:
         loc = loc[:-1]
     mark = marks[loc]
-    message = _describe(first)
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return InputError(source, message.replace("\n", " "), line=mark.line + 1, column=mark.column + 1)
+    return InputError(source, str(problem), line=mark.line + 1, column=mark.column + 1)
 
 
 def _expected_format(model_cls: type[BaseModel]) -> str | None:

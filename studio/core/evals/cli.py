@@ -17,6 +17,7 @@ from studio.core.cli import command_group
 from studio.core.documents import ConfigKind, ProbeSuite, SafetyConfig
 from studio.core.errors import ExitCode, InputError, NotFoundError
 from studio.core.evals.compare import PairRow, compare_configs, config_history, diff_runs, regression_matrix
+from studio.core.evals.formatting import format_score
 from studio.core.evals.importers import import_cosalign_test, import_cosapien, read_score_items, save_benchmark
 from studio.core.evals.probegen import DraftFailure, ProbeDraft, draft_probes, new_suite_from_drafts
 from studio.core.evals.review import (
@@ -255,7 +256,7 @@ def _gate(report: ScoreReport, min_score: float | None, min_valid_rate: float | 
         if score is None:
             failures.append("no valid items, so no CoSA-Score")
         elif score < min_score:
-            failures.append(f"CoSA-Score {score:+.3f} is below {min_score:+.3f}")
+            failures.append(f"CoSA-Score {format_score(score)} is below {format_score(min_score)}")
     if min_valid_rate is not None and report.overall.valid_rate < min_valid_rate:
         failures.append(f"valid rate {report.overall.valid_rate:.1%} is below {min_valid_rate:.1%}")
     return failures
@@ -362,18 +363,12 @@ def _with_db(body: Callable[[sqlite_utils.Database], int]) -> int:
         db.close()
 
 
-def _fmt(value: float | None, signed: bool = True) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:+.3f}" if signed else f"{value:.3f}"
-
-
 def _runs_list(args: argparse.Namespace) -> int:
     def body(db: sqlite_utils.Database) -> int:
         for record in RunStore(db).list_runs(args.config):
             score = run_report(db, record.id).score
             print(
-                f"{record.id}  {record.created_utc}  {record.status.value:<9}  score {_fmt(score)}  "
+                f"{record.id}  {record.created_utc}  {record.status.value:<9}  score {format_score(score)}  "
                 f"suite {record.suite_id}  configs {','.join(record.config_ids)}  model {record.candidate['name']}"
             )
         return int(ExitCode.OK)
@@ -426,9 +421,10 @@ def _runs_review(args: argparse.Namespace) -> int:
 def _runs_agreement(args: argparse.Namespace) -> int:
     def body(db: sqlite_utils.Database) -> int:
         for row in run_agreement(db, args.run):
+            agreement = format_score(row.safety_agreement, signed=False)
             print(
-                f"{row.config_id}: reviewed {row.reviewed}, safety agreement {_fmt(row.safety_agreement, False)}, "
-                f"kappa {_fmt(row.safety_kappa)}, helpful kappa {_fmt(row.helpful_kappa)}"
+                f"{row.config_id}: reviewed {row.reviewed}, safety agreement {agreement}, "
+                f"kappa {format_score(row.safety_kappa)}, helpful kappa {format_score(row.helpful_kappa)}"
             )
             print("  judge \\ human   safe  unsafe")
             for label, safe, unsafe in row.confusion_rows():
@@ -443,7 +439,7 @@ def _print_pairs(rows: list[PairRow], show_all: bool) -> None:
         if not (show_all or row.flipped):
             continue
         mark = "FLIP" if row.flipped else "    "
-        print(f"{mark} {row.key}: {_fmt(row.a_score)} -> {_fmt(row.b_score)}  {row.prompt[:80]}")
+        print(f"{mark} {row.key}: {format_score(row.a_score)} -> {format_score(row.b_score)}  {row.prompt[:80]}")
         if row.hunk is not None:
             for line in row.hunk.text().splitlines():
                 print(f"       {line}")
@@ -472,7 +468,7 @@ def _runs_history(args: argparse.Namespace) -> int:
     def body(db: sqlite_utils.Database) -> int:
         for row in config_history(db, args.config):
             print(
-                f"{row.run_id}  {row.created_utc}  {row.status:<9}  score {_fmt(row.score)}  "
+                f"{row.run_id}  {row.created_utc}  {row.status:<9}  score {format_score(row.score)}  "
                 f"valid {row.valid_rate:.0%}  model {row.candidate}  config sha256 {row.config_hash[:12]}"
             )
         return int(ExitCode.OK)
@@ -485,7 +481,7 @@ def _runs_matrix(args: argparse.Namespace) -> int:
         print("config".ljust(24) + "".join(m[:18].rjust(20) for m in args.model))
         for row in regression_matrix(db, args.config, args.model):
             cells = [
-                _fmt(score) + ("" if i == 0 or delta is None else f" ({delta:+.2f})")
+                format_score(score) + ("" if i == 0 or delta is None else f" ({format_score(delta)})")
                 for i, (score, delta) in enumerate(zip(row.scores, row.deltas, strict=True))
             ]
             print(row.config_id[:24].ljust(24) + "".join(c.rjust(20) for c in cells))
