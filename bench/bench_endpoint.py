@@ -75,7 +75,7 @@ def standin_check(probes: int, home: Path) -> None:
             "id": "eggs",
             "title": "Eggs",
             "probes": [
-                {"text": f"Question {n}: how long do I boil an egg?", "expect": "follow"} for n in range(probes)
+                {"text": f"Question {n}: how long do I boil an egg?", "expected": "allowed"} for n in range(probes)
             ],
         }
     )
