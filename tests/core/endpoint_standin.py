@@ -41,6 +41,8 @@ class Behaviour:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    #: Seconds an idle connection is kept; every answer closes its connection anyway, so stop() never waits long.
+    timeout = 5
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -51,6 +53,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.close_connection = True
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
