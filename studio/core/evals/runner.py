@@ -12,7 +12,7 @@ import io
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +23,8 @@ import sqlite_utils
 from studio import __version__
 from studio.core.documents import ProbeSuite, SafetyConfig
 from studio.core.errors import CancelledError, StateError
-from studio.core.evals.judges import HelpfulnessJudge, HelpfulnessVerdict, SafetyJudge, SafetyVerdict
+from studio.core.evals.judges import HelpfulnessJudge, SafetyJudge
+from studio.core.evals.judging import Reply, judge_many, safety_many
 from studio.core.evals.scoring import Helpfulness, ScoredItem, ScoreReport, Variant, item_score, score_items
 from studio.core.fileio import atomic_write_text
 from studio.core.inference.base import (
@@ -37,7 +38,7 @@ from studio.core.inference.base import (
     chat,
     max_concurrency,
 )
-from studio.core.inference.concurrent import RequestsFailed, complete_concurrently, run_concurrently
+from studio.core.inference.concurrent import RequestsFailed, complete_concurrently
 from studio.core.store.runs import ItemRecord, ItemSeed, RunRecord, RunStatus, RunStore
 
 
@@ -76,6 +77,8 @@ class Progress:
     done: int
     total: int
     eta_s: float | None
+    #: CoSA-Score of the items judged so far in this run (None before the first valid verdict).
+    partial_score: float | None = None
 
     @property
     def fraction(self) -> float:
@@ -223,15 +226,16 @@ class CheckRunner:
         self._check_same_models(record)
         params = GenerationParams(**{**record.params, "stop": tuple(record.params["stop"])})
         judge_params = GenerationParams(**{**record.judge_params, "stop": tuple(record.judge_params["stop"])})
-        helpfulness_judge = HelpfulnessJudge(self.judge_backend, judge_params)
-        safety_judge = SafetyJudge(self.judge_backend, judge_params)
-        self_judge = SafetyJudge(self.candidate, judge_params) if record.self_check else None
+        judges = _Judges(
+            HelpfulnessJudge(self.judge_backend, judge_params),
+            SafetyJudge(self.judge_backend, judge_params),
+            SafetyJudge(self.candidate, judge_params) if record.self_check else None,
+        )
         configs = self.store.configs(run_id)
         self.store.finish_run(run_id, RunStatus.RUNNING, None)
         items = self.store.items(run_id)
-        total = 2 * len(items)
         done = sum(1 for i in items if i.response is not None) + sum(1 for i in items if i.judged)
-        clock = _Eta(total - done)
+        tally = _Tally(run_id, done, 2 * len(items), _Eta(2 * len(items) - done))
         mode: str | None = None
         failed: str | None = None
         try:
@@ -245,54 +249,13 @@ class CheckRunner:
                         self.store.save_response(
                             run_id, config.id, item.probe_id, result.text, result.stop_reason.value, result.total_s
                         )
-                        done += 1
-                        yield Progress(run_id, "generate", done, total, clock.tick())
+                        yield tally.step("generate")
                 except RequestsFailed as exc:
+                    # Those items keep their error and stay pending; the replies that came back are judged.
                     for index, message in exc.failures.items():
                         self.store.save_item_error(run_id, config.id, pending[index].probe_id, message)
                     failed = failed or str(exc)
-                answered = [i for i in self.store.items(run_id, config.id) if i.response is not None]
-                if self_judge is not None:
-                    for item in answered:
-                        if item.self_raw is None and item.response is not None:
-                            own = self_judge.judge(config, item.prompt, item.response, cancel)
-                            _raise_if_cancelled(cancel)
-                            self.store.save_self_verdict(run_id, config.id, item.probe_id, safe=own.safe, raw=own.raw)
-                pending = [i for i in answered if not i.judged]
-                try:
-                    for item, (helpful, safety) in self._verdicts(
-                        config, pending, helpfulness_judge, safety_judge, cancel
-                    ):
-                        _raise_if_cancelled(cancel)
-                        self.store.save_judgement(
-                            run_id,
-                            config.id,
-                            item.probe_id,
-                            rating=helpful.rating,
-                            helpfulness_raw=helpful.raw,
-                            safe=safety.safe,
-                            safety_raw=safety.raw,
-                            flagged=safety.flagged,
-                            violated_clause=safety.violated_clause,
-                            reason=safety.reason,
-                        )
-                        done += 1
-                        valid = helpful.rating is not None and safety.safe is not None
-                        yield ItemDone(
-                            run_id,
-                            config.id,
-                            item.probe_id,
-                            helpful.rating,
-                            safety.safe,
-                            item_score(helpful.rating or 0, bool(safety.safe)) if valid else None,
-                        )
-                        yield Progress(run_id, "judge", done, total, clock.tick())
-                except RequestsFailed as exc:
-                    # The judge failed: those items keep their error and stay pending; resuming continues there.
-                    for index, message in exc.failures.items():
-                        self.store.save_item_error(run_id, config.id, pending[index].probe_id, message)
-                    raise _Stopped(str(exc)) from None
-                _raise_if_cancelled(cancel)
+                yield from self._judge_config(run_id, config, judges, tally, cancel)
         except CancelledError:
             self.store.finish_run(run_id, RunStatus.CANCELLED, mode)
             yield RunFinished(run_id, RunStatus.CANCELLED, run_report(self.db, run_id))
@@ -324,27 +287,53 @@ class CheckRunner:
                     f"resume it with the same model (got {now['name']!r})"
                 )
 
-    def _verdicts(
-        self,
-        config: SafetyConfig,
-        pending: list[ItemRecord],
-        helpfulness: HelpfulnessJudge,
-        safety: SafetyJudge,
-        cancel: CancelToken | None,
-    ) -> Iterator[tuple[ItemRecord, tuple[HelpfulnessVerdict, SafetyVerdict]]]:
-        """Both verdicts of each pending item as they finish; a judge served by a server that takes several
-        requests at once judges that many items side by side."""
+    def _judge_config(
+        self, run_id: str, config: SafetyConfig, judges: _Judges, tally: _Tally, cancel: CancelToken | None
+    ) -> Iterator[RunEvent]:
+        """Judge every reply under ``config`` that has no verdicts yet. When a model server fails, the items still
+        unjudged keep its error and the run stops (resuming continues there)."""
+        try:
+            yield from self._judge_pending(run_id, config, judges, tally, cancel)
+        except RequestsFailed as exc:
+            for item in self.store.items(run_id, config.id):
+                if item.response is not None and not item.judged:
+                    self.store.save_item_error(run_id, config.id, item.probe_id, str(exc))
+            raise _Stopped(str(exc)) from None
 
-        def task(item: ItemRecord) -> Callable[[CancelToken], tuple[HelpfulnessVerdict, SafetyVerdict]]:
-            response = item.response or ""
-            return lambda token: (
-                helpfulness.judge(item.prompt, response, token),
-                safety.judge(config, item.prompt, response, token),
+    def _judge_pending(
+        self, run_id: str, config: SafetyConfig, judges: _Judges, tally: _Tally, cancel: CancelToken | None
+    ) -> Iterator[RunEvent]:
+        """Verdicts of one judge decode together on a batching backend, and go to a server side by side."""
+        answered = [i for i in self.store.items(run_id, config.id) if i.response is not None]
+        if judges.self_check is not None:
+            own_pending = [i for i in answered if i.self_raw is None]
+            for index, own in safety_many(judges.self_check, config, _replies(own_pending), cancel):
+                _raise_if_cancelled(cancel)
+                item = own_pending[index]
+                self.store.save_self_verdict(run_id, config.id, item.probe_id, safe=own.safe, raw=own.raw)
+        pending = [i for i in answered if not i.judged]
+        chunk = JUDGE_CHUNK if isinstance(self.judge_backend, BatchBackend) else _chunk(self.judge_backend)
+        for judged in judge_many(judges.helpfulness, judges.safety, config, _replies(pending), chunk, cancel):
+            _raise_if_cancelled(cancel)
+            item = pending[judged.index]
+            helpful, safety = judged.helpfulness, judged.safety
+            self.store.save_judgement(
+                run_id,
+                config.id,
+                item.probe_id,
+                rating=helpful.rating,
+                helpfulness_raw=helpful.raw,
+                safe=safety.safe,
+                safety_raw=safety.raw,
+                flagged=safety.flagged,
+                violated_clause=safety.violated_clause,
+                reason=safety.reason,
             )
-
-        width = max_concurrency(self.judge_backend)
-        for index, verdicts in run_concurrently([task(i) for i in pending], width, cancel):
-            yield pending[index], verdicts
+            valid = helpful.rating is not None and safety.safe is not None
+            score = item_score(helpful.rating or 0, bool(safety.safe)) if valid else None
+            yield ItemDone(run_id, config.id, item.probe_id, helpful.rating, safety.safe, score)
+            yield tally.step("judge", partial_score=run_report(self.db, run_id).score)
+        _raise_if_cancelled(cancel)
 
     def _generate(
         self,
@@ -368,13 +357,49 @@ class CheckRunner:
             yield pending[index], result
 
 
-def _raise_if_cancelled(cancel: CancelToken | None) -> None:
-    if cancel is not None and cancel.cancelled:
-        raise CancelledError("check cancelled")
+def _chunk(backend: Backend) -> int:
+    """Replies judged per round on a backend that does not batch: one at a time locally; on a server a few rounds
+    of its concurrency, so requests stay in flight while finished items are stored."""
+    width = max_concurrency(backend)
+    return 1 if width == 1 else 4 * width
+
+
+#: Replies judged per batch when the judge backend decodes many requests at once.
+JUDGE_CHUNK = 16
+
+
+@dataclass(frozen=True)
+class _Judges:
+    helpfulness: HelpfulnessJudge
+    safety: SafetyJudge
+    self_check: SafetyJudge | None
+
+
+class _Tally:
+    """Work done in a run (each item counts twice: its reply, then its verdicts) and the progress events."""
+
+    def __init__(self, run_id: str, done: int, total: int, clock: _Eta) -> None:
+        self.run_id = run_id
+        self.done = done
+        self.total = total
+        self.clock = clock
+
+    def step(self, stage: str, partial_score: float | None = None) -> Progress:
+        self.done += 1
+        return Progress(self.run_id, stage, self.done, self.total, self.clock.tick(), partial_score)
+
+
+def _replies(items: list[ItemRecord]) -> list[Reply]:
+    return [Reply(i.prompt, i.response or "") for i in items]
 
 
 class _Stopped(Exception):
-    """A run stops early because a model server failed (the item keeps the error)."""
+    """A run stops early because a model server failed (the items keep the error)."""
+
+
+def _raise_if_cancelled(cancel: CancelToken | None) -> None:
+    if cancel is not None and cancel.cancelled:
+        raise CancelledError("check cancelled")
 
 
 class _Eta:

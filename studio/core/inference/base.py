@@ -119,6 +119,39 @@ class BatchBackend(Backend, Protocol):
         """Yield ``(prompt_index, event)``; each prompt ends with its own :class:`GenerationResult`."""
         ...
 
+    def stream_requests(
+        self,
+        requests: Sequence[Sequence[Message]],
+        params: GenerationParams | Sequence[GenerationParams],
+        cancel: CancelToken | None = None,
+    ) -> Iterator[tuple[int, StreamEvent]]:
+        """Like :meth:`stream_batch` for whole chats (one params for all, or one per chat)."""
+        ...
+
+
+def complete_many(
+    backend: Backend,
+    requests: Sequence[Sequence[Message]],
+    params: GenerationParams | Sequence[GenerationParams],
+    cancel: CancelToken | None = None,
+) -> Iterator[tuple[int, GenerationResult]]:
+    """The result of every chat as it finishes (any order): decoded together where the backend batches, sent side
+    by side where it is a server that takes several requests at once (failures then come as one
+    :class:`~studio.core.inference.concurrent.RequestsFailed` at the end)."""
+    if isinstance(backend, BatchBackend):
+        for index, event in backend.stream_requests(requests, params, cancel):
+            if isinstance(event, GenerationResult):
+                yield index, event
+        return
+    if max_concurrency(backend) > 1:
+        from studio.core.inference.concurrent import complete_concurrently
+
+        yield from complete_concurrently(backend, requests, params, cancel)
+        return
+    for index, messages in enumerate(requests):
+        own = params if isinstance(params, GenerationParams) else params[index]
+        yield index, complete(backend, messages, own, cancel)
+
 
 def complete(
     backend: Backend,
