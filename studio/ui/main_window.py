@@ -5,21 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
+    QFrame,
     QLabel,
     QMainWindow,
     QMenu,
     QMessageBox,
+    QScrollArea,
     QSizePolicy,
     QToolBar,
     QWidget,
 )
 
 from studio import __version__
-from studio.core.documents import SafetyConfig
+from studio.core.documents import ProbeSuite, SafetyConfig
 from studio.core.errors import StudioError
 from studio.core.inference.base import BackendInfo
 from studio.core.settings import current_identity
@@ -30,6 +32,7 @@ from studio.ui.check_pane import CheckPane
 from studio.ui.compare_pane import ComparePane
 from studio.ui.context import AppContext
 from studio.ui.editor import ConfigEditor
+from studio.ui.glossary import GlossaryDialog, tip
 from studio.ui.history import HistoryDialog
 from studio.ui.history_pane import HistoryPane
 from studio.ui.library import LibraryPane
@@ -39,14 +42,34 @@ from studio.ui.probe import ProbePane
 from studio.ui.probe_drafts import ProbeDraftDialog
 from studio.ui.template_dialog import TemplateDialog
 from studio.ui.train_pane import TrainPane
+from studio.ui.wording import cache_words
 from studio.ui.workers import TaskRunner
 
 STATE_VERSION = 1
+#: Share of the status bar each permanent field may take at most; the rest (over half) is for messages.
+STATUS_MODEL_SHARE = 0.14
+STATUS_DEVICE_SHARE = 0.09
+STATUS_CACHE_SHARE = 0.14
 CONFIG_FILE_FILTER = "Safety configs (*.yaml *.yml)"
 
 
 def _mib(size: int) -> str:
     return f"{size / (1 << 20):.1f} MiB"
+
+
+def scrollable(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless scroll area that resizes it, so its minimum size never forces the window's."""
+    area = QScrollArea()
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidgetResizable(True)
+    area.setWidget(widget)
+    return area
+
+
+def pane_of(dock: QDockWidget) -> QWidget | None:
+    """The pane shown by ``dock``, looking through the scroll area that :func:`scrollable` adds."""
+    widget = dock.widget()
+    return widget.widget() if isinstance(widget, QScrollArea) else widget
 
 
 class MainWindow(QMainWindow):
@@ -78,19 +101,13 @@ class MainWindow(QMainWindow):
         self.run_history_dock = self._evaluation_dock("Run history", "runHistoryDock", self.run_history)
         self.train_dock = self._evaluation_dock("Train", "trainDock", self.train)
 
-        self.model_status = QLabel("No model")
-        self.model_status.setAccessibleName("Loaded model")
-        self.device_status = QLabel("")
-        self.device_status.setAccessibleName("Device")
-        self.context_status = QLabel("")
-        self.context_status.setAccessibleName("Context size")
-        self.cache_status = QLabel("")
-        self.cache_status.setAccessibleName("Prefix cache use")
-        self.cache_status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.statusBar().addPermanentWidget(self.model_status)
-        self.statusBar().addPermanentWidget(self.device_status)
-        self.statusBar().addPermanentWidget(self.context_status)
-        self.statusBar().addPermanentWidget(self.cache_status, 1)
+        self._status_shares: list[tuple[QLabel, float]] = []
+        self.model_status = self._status_label("No model", "Loaded model", STATUS_MODEL_SHARE)
+        self.device_status = self._status_label("", "Device", STATUS_DEVICE_SHARE)
+        self.context_status = self._status_label("", "Context size", STATUS_DEVICE_SHARE)
+        self.context_status.setToolTip("How many tokens of config, prompt and reply the model can hold at once")
+        self.cache_status = self._status_label("", "Prefix cache use", STATUS_CACHE_SHARE)
+        self.cache_status.setToolTip(tip("Config reused from cache"))
 
         self._build_actions()
         self._build_menus()
@@ -103,6 +120,8 @@ class MainWindow(QMainWindow):
         self.editor.dirty_changed.connect(lambda _dirty: self._update_title())
         self.probe.message.connect(self._show_message)
         self.probe.streaming_changed.connect(self._on_streaming_changed)
+        self.probe.send_enabled_changed.connect(self._on_send_enabled_changed)
+        self.editor.config_changed.connect(self.probe.refresh_target)
         self.probe.reply_finished.connect(self._on_reply_finished)
         self.models.message.connect(self._show_message)
         for pane in (self.check, self.compare, self.run_history, self.train):
@@ -113,6 +132,7 @@ class MainWindow(QMainWindow):
         ctx.backends.loaded.connect(self._on_backend_loaded)
         ctx.backends.failed.connect(self._on_backend_failed)
 
+        self.probe.refresh_target()
         self._needs_initial_dock_sizes = not self._restore_layout()
         self._update_title()
         self._update_recent_menu()
@@ -122,22 +142,41 @@ class MainWindow(QMainWindow):
 
     # -- construction ----------------------------------------------------------------------------------------
 
+    def _status_label(self, text: str, name: str, share: float) -> QLabel:
+        """A permanent status-bar field at most ``share`` of the bar wide, so that the left part of the bar, where
+        messages appear, always keeps most of its room (the full text is in the field's tooltip)."""
+        label = QLabel(text)
+        label.setAccessibleName(name)
+        label.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
+        self.statusBar().addPermanentWidget(label)
+        self._status_shares.append((label, share))
+        return label
+
+    def _fit_status_fields(self) -> None:
+        width = self.statusBar().width()
+        for label, share in self._status_shares:
+            label.setMaximumWidth(int(width * share))
+
     def add_dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
-        """Put ``widget`` in a dock listed in the View menu; ``name`` keys its place in the saved layout."""
+        """Put ``widget`` in a dock listed in the View menu; ``name`` keys its place in the saved layout. The pane
+        scrolls inside its dock when the dock is smaller than the pane's minimum size."""
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
         dock.setAccessibleName(f"{title} pane")
-        dock.setWidget(widget)
+        dock.setWidget(scrollable(widget))
         self.addDockWidget(area, dock)
         self.view_menu.addAction(dock.toggleViewAction())
         return dock
 
     def _evaluation_dock(self, title: str, name: str, widget: QWidget) -> QDockWidget:
-        """A hidden dock tabbed with the model manager, opened from the Evaluate and Models menus."""
+        """A hidden dock tabbed with the model manager, opened from the Evaluate and Models menus.
+
+        Like every dock, the pane sits in a scroll area: a wide form scrolls inside its dock rather than pushing
+        the window past the edge of a small screen."""
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
         dock.setAccessibleName(f"{title} pane")
-        dock.setWidget(widget)
+        dock.setWidget(scrollable(widget))
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
         self.tabifyDockWidget(self.models_dock, dock)
         dock.hide()
@@ -179,6 +218,9 @@ class MainWindow(QMainWindow):
         self.history_action = self._action("Version &history…", self.show_history, "Ctrl+H")
         self.models_action = self._action("&Model manager", self.show_models, "Ctrl+M")
         self.check_action = self._action("&Check…", self.show_check, None, "Check configs on a probe suite")
+        self.check_open_action = self._action(
+            "Check &this config", self.check_open_config, "Ctrl+Shift+K", "Run the open config's own suite now"
+        )
         self.compare_action = self._action("C&ompare…", self.show_compare, None, "Compare two configs or models")
         self.run_history_action = self._action("Run hi&story", self.show_run_history, None, "Runs of the config")
         self.train_action = self._action("&Train…", self.show_train, None, "Train a model on marked exchanges")
@@ -191,6 +233,9 @@ class MainWindow(QMainWindow):
         self.stop_action = self._action("S&top", self.probe.stop, None, "Stop the reply (Esc)")
         self.regenerate_action = self._action("&Regenerate", self.probe.regenerate, "Ctrl+R")
         self.stop_action.setEnabled(False)
+        self.glossary_action = self._action(
+            "&Glossary", lambda: self.show_glossary(), QKeySequence.StandardKey.HelpContents, "Words explained"
+        )
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
@@ -216,7 +261,7 @@ class MainWindow(QMainWindow):
         config_menu.addAction(self.approval_action)
         config_menu.addAction(self.draft_probes_action)
         evaluate_menu = bar.addMenu("E&valuate")
-        for action in (self.check_action, self.compare_action, self.run_history_action):
+        for action in (self.check_open_action, self.check_action, self.compare_action, self.run_history_action):
             evaluate_menu.addAction(action)
         probe_menu = bar.addMenu("&Probe")
         probe_menu.addAction(self.send_action)
@@ -226,6 +271,8 @@ class MainWindow(QMainWindow):
         models_menu.addAction(self.models_action)
         models_menu.addAction(self.train_action)
         bar.addMenu(self.view_menu)
+        self.help_menu = bar.addMenu("&Help")
+        self.help_menu.addAction(self.glossary_action)
 
     def _build_toolbar(self) -> None:
         toolbar = QToolBar("Main toolbar", self)
@@ -323,14 +370,29 @@ class MainWindow(QMainWindow):
     def _raise_dock(self, dock: QDockWidget) -> None:
         dock.show()
         dock.raise_()
+        self.fit_to_screen()
 
-    def show_check(self) -> None:
-        """The Check pane, with the open config ticked when it is stored."""
+    def show_check(self) -> ProbeSuite | None:
+        """The Check pane, with the open config ticked (when it is stored) and the suite written for it chosen;
+        returns that suite, or None when there is none."""
         self.check.refresh()
         config = self.editor.config
-        if config is not None and self.editor.is_stored:
-            self.check.select_configs([config.id])
+        suite = self.check.prepare_for(config) if config is not None and self.editor.is_stored else None
         self._raise_dock(self.check_dock)
+        return suite
+
+    def check_open_config(self) -> bool:
+        """One click from an open config to its first check: save it, choose its suite, start. False (with the
+        reason in the status bar) when it cannot start."""
+        if self.editor.config is None:
+            self._show_message("Open or create a config first: the check runs under it")
+            return False
+        if (not self.editor.is_stored or self.editor.is_dirty) and self.save() is None:
+            return False
+        if self.show_check() is None:
+            self._show_message("This config has no bundled suite of its own: choose a suite in the Check pane")
+            return False
+        return self.check.start_check()
 
     def show_compare(self) -> None:
         self.compare.refresh()
@@ -369,6 +431,14 @@ class MainWindow(QMainWindow):
         dialog = ProbeDraftDialog(self.ctx, config, self)
         dialog.suite_saved.connect(lambda *_: self.check.refresh())
         dialog.open()
+        return dialog
+
+    def show_glossary(self, term: str | None = None) -> GlossaryDialog:
+        dialog = GlossaryDialog(self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        if term:
+            dialog.show_term(term)
         return dialog
 
     def show_preferences(self) -> None:
@@ -415,11 +485,12 @@ class MainWindow(QMainWindow):
     def _on_backend_loaded(self, info: BackendInfo) -> None:
         self.load_error = None
         self.model_status.setText(f"Model: {info.name}")
+        self.model_status.setToolTip(f"{info.name} ({info.kind}): {info.model_path}")
         if info.device == "cpu" or not info.gpu_layers:
             self.device_status.setText("| Device: CPU")
         else:
             self.device_status.setText(f"| Device: {info.device.upper()}, {info.gpu_layers} GPU layers")
-        self.context_status.setText(f"| Context: {info.context_length}")
+        self.context_status.setText(f"| Context: {info.context_length} tokens")
         self._update_cache_status(None)
 
     def _on_backend_failed(self, message: str) -> None:
@@ -429,20 +500,27 @@ class MainWindow(QMainWindow):
 
     def _on_streaming_changed(self, streaming: bool) -> None:
         self.stop_action.setEnabled(streaming)
-        self.send_action.setEnabled(not streaming)
         self.regenerate_action.setEnabled(not streaming)
+
+    def _on_send_enabled_changed(self, enabled: bool, why_not: str) -> None:
+        self.send_action.setEnabled(enabled)
+        self.send_action.setToolTip("Send the prompt (Ctrl+Enter)" if enabled else why_not)
 
     def _on_reply_finished(self, exchange: Exchange) -> None:
         self._update_cache_status(exchange)
 
     def _update_cache_status(self, exchange: Exchange | None) -> None:
         parts = []
+        details = [tip("Config reused from cache")]
         cache = getattr(self.ctx.backends.backend, "prefix_cache", None)
         if cache is not None:
-            parts.append(f"| Prefix cache: {len(cache)} saved, {_mib(cache.used_bytes)}")
+            parts.append(f"| Configs kept ready: {len(cache)}")
+            details.append(f"Prefix cache: {len(cache)} saved, {_mib(cache.used_bytes)}.")
         if exchange is not None:
-            parts.append(f"| Last reply: {exchange.cached_tokens}/{exchange.prompt_tokens} prompt tokens cached")
+            parts.append(f"| Last reply: {cache_words(exchange.cached_tokens)}")
+            details.append(f"Last reply: {exchange.cached_tokens}/{exchange.prompt_tokens} prompt tokens cached.")
         self.cache_status.setText(" ".join(parts))
+        self.cache_status.setToolTip("\n".join(details))
 
     def _update_title(self) -> None:
         config = self.editor.config
@@ -472,21 +550,45 @@ class MainWindow(QMainWindow):
 
     # -- layout persistence and shutdown ---------------------------------------------------------------------
 
+    def layout_key(self) -> str:
+        """The settings group of the layout for the current screen: a layout made on a large monitor is not forced
+        onto a laptop screen, and each comes back when its screen does."""
+        screen = self.screen()
+        size = screen.availableGeometry().size()
+        name = "".join(c if c.isalnum() else "_" for c in screen.name()) or "screen"
+        return f"layouts/{name}_{size.width()}x{size.height()}"
+
     def _restore_layout(self) -> bool:
-        """Restore the saved geometry and dock layout; False when there is none."""
+        """Restore the geometry and dock layout saved for this screen; False when there is none."""
         settings = self.ctx.ui_settings
-        geometry = settings.value("mainWindow/geometry")
-        state = settings.value("mainWindow/state")
+        key = self.layout_key()
+        geometry = settings.value(f"{key}/geometry")
+        state = settings.value(f"{key}/state")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
+        self.fit_to_screen()
         return isinstance(state, QByteArray) and self.restoreState(state, STATE_VERSION)
 
     def save_layout(self) -> None:
         settings = self.ctx.ui_settings
-        settings.setValue("mainWindow/geometry", self.saveGeometry())
-        settings.setValue("mainWindow/state", self.saveState(STATE_VERSION))
+        key = self.layout_key()
+        settings.setValue(f"{key}/geometry", self.saveGeometry())
+        settings.setValue(f"{key}/state", self.saveState(STATE_VERSION))
         settings.setValue("app/version", __version__)
         settings.sync()
+
+    def fit_to_screen(self) -> None:
+        """Shrink the window to the screen's free area when it is larger (its docks scroll instead)."""
+        available = self.screen().availableGeometry()
+        frame = self.frameGeometry().size() - self.size()
+        width = min(self.width(), available.width() - frame.width())
+        height = min(self.height(), available.height() - frame.height())
+        if (width, height) != (self.width(), self.height()):
+            self.resize(width, height)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit_status_fields()
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
@@ -499,7 +601,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         for dock in self.findChildren(QDockWidget):
-            shutdown = getattr(dock.widget(), "shutdown", None)
+            shutdown = getattr(pane_of(dock), "shutdown", None)
             if callable(shutdown):
                 shutdown()  # panes stop their worker threads
         for dialog in self.findChildren(ProbeDraftDialog):

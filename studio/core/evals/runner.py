@@ -391,4 +391,3 @@ def export_run(db: sqlite_utils.Database, run_id: str, path: Path) -> None:
         text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, text)
-
