@@ -21,10 +21,12 @@ from PySide6.QtWidgets import (
 )
 
 from studio import __version__
-from studio.core.documents import ProbeSuite, SafetyConfig
+from studio.core.documents import ConfigStatus, ProbeSuite, SafetyConfig
 from studio.core.errors import StudioError
+from studio.core.examples import add_examples
 from studio.core.inference.base import BackendInfo
 from studio.core.settings import current_identity
+from studio.core.store.drafts import draft_key
 from studio.core.store.exchanges import Exchange
 from studio.core.yamlio import atomic_write_text, dump_document, load_document
 from studio.ui.approval_dialog import ApprovalDialog
@@ -32,6 +34,7 @@ from studio.ui.check_pane import CheckPane
 from studio.ui.compare_pane import ComparePane
 from studio.ui.context import AppContext
 from studio.ui.editor import ConfigEditor
+from studio.ui.first_run import StartHerePanel
 from studio.ui.glossary import GlossaryDialog, tip
 from studio.ui.history import HistoryDialog
 from studio.ui.history_pane import HistoryPane
@@ -46,6 +49,8 @@ from studio.ui.wording import cache_words
 from studio.ui.workers import TaskRunner
 
 STATE_VERSION = 1
+#: Index of the "Items and review" tab of the Check pane.
+REVIEW_TAB = 1
 #: Share of the status bar each permanent field may take at most; the rest (over half) is for messages.
 STATUS_MODEL_SHARE = 0.14
 STATUS_DEVICE_SHARE = 0.09
@@ -92,6 +97,20 @@ class MainWindow(QMainWindow):
         self.probe_dock = self.add_dock("Probe", "probeDock", self.probe, Qt.DockWidgetArea.RightDockWidgetArea)
         self.models_dock = self.add_dock("Models", "modelsDock", self.models, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.models_dock.hide()
+        self.start_here = StartHerePanel(
+            ctx,
+            {
+                "template": self.new_from_template,
+                "probe": self.focus_probe,
+                "check": self.check_open_config,
+                "review": self.show_review,
+                "submit": self.show_approval,
+            },
+        )
+        self.start_here_dock = self.add_dock(
+            "Start here", "startHereDock", self.start_here, Qt.DockWidgetArea.LeftDockWidgetArea
+        )
+        self.splitDockWidget(self.start_here_dock, self.library_dock, Qt.Orientation.Vertical)
         self.check = CheckPane(ctx)
         self.compare = ComparePane(ctx)
         self.run_history = HistoryPane(ctx)
@@ -114,6 +133,12 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
 
         self.library.open_requested.connect(self.open_config_id)
+        self.library.delete_requested.connect(lambda config_id: self.delete_config(config_id))
+        self.start_here.finished.connect(self.start_here_dock.hide)
+        self.editor.saved.connect(lambda _config: self.start_here.mark_done("template"))
+        self.probe.reply_finished.connect(lambda _exchange: self.start_here.mark_done("probe"))
+        self.check.run_finished.connect(lambda _run_id: self.start_here.mark_done("check"))
+        self.check.review.item_changed.connect(lambda _item: self.start_here.mark_done("review"))
         self.editor.saved.connect(self._on_config_saved)
         self.editor.error.connect(self._show_error)
         self.editor.config_changed.connect(self._update_title)
@@ -134,6 +159,7 @@ class MainWindow(QMainWindow):
 
         self.probe.refresh_target()
         self._needs_initial_dock_sizes = not self._restore_layout()
+        self.start_here_dock.setVisible(self.start_here.wanted)
         self._update_title()
         self._update_recent_menu()
         self.editor.offer_recovery(ctx.drafts.list())
@@ -233,6 +259,10 @@ class MainWindow(QMainWindow):
         self.stop_action = self._action("S&top", self.probe.stop, None, "Stop the reply (Esc)")
         self.regenerate_action = self._action("&Regenerate", self.probe.regenerate, "Ctrl+R")
         self.stop_action.setEnabled(False)
+        self.start_here_action = self._action("&Start here", self.show_start_here, None, "The first steps, again")
+        self.examples_action = self._action(
+            "Add the &example configs", self.restore_examples, None, "Put the example configs back in the library"
+        )
         self.glossary_action = self._action(
             "&Glossary", lambda: self.show_glossary(), QKeySequence.StandardKey.HelpContents, "Words explained"
         )
@@ -272,7 +302,10 @@ class MainWindow(QMainWindow):
         models_menu.addAction(self.train_action)
         bar.addMenu(self.view_menu)
         self.help_menu = bar.addMenu("&Help")
+        self.help_menu.addAction(self.start_here_action)
         self.help_menu.addAction(self.glossary_action)
+        self.help_menu.addSeparator()
+        self.help_menu.addAction(self.examples_action)
 
     def _build_toolbar(self) -> None:
         toolbar = QToolBar("Main toolbar", self)
@@ -433,6 +466,53 @@ class MainWindow(QMainWindow):
         dialog.open()
         return dialog
 
+    def focus_probe(self) -> None:
+        """Show the probe pane with the cursor in its prompt box."""
+        self._raise_dock(self.probe_dock)
+        self.probe.prompt_edit.setFocus()
+        if self.editor.config is None:
+            self._show_message("Open a config from the library first (an example will do): the probe is sent under it")
+
+    def show_review(self) -> None:
+        """The Check pane on its review tab, showing the latest run."""
+        self.show_check()
+        self.check.tabs.setCurrentIndex(REVIEW_TAB)
+        if self.check.run_id is None:
+            self._show_message("Run a check first: its verdicts are what you review")
+
+    def show_start_here(self) -> None:
+        self.start_here.restart()
+        self._raise_dock(self.start_here_dock)
+
+    def restore_examples(self) -> list[SafetyConfig]:
+        """Add the example configs that are not in the library (kept or edited ones stay as they are)."""
+        added = add_examples(self.ctx.store.configs, author=current_identity(settings=self.ctx.settings))
+        self.library.refresh()
+        self.check.refresh()
+        self._show_message(f"Added {len(added)} example config(s)" if added else "Every example is already there")
+        return added
+
+    def delete_config(self, config_id: str, confirm: bool = True) -> bool:
+        """Delete a config that never went beyond an unchecked draft (an example tried and no longer wanted)."""
+        if confirm:
+            answer = QMessageBox.question(
+                self, "Delete config", f"Delete {config_id} and all its versions? This cannot be undone."
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return False
+        try:
+            self.ctx.store.configs.delete(config_id, current_identity(settings=self.ctx.settings))
+        except StudioError as exc:
+            self._show_error(str(exc))
+            return False
+        self.ctx.drafts.discard(draft_key(config_id, config_id))
+        if self.editor.config is not None and self.editor.config.id == config_id and self.editor.is_stored:
+            self.editor.close_config()
+        self.library.refresh()
+        self.check.refresh()
+        self._show_message(f"Deleted {config_id}")
+        return True
+
     def show_glossary(self, term: str | None = None) -> GlossaryDialog:
         dialog = GlossaryDialog(self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -469,6 +549,8 @@ class MainWindow(QMainWindow):
         self._show_message(f"Registered the trained model {name}")
 
     def _on_lifecycle_changed(self, config: SafetyConfig) -> None:
+        if config.status is ConfigStatus.IN_REVIEW:
+            self.start_here.mark_done("submit")
         self.library.refresh()
         self.run_history.reload()
         self._show_message(f"{config.id} v{config.version} is now {config.status.value}")

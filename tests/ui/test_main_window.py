@@ -60,7 +60,7 @@ def test_status_bar_shows_the_loaded_model(qtbot: QtBot, ctx: AppContext) -> Non
 def test_dock_layout_persists(qtbot: QtBot, ctx: AppContext, studio_home: Path) -> None:
     window = _window(qtbot, ctx)
     assert window.models_dock.isHidden()
-    assert [a.text() for a in window.view_menu.actions()] == ["Library", "Probe", "Models"]
+    assert [a.text() for a in window.view_menu.actions()] == ["Library", "Probe", "Models", "Start here"]
     window.library_dock.hide()
     window.show_models()
     window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, window.probe_dock)
