@@ -44,6 +44,7 @@ from studio.ui.models_pane import ModelManagerPane
 from studio.ui.preferences import PreferencesDialog
 from studio.ui.probe import ProbePane
 from studio.ui.probe_drafts import ProbeDraftDialog
+from studio.ui.side_by_side import SideBySidePane
 from studio.ui.template_dialog import TemplateDialog
 from studio.ui.train_pane import TrainPane
 from studio.ui.wording import cache_words
@@ -120,6 +121,8 @@ class MainWindow(QMainWindow):
         self.compare_dock = self._evaluation_dock("Compare", "compareDock", self.compare)
         self.run_history_dock = self._evaluation_dock("Run history", "runHistoryDock", self.run_history)
         self.train_dock = self._evaluation_dock("Train", "trainDock", self.train)
+        self.side_by_side = SideBySidePane(ctx, self.editor.probe_target)
+        self.side_by_side_dock = self._evaluation_dock("Side by side", "sideBySideDock", self.side_by_side)
 
         self._status_shares: list[tuple[QLabel, float]] = []
         self.model_status = self._status_label("No model", "Loaded model", STATUS_MODEL_SHARE)
@@ -150,8 +153,10 @@ class MainWindow(QMainWindow):
         self.editor.config_changed.connect(self.probe.refresh_target)
         self.probe.reply_finished.connect(self._on_reply_finished)
         self.models.message.connect(self._show_message)
-        for pane in (self.check, self.compare, self.run_history, self.train):
+        for pane in (self.check, self.compare, self.run_history, self.train, self.side_by_side):
             pane.message.connect(self._show_message)
+        self.side_by_side.reply_recorded.connect(lambda _exchange: self.probe.refresh_exchanges())
+        self.editor.config_changed.connect(self.side_by_side.apply_mode)
         self.check.run_finished.connect(self._on_check_finished)
         self.train.model_registered.connect(self._on_model_registered)
         ctx.backends.loading.connect(self._on_backend_loading)
@@ -248,6 +253,9 @@ class MainWindow(QMainWindow):
         self.check_open_action = self._action(
             "Check &this config", self.check_open_config, "Ctrl+Shift+K", "Run the open config's own suite now"
         )
+        self.side_by_side_action = self._action(
+            "&Side by side…", self.show_side_by_side, "Ctrl+Shift+B", "One probe, two configs or models, live"
+        )
         self.compare_action = self._action("C&ompare…", self.show_compare, None, "Compare two configs or models")
         self.run_history_action = self._action("Run hi&story", self.show_run_history, None, "Runs of the config")
         self.train_action = self._action("&Train…", self.show_train, None, "Train a model on marked exchanges")
@@ -292,7 +300,13 @@ class MainWindow(QMainWindow):
         config_menu.addAction(self.approval_action)
         config_menu.addAction(self.draft_probes_action)
         evaluate_menu = bar.addMenu("E&valuate")
-        for action in (self.check_open_action, self.check_action, self.compare_action, self.run_history_action):
+        for action in (
+            self.check_open_action,
+            self.check_action,
+            self.side_by_side_action,
+            self.compare_action,
+            self.run_history_action,
+        ):
             evaluate_menu.addAction(action)
         probe_menu = bar.addMenu("&Probe")
         probe_menu.addAction(self.send_action)
@@ -427,6 +441,14 @@ class MainWindow(QMainWindow):
             self._show_message("This config has no bundled suite of its own: choose a suite in the Check pane")
             return False
         return self.check.start_check()
+
+    def show_side_by_side(self) -> None:
+        """Side by side, set to the open draft against its last approved version, the prompt box filled with
+        the probe pane's prompt."""
+        self.side_by_side.refresh()
+        if not self.side_by_side.prompt_edit.toPlainText().strip():
+            self.side_by_side.prompt_edit.setPlainText(self.probe.prompt_edit.toPlainText().strip())
+        self._raise_dock(self.side_by_side_dock)
 
     def show_compare(self) -> None:
         self.compare.refresh()
