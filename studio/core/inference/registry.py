@@ -24,7 +24,6 @@ from studio.core.store.db import open_database
 
 SOURCE_EMBEDDED = "embedded"
 SOURCE_DISK = "disk"
-HUB_SOURCE_PREFIX = "hub:"
 EMBEDDED_NAME = "smollm2-135m-instruct-q4_1"
 
 
