@@ -89,23 +89,34 @@ def naive_check(llm: Any, judge_backend: LlamaCppBackend, config: SafetyConfig) 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="End-to-end check: studio vs one request at a time")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--part",
+        choices=["both", "studio", "naive"],
+        default="both",
+        help="time one side only (each side alone fits a time limit that both together do not)",
+    )
     args = parser.parse_args(argv)
     from llama_cpp import Llama
 
     path = model_path()
     print(f"machine: {machine()}; threads {THREADS}; n_ctx {N_CTX}; suite {SUITE}", flush=True)
     config = new_config("game-studio", config_id="game-studio")
+    studio_s = naive_s = float("nan")
     with tempfile.TemporaryDirectory() as home:
         settings = LlamaSettings(gpu="cpu", max_context=N_CTX, n_threads=THREADS, cache_dir=None)
         with LlamaCppBackend(path, settings) as backend:
-            studio_s, outcome = studio_check(backend, config, Path(home) / "bench.db")
-            print(f"studio check: {studio_s:.1f} s, {outcome}", flush=True)
-            raw = Llama(str(path), n_ctx=N_CTX, n_threads=THREADS, n_threads_batch=THREADS, verbose=False)
-            try:
-                naive_s, naive_valid = naive_check(raw, backend, config)
-            finally:
-                raw.close()
-    print(f"naive check: {naive_s:.1f} s, {naive_valid} items with both verdicts readable", flush=True)
+            if args.part in ("both", "studio"):
+                studio_s, outcome = studio_check(backend, config, Path(home) / "bench.db")
+                print(f"studio check: {studio_s:.1f} s, {outcome}", flush=True)
+            if args.part in ("both", "naive"):
+                raw = Llama(str(path), n_ctx=N_CTX, n_threads=THREADS, n_threads_batch=THREADS, verbose=False)
+                try:
+                    naive_s, naive_valid = naive_check(raw, backend, config)
+                finally:
+                    raw.close()
+                print(f"naive check: {naive_s:.1f} s, {naive_valid} items with both verdicts readable", flush=True)
+    if args.part != "both":
+        return 0
     figures = [
         Figure(
             "Check, 18-probe game-studio suite, naive vs studio (wall time)",
