@@ -6,7 +6,9 @@ Every ratio is against concurrency 1 measured in the same run.
   GPU server, whose time goes to the network and a batch slot, not to this machine's CPU). Measured twice: bare
   requests (``complete_concurrently``), and a whole check run (each item is one reply and two verdicts).
 * llama.cpp: ``python -m llama_cpp.server`` on the embedded model on this machine, the same requests sequential
-  vs 4 at once. That server decodes one request at a time, so this shows what concurrency costs or saves there.
+  vs 4 at once, started with ``--interrupt_requests False`` (by default it cuts a running stream short when the
+  next request arrives). That server decodes one request at a time, so this shows what concurrency costs or saves
+  there.
 
 Run: ``.venv/bin/python bench/bench_endpoint.py [--items 24] [--probes 10] [--skip-llama]``.
 """
@@ -104,6 +106,8 @@ def llama_server(items: int) -> None:
     port = closed_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path()), "--host", "127.0.0.1"]
     command += ["--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--verbose", "False"]
+    # By default llama_cpp.server cuts a running stream short when the next request arrives.
+    command += ["--interrupt_requests", "False"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
     try:
