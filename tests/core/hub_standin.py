@@ -303,6 +303,18 @@ def _tree(repo: StandinRepo, prefix: str) -> list[dict[str, Any]]:
     return entries
 
 
+def point_library_at(monkeypatch: Any, endpoint: str) -> None:
+    """Make ``huggingface_hub`` (in this process and in subprocesses) talk to ``endpoint``, online, without a token."""
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+
+
 def closed_port() -> int:
     """A local port with nothing listening on it."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
