@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
+from studio.core.fileio import atomic_write_text
 from studio.core.store.migrations import migration
 
 GENESIS = "0" * 64
@@ -204,9 +204,7 @@ class AuditLog:
     def _write_head(self, seq: int, digest: str) -> None:
         if self._head_path is None:
             return
-        tmp = self._head_path.with_suffix(".tmp")
-        tmp.write_text(f"{seq} {digest}\n", encoding="utf-8")
-        os.replace(tmp, self._head_path)
+        atomic_write_text(self._head_path, f"{seq} {digest}\n")
 
     def _read_head(self) -> tuple[int, str] | None:
         if self._head_path is None or not self._head_path.is_file():
