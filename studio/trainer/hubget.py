@@ -297,4 +297,5 @@ def get_model(
     registered = _register(plan) if register else None
     if not keep_f16:
         _forget(plan.f16_path)
-    return {**lineage, "registered": registered, "f16": str(plan.f16_path) if keep_f16 else None}
+    kept = str(plan.f16_path) if keep_f16 and plan.f16_path.is_file() else None
+    return {**lineage, "registered": registered, "f16": kept}

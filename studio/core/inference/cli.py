@@ -266,7 +266,11 @@ def _convert_in_trainer(repo: str, args: argparse.Namespace) -> int:
     try:
         assert process.stdout is not None
         for line in process.stdout:
-            last = _show_event(json.loads(line)) or last
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # not a progress line
+            last = _show_event(event) or last
         process.wait()
     except KeyboardInterrupt:
         process.wait()  # the trainer got the same Ctrl-C and cleans up

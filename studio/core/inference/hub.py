@@ -269,6 +269,32 @@ def download_files(
     return paths
 
 
+DATA_SUFFIXES = (".parquet", ".jsonl", ".json", ".csv", ".tsv")
+REPO_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def download_dataset(
+    repo_id: str,
+    dest_root: Path,
+    progress: Progress | None = None,
+    *,
+    revision: str = "main",
+    token: str | None = None,
+) -> list[Path]:
+    """The data files (Parquet, JSONL, CSV) of a Hub dataset at one commit, downloaded under
+    ``dest_root/<owner>--<name>/<commit>/`` with their folders, so a split named by its folder keeps its name."""
+    files = [
+        f
+        for f in list_files(repo_id, revision, token=token, repo_type="dataset")
+        if f.path.lower().endswith(DATA_SUFFIXES) and not Path(f.path).name.startswith(".")
+    ]
+    if not files:
+        raise NotFoundError(f"Hub dataset {repo_id} has no Parquet, JSONL or CSV files")
+    commit = resolve_commit(repo_id, files[0].path, revision, token=token, repo_type="dataset")
+    dest = dest_root / repo_id.replace("/", "--") / commit
+    return download_files(repo_id, files, dest, progress, revision=commit, token=token, repo_type="dataset")
+
+
 def _fetch(
     repo_id: str,
     filename: str,
