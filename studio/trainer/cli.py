@@ -127,7 +127,7 @@ def make_parser() -> argparse.ArgumentParser:
         description="Every step checks free disk first and resumes what an earlier, interrupted run finished.",
     )
     hub.add_argument("repo", help="Hub repository id, e.g. owner/name")
-    hub.add_argument("--quant", default="q4_k_m", help="q4_k_m (default) or q8_0")
+    hub.add_argument("--quant", default="q4_k_m", choices=["q4_k_m", "q8_0"], help="quantisation (default q4_k_m)")
     hub.add_argument("--revision", default="main", help="branch, tag or commit (default main)")
     hub.add_argument("--name", help="base name of the files and the registry entry (default: the repository name)")
     hub.add_argument("--out", type=Path, help="folder for the GGUF file (default: the model store)")
