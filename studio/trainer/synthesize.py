@@ -35,9 +35,9 @@ from studio.core.inference.base import (
     CancelToken,
     GenerationParams,
     GenerationResult,
-    Message,
-    complete,
+    chat,
 )
+from studio.core.inference.concurrent import complete_concurrently
 from studio.core.paths import resource
 from studio.core.taxonomy import CONFIGURABLE, Category, ordered
 from studio.core.templates import render_categorical
@@ -197,11 +197,11 @@ def generate(
                     done += 1
                     progress.progress("generate", done, total)
         return
-    for response in planned:
-        messages = [Message("system", response.config.text)] if response.config.text else []
-        messages.append(Message("user", prompts[response.prompt_index].text))
-        result = complete(backend, messages, _gen_params(settings, response.seed), cancel)
-        response.text = result.text.strip()
+    # A server takes up to its concurrency at once; anything else answers one request at a time.
+    requests = [chat(r.config.text, prompts[r.prompt_index].text) for r in planned]
+    params = [_gen_params(settings, r.seed) for r in planned]
+    for index, result in complete_concurrently(backend, requests, params, cancel):
+        planned[index].text = result.text.strip()
         done += 1
         progress.progress("generate", done, total)
 
