@@ -16,7 +16,7 @@ from xml.etree import ElementTree
 import sqlite_utils
 
 from studio.core.cli import command_group
-from studio.core.documents import ConfigKind, ProbeSuite, SafetyConfig
+from studio.core.documents import ProbeSuite, SafetyConfig
 from studio.core.errors import ExitCode, InputError, NotFoundError
 from studio.core.evals.compare import PairRow, compare_configs, config_history, diff_runs, regression_matrix
 from studio.core.evals.formatting import format_score
@@ -146,9 +146,7 @@ def _load_suite(ref: str | None, configs: list[SafetyConfig], db: sqlite_utils.D
     if ref is not None:
         return suites.load_suite_ref(ref, db)
     first = configs[0]
-    if first.kind is ConfigKind.CATEGORICAL:
-        return suites.categorical_suite_for(first.allowed_set)
-    found = suites.suite_for_template(first.template) if first.template else None
+    found = suites.suite_for_config(first)
     if found is None:
         raise NotFoundError(
             f"config {first.id!r} has no bundled suite of its own; give one with --suite (see `studio suite list`)"
