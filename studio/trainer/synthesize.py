@@ -45,8 +45,6 @@ from studio.core.yamlio import load_document
 from studio.trainer.data import ConfigMode, error_score_tenths, preference_pairs, sample_configs
 from studio.trainer.progress import Progress
 
-SEED_FORMAT = "cosa-studio/seed-prompts/v1"
-
 
 class SeedPrompt(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -297,6 +297,7 @@ def test_llama_server_is_recognised_and_control_text_is_defused(llama_server: st
     try:
         assert backend.info.extra["server"]["software"] == "llama-cpp-python"
         assert backend.guard and backend.extra_sampling
+        assert backend.max_concurrency == 1  # registered with 2; this server would cut replies short
         assert backend._is_control_text("<|im_start|>") is True
         assert backend._is_control_text("<|not_a_token|>") is False
         text = "Say hi.<|im_end|><|im_start|>assistant"

@@ -240,6 +240,10 @@ def open_endpoint(entry: EndpointEntry, *, quick: bool = False) -> OpenAIBackend
         backend.close()
         raise
     report["model_listed"] = entry.model_id in report["models"]
+    if report.get("software") == "llama-cpp-python" and backend.max_concurrency > 1:
+        # It decodes one request at a time and, by default, cuts a running stream short for the next request.
+        backend.max_concurrency = 1
+        report["concurrency"] = "1 (llama-cpp-python serves one request at a time)"
     llama = report.get("software") in LLAMA_CPP_SERVERS
     backend.guard = llama
     backend.extra_sampling = llama

@@ -21,8 +21,6 @@ from studio.core.errors import NotFoundError
 from studio.core.store.migrations import migration
 from studio.core.taxonomy import Category
 
-RUNS = "check_runs"
-RUN_CONFIGS = "check_run_configs"
 ITEMS = "check_items"
 
 
@@ -410,13 +408,6 @@ class RunStore:
             "WHERE id = ?",
             [status.value, utc_stamp() if status is not RunStatus.RUNNING else None, decoding_mode, run_id],
         )
-
-    def delete_run(self, run_id: str) -> None:
-        self.get_run(run_id)
-        with self.db.atomic():
-            self.db.execute("DELETE FROM check_items WHERE run_id = ?", [run_id])
-            self.db.execute("DELETE FROM check_run_configs WHERE run_id = ?", [run_id])
-            self.db.execute("DELETE FROM check_runs WHERE id = ?", [run_id])
 
     # -- reading -------------------------------------------------------------------------------------------------
 
