@@ -600,12 +600,16 @@ def _register_data(sub: Any) -> None:
         "import-benchmark",
         help="import CoSApien or CoSAlign-Test data as configs and probe suites",
         description="Read CoSApien-style (prompt, scenario, type) or CoSAlign-Test-style (prompt, situation, split "
-        "name) data from Parquet, CSV or JSONL and store one config and one suite per scenario or split. Every "
-        "row is checked first; on any problem nothing is stored.",
+        "name) data from Parquet, CSV or JSONL, or from a Hugging Face Hub dataset, and store one config and one "
+        "suite per scenario or split. Every row is checked first; on any problem nothing is stored.",
     )
     bench.add_argument("kind", choices=["cosapien", "cosalign-test"])
     bench.add_argument(
-        "file", type=Path, nargs="+", help="data file(s); the split files of one dataset import side by side"
+        "file",
+        metavar="SOURCE",
+        nargs="+",
+        help="data file(s), or a Hub dataset id such as microsoft/CoSApien (downloaded first); the split "
+        "files of one dataset import side by side",
     )
     bench.add_argument("--split", help="CoSAlign-Test split name for every row (default: a column or the path)")
     bench.add_argument("--seed", type=int, default=0, help="seed of the categorical phrasing (default 0)")
@@ -628,11 +632,27 @@ def _register_data(sub: Any) -> None:
     draft.set_defaults(func=_draft_probes, judge=None)
 
 
+def _benchmark_files(source: str) -> list[Path]:
+    """The data files of ``source``: the file itself, or the data files of a Hub dataset (fetched, resumable)."""
+    from studio.core.inference.hub import REPO_ID_RE
+
+    path = Path(source).expanduser()
+    if path.exists() or not REPO_ID_RE.match(source):
+        return [path]
+    from studio.core.inference.cli import TerminalProgress
+    from studio.core.inference.hub import download_dataset
+    from studio.core.paths import app_home
+
+    print(f"fetching the data files of Hub dataset {source}", file=sys.stderr)
+    return download_dataset(source, app_home() / "datasets", TerminalProgress(sys.stderr))
+
+
 def _import_benchmark(args: argparse.Namespace) -> int:
+    files = [path for source in args.file for path in _benchmark_files(source)]
     if args.kind == "cosapien":
-        imported = import_cosapien(args.file, prefix=args.prefix or "cosapien")
+        imported = import_cosapien(files, prefix=args.prefix or "cosapien")
     else:
-        imported = import_cosalign_test(args.file, split=args.split, seed=args.seed, prefix=args.prefix or "cosalign")
+        imported = import_cosalign_test(files, split=args.split, seed=args.seed, prefix=args.prefix or "cosalign")
     for line in import_counts(imported):
         print(line)
     if args.dry_run:
