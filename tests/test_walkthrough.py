@@ -47,6 +47,7 @@ def test_readme_session_is_a_complete_cli_flow() -> None:
 
 
 @pytest.mark.real_model
+@pytest.mark.slow
 def test_readme_session_runs_end_to_end(tmp_path: Path, embedded_model: Path) -> None:
     home, models = tmp_path / "home", tmp_path / "models"
     models.mkdir()

@@ -186,7 +186,8 @@ class TerminalProgress:
     def __call__(self, event: RunEvent) -> None:
         if isinstance(event, Progress):
             eta = f", about {event.eta_s:.0f}s left" if event.eta_s is not None else ""
-            line = f"{event.stage:<8} {event.done}/{event.total} ({event.fraction:.0%}{eta})"
+            score = f", score so far {event.partial_score:+.3f}" if event.partial_score is not None else ""
+            line = f"{event.stage:<8} {event.done}/{event.total} ({event.fraction:.0%}{eta}{score})"
             if self.live:
                 self.stream.write(f"\r{line}   ")
             elif self._due(event):
