@@ -20,33 +20,11 @@ from typing import TYPE_CHECKING, Any
 from studio import __version__
 from studio.core.cli import StudioParser
 from studio.core.errors import ExitCode, InputError, StudioError
+from studio.trainer.jobspec import add_job_flags
 from studio.trainer.progress import Progress
 
 if TYPE_CHECKING:
     from studio.core.inference.opening import LoadOptions
-
-_JOB_FLAGS: tuple[tuple[str, type, str], ...] = (
-    ("base", str, "GGUF file, HF model folder, or an earlier studio-train output folder"),
-    ("data", str, "pairs JSONL (from synthesize or import)"),
-    ("output", str, "output folder (checkpoints, model/)"),
-    ("learning_rate", float, "learning rate (LoRA default 5e-5, full 5e-7)"),
-    ("epochs", float, "training epochs (default 3)"),
-    ("max_steps", int, "stop after this many optimiser steps"),
-    ("batch_size", int, "per-device batch size (default 8)"),
-    ("grad_accum", int, "gradient accumulation steps (default 4)"),
-    ("warmup_steps", int, "warm-up steps, capped at a tenth of the run (default 150)"),
-    ("beta", float, "DPO beta (default 0.1)"),
-    ("lora_r", int, "LoRA rank (default 16)"),
-    ("lora_alpha", int, "LoRA alpha (default 32)"),
-    ("lora_dropout", float, "LoRA dropout (default 0.05)"),
-    ("lora_targets", str, "LoRA target modules (default all-linear)"),
-    ("max_length", int, "prompt + response tokens (default 1024)"),
-    ("max_prompt_length", int, "longest prompt kept (default 768); longer examples are dropped"),
-    ("seed", int, "random seed"),
-    ("save_steps", int, "checkpoint every N steps (default 50)"),
-    ("threads", int, "CPU threads for torch"),
-    ("held_out", float, "fraction of prompts kept out of training (written to held-out.jsonl)"),
-)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -103,10 +81,7 @@ def make_parser() -> argparse.ArgumentParser:
     for stage, text in (("sft", "supervised fine-tuning on chosen replies"), ("dpo", "DPO on preference pairs")):
         job = sub.add_parser(stage, help=text)
         job.add_argument("--job", type=Path, help="YAML job spec (flags override it)")
-        for name, kind, help_text in _JOB_FLAGS:
-            job.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=help_text)
-        job.add_argument("--method", choices=["lora", "full"], default=None)
-        job.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+        add_job_flags(job)
         job.set_defaults(func=_train, stage=stage)
 
     exp = sub.add_parser("export", help="merge, convert to GGUF, quantise and register")
@@ -219,13 +194,10 @@ def _import(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def _train(args: argparse.Namespace, progress: Progress) -> int:
-    from studio.trainer.jobspec import require, resolve_spec
+    from studio.trainer.jobspec import job_flag_names, require, resolve_spec
     from studio.trainer.train import run_training
 
-    flags = {name: getattr(args, name) for name, _, _ in _JOB_FLAGS}
-    flags["method"] = args.method
-    flags["device"] = args.device
-    spec = resolve_spec(args.job, flags)
+    spec = resolve_spec(args.job, {name: getattr(args, name) for name in job_flag_names()})
     require(spec, "base", "data", "output")
     run_training(args.stage, spec, progress)
     return int(ExitCode.OK)

@@ -84,12 +84,21 @@ class ModelManagerPane(QWidget):
         self.add_button.setAccessibleName("Add a GGUF file from disk")
         self.remove_button = QPushButton("Remove")
         self.remove_button.setAccessibleName("Remove the selected model from the registry")
+        self.endpoint_button = QPushButton("Add endpoint…")
+        self.endpoint_button.setAccessibleName("Register a model server as a model")
+        self.endpoint_button.clicked.connect(self.add_endpoint)
         self.load_button.clicked.connect(self.load_selected)
         self.default_button.clicked.connect(self.set_selected_default)
         self.add_button.clicked.connect(self._on_add_clicked)
         self.remove_button.clicked.connect(self.remove_selected)
         actions = QHBoxLayout()
-        for button in (self.load_button, self.default_button, self.add_button, self.remove_button):
+        for button in (
+            self.load_button,
+            self.default_button,
+            self.add_button,
+            self.remove_button,
+            self.endpoint_button,
+        ):
             actions.addWidget(button)
         actions.addStretch(1)
 
@@ -189,6 +198,15 @@ class ModelManagerPane(QWidget):
             if entry.name == name:
                 self.table.selectRow(row)
                 return
+
+    def add_endpoint(self) -> None:
+        """Open the endpoint dialog; a registered endpoint is loaded as the current model."""
+        from studio.ui.endpoint_dialog import EndpointDialog
+
+        dialog = EndpointDialog(self._ctx, self)
+        if dialog.exec() and dialog.entry is not None:
+            self.message.emit(f"Registered endpoint {dialog.entry.name}")
+            self._ctx.backends.load_endpoint(dialog.entry.name)
 
     def load_selected(self) -> None:
         entry = self.selected()

@@ -270,6 +270,14 @@ def _check(args: argparse.Namespace) -> int:
         db.close()
     for failure in gate_failures:
         print(f"gate not met: {failure}", file=sys.stderr)
+    for warning in record.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if finished.status is RunStatus.FAILED:
+        print(
+            f"studio: run {run_id} stopped: {finished.error}; finish it with `studio check --resume {run_id}`",
+            file=sys.stderr,
+        )
+        return int(ExitCode.RUNTIME)
     if finished.status is not RunStatus.FINISHED:
         print(f"run {run_id} did not finish. Resume with: {resume_hint(run_id, args)}", file=sys.stderr)
         return int(ExitCode.CANCELLED)

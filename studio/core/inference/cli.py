@@ -13,12 +13,14 @@ from typing import Any, TextIO
 
 from studio.core.cli import command_group
 from studio.core.errors import CancelledError, ExitCode
+from studio.core.inference import endpoint_cli, endpoints
 from studio.core.inference.embedded import install_embedded_model
 from studio.core.inference.registry import ModelEntry, ModelRegistry
 
 
 def register(sub: Any) -> None:
-    msub = command_group(sub, "models", "manage local GGUF models")
+    msub = command_group(sub, "models", "manage local GGUF models and model servers")
+    endpoint_cli.register(msub)
 
     listing = msub.add_parser("list", help="show the registered models")
     listing.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
@@ -97,9 +99,13 @@ def _describe(entry: ModelEntry) -> str:
 def _list(args: argparse.Namespace) -> int:
     with _registry() as registry:
         entries = registry.list()
+        remote = endpoints.list_endpoints(registry.db)
     if args.json:
-        print(json.dumps([entry.as_record() for entry in entries], indent=2))
+        records = [entry.as_record() for entry in entries] + [entry.as_record() for entry in remote]
+        print(json.dumps(records, indent=2))
         return int(ExitCode.OK)
+    for entry in remote:
+        print(f"endpoint {endpoint_cli.describe(entry)}")
     if not entries:
         print("no models registered (try `studio models install-default` or `studio models add PATH`)")
         return int(ExitCode.OK)
