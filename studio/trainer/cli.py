@@ -1,10 +1,10 @@
 """``studio-train``: the headless CoSAlign trainer.
 
 Commands: ``synthesize`` (preference pairs from seed prompts), ``import`` (CoSAlign-Train files, marked
-exchanges), ``sft`` and ``dpo`` (TRL + PEFT), ``export`` (merge, GGUF, quantise, register) and ``evaluate``
-(log-prob margins on held-out pairs). Progress is written to stdout as JSON lines (see
-:mod:`studio.trainer.progress`); human-readable errors go to stderr as one line. Exit codes are those of
-``studio`` (:class:`studio.core.errors.ExitCode`).
+exchanges), ``sft`` and ``dpo`` (TRL + PEFT), ``export`` (merge, GGUF, quantise, register), ``convert-hub`` (a
+safetensors model from the Hub to a registered GGUF) and ``evaluate`` (log-prob margins on held-out pairs).
+Progress is written to stdout as JSON lines (see :mod:`studio.trainer.progress`); human-readable errors go to
+stderr as one line. Exit codes are those of ``studio`` (:class:`studio.core.errors.ExitCode`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,6 +95,23 @@ def make_parser() -> argparse.ArgumentParser:
     exp.add_argument("--no-register", action="store_true", help="do not add the files to the model registry")
     exp.add_argument("--sdist", type=Path, help="llama-cpp-python sdist to take the converter from (offline)")
     exp.set_defaults(func=_export)
+
+    hub = sub.add_parser(
+        "convert-hub",
+        help="download a safetensors model from the Hub, convert it to GGUF, quantise, probe and register it",
+        description="Every step checks free disk first and resumes what an earlier, interrupted run finished.",
+    )
+    hub.add_argument("repo", help="Hub repository id, e.g. owner/name")
+    hub.add_argument("--quant", default="q4_k_m", choices=["q4_k_m", "q8_0"], help="quantisation (default q4_k_m)")
+    hub.add_argument("--revision", default="main", help="branch, tag or commit (default main)")
+    hub.add_argument("--name", help="base name of the files and the registry entry (default: the repository name)")
+    hub.add_argument("--out", type=Path, help="folder for the GGUF file (default: the model store)")
+    hub.add_argument("--keep-f16", action="store_true", help="keep the intermediate f16 GGUF")
+    hub.add_argument("--keep-download", action="store_true", help="keep the downloaded safetensors files")
+    hub.add_argument("--no-register", action="store_true", help="do not add the result to the model registry")
+    hub.add_argument("--threads", type=int, default=2, help="CPU threads for quantising and the probe")
+    hub.add_argument("--sdist", type=Path, help="llama-cpp-python sdist to take the converter from (offline)")
+    hub.set_defaults(func=_convert_hub)
 
     ev = sub.add_parser("evaluate", help="chosen-vs-rejected log-prob margins of GGUF models on held-out pairs")
     ev.add_argument("--pairs", required=True, type=Path)
@@ -236,6 +254,31 @@ def _export(args: argparse.Namespace, progress: Progress) -> int:
     return int(ExitCode.OK)
 
 
+def _convert_hub(args: argparse.Namespace, progress: Progress) -> int:
+    import os
+
+    from studio.trainer.hubget import get_model, plan_get
+
+    token = os.environ.get("HF_TOKEN") or None
+    progress.emit("start", command="convert-hub", repo=args.repo, quant=args.quant)
+    plan = plan_get(args.repo, quant=args.quant, revision=args.revision, name=args.name, out_dir=args.out, token=token)
+    progress.log(f"{args.repo} at {plan.commit[:12]}: {len(plan.files)} files, {plan.weights_bytes / 1e9:.2f} GB")
+    lineage = get_model(
+        plan,
+        progress,
+        keep_f16=args.keep_f16,
+        keep_download=args.keep_download,
+        register=not args.no_register,
+        sdist=args.sdist,
+        token=token,
+        threads=args.threads,
+    )
+    progress.emit(
+        "done", command="convert-hub", path=lineage["file"], registered=lineage["registered"], lineage=lineage
+    )
+    return int(ExitCode.OK)
+
+
 def _evaluate(args: argparse.Namespace, progress: Progress) -> int:
     from studio.trainer.evaluate import pair_margins
     from studio.trainer.train import load_pairs
@@ -290,6 +333,10 @@ def _cosa_scores(args: argparse.Namespace, progress: Progress) -> list[dict[str,
     return results
 
 
+def _interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
@@ -299,6 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.USAGE)
     # Under `accelerate launch` every process runs this; only the first one reports.
     progress = Progress(sys.stdout, enabled=os.environ.get("RANK", "0") in ("", "0"))
+    # The GUI cancels with SIGTERM: turn it into the same clean stop as Ctrl-C (temporary files are removed).
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         # stdout carries only JSON progress lines; anything a library prints goes to stderr.
         with contextlib.redirect_stdout(sys.stderr):

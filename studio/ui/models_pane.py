@@ -1,4 +1,5 @@
-"""The model manager: registered GGUF models, adding from disk, downloading from the Hub, GPU offload, switching."""
+"""The model manager: registered GGUF models, adding from disk, downloading from the Hub, recommended models with a
+"fits this machine" verdict, GPU offload, switching."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from studio.core.errors import StudioError
 from studio.core.inference.base import CancelToken
 from studio.core.inference.registry import ModelEntry
 from studio.ui.context import AppContext
+from studio.ui.recommended_panel import RecommendedPanel
 from studio.ui.table_models import ModelTableModel, human_size
 from studio.ui.workers import TaskRunner
 
@@ -173,6 +175,10 @@ class ModelManagerPane(QWidget):
         settings_row.addWidget(offload)
         settings_row.addWidget(hub, 2)
         layout.addLayout(settings_row)
+        self.recommended = RecommendedPanel(ctx, self)
+        self.recommended.message.connect(self.message)
+        self.recommended.finished.connect(self._on_recommended_finished)
+        layout.addWidget(self.recommended, 1)
 
         self._progress_timer = QTimer(self)
         self._progress_timer.setInterval(PROGRESS_POLL_MS)
@@ -282,6 +288,7 @@ class ModelManagerPane(QWidget):
             self._cancel.cancel()
 
     def shutdown(self) -> None:
+        self.recommended.shutdown()
         self.cancel_download()
         self._tasks.wait_all()
         self._progress_timer.stop()
@@ -367,6 +374,11 @@ class ModelManagerPane(QWidget):
         if self.progress_bar.maximum() == 0:
             self.progress_bar.setRange(0, 1000)
         self._update_buttons()
+
+    def _on_recommended_finished(self, name: object) -> None:
+        self.refresh()
+        if isinstance(name, str):
+            self.select_name(name)
 
     def _on_backend_changed(self, _payload: object) -> None:
         backends = self._ctx.backends

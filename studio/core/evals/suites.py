@@ -107,6 +107,14 @@ def suite_for_template(template_id: str) -> ProbeSuite | None:
     return None
 
 
+def suite_for_config(config: SafetyConfig) -> ProbeSuite | None:
+    """The bundled suite that tests ``config``: the merged category suite of a categorical config, the scenario
+    suite of a config written from a scenario template, else None."""
+    if config.kind is ConfigKind.CATEGORICAL:
+        return categorical_suite_for(config.allowed_set)
+    return suite_for_template(config.template) if config.template else None
+
+
 def category_suite(category: Category) -> ProbeSuite:
     """The bundled suite of one configurable category."""
     return bundled_suite(CATEGORY_PREFIX + category.value)
