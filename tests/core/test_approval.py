@@ -230,7 +230,7 @@ def _tamper(db_path: Path, *statements: str) -> None:
     [
         ("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2", "row 2: content does not match"),
         ("DELETE FROM audit_log WHERE seq = 2", "row 3: rows 2..2 are missing"),
-        ("DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)", "head file records row 4"),
+        ("DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)", "signed head records row 4"),
         ('UPDATE audit_log SET details = \'{"comment":"fine"}\' WHERE seq = 2', "row 2: content does not match"),
     ],
 )

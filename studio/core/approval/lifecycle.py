@@ -113,7 +113,6 @@ class Lifecycle:
         """One transaction for a state change and its audit row; the audit head is updated after the commit."""
         with self.store.db.atomic():
             yield
-        self.audit.flush_head()
 
     def _version(self, config_id: str, version: int | None) -> SafetyConfig:
         return self.store.configs.get(config_id, version)

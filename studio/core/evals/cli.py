@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ from xml.etree import ElementTree
 import sqlite_utils
 
 from studio.core.cli import command_group
-from studio.core.documents import ConfigKind, ProbeSuite, SafetyConfig
+from studio.core.documents import ID_PATTERN, ConfigKind, ProbeSuite, SafetyConfig
 from studio.core.errors import ExitCode, InputError, NotFoundError
 from studio.core.evals.compare import PairRow, compare_configs, config_history, diff_runs, regression_matrix
 from studio.core.evals.importers import import_cosalign_test, import_cosapien, read_score_items, save_benchmark
@@ -537,6 +538,8 @@ def _register_data(sub: Any) -> None:
 
 
 def _import_benchmark(args: argparse.Namespace) -> int:
+    if args.prefix is not None and not re.fullmatch(ID_PATTERN, f"{args.prefix}-0"):
+        raise InputError("--prefix", f"{args.prefix!r} cannot start a config id (use a-z, 0-9, '.', '_', '-')")
     if args.kind == "cosapien":
         imported = import_cosapien(args.file, prefix=args.prefix or "cosapien")
     else:
