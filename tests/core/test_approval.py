@@ -97,8 +97,8 @@ def test_two_identities_submit_gate_approve_export_verify(store: Store, tmp_path
     assert main(["verify", str(out)]) == 0
 
     actions = [(e.actor, e.action, e.version) for e in audit_log(store).entries(config.id)]
-    assert actions[0] == ("alice", "create", 1)
-    assert ("alice", "edit", 2) in actions
+    assert actions[0] == ("tester", "create", 1)
+    assert ("tester", "edit", 2) in actions
     assert ("alice", "submit", 1) in actions
     assert ("bob", "approve", 1) in actions
     assert ("bob", "export", 1) in actions
