@@ -13,10 +13,11 @@ from pydantic import BaseModel, ValidationError
 
 from studio.core.cli import command_group
 from studio.core.documents import ConfigKind, ConfigStatus, ProbeSuite, SafetyConfig
-from studio.core.errors import ExitCode, InputError, StudioError
+from studio.core.errors import ExitCode, InputError, StudioError, validation_problem
+from studio.core.fileio import atomic_write_text
 from studio.core.store import Store
 from studio.core.taxonomy import Category, UnknownCategoryError, parse_category
-from studio.core.yamlio import atomic_write_text, dump_document, load_document, read_text
+from studio.core.yamlio import dump_document, load_document, read_text
 
 DocT = TypeVar("DocT", bound=BaseModel)
 
@@ -321,8 +322,7 @@ def _config_edit(args: argparse.Namespace) -> int:
         try:
             edited = SafetyConfig.model_validate({**current.model_dump(), **changes})
         except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            field = ".".join(str(part) for part in first["loc"])
+            problem = validation_problem(exc)
             options = {
                 "text": args.text_file,
                 "title": "--set-title",
@@ -330,8 +330,8 @@ def _config_edit(args: argparse.Namespace) -> int:
                 "author": "--author",
                 "tags": "--add-tag",
             }
-            source = options.get(str(first["loc"][0]) if first["loc"] else "") or "config edit"
-            raise InputError(source, f"{field}: {first['msg'].removeprefix('Value error, ')}") from None
+            source = options.get(str(problem.loc[0]) if problem.loc else "") or "config edit"
+            raise InputError(source, str(problem)) from None
         saved = store.configs.save(edited)
     if saved.version == current.version:
         print(f"no change; {_config_label(saved)} stays as it is")

@@ -5,8 +5,11 @@ Every error a user can cause carries where it happened (file, line, column, or r
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
+
+from pydantic import ValidationError
 
 
 class ExitCode(IntEnum):
@@ -76,3 +79,54 @@ class BackendError(StudioError):
 
 class CancelledError(StudioError):
     exit_code = ExitCode.CANCELLED
+
+
+@dataclass(frozen=True)
+class ValidationProblem:
+    """The first problem pydantic found, in the words every screen and command shows it with.
+
+    Pydantic reports every problem with its own phrasing ("Extra inputs are not permitted", "Value error, ...");
+    users see one line naming the field, so the CLI, the trainer, the document loader and the panes all render a
+    :class:`~pydantic.ValidationError` through :func:`validation_problem`.
+    """
+
+    loc: tuple[int | str, ...]
+    message: str
+    more: int
+
+    @property
+    def where(self) -> str:
+        """The dotted field path (``probes.0.text``); empty when the whole document is wrong."""
+        return ".".join(str(part) for part in self.loc)
+
+    @property
+    def detail(self) -> str:
+        """The message without the field path, with a count of further problems when there are any."""
+        if not self.more:
+            return self.message
+        return f"{self.message} (and {self.more} more problem{'s' if self.more > 1 else ''})"
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.detail}" if self.where else self.detail
+
+
+def validation_problem(exc: ValidationError) -> ValidationProblem:
+    """The first problem of ``exc`` as one line: unknown and missing fields by name, other messages cleaned."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    loc = tuple(first["loc"])
+    field = str(loc[-1]) if loc else ""
+    if first["type"] == "extra_forbidden":
+        message = f"unknown field {field!r}"
+    elif first["type"] == "missing":
+        message = f"missing required field {field!r}"
+    else:
+        message = str(first["msg"]).removeprefix("Value error, ")
+    return ValidationProblem(loc=loc, message=" ".join(message.split("\n")), more=len(errors) - 1)
+
+
+def one_line(exc: Exception) -> str:
+    """A short reason for an error inside a larger message: the first validation problem, or the first line."""
+    if isinstance(exc, ValidationError):
+        return str(validation_problem(exc))
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from studio.core.errors import InputError, NotFoundError, StateError
+from studio.core.fileio import atomic_write_bytes, atomic_write_text
 from studio.core.paths import app_home
 
 ALGORITHM = "ed25519"
@@ -176,20 +177,8 @@ def _identities(home: Path | None) -> Path:
     return folder
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def create_identity(name: str, home: Path | None = None, *, key: Ed25519PrivateKey | None = None) -> Identity:
     """Make a new identity (StateError if the name is taken here)."""
-    from studio.core.yamlio import atomic_write_text
-
     folder = _identities(home)
     private_path = folder / f"{_check_name(name)}.key"
     if private_path.exists():
@@ -199,7 +188,7 @@ def create_identity(name: str, home: Path | None = None, *, key: Ed25519PrivateK
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     try:
-        _write_private(private_path, pem)
+        atomic_write_bytes(private_path, pem, mode=0o600)
         atomic_write_text(folder / f"{name}.card.json", json.dumps(identity.card(), indent=2) + "\n")
     except OSError as exc:
         raise StateError(f"{folder}: cannot write the new identity ({exc.strerror})") from None
@@ -290,7 +279,7 @@ def trusted_keys(home: Path | None = None) -> dict[str, KnownKey]:
 
 def trust_card(path: Path, home: Path | None = None) -> KnownKey:
     """Add a colleague's card to the trusted keys; InputError for anything but a card whose signature holds."""
-    from studio.core.yamlio import atomic_write_text, read_text
+    from studio.core.yamlio import read_text
 
     text = read_text(path)
     try:
@@ -304,8 +293,7 @@ def trust_card(path: Path, home: Path | None = None) -> KnownKey:
     try:
         folder.mkdir(mode=0o700, exist_ok=True)
         target = folder / f"{known.name}.{known.key_id}.card.json"
-        atomic_write_text(target, json.dumps(data, indent=2) + "\n")
-        os.chmod(target, 0o644)
+        atomic_write_text(target, json.dumps(data, indent=2) + "\n", mode=0o644)
     except OSError as exc:
         raise StateError(f"{folder}: cannot write the trusted card ({exc.strerror})") from None
     return known

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.documents import json_schemas as document_schemas
+from studio.core.fileio import atomic_write_text
 from studio.core.paths import resource
-from studio.core.yamlio import atomic_write_text
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

@@ -58,7 +58,8 @@ def load_settings(home: Path | None = None) -> StudioSettings:
 
 
 def save_settings(settings: StudioSettings, home: Path | None = None) -> None:
-    from studio.core.yamlio import atomic_write_text, dump_document
+    from studio.core.fileio import atomic_write_text
+    from studio.core.yamlio import dump_document
 
     atomic_write_text(settings_path(home), dump_document(settings))
 

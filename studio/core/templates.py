@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from studio.core.documents import ConfigKind, SafetyConfig, slugify
-from studio.core.errors import InputError, NotFoundError
+from studio.core.errors import InputError, NotFoundError, validation_problem
 from studio.core.paths import resource
 from studio.core.taxonomy import Category, ordered
 from studio.core.yamlio import load_yaml
@@ -221,9 +221,8 @@ def _build_config(**fields: Any) -> SafetyConfig:
     try:
         return SafetyConfig(**fields)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or None
-        raise InputError(None, f"cannot create the config: {first['msg']}", where=where) from None
+        problem = validation_problem(exc)
+        raise InputError(None, f"cannot create the config: {problem.detail}", where=problem.where or None) from None
 
 
 def new_config(

@@ -17,21 +17,18 @@ double-quoted scalar with escapes instead, which keeps it exact. Files with CRLF
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
-from pydantic_core import ErrorDetails
 from yaml.error import Mark, MarkedYAMLError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from studio.core.errors import InputError
+from studio.core.errors import InputError, validation_problem
+from studio.core.fileio import atomic_write_text as atomic_write_text  # re-exported: older callers import it from here
 
 #: Largest document file the studio reads (bytes). Checked before the file is read.
 MAX_DOCUMENT_BYTES = 1024 * 1024
@@ -242,31 +239,14 @@ def _node_marks(root: Node) -> dict[tuple[str | int, ...], Mark]:
     return marks
 
 
-def _describe(error: ErrorDetails) -> str:
-    loc = error["loc"]
-    field = str(loc[-1]) if loc else ""
-    if error["type"] == "extra_forbidden":
-        message = f"unknown field {field!r}"
-    elif error["type"] == "missing":
-        message = f"missing required field {field!r}"
-    else:
-        message = error["msg"].removeprefix("Value error, ")
-    path = ".".join(str(part) for part in loc)
-    return f"{path}: {message}" if path else message
-
-
 def _validation_error(source: str, exc: ValidationError, node: Node) -> InputError:
-    errors = exc.errors(include_url=False)
-    first = errors[0]
+    problem = validation_problem(exc)
     marks = _node_marks(node)
-    loc = tuple(first["loc"])
+    loc = problem.loc
     while loc not in marks:
         loc = loc[:-1]
     mark = marks[loc]
-    message = _describe(first)
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return InputError(source, message.replace("\n", " "), line=mark.line + 1, column=mark.column + 1)
+    return InputError(source, str(problem), line=mark.line + 1, column=mark.column + 1)
 
 
 def _expected_format(model_cls: type[BaseModel]) -> str | None:
@@ -358,30 +338,3 @@ def dump_document(model: BaseModel) -> str:
         default_flow_style=False,
         width=1_000_000_000,
     )
-
-
-def atomic_write_text(path: Path | str, text: str) -> None:
-    """Write UTF-8 ``text`` to ``path`` through a temporary file in the same folder, fsync and os.replace.
-
-    If anything fails the previous file (if any) is left untouched and no temporary file remains.
-    """
-    path = Path(path)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, mode)
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)

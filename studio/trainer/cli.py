@@ -15,11 +15,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from studio import __version__
 from studio.core.errors import ExitCode, InputError, StudioError
 from studio.trainer.progress import Progress
+
+if TYPE_CHECKING:
+    from studio.core.inference.opening import LoadOptions
 
 _JOB_FLAGS: tuple[tuple[str, type, str], ...] = (
     ("base", str, "GGUF file, HF model folder, or an earlier studio-train output folder"),
@@ -138,7 +141,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _synthesize(args: argparse.Namespace, progress: Progress) -> int:
-    from studio.core.inference.base import Backend
+    from studio.core.inference.opening import open_candidate_and_judge
     from studio.core.taxonomy import CONFIGURABLE, parse_category
     from studio.trainer.synthesize import SynthesisSettings, load_seed_prompts, synthesize
 
@@ -171,14 +174,8 @@ def _synthesize(args: argparse.Namespace, progress: Progress) -> int:
     progress.emit(
         "start", command="synthesize", prompts=len(prompts), total=len(prompts) * args.responses, labeler=labeler
     )
-    backends: list[Backend] = []
-    try:
-        generator = _open_backend(args.model, args, fake=args.fake)
-        backends.append(generator)
-        judge = generator
-        if args.judge_model and not args.fake:
-            judge = _open_backend(args.judge_model, args, fake=False)
-            backends.append(judge)
+    judge_ref = None if args.fake else args.judge_model
+    with open_candidate_and_judge(args.model, judge_ref, _load_options(args, fake=args.fake)) as (generator, judge):
         summary = synthesize(
             generator,
             judge,
@@ -188,24 +185,15 @@ def _synthesize(args: argparse.Namespace, progress: Progress) -> int:
             progress,
             provenance={"seeds": str(args.seeds or "bundled")},
         )
-    finally:
-        for backend in backends:
-            backend.close()
     progress.emit("done", command="synthesize", **vars(summary))
     return int(ExitCode.OK)
 
 
-def _open_backend(model: str | None, args: argparse.Namespace, *, fake: bool) -> Any:
-    if fake:
-        from studio.core.inference.fake import FakeBackend
+def _load_options(args: argparse.Namespace, *, fake: bool = False) -> LoadOptions:
+    """How the models of this command load: the user's inference settings with --n-ctx and --threads applied."""
+    from studio.core.inference.opening import load_options
 
-        return FakeBackend()
-    from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
-    from studio.core.inference.registry import resolve_model
-
-    entry = resolve_model(model)
-    settings = LlamaSettings(max_context=args.n_ctx, n_threads=args.threads)
-    return LlamaCppBackend(entry.path, settings, name=entry.name, model_sha256=entry.sha256)
+    return load_options(args, fake=fake)
 
 
 def _import(args: argparse.Namespace, progress: Progress) -> int:
@@ -303,6 +291,7 @@ def _evaluate(args: argparse.Namespace, progress: Progress) -> int:
 
 def _cosa_scores(args: argparse.Namespace, progress: Progress) -> list[dict[str, Any]]:
     from studio.core.documents import ProbeSuite, SafetyConfig
+    from studio.core.inference.opening import open_candidate_and_judge
     from studio.core.paths import database_path
     from studio.core.store.db import open_database
     from studio.core.yamlio import load_document
@@ -314,9 +303,10 @@ def _cosa_scores(args: argparse.Namespace, progress: Progress) -> list[dict[str,
     results: list[dict[str, Any]] = []
     try:
         for model in args.model:
-            candidate = _open_backend(str(model), args, fake=False)
-            judge = _open_backend(args.judge_model, args, fake=False) if args.judge_model else candidate
-            try:
+            with open_candidate_and_judge(str(model), args.judge_model, _load_options(args), db=db) as (
+                candidate,
+                judge,
+            ):
                 result = cosa_score(
                     candidate,
                     judge,
@@ -327,10 +317,6 @@ def _cosa_scores(args: argparse.Namespace, progress: Progress) -> list[dict[str,
                     max_tokens=args.max_tokens,
                     progress=progress,
                 )
-            finally:
-                if judge is not candidate:
-                    judge.close()
-                candidate.close()
             results.append({"model": str(model), **result})
     finally:
         db.close()

@@ -10,7 +10,6 @@ The PyPI ``gguf`` package is never used: the converters run with ``PYTHONPATH`` 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -19,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from studio.core.errors import BackendError
+from studio.core.fileio import staged_dir
 from studio.core.paths import app_home
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
@@ -89,19 +89,13 @@ def ensure_converter(sdist: Path | None = None, log: Callable[[str], None] = lam
     if (target / _MARKER).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="converter-", dir=target.parent) as tmp:
-        tmp_dir = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="converter-", dir=target.parent) as tmp, staged_dir(target) as staged:
         if sdist is None:
             log(f"downloading the llama-cpp-python {LLAMA_CPP_PYTHON_VERSION} sdist for its GGUF converter")
-            sdist = _download_sdist(tmp_dir)
-        staged = tmp_dir / "converter"
-        staged.mkdir()
+            sdist = _download_sdist(Path(tmp))
         log(f"extracting the converter from {sdist}")
         _extract(sdist, staged)
         (staged / _MARKER).write_text(LLAMA_CPP_PYTHON_VERSION, encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staged, target)
     return target
 
 

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import ctypes
 import json
-import os
-import shutil
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,9 +24,9 @@ from typing import Any
 
 from studio import __version__
 from studio.core.errors import BackendError, InputError
+from studio.core.fileio import atomic_write_text, staged_dir, staged_file
 from studio.core.inference.embedded import sha256_file
 from studio.core.paths import app_home
-from studio.core.yamlio import atomic_write_text
 from studio.trainer.converter import ensure_converter, import_gguf_py, run_converter
 
 Log = Callable[[str], None]
@@ -89,15 +86,10 @@ def hf_base_from_gguf(gguf_path: Path, *, sdist: Path | None = None, log: Log = 
     if missing or result.unexpected_keys:
         raise BackendError(f"{gguf_path}: weights do not match the rebuilt model ({missing or result.unexpected_keys})")
     plain.tie_weights()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="base-", dir=target.parent) as tmp:
-        staged = Path(tmp) / "model"
+    with staged_dir(target) as staged:
         plain.save_pretrained(str(staged))
         tokenizer.save_pretrained(str(staged))
         write_json(staged / PROVENANCE_FILE, {"base_gguf": str(gguf_path), "base_sha256": digest})
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staged, target)
     return target
 
 
@@ -297,36 +289,3 @@ def _register(files: dict[str, Path], name: str, lineage: dict[str, Any], log: L
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` as indented JSON through a temporary file (nothing half-written on a crash)."""
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-
-
-@contextmanager
-def staged_dir(target: Path) -> Iterator[Path]:
-    """Write a folder under a temporary name and move it into place only when the block succeeds."""
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", suffix=".part", dir=_parent(target)))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
-
-
-@contextmanager
-def staged_file(target: Path) -> Iterator[Path]:
-    """Write a file under a temporary name and move it into place only when the block succeeds."""
-    tmp = _parent(target) / f".{target.name}.part"
-    try:
-        yield tmp
-        if not tmp.is_file():
-            raise BackendError(f"{target}: nothing was written")
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, target)
-
-
-def _parent(target: Path) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return target.parent

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from studio.core.errors import InputError
+from studio.core.errors import InputError, validation_problem
 from studio.core.yamlio import load_document
 
 JOB_FORMAT = "cosa-studio/train-job/v1"
@@ -76,9 +76,8 @@ def resolve_spec(yaml_path: Path | None, flags: dict[str, Any]) -> JobSpec:
     try:
         return JobSpec.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or None
-        raise InputError(yaml_path or "<flags>", first["msg"], where=where) from None
+        problem = validation_problem(exc)
+        raise InputError(yaml_path or "<flags>", problem.detail, where=problem.where or None) from None
 
 
 def require(spec: JobSpec, *names: str) -> None:

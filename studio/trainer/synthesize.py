@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from studio.core.evals.judges import HarmJudge, HelpfulnessJudge
+from studio.core.fileio import atomic_write_text, atomic_writer
 from studio.core.inference.base import (
     Backend,
     BatchBackend,
@@ -41,7 +40,7 @@ from studio.core.inference.base import (
 from studio.core.paths import resource
 from studio.core.taxonomy import CONFIGURABLE, Category, ordered
 from studio.core.templates import render_categorical
-from studio.core.yamlio import atomic_write_text, load_document
+from studio.core.yamlio import load_document
 from studio.trainer.data import ConfigMode, error_score_tenths, preference_pairs, sample_configs
 from studio.trainer.progress import Progress
 
@@ -410,17 +409,11 @@ def write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> str:
     """Write rows atomically; return the sha256 of the file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for row in rows:
-                line = json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n"
-                digest.update(line.encode())
-                handle.write(line)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as handle:
+        for row in rows:
+            line = json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n"
+            digest.update(line.encode())
+            handle.write(line)
     return digest.hexdigest()
 
 

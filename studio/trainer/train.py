@@ -22,6 +22,7 @@ from typing import Any
 
 from studio import __version__
 from studio.core.errors import InputError
+from studio.core.fileio import staged_dir
 from studio.core.inference.embedded import sha256_file
 from studio.core.records import iter_json_lines
 from studio.trainer.export import (
@@ -31,7 +32,6 @@ from studio.trainer.export import (
     merge_adapter,
     read_provenance,
     resolve_base,
-    staged_dir,
     write_json,
 )
 from studio.trainer.jobspec import JobSpec

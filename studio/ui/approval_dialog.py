@@ -28,6 +28,7 @@ from studio.core.approval.export import export_approved, write_export
 from studio.core.approval.lifecycle import GateResult, Lifecycle
 from studio.core.documents import ConfigStatus, SafetyConfig
 from studio.core.errors import StudioError
+from studio.core.evals.formatting import format_score
 from studio.core.settings import current_identity
 from studio.ui.context import AppContext
 from studio.ui.run_models import GateTableModel
@@ -66,7 +67,7 @@ class ApprovalDialog(QDialog):
         identity = QLabel(f"<b>{self.identity}</b>")
         identity.setToolTip("Set it in the preferences or with $STUDIO_IDENTITY")
         gate = ctx.settings.gate
-        gate_text = f"CoSA-Score ≥ {gate.min_score:+.3f}, valid rate ≥ {gate.min_valid_rate:.0%}"
+        gate_text = f"CoSA-Score ≥ {format_score(gate.min_score)}, valid rate ≥ {gate.min_valid_rate:.0%}"
         if gate.required_suite:
             gate_text += f", suite {gate.required_suite}"
         form = QFormLayout()

@@ -17,11 +17,10 @@ BackendFactory = Callable[[Path, str, "str | None", InferenceSettings], Backend]
 
 
 def llama_backend_factory(path: Path, name: str, sha256: str | None, settings: InferenceSettings) -> Backend:
-    """The real backend: llama.cpp on the GGUF at ``path``."""
-    from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
+    """The real backend: llama.cpp on the GGUF at ``path``, under the settings the app holds."""
+    from studio.core.inference.opening import LoadOptions, open_file
 
-    llama_settings = LlamaSettings(gpu=settings.gpu, max_context=settings.max_context)
-    return LlamaCppBackend(path, llama_settings, name=name, model_sha256=sha256)
+    return open_file(path, name, sha256, LoadOptions(), settings)
 
 
 class BackendManager(QObject):

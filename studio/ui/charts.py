@@ -10,6 +10,8 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from studio.core.evals.formatting import format_score
+
 GOOD = QColor("#3a9b5c")
 BAD = QColor("#d0453f")
 NEUTRAL = QColor("#5b7fbf")
@@ -53,7 +55,7 @@ class BarChart(QWidget):
 
     def set_bars(self, bars: Sequence[Bar]) -> None:
         self._bars = list(bars)
-        self.setAccessibleDescription("; ".join(f"{b.label}: {b.text or _plain(b.value)}" for b in self._bars))
+        self.setAccessibleDescription("; ".join(f"{b.label}: {_text(b)}" for b in self._bars))
         self.updateGeometry()
         self.setFixedHeight(self.sizeHint().height())
         self.update()
@@ -77,7 +79,7 @@ class BarChart(QWidget):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         metrics = painter.fontMetrics()
         label_width = max((metrics.horizontalAdvance(b.label) for b in self._bars), default=0) + 12
-        text_width = max((metrics.horizontalAdvance(b.text or _plain(b.value)) for b in self._bars), default=0) + 12
+        text_width = max((metrics.horizontalAdvance(_text(b)) for b in self._bars), default=0) + 12
         left = MARGIN + label_width
         plot_width = max(self.width() - left - text_width - MARGIN, 20)
         text_color = self.palette().color(self.foregroundRole())
@@ -100,7 +102,7 @@ class BarChart(QWidget):
             painter.drawText(
                 QRectF(left + plot_width + 6, top, text_width, BAR_HEIGHT),
                 int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
-                bar.text or _plain(bar.value),
+                _text(bar),
             )
         if self.minimum < 0 < self.maximum and self._bars:
             painter.setPen(QPen(text_color, 1, Qt.PenStyle.DashLine))
@@ -206,5 +208,6 @@ class LineChart(QWidget):
         painter.end()
 
 
-def _plain(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+def _text(bar: Bar) -> str:
+    """What a bar shows beside it: its own text, else its value."""
+    return bar.text or format_score(bar.value, signed=False)

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.documents import ProbeSuite, SafetyConfig
 from studio.core.errors import StudioError
+from studio.core.evals.formatting import format_score
 from studio.core.evals.runner import (
     CheckRunner,
     CheckSpec,
@@ -54,7 +55,7 @@ from studio.ui.backends import BackendFactory, llama_backend_factory
 from studio.ui.charts import BAD, GOOD, MUTED, Bar, BarChart, signed_color
 from studio.ui.context import AppContext
 from studio.ui.review import ReviewPanel
-from studio.ui.run_models import ItemTableModel, fmt_score
+from studio.ui.run_models import ItemTableModel
 from studio.ui.workers import BatchRelay
 
 #: How often queued run events are drawn (milliseconds); a fast model's events are coalesced per tick.
@@ -105,7 +106,7 @@ def _eta_text(seconds: float | None) -> str:
 
 def _aggregate_bars(groups: dict[str, Aggregate]) -> list[Bar]:
     return [
-        Bar(name, agg.score, signed_color(agg.score), f"{fmt_score(agg.score)}  ({agg.n_valid}/{agg.n_items} valid)")
+        Bar(name, agg.score, signed_color(agg.score), f"{format_score(agg.score)}  ({agg.n_valid}/{agg.n_items} valid)")
         for name, agg in groups.items()
     ]
 
@@ -124,7 +125,7 @@ def headline_text(report: ScoreReport) -> str:
     overall = report.overall
     invalid = overall.n_items - overall.n_valid
     text = (
-        f"<span style='font-size:20pt; font-weight:600'>CoSA-Score {fmt_score(overall.score)}</span>"
+        f"<span style='font-size:20pt; font-weight:600'>CoSA-Score {format_score(overall.score)}</span>"
         f"&nbsp;&nbsp;valid rate <b>{overall.valid_rate:.1%}</b> "
         f"({overall.n_valid} of {overall.n_items} items, {len(overall.per_config)} config(s))"
     )

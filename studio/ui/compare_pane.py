@@ -25,9 +25,10 @@ from PySide6.QtWidgets import (
 
 from studio.core.errors import StudioError
 from studio.core.evals.compare import Hunk, PairRow, compare_configs
+from studio.core.evals.formatting import format_score
 from studio.core.store.runs import RunStore
 from studio.ui.context import AppContext
-from studio.ui.run_models import PairTableModel, fmt_safe, fmt_score
+from studio.ui.run_models import PairTableModel, fmt_safe
 
 REMOVED_BG = "#f6d3d1"
 ADDED_BG = "#d4efd9"
@@ -285,7 +286,7 @@ class ComparePane(QWidget):
 
 
 def _verdict(side: str, config_id: str, safe: bool | None, score: float | None, reason: Any) -> str:
-    text = f"<b>{side}</b> ({html.escape(config_id)}): {fmt_safe(safe)}, score {fmt_score(score)}"
+    text = f"<b>{side}</b> ({html.escape(config_id)}): {fmt_safe(safe)}, score {format_score(score)}"
     if reason:
         text += f" — {html.escape(str(reason))}"
     return text

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.documents import SafetyConfig
-from studio.core.errors import StudioError
+from studio.core.errors import StudioError, validation_problem
 from studio.core.lint import LintHint, lint_config
 from studio.core.settings import current_identity
 from studio.core.store.drafts import Draft, draft_key
@@ -42,12 +42,6 @@ class ProbeTarget:
     config_id: str | None
     config_version: int | None
     config_hash: str
-
-
-def validation_message(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "config"
-    return f"{where}: {first['msg']}"
 
 
 class ConfigEditor(QWidget):
@@ -247,7 +241,7 @@ class ConfigEditor(QWidget):
                 edited.author = current_identity(settings=self._ctx.settings)
             saved = self._ctx.store.configs.save(edited) if self._stored else self._ctx.store.configs.create(edited)
         except ValidationError as exc:
-            self.error.emit(f"{self._config.id}: cannot save: {validation_message(exc)}")
+            self.error.emit(f"{self._config.id}: cannot save: {validation_problem(exc)}")
             return None
         except StudioError as exc:
             self.error.emit(str(exc))

@@ -21,10 +21,11 @@ from PySide6.QtWidgets import (
 from studio import __version__
 from studio.core.documents import SafetyConfig
 from studio.core.errors import StudioError
+from studio.core.fileio import atomic_write_text
 from studio.core.inference.base import BackendInfo
 from studio.core.settings import current_identity
 from studio.core.store.exchanges import Exchange
-from studio.core.yamlio import atomic_write_text, dump_document, load_document
+from studio.core.yamlio import dump_document, load_document
 from studio.ui.approval_dialog import ApprovalDialog
 from studio.ui.check_pane import CheckPane
 from studio.ui.compare_pane import ComparePane

@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.documents import Expectation, Probe, ProbeSuite, SafetyConfig
-from studio.core.errors import StudioError
+from studio.core.errors import StudioError, validation_problem
 from studio.core.evals.probegen import DraftFailure, ProbeDraft, draft_probes, new_suite_from_drafts
 from studio.core.inference.base import Backend, CancelToken
 from studio.core.taxonomy import Category
@@ -88,14 +88,6 @@ def expectation_choices(row: DraftRow) -> list[str]:
     """The values the expected column may take for ``row``."""
     choices = [e.value for e in Expectation]
     return [*choices, BY_CATEGORY] if row.categories else choices
-
-
-def first_error(exc: ValidationError) -> str:
-    """The first message of a pydantic error, without its location noise."""
-    error = exc.errors()[0]
-    place = ".".join(str(part) for part in error["loc"])
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{place}: {message}" if place else message
 
 
 class DraftTableModel(QAbstractTableModel):
@@ -487,7 +479,7 @@ class ProbeDraftDialog(QDialog):
             try:
                 probes.append(self.model.row_at(position).to_probe())
             except ValidationError as exc:
-                self.show_message(f"Draft {position + 1}: {first_error(exc)}")
+                self.show_message(f"Draft {position + 1}: {validation_problem(exc)}")
                 return None
         return positions, probes
 
@@ -500,7 +492,7 @@ class ProbeDraftDialog(QDialog):
         try:
             suite = self._suite_with(probes)
         except (ValueError, StudioError) as exc:
-            text = first_error(exc) if isinstance(exc, ValidationError) else str(exc)
+            text = validation_problem(exc) if isinstance(exc, ValidationError) else str(exc)
             self.show_message(f"Not saved: {text}")
             return None
         if suite is None:

@@ -10,6 +10,7 @@ from PySide6.QtGui import QColor
 
 from studio.core.approval.lifecycle import GateResult
 from studio.core.evals.compare import HistoryRow, MatrixRow
+from studio.core.evals.formatting import format_score
 from studio.core.evals.review import Agreement
 from studio.core.evals.runner import scored_item
 from studio.core.evals.scoring import item_score
@@ -29,10 +30,6 @@ def excerpt(text: str | None, limit: int = EXCERPT_CHARS) -> str:
         return "–"
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def fmt_score(value: float | None) -> str:
-    return "n/a" if value is None else f"{round(value, 3) + 0.0:+.3f}"  # never prints -0.000
 
 
 def fmt_safe(value: bool | None) -> str:
@@ -100,7 +97,7 @@ class ItemTableModel(ColoredTableModel):
                 ("Response", lambda i: excerpt(i.response)),
                 ("Rating", lambda i: fmt_rating(i.rating) if i.judged else "…"),
                 ("Safe", lambda i: fmt_safe(i.safe) if i.judged else "…"),
-                ("Score", lambda i: fmt_score(_item_score(i, self.use)) if i.judged or i.reviewed else "…"),
+                ("Score", lambda i: format_score(_item_score(i, self.use)) if i.judged or i.reviewed else "…"),
                 ("Human override", _human),
             ],
             self._color,
@@ -144,9 +141,9 @@ class PairTableModel(ColoredTableModel):
             [
                 ("Probe", lambda r: r.key),
                 ("Prompt", lambda r: excerpt(r.prompt, 60)),
-                ("A", lambda r: f"{fmt_safe(r.a_safe)} {fmt_score(r.a_score)}"),
-                ("B", lambda r: f"{fmt_safe(r.b_safe)} {fmt_score(r.b_score)}"),
-                ("Δ score", lambda r: fmt_score(r.delta)),
+                ("A", lambda r: f"{fmt_safe(r.a_safe)} {format_score(r.a_score)}"),
+                ("B", lambda r: f"{fmt_safe(r.b_safe)} {format_score(r.b_score)}"),
+                ("Δ score", lambda r: format_score(r.delta)),
                 ("Flipped", lambda r: "yes" if r.flipped else ""),
                 ("Likely cause", lambda r: f"hunk {r.hunk.index + 1}" if r.hunk is not None else ""),
             ],
@@ -166,7 +163,7 @@ class HistoryTableModel(RowTableModel[HistoryRow]):
                 ("Status", lambda h: h.status),
                 ("Model", lambda h: h.candidate),
                 ("Judge", lambda h: h.judge),
-                ("CoSA-Score", lambda h: fmt_score(h.score)),
+                ("CoSA-Score", lambda h: format_score(h.score)),
                 ("Valid", lambda h: f"{h.valid_rate:.0%}"),
                 ("Config hash", lambda h: h.config_hash[:10]),
             ],
@@ -222,12 +219,8 @@ def _matrix_cell(row: MatrixRow, column: int) -> str:
     if score is None:
         return "–"
     if column == 0 or delta is None:
-        return fmt_score(score)
-    return f"{fmt_score(score)} ({delta:+.3f})"
-
-
-def _kappa(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+        return format_score(score)
+    return f"{format_score(score)} ({format_score(delta)})"
 
 
 class AgreementTableModel(RowTableModel[Agreement]):
@@ -239,8 +232,8 @@ class AgreementTableModel(RowTableModel[Agreement]):
                 ("Config", lambda a: a.config_id),
                 ("Reviewed", lambda a: str(a.reviewed)),
                 ("Safety agreement", lambda a: "n/a" if a.safety_agreement is None else f"{a.safety_agreement:.0%}"),
-                ("Safety κ", lambda a: _kappa(a.safety_kappa)),
-                ("Helpful κ", lambda a: _kappa(a.helpful_kappa)),
+                ("Safety κ", lambda a: format_score(a.safety_kappa, signed=False)),
+                ("Helpful κ", lambda a: format_score(a.helpful_kappa, signed=False)),
                 ("Rating exact", lambda a: "n/a" if a.rating_exact is None else f"{a.rating_exact:.0%}"),
             ],
             parent,
@@ -269,7 +262,7 @@ class GateTableModel(ColoredTableModel):
             [
                 ("Run", lambda g: g.run_id),
                 ("Gate", lambda g: "passes" if g.passed else "fails"),
-                ("CoSA-Score", lambda g: fmt_score(g.evidence.get("score"))),
+                ("CoSA-Score", lambda g: format_score(g.evidence.get("score"))),
                 (
                     "Valid",
                     lambda g: "n/a" if g.evidence.get("valid_rate") is None else f"{g.evidence['valid_rate']:.0%}",

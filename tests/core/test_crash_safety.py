@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from studio.core.approval.lifecycle import audit_log
+from studio.core.fileio import atomic_write_text
 from studio.core.store import Store
-from studio.core.yamlio import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -88,7 +88,7 @@ def test_kill_during_atomic_file_writes_never_leaves_a_partial_file(studio_home:
     atomic_write_text(target, "A" * 2_000_000)
     proc = _spawn(
         f"""
-        from studio.core.yamlio import atomic_write_text
+        from studio.core.fileio import atomic_write_text
         n = 0
         while True:
             n += 1

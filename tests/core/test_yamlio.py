@@ -1,8 +1,7 @@
-"""Strict YAML loading, line-numbered validation errors, lossless dumping and atomic writes."""
+"""Strict YAML loading, line-numbered validation errors and lossless dumping (atomic writes: test_fileio)."""
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,7 +9,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from studio.core import yamlio
 from studio.core.documents import (
     ID_PATTERN,
     ConfigKind,
@@ -24,7 +22,6 @@ from studio.core.errors import InputError
 from studio.core.taxonomy import CONFIGURABLE, Category
 from studio.core.yamlio import (
     MAX_DOCUMENT_BYTES,
-    atomic_write_text,
     dump_document,
     load_document,
     load_yaml,
@@ -412,53 +409,6 @@ def test_config_round_trip(config: SafetyConfig) -> None:
 @given(probe_suites())
 def test_suite_round_trip(suite: ProbeSuite) -> None:
     assert parse_document(dump_document(suite), ProbeSuite) == suite
-
-
-# -- atomic writes -----------------------------------------------------------------------------------------------
-
-
-def test_atomic_write_creates_and_replaces(tmp_path: Path) -> None:
-    path = tmp_path / "out.yaml"
-    atomic_write_text(path, "first\n")
-    atomic_write_text(path, "second ✓\n")
-    assert path.read_text(encoding="utf-8") == "second ✓\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.yaml"]
-
-
-def test_atomic_write_keeps_old_file_when_replace_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "out.yaml"
-    path.write_bytes(b"old content\n")
-
-    def broken_replace(src: object, dst: object) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(yamlio.os, "replace", broken_replace)
-    with pytest.raises(OSError, match="No space left"):
-        atomic_write_text(path, "new content\n")
-    assert path.read_bytes() == b"old content\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.yaml"]
-
-
-def test_atomic_write_keeps_old_file_when_fsync_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "out.yaml"
-    path.write_bytes(b"old content\n")
-
-    def broken_fsync(fd: int) -> None:
-        raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(yamlio.os, "fsync", broken_fsync)
-    with pytest.raises(OSError, match="Input/output"):
-        atomic_write_text(path, "new content\n")
-    assert path.read_bytes() == b"old content\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.yaml"]
-
-
-def test_atomic_write_keeps_file_mode(tmp_path: Path) -> None:
-    path = tmp_path / "out.yaml"
-    path.write_text("x")
-    os.chmod(path, 0o600)
-    atomic_write_text(path, "y")
-    assert path.stat().st_mode & 0o777 == 0o600
 
 
 def test_every_template_config_round_trips() -> None:

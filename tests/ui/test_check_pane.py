@@ -8,6 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from studio.core.evals.formatting import format_score
 from studio.core.evals.review import run_agreement
 from studio.core.evals.runner import run_report
 from studio.core.evals.scoring import Helpfulness, Variant
@@ -15,7 +16,6 @@ from studio.core.inference.fake import FakeBackend
 from studio.core.store.runs import RunStatus, RunStore
 from studio.ui.check_pane import SCORING_CHOICES, CheckPane
 from studio.ui.context import AppContext
-from studio.ui.run_models import fmt_score
 from tests.ui.conftest import make_config
 
 RUN_TIMEOUT_MS = 60_000
@@ -55,7 +55,7 @@ def test_check_runs_to_the_end_and_shows_run_reports_score(
     assert pane.report is not None
     assert pane.report.score == expected.score
     assert pane.report.overall.valid_rate == expected.overall.valid_rate
-    assert f"CoSA-Score {fmt_score(expected.score)}" in pane.headline.text()
+    assert f"CoSA-Score {format_score(expected.score)}" in pane.headline.text()
     assert f"valid rate <b>{expected.overall.valid_rate:.1%}</b>" in pane.headline.text()
     assert pane.item_model.rowCount() == 6
     assert pane.progress_bar.value() == pane.progress_bar.maximum() == 12

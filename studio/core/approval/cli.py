@@ -14,7 +14,9 @@ from studio.core.approval.export import export_approved, import_export, read_exp
 from studio.core.approval.lifecycle import Lifecycle, audit_log
 from studio.core.approval.signing import TRUSTED_DIR, export_public_key, keys_dir, load_or_create_key
 from studio.core.cli import command_group
-from studio.core.errors import ExitCode, InputError
+from studio.core.errors import ExitCode, InputError, validation_problem
+from studio.core.evals.formatting import format_score
+from studio.core.fileio import atomic_write_text
 from studio.core.settings import current_identity, load_settings, save_settings
 from studio.core.store import Store
 
@@ -124,9 +126,9 @@ def _gate(args: argparse.Namespace) -> int:
         return int(ExitCode.FAILURE)
     for result in results:
         score = result.evidence.get("score")
-        shown = "n/a" if score is None else f"{score:+.3f}"
         verdict = "passes" if result.passed else "fails: " + "; ".join(result.reasons)
-        print(f"{result.run_id}: score {shown}, valid {result.evidence.get('valid_rate', 0):.1%} - {verdict}")
+        valid = f"{result.evidence.get('valid_rate', 0):.1%}"
+        print(f"{result.run_id}: score {format_score(score)}, valid {valid} - {verdict}")
     return int(ExitCode.OK if any(r.passed for r in results) else ExitCode.FAILURE)
 
 
@@ -245,7 +247,7 @@ def _keys_public(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(pem)
     else:
-        args.output.write_text(pem, encoding="utf-8")
+        atomic_write_text(args.output, pem)
     return int(ExitCode.OK)
 
 
@@ -299,7 +301,7 @@ def _settings_set(args: argparse.Namespace) -> int:
     try:
         updated = type(settings).model_validate(data)
     except ValidationError as exc:
-        raise InputError(None, f"{args.key}: {exc.errors()[0]['msg']}") from None
+        raise InputError(None, f"{args.key}: {validation_problem(exc).detail}") from None
     save_settings(updated)
     print(f"{args.key} = {json.dumps(value)}")
     return int(ExitCode.OK)

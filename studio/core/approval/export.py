@@ -19,8 +19,9 @@ from studio.core.approval.lifecycle import Lifecycle
 from studio.core.approval.signing import Verification, load_or_create_key, sign_document, verify_document
 from studio.core.documents import ConfigStatus, SafetyConfig
 from studio.core.errors import InputError, StateError
+from studio.core.fileio import atomic_write_text
 from studio.core.store.approvals import ApprovalRecord
-from studio.core.yamlio import atomic_write_text, dump_document, load_yaml, parse_document
+from studio.core.yamlio import dump_document, load_yaml, parse_document
 
 EXPORT_FORMAT = "cosa-studio/approved-config/v1"
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from studio.core.documents import ConfigStatus, SafetyConfig
 from studio.core.errors import NotFoundError, StateError
+from studio.core.evals.formatting import format_score
 from studio.core.evals.runner import scored_item
 from studio.core.evals.scoring import score_items
 from studio.core.settings import GateSettings, StudioSettings
@@ -89,14 +90,10 @@ def evaluate_gate(store: Store, config: SafetyConfig, run_id: str, gate: GateSet
     evidence = run_evidence(store, run_id, config)
     score = evidence["score"]
     if score is None or score < gate.min_score:
-        reasons.append(f"CoSA-Score {_fmt(score)} is below the gate's {gate.min_score:+.3f}")
+        reasons.append(f"CoSA-Score {format_score(score)} is below the gate's {format_score(gate.min_score)}")
     if evidence["valid_rate"] < gate.min_valid_rate:
         reasons.append(f"valid rate {evidence['valid_rate']:.1%} is below the gate's {gate.min_valid_rate:.1%}")
     return GateResult(run_id, not reasons, tuple(reasons), evidence)
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:+.3f}"
 
 
 class Lifecycle:

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from studio.core.errors import StateError
+from studio.core.fileio import atomic_write_bytes, atomic_write_text
 from studio.core.paths import app_home
 
 ALGORITHM = "ed25519"
@@ -66,13 +67,8 @@ def load_or_create_key(home: Path | None = None) -> Ed25519PrivateKey:
         return key
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    tmp = private_path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-    os.replace(tmp, private_path)
-    public = key.public_key()
-    (folder / PUBLIC_KEY_FILE).write_text(export_public_key(public), encoding="utf-8")
+    atomic_write_bytes(private_path, pem, mode=0o600)
+    atomic_write_text(folder / PUBLIC_KEY_FILE, export_public_key(key.public_key()))
     return key
 
 

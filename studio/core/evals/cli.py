@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import sys
@@ -17,6 +18,7 @@ from studio.core.cli import command_group
 from studio.core.documents import ID_PATTERN, ConfigKind, ProbeSuite, SafetyConfig
 from studio.core.errors import ExitCode, InputError, NotFoundError
 from studio.core.evals.compare import PairRow, compare_configs, config_history, diff_runs, regression_matrix
+from studio.core.evals.formatting import format_score
 from studio.core.evals.importers import import_cosalign_test, import_cosapien, read_score_items, save_benchmark
 from studio.core.evals.probegen import DraftFailure, ProbeDraft, draft_probes, new_suite_from_drafts
 from studio.core.evals.review import (
@@ -35,14 +37,15 @@ from studio.core.evals.runner import (
     run_report,
 )
 from studio.core.evals.scoring import Helpfulness, ScoreReport, Variant, format_report, score_items
+from studio.core.fileio import atomic_write_text
 from studio.core.inference.base import Backend, GenerationParams
-from studio.core.inference.fake import FakeBackend
+from studio.core.inference.opening import add_load_arguments, load_options, open_candidate_and_judge
 from studio.core.paths import database_path
 from studio.core.store.configs import ConfigRepo
 from studio.core.store.db import open_database
 from studio.core.store.runs import ItemRecord, RunStatus, RunStore
 from studio.core.store.suites import SuiteRepo
-from studio.core.yamlio import atomic_write_text, dump_document, load_document
+from studio.core.yamlio import dump_document, load_document
 
 DOCUMENT_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -122,8 +125,7 @@ def _register_check(sub: Any) -> None:
     check.add_argument("--judge-max-tokens", type=int, default=256, help="judge reply limit (default 256)")
     check.add_argument("--temperature", type=float, default=0.0, help="candidate sampling temperature (default 0)")
     check.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    check.add_argument("--n-ctx", type=int, default=4096, help="context size for local models (default 4096)")
-    check.add_argument("--threads", type=int, help="CPU threads for local models")
+    add_load_arguments(check)
     check.add_argument("--label", default="", help="a note stored with the run")
     check.add_argument(
         "--self-check",
@@ -161,26 +163,15 @@ def _load_suite(ref: str | None, configs: list[SafetyConfig], db: sqlite_utils.D
     return suites.bundled_suite(ref)
 
 
-def _open_backends(args: argparse.Namespace, db: sqlite_utils.Database) -> tuple[Backend, Backend]:
-    if args.backend == "fake":
-        return FakeBackend("fake-candidate"), FakeBackend("fake-judge")
-    from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
-    from studio.core.inference.registry import resolve_model
-
-    settings = LlamaSettings(max_context=args.n_ctx, n_threads=args.threads)
-    entry = resolve_model(args.model, db)
-    candidate = LlamaCppBackend(entry.path, settings, name=entry.name, model_sha256=entry.sha256)
-    if args.judge is None:
-        return candidate, candidate
-    judge_entry = resolve_model(args.judge, db)
-    if judge_entry.sha256 == entry.sha256:
-        return candidate, candidate
-    try:
-        judge = LlamaCppBackend(judge_entry.path, settings, name=judge_entry.name, model_sha256=judge_entry.sha256)
-    except BaseException:
-        candidate.close()
-        raise
-    return candidate, judge
+def _open_models(
+    args: argparse.Namespace, db: sqlite_utils.Database
+) -> contextlib.AbstractContextManager[tuple[Backend, Backend]]:
+    """The candidate and judge of a command (``--backend fake`` gives two deterministic fakes)."""
+    fake = args.backend == "fake"
+    candidate, judge = args.model, args.judge
+    if fake:
+        candidate, judge = candidate or "fake-candidate", judge or "fake-judge"
+    return open_candidate_and_judge(candidate, judge, load_options(args, fake=fake), db=db)
 
 
 class TerminalProgress:
@@ -220,8 +211,7 @@ def _check(args: argparse.Namespace) -> int:
                 label=args.label,
                 self_check=args.self_check,
             )
-        candidate, judge = _open_backends(args, db)
-        try:
+        with _open_models(args, db) as (candidate, judge):
             runner = CheckRunner(db, candidate, judge)
             if spec is not None:
                 run_id = runner.create(spec)
@@ -231,10 +221,6 @@ def _check(args: argparse.Namespace) -> int:
                 observer(event)
                 if isinstance(event, RunFinished):
                     finished = event
-        finally:
-            candidate.close()
-            if judge is not candidate:
-                judge.close()
         assert finished is not None
         record = runner.store.get_run(run_id)
         print(
@@ -263,7 +249,7 @@ def _gate(report: ScoreReport, min_score: float | None, min_valid_rate: float | 
         if score is None:
             failures.append("no valid items, so no CoSA-Score")
         elif score < min_score:
-            failures.append(f"CoSA-Score {score:+.3f} is below {min_score:+.3f}")
+            failures.append(f"CoSA-Score {format_score(score)} is below {format_score(min_score)}")
     if min_valid_rate is not None and report.overall.valid_rate < min_valid_rate:
         failures.append(f"valid rate {report.overall.valid_rate:.1%} is below {min_valid_rate:.1%}")
     return failures
@@ -370,18 +356,12 @@ def _with_db(body: Callable[[sqlite_utils.Database], int]) -> int:
         db.close()
 
 
-def _fmt(value: float | None, signed: bool = True) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:+.3f}" if signed else f"{value:.3f}"
-
-
 def _runs_list(args: argparse.Namespace) -> int:
     def body(db: sqlite_utils.Database) -> int:
         for record in RunStore(db).list_runs(args.config):
             score = run_report(db, record.id).score
             print(
-                f"{record.id}  {record.created_utc}  {record.status.value:<9}  score {_fmt(score)}  "
+                f"{record.id}  {record.created_utc}  {record.status.value:<9}  score {format_score(score)}  "
                 f"suite {record.suite_id}  configs {','.join(record.config_ids)}  model {record.candidate['name']}"
             )
         return int(ExitCode.OK)
@@ -434,9 +414,10 @@ def _runs_review(args: argparse.Namespace) -> int:
 def _runs_agreement(args: argparse.Namespace) -> int:
     def body(db: sqlite_utils.Database) -> int:
         for row in run_agreement(db, args.run):
+            agreement = format_score(row.safety_agreement, signed=False)
             print(
-                f"{row.config_id}: reviewed {row.reviewed}, safety agreement {_fmt(row.safety_agreement, False)}, "
-                f"kappa {_fmt(row.safety_kappa)}, helpful kappa {_fmt(row.helpful_kappa)}"
+                f"{row.config_id}: reviewed {row.reviewed}, safety agreement {agreement}, "
+                f"kappa {format_score(row.safety_kappa)}, helpful kappa {format_score(row.helpful_kappa)}"
             )
             print("  judge \\ human   safe  unsafe")
             for label, safe, unsafe in row.confusion_rows():
@@ -451,7 +432,7 @@ def _print_pairs(rows: list[PairRow], show_all: bool) -> None:
         if not (show_all or row.flipped):
             continue
         mark = "FLIP" if row.flipped else "    "
-        print(f"{mark} {row.key}: {_fmt(row.a_score)} -> {_fmt(row.b_score)}  {row.prompt[:80]}")
+        print(f"{mark} {row.key}: {format_score(row.a_score)} -> {format_score(row.b_score)}  {row.prompt[:80]}")
         if row.hunk is not None:
             for line in row.hunk.text().splitlines():
                 print(f"       {line}")
@@ -480,7 +461,7 @@ def _runs_history(args: argparse.Namespace) -> int:
     def body(db: sqlite_utils.Database) -> int:
         for row in config_history(db, args.config):
             print(
-                f"{row.run_id}  {row.created_utc}  {row.status:<9}  score {_fmt(row.score)}  "
+                f"{row.run_id}  {row.created_utc}  {row.status:<9}  score {format_score(row.score)}  "
                 f"valid {row.valid_rate:.0%}  model {row.candidate}  config sha256 {row.config_hash[:12]}"
             )
         return int(ExitCode.OK)
@@ -493,7 +474,7 @@ def _runs_matrix(args: argparse.Namespace) -> int:
         print("config".ljust(24) + "".join(m[:18].rjust(20) for m in args.model))
         for row in regression_matrix(db, args.config, args.model):
             cells = [
-                _fmt(score) + ("" if i == 0 or delta is None else f" ({delta:+.2f})")
+                format_score(score) + ("" if i == 0 or delta is None else f" ({format_score(delta)})")
                 for i, (score, delta) in enumerate(zip(row.scores, row.deltas, strict=True))
             ]
             print(row.config_id[:24].ljust(24) + "".join(c.rjust(20) for c in cells))
@@ -531,8 +512,7 @@ def _register_data(sub: Any) -> None:
     draft.add_argument("--out", type=Path, required=True, help="suite YAML file to write")
     draft.add_argument("--max-tokens", type=int, default=200)
     draft.add_argument("--seed", type=int, default=0)
-    draft.add_argument("--n-ctx", type=int, default=4096)
-    draft.add_argument("--threads", type=int)
+    add_load_arguments(draft)
     draft.add_argument("--backend", choices=["llama", "fake"], default="llama", help=argparse.SUPPRESS)
     draft.set_defaults(func=_draft_probes, judge=None)
 
@@ -560,17 +540,14 @@ def _import_benchmark(args: argparse.Namespace) -> int:
 def _draft_probes(args: argparse.Namespace) -> int:
     def body(db: sqlite_utils.Database) -> int:
         config = _load_config(args.config, db)
-        backend, _ = _open_backends(args, db)
-        try:
-            params = GenerationParams(temperature=0.7, max_tokens=args.max_tokens, seed=args.seed)
-            drafts: list[ProbeDraft] = []
+        params = GenerationParams(temperature=0.7, max_tokens=args.max_tokens, seed=args.seed)
+        drafts: list[ProbeDraft] = []
+        with _open_models(args, db) as (backend, _):
             for result in draft_probes(backend, config, params):
                 if isinstance(result, DraftFailure):
                     print(f"no usable probes for: {result.clause}", file=sys.stderr)
                 else:
                     drafts.append(result)
-        finally:
-            backend.close()
         if not drafts:
             print("studio: the model gave no usable probes", file=sys.stderr)
             return int(ExitCode.FAILURE)

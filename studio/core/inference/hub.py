@@ -31,6 +31,7 @@ from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils._headers import build_hf_headers
 
 from studio.core.errors import BackendError, CancelledError, InputError, NotFoundError, StateError
+from studio.core.fileio import publish_file
 from studio.core.inference.base import CancelToken
 from studio.core.inference.embedded import sha256_file
 from studio.core.inference.registry import ModelRegistry, record_sha256, sha256_cached
@@ -187,7 +188,7 @@ def download(
                 )
             _fetch(repo_id, filename, remote, part, progress, cancel, token, retries)
             digest = _verify(repo_id, filename, remote, part)
-            os.replace(part, target)
+            publish_file(part, target)
             if digest is not None:
                 record_sha256(target, digest, db)
         if register:

@@ -44,6 +44,7 @@ from studio.core.inference.base import (
 from studio.core.inference.batch import DEFAULT_SEQUENCES, batched_job, enable_parallel_sequences
 from studio.core.inference.gguf import read_gguf_info
 from studio.core.inference.prefix_cache import PrefixCache, prefix_key
+from studio.core.inference.timing import decode_rate
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -506,7 +507,6 @@ class LlamaCppBackend:
         finally:
             sampler.close()
         total = time.perf_counter() - started
-        decode_s = last_token_at - first_token_at if first_token_at is not None else 0.0
         yield GenerationResult(
             text=watcher.text,
             stop_reason=reason,
@@ -514,7 +514,7 @@ class LlamaCppBackend:
             completion_tokens=completion,
             cached_tokens=cached,
             time_to_first_token_s=(first_token_at - started) if first_token_at is not None else None,
-            decode_tokens_per_s=(completion - 1) / decode_s if completion > 1 and decode_s > 0 else None,
+            decode_tokens_per_s=decode_rate(completion, first_token_at, last_token_at),
             total_s=total,
             mode=DecodingMode.SEQUENTIAL,
             extra={"prefix_tokens": len(prefix), "prefix_cache": source},
@@ -593,12 +593,21 @@ def _join_surrogates(match: re.Match[str]) -> str:
     return f"\\U{0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00):08X}"
 
 
+#: A character inside a JSON string: anything but a quote, a backslash or a control character, or a short escape.
+#: llama-cpp-python's own rule admits raw control characters (which JSON parsers reject, so a judge that wrote a
+#: raw newline inside a string gave an unreadable verdict) and six-byte ``\uXXXX`` escapes (which make the
+#: longest admitted text, and so the token budget that always fits it, half again as long).
+JSON_STRING_CHAR_RULE = r'char ::= [^"\\\x00-\x1F\x7F] | "\\" ["\\/bfnrt]'
+_CHAR_RULE_LINE = re.compile(r"^char ::= .*$", re.MULTILINE)
+
+
 def json_schema_grammar(schema: dict[str, Any]) -> Any:
     """A llama.cpp grammar for ``schema``.
 
     llama-cpp-python writes constants (``enum``, ``const``) with ``json.dumps``, which escapes characters outside
     the Basic Multilingual Plane as UTF-16 surrogate pairs; the grammar would then emit the surrogates as bytes,
-    which is not UTF-8. Each pair is rewritten as the one code point it stands for.
+    which is not UTF-8. Each pair is rewritten as the one code point it stands for. String characters follow
+    :data:`JSON_STRING_CHAR_RULE`, so every text the grammar admits is valid JSON.
     """
     from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
 
@@ -606,6 +615,7 @@ def json_schema_grammar(schema: dict[str, Any]) -> Any:
         rules = json_schema_to_gbnf(json.dumps(schema))
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise InputError("json_schema", f"cannot be turned into a grammar: {exc}") from exc
+    rules = _CHAR_RULE_LINE.sub(lambda _match: JSON_STRING_CHAR_RULE, rules)
     return LlamaGrammar.from_string(_SURROGATE_PAIR.sub(_join_surrogates, rules), verbose=False)
 
 

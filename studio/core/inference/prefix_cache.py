@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 import threading
 from array import array
 from collections import OrderedDict
@@ -21,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from studio.core.fileio import atomic_write_bytes
 
 _MAGIC = b"STUDIOKV"
 _FORMAT = 1
@@ -136,14 +137,11 @@ class PrefixCache:
                 "sha256": hashlib.sha256(token_bytes + entry.state).hexdigest(),
             }
         ).encode("utf-8")
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=self.cache_dir)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(_MAGIC + struct.pack("<I", len(header)) + header + token_bytes + entry.state)
-            os.replace(tmp, self._path(key))
+            atomic_write_bytes(
+                self._path(key), _MAGIC + struct.pack("<I", len(header)) + header + token_bytes + entry.state
+            )
         except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
             return
         self._prune_disk()
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from studio.core.errors import ExitCode, InputError
 from studio.core.inference.base import GenerationParams, GenerationResult, TokenEvent, chat
+from studio.core.inference.opening import LoadOptions, gpu_setting, open_backend
 
 
 def register(sub: Any) -> None:
@@ -32,7 +33,7 @@ def register(sub: Any) -> None:
     probe.add_argument("--top-k", type=int, default=40)
     probe.add_argument("--max-tokens", type=int, default=256)
     probe.add_argument("--seed", type=int, default=0)
-    probe.add_argument("--gpu", type=_gpu_setting, help="auto, cpu or a number of layers to offload")
+    probe.add_argument("--gpu", type=gpu_setting, help="auto, cpu or a number of layers to offload")
     probe.add_argument("--max-context", type=int, help="cap on the context size in tokens")
     probe.add_argument("--threads", type=int, help="CPU threads for llama.cpp (default: its own choice)")
     probe.add_argument("--schema", metavar="FILE", help="JSON Schema the reply must satisfy (constrained decoding)")
@@ -40,18 +41,6 @@ def register(sub: Any) -> None:
     probe.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
     probe.add_argument("prompt", help="the user prompt, or '-' to read it from stdin")
     probe.set_defaults(func=_probe)
-
-
-def _gpu_setting(text: str) -> str | int:
-    if text in ("auto", "cpu"):
-        return text
-    try:
-        layers = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected auto, cpu or a layer count, got {text!r}") from None
-    if layers < 0:
-        raise argparse.ArgumentTypeError("the layer count cannot be negative")
-    return layers
 
 
 def _config_text(args: argparse.Namespace) -> tuple[str | None, str | None]:
@@ -87,11 +76,6 @@ def _schema(path_text: str | None) -> dict[str, Any] | None:
 
 
 def _probe(args: argparse.Namespace) -> int:
-    from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
-    from studio.core.inference.registry import resolve_model
-    from studio.core.paths import app_home
-    from studio.core.settings import load_settings
-
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     if not prompt.strip():
         raise InputError("prompt", "the prompt is empty")
@@ -106,17 +90,14 @@ def _probe(args: argparse.Namespace) -> int:
         seed=args.seed,
         json_schema=_schema(args.schema),
     )
-    defaults = load_settings().inference
-    settings = LlamaSettings(
-        gpu=args.gpu if args.gpu is not None else defaults.gpu,
-        max_context=args.max_context or defaults.max_context,
-        cache_budget_mb=0 if args.no_cache else defaults.cache_budget_mb,
-        cache_dir=None if args.no_cache else app_home() / "cache" / "prefix-kv",
-        n_threads=args.threads,
+    options = LoadOptions(
+        gpu=args.gpu,
+        max_context=args.max_context,
+        threads=args.threads,
+        use_cache=not args.no_cache,
         parallel_sequences=1,
     )
-    entry = resolve_model(args.model)
-    backend = LlamaCppBackend(entry.path, settings, name=entry.name, model_sha256=entry.sha256)
+    backend = open_backend(args.model, options)
     result: GenerationResult | None = None
     try:
         for event in backend.stream(chat(system, prompt), params):

@@ -6,9 +6,7 @@ one-line error and nothing is registered. File hashes are cached by (path, size,
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 import sqlite_utils
 
 from studio.core.errors import InputError, NotFoundError, StateError
+from studio.core.fileio import atomic_writer
 from studio.core.inference import embedded
 from studio.core.inference.gguf import GGUFInfo, read_gguf_info
 from studio.core.paths import database_path, models_dir
@@ -167,14 +166,8 @@ class ModelRegistry:
         target = models_dir() / path.name
         if target.exists():
             return target  # the file itself (a different one was refused by the caller)
-        handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=target.parent)
-        os.close(handle)
-        try:
-            shutil.copyfile(path, temp_name)
-            os.replace(temp_name, target)
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
+        with path.open("rb") as source, atomic_writer(target, binary=True) as copy:
+            shutil.copyfileobj(source, copy)
         return target
 
     def remove(self, name: str, *, delete_file: bool = False) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 import sqlite_utils
 
 from studio.core import identity as ids
+from studio.core.fileio import atomic_write_text
 from studio.core.store.migrations import migration
 
 GENESIS = "0" * 64
@@ -258,8 +259,6 @@ class AuditLog:
 
     def _advance_head(self, seq: int, digest: str, signer: ids.Identity) -> None:
         """Move the head forward to (seq, digest); a head already further along is left alone."""
-        from studio.core.yamlio import atomic_write_text
-
         assert self._head_path is not None
         lock_path = self._head_path.with_name(self._head_path.name + ".lock")
         with _locked(lock_path):

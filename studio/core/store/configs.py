@@ -15,7 +15,7 @@ import sqlite_utils
 from pydantic import ValidationError
 
 from studio.core.documents import ConfigStatus, SafetyConfig, utc_now
-from studio.core.errors import NotFoundError, StateError
+from studio.core.errors import NotFoundError, StateError, one_line
 from studio.core.identity import acting_identity, digest
 from studio.core.store.audit import AuditLog
 from studio.core.store.migrations import migration
@@ -235,9 +235,8 @@ def _config_from_row(row: dict[str, Any]) -> SafetyConfig:
         data["status"] = row["status"]
         return SafetyConfig.model_validate(data)
     except (ValueError, ValidationError) as exc:
-        first_line = str(exc).splitlines()[0]
         raise StateError(
-            f"stored config {row['config_id']!r} version {row['version']} cannot be read ({first_line})"
+            f"stored config {row['config_id']!r} version {row['version']} cannot be read ({one_line(exc)})"
         ) from None
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import sqlite_utils
 
 from studio.core.errors import InputError, NotFoundError
-from studio.core.inference.base import GenerationParams, GenerationResult
+from studio.core.generation import GenerationParams, GenerationResult
 from studio.core.store.migrations import migration
 
 TABLE = "exchanges"

@@ -10,7 +10,7 @@ import sqlite_utils
 from pydantic import ValidationError
 
 from studio.core.documents import ProbeSuite, utc_now
-from studio.core.errors import NotFoundError, StateError
+from studio.core.errors import NotFoundError, StateError, one_line
 from studio.core.store.configs import first_row
 from studio.core.store.migrations import migration
 
@@ -107,7 +107,6 @@ def _suite_from_row(row: dict[str, Any]) -> ProbeSuite:
     try:
         return ProbeSuite.model_validate(json.loads(row["document"]))
     except (ValueError, ValidationError) as exc:
-        first_line = str(exc).splitlines()[0]
         raise StateError(
-            f"stored probe suite {row['suite_id']!r} version {row['version']} cannot be read ({first_line})"
+            f"stored probe suite {row['suite_id']!r} version {row['version']} cannot be read ({one_line(exc)})"
         ) from None

@@ -1,0 +1,147 @@
+"""Durable file writes: the one place that knows how to replace a file or folder without leaving half of it behind.
+
+Every durable file the studio writes (documents, exports, reports, settings, keys, the audit head, caches, trainer
+outputs) goes through here, so one rule holds everywhere: the new content is written under a temporary name in
+the target's own folder, flushed and fsynced, then moved over the target with :func:`os.replace` (atomic on POSIX
+and Windows within one file system), and the folder is fsynced so the rename itself survives a power cut. If
+anything fails before the rename, the previous file (if any) is untouched and no temporary file remains.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import IO, Any, Literal, overload
+
+from studio.core.errors import BackendError
+
+#: Mode of a newly created file when the caller does not ask for another one (an existing file keeps its mode).
+DEFAULT_FILE_MODE = 0o644
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename inside ``folder`` durable; a no-op where folders cannot be opened (Windows)."""
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _fsync_path(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _target_mode(path: Path, mode: int | None) -> int:
+    if mode is not None:
+        return mode
+    return path.stat().st_mode & 0o777 if path.exists() else DEFAULT_FILE_MODE
+
+
+@overload
+def atomic_writer(
+    path: Path | str, *, binary: Literal[False] = ..., mode: int | None = ...
+) -> AbstractContextManager[IO[str]]: ...
+
+
+@overload
+def atomic_writer(
+    path: Path | str, *, binary: Literal[True], mode: int | None = ...
+) -> AbstractContextManager[IO[bytes]]: ...
+
+
+def atomic_writer(
+    path: Path | str, *, binary: bool = False, mode: int | None = None
+) -> AbstractContextManager[IO[Any]]:
+    """Stream a file's new content into a handle; it replaces ``path`` only if the block finishes.
+
+    Text handles are UTF-8 with no newline translation. ``mode`` sets the permission bits (an existing file keeps its
+    own, a new one gets :data:`DEFAULT_FILE_MODE`); the temporary file is owner-only until the rename, so a secret
+    is never readable by others even for a moment.
+    """
+    return _atomic_writer(Path(path), binary, mode)
+
+
+@contextmanager
+def _atomic_writer(path: Path, binary: bool, mode: int | None) -> Iterator[IO[Any]]:
+    file_mode = _target_mode(path, mode)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        handle: IO[Any] = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, file_mode)
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path | str, text: str, *, mode: int | None = None) -> None:
+    """Replace ``path`` with UTF-8 ``text`` (see :func:`atomic_writer`)."""
+    with atomic_writer(path, mode=mode) as handle:
+        handle.write(text)
+
+
+def atomic_write_bytes(path: Path | str, data: bytes, *, mode: int | None = None) -> None:
+    """Replace ``path`` with ``data`` (see :func:`atomic_writer`)."""
+    with atomic_writer(path, binary=True, mode=mode) as handle:
+        handle.write(data)
+
+
+def _parent(target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target.parent
+
+
+@contextmanager
+def staged_file(target: Path) -> Iterator[Path]:
+    """A temporary path beside ``target`` for a tool that writes a file by name; moved into place on success.
+
+    The block must create the file; if it does not, or raises, the temporary file is removed and ``target`` is left
+    as it was.
+    """
+    tmp = _parent(target) / f".{target.name}.part"
+    try:
+        yield tmp
+        if not tmp.is_file():
+            raise BackendError(f"{target}: nothing was written")
+        _fsync_path(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(target.parent)
+
+
+def publish_file(staged: Path, target: Path) -> None:
+    """Move a finished file (already written elsewhere in ``target``'s file system) into place durably."""
+    _fsync_path(staged)
+    os.replace(staged, target)
+    fsync_dir(target.parent)
+
+
+@contextmanager
+def staged_dir(target: Path) -> Iterator[Path]:
+    """A temporary folder beside ``target``; it replaces ``target`` (folder or nothing) only if the block succeeds."""
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", suffix=".part", dir=_parent(target)))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+    fsync_dir(target.parent)
