@@ -11,7 +11,9 @@ PY=.venv/bin/python
 # The CPU build of torch is enough for the trainer tests; pin it so pip does not pull a CUDA build.
 "$PY" -c "import torch" 2>/dev/null || "$PY" -m pip install -q "torch==2.13.0"
 "$PY" -m pip install -q -e ".[dev,train]"
-.venv/bin/studio models install-default
+# The embedded model is fetched only when no intact copy is registered yet; the tests use that copy.
+STUDIO_TEST_MODEL=$(.venv/bin/studio models install-default)
+export STUDIO_TEST_MODEL
 .venv/bin/lint-imports
 .venv/bin/ruff check studio tests bench
 .venv/bin/mypy

@@ -25,9 +25,13 @@ def studio_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
 
 @pytest.fixture(scope="session")
 def embedded_model() -> Path:
-    """Path of the embedded SmolLM2 GGUF, fetched into the checkout's git-ignored models/ on first use."""
+    """Path of the embedded SmolLM2 GGUF: the installed copy `scripts/test.sh` found ($STUDIO_TEST_MODEL), else
+    the one in the checkout's git-ignored models/, fetched there on first use."""
     from studio.core.inference.embedded import install_embedded_model
 
+    installed = os.environ.get("STUDIO_TEST_MODEL")
+    if installed and Path(installed).is_file():
+        return Path(installed)
     return install_embedded_model(REPO / "models", verify_existing=False)
 
 

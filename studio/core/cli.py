@@ -5,18 +5,22 @@ Each area of the core contributes its commands through a ``register(subparsers)`
 
 Exit codes (see :class:`studio.core.errors.ExitCode`): 0 success; 1 negative outcome (gate not met, verification
 failed); 2 bad arguments; 3 invalid input file or value; 4 not found; 5 conflicts with stored state; 6 model or
-backend failure; 130 cancelled.
+backend failure; 130 cancelled; 141 the output pipe was closed early.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
+import re
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from studio import __version__
+from studio.core.choices import closest
 from studio.core.errors import ExitCode, StudioError
 
 COMMAND_MODULES = [
@@ -28,12 +32,52 @@ COMMAND_MODULES = [
 ]
 
 
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors exit with :data:`ExitCode.USAGE` and a one-line message."""
+_INVALID_CHOICE = re.compile(r"invalid choice: '(?P<value>[^']*)' \(choose from (?P<choices>.*)\)$")
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+
+class StudioParser(argparse.ArgumentParser):
+    """The parser of ``studio`` and ``studio-train`` and all their subcommands.
+
+    A shortened flag is never taken for a long one (``--min-scor`` is an error, not ``--min-score``): a check
+    started with a half-typed flag may run for minutes under settings nobody asked for. Errors exit with
+    :data:`ExitCode.USAGE` and one line that names the flag or choice closest to what was typed.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras and not self._has_subcommands():
+            # Report unknown flags here, where this command's own flags are known, rather than at the top level.
+            self.error(f"unrecognized arguments: {' '.join(extras)}{self._flag_hint(extras)}")
+        return parsed, extras
+
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(int(ExitCode.USAGE), f"{self.prog}: error: {message}\n")
+        self.exit(int(ExitCode.USAGE), f"{self.prog}: error: {_with_choice_hint(message)}\n")
+
+    def _has_subcommands(self) -> bool:
+        return any(isinstance(action, argparse._SubParsersAction) for action in self._actions)
+
+    def _flag_hint(self, extras: Sequence[str]) -> str:
+        flags = [flag for flag in self._option_string_actions if flag.startswith("--")]
+        unknown = next((word.split("=", 1)[0] for word in extras if word.startswith("--")), None)
+        guess = closest(unknown, flags) if unknown else None
+        return f" (did you mean {guess}?)" if guess else ""
+
+
+def _with_choice_hint(message: str) -> str:
+    """argparse's "invalid choice" message with the closest choice added."""
+    found = _INVALID_CHOICE.search(message)
+    if found is None:
+        return message
+    choices = [part.strip().strip("'") for part in found["choices"].split(",")]
+    guess = closest(found["value"], choices)
+    return f"{message}; did you mean {guess!r}?" if guess else message
 
 
 def command_group(sub: Any, name: str, help_text: str) -> Any:
@@ -44,15 +88,15 @@ def command_group(sub: Any, name: str, help_text: str) -> Any:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = StudioParser(
         prog="studio",
         description="CoSA Studio: write, probe, check and approve safety configs. Run without a command to open "
         "the window.",
         epilog="Exit codes: 0 ok, 1 negative outcome, 2 usage, 3 invalid input, 4 not found, 5 state conflict, "
-        "6 model/backend failure, 130 cancelled.",
+        "6 model/backend failure, 130 cancelled, 141 output closed early.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=StudioParser)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
@@ -68,10 +112,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         target.print_help(sys.stderr)
         return int(ExitCode.USAGE)
     try:
-        return int(handler(args))
+        code = int(handler(args))
+        sys.stdout.flush()  # a reader that went away is noticed here, not in the interpreter's exit
+        return code
     except StudioError as exc:
         print(f"studio: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("studio: cancelled", file=sys.stderr)
         return int(ExitCode.CANCELLED)
+    except BrokenPipeError:
+        return closed_pipe_exit()
+
+
+def closed_pipe_exit() -> int:
+    """The reader of stdout went away (``studio runs list | head -1``): stop quietly, as a shell tool does.
+
+    stdout is pointed at the null device so that flushing what is still buffered at exit cannot fail again.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return int(ExitCode.CLOSED_PIPE)

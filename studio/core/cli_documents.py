@@ -111,13 +111,21 @@ def _register_suite(sub: Any) -> None:
     imp.add_argument("files", nargs="+", type=Path, metavar="FILE")
     imp.set_defaults(func=_suite_import)
 
-    export = ssub.add_parser("export", help="write a suite as YAML", description="Export a probe suite as YAML.")
+    export = ssub.add_parser(
+        "export",
+        help="write a stored or bundled suite as YAML",
+        description="Export a probe suite as YAML: a stored suite, else the bundled one with that id.",
+    )
     export.add_argument("suite_id", metavar="ID")
     export.add_argument("--version", type=int, help="version to export (default: latest)")
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="file to write (default: stdout)")
     export.set_defaults(func=_suite_export)
 
-    listing = ssub.add_parser("list", help="list probe suites", description="List stored probe suites.")
+    listing = ssub.add_parser(
+        "list",
+        help="list the bundled and stored probe suites",
+        description="List the probe suites shipped with the studio and those imported into the library.",
+    )
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(func=_suite_list)
 
@@ -368,35 +376,42 @@ def _suite_import(args: argparse.Namespace) -> int:
 
 
 def _suite_export(args: argparse.Namespace) -> int:
+    from studio.core.refs import load_suite_ref
+
     with Store.open() as store:
-        suite = store.suites.get(args.suite_id, args.version)
+        suite = load_suite_ref(args.suite_id, store.db, args.version)
     _write_output(dump_document(suite), args.output)
     return int(ExitCode.OK)
 
 
 def _suite_list(args: argparse.Namespace) -> int:
+    from studio.core.evals.suites import bundled_suites
+
     with Store.open() as store:
-        suites = store.suites.list()
+        stored = store.suites.list()
+    stored_ids = {s.id for s in stored}
+    # A stored suite with a bundled suite's id is the one `studio check --suite ID` uses, so the bundled one is
+    # left out.
+    suites = [(s, "stored") for s in stored] + [(s, "bundled") for s in bundled_suites() if s.id not in stored_ids]
     if args.json:
         rows = [
             {
                 "id": s.id,
                 "version": s.version,
+                "source": source,
                 "kind": s.kind.value,
                 "title": s.title,
                 "probes": len(s.probes),
                 "content_hash": s.content_hash(),
             }
-            for s in suites
+            for s, source in suites
         ]
         print(json.dumps(rows, indent=2, ensure_ascii=False))
-    elif suites:
-        sys.stdout.write(
-            _table(
-                ["ID", "VERSION", "KIND", "PROBES", "TITLE"],
-                [[s.id, str(s.version), s.kind.value, str(len(s.probes)), s.title] for s in suites],
-            )
+        return int(ExitCode.OK)
+    sys.stdout.write(
+        _table(
+            ["ID", "VERSION", "SOURCE", "KIND", "PROBES", "TITLE"],
+            [[s.id, str(s.version), source, s.kind.value, str(len(s.probes)), s.title] for s, source in suites],
         )
-    else:
-        print("no probe suites", file=sys.stderr)
+    )
     return int(ExitCode.OK)

@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     STATE = 5  # the request conflicts with stored state (newer database, frozen version, lifecycle rule)
     RUNTIME = 6  # a model or backend failed while working
     CANCELLED = 130
+    CLOSED_PIPE = 141  # the reader of the output went away (``| head``), as for a tool ended by SIGPIPE
 
 
 class StudioError(Exception):

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from studio.core.choices import choices_hint
+from studio.core.errors import InputError, validation_problem
 from studio.core.paths import app_home
 
 SETTINGS_FILE = "settings.yaml"
@@ -77,3 +82,114 @@ def current_identity(explicit: str | None = None, settings: StudioSettings | Non
         return getpass.getuser()
     except (OSError, KeyError):
         return "unknown"
+
+
+# -- every setting by its dotted key, for `studio settings show/set` and their help -----------------------------
+
+
+@dataclass(frozen=True)
+class SettingKey:
+    """One leaf setting: its dotted key (``gate.min_valid_rate``), what it means, its default and what it takes."""
+
+    key: str
+    description: str
+    default: Any
+    accepts: str
+
+
+def setting_keys() -> list[SettingKey]:
+    """Every leaf setting, in the order of the settings file, read from the settings model itself so that a new
+    field is listed (and settable) without further code."""
+    schema = StudioSettings.model_json_schema()
+    defaults = StudioSettings().model_dump(mode="json")
+    keys: list[SettingKey] = []
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        for name, prop in node.get("properties", {}).items():
+            resolved = _resolve(prop, schema)
+            if "properties" in resolved:
+                walk(resolved, f"{prefix}{name}.")
+                continue
+            key = prefix + name
+            keys.append(SettingKey(key, prop.get("description", ""), _lookup(defaults, key), _accepts(prop, schema)))
+
+    walk(schema, "")
+    return keys
+
+
+def setting_value(settings: StudioSettings, key: str) -> Any:
+    """The JSON-ready value of one dotted key."""
+    return _lookup(settings.model_dump(mode="json"), _known_key(key))
+
+
+def with_setting(settings: StudioSettings, key: str, text: str) -> StudioSettings:
+    """A copy of ``settings`` with one dotted key set from command-line text.
+
+    The text is read as JSON where it parses (numbers, true/false, lists), as a plain string otherwise; ``none``,
+    ``null`` or an empty string clear an optional value. The result is validated as a whole.
+    """
+    known = _known_key(key)
+    value: Any = text
+    if text.strip().lower() in {"null", "none", ""}:
+        value = None
+    else:
+        with contextlib.suppress(json.JSONDecodeError):
+            value = json.loads(text)
+    data = settings.model_dump(mode="json")
+    *parents, leaf = known.split(".")
+    target = data
+    for part in parents:
+        target = target[part]
+    target[leaf] = value
+    try:
+        return StudioSettings.model_validate(data)
+    except ValidationError as exc:
+        accepts = next(k.accepts for k in setting_keys() if k.key == known)
+        raise InputError("settings", f"{known}: {validation_problem(exc).message} (takes {accepts})") from None
+
+
+def _known_key(key: str) -> str:
+    keys = [k.key for k in setting_keys()]
+    if key not in keys:
+        raise InputError("settings", f"unknown setting {key!r}{choices_hint(key, keys, label='settings')}")
+    return key
+
+
+def _lookup(data: dict[str, Any], key: str) -> Any:
+    value: Any = data
+    for part in key.split("."):
+        value = value[part]
+    return value
+
+
+def _resolve(prop: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    ref = prop.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        resolved: dict[str, Any] = schema["$defs"][ref.removeprefix("#/$defs/")]
+        return resolved
+    return prop
+
+
+def _accepts(prop: dict[str, Any], schema: dict[str, Any]) -> str:
+    """What a JSON Schema property takes, in words: ``a number from 0.0 to 1.0``, ``auto, cpu or a whole number``."""
+    words = _accepted_words(prop, schema)
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _accepted_words(prop: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    prop = _resolve(prop, schema)
+    if "anyOf" in prop:
+        return [word for option in prop["anyOf"] for word in _accepted_words(option, schema)]
+    if "enum" in prop:
+        return [str(value) for value in prop["enum"]]
+    if "const" in prop:
+        return [str(prop["const"])]
+    kind = prop.get("type")
+    if kind in {"number", "integer"}:
+        noun = "a number" if kind == "number" else "a whole number"
+        low, high = prop.get("minimum"), prop.get("maximum")
+        if low is not None and high is not None:
+            return [f"{noun} from {low} to {high}"]
+        return [f"{noun} of at least {low}" if low is not None else noun]
+    names = {"null": "none", "boolean": "true or false", "string": "text", "array": "a JSON list"}
+    return [names.get(str(kind), "a JSON value")]

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 
+from studio.core.choices import choices_hint, closest
+
 
 class Category(StrEnum):
     FINANCIAL_CRIME = "financial_crime"
@@ -162,7 +164,10 @@ def parse_category(text: str) -> Category:
     """Parse one category in any known spelling (canonical id, judge key, metric, split, short name)."""
     found = _spellings().get(_norm(text))
     if found is None:
-        raise UnknownCategoryError(f"unknown risk category {text!r}")
+        near = closest(_norm(text), _spellings())
+        guess = _spellings()[near].value if near is not None else None
+        hint = choices_hint(text, [c.value for c in Category], label="categories", guess=guess)
+        raise UnknownCategoryError(f"unknown risk category {text!r}{hint}")
     return found
 
 

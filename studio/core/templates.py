@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from studio.core.choices import choices_hint
 from studio.core.documents import ConfigKind, SafetyConfig, slugify
 from studio.core.errors import InputError, NotFoundError, validation_problem
 from studio.core.paths import resource
@@ -213,8 +214,8 @@ def get_template(template_id: str) -> Template:
     for template in _templates():
         if template.id == template_id:
             return template
-    known = ", ".join(t.id for t in _templates())
-    raise NotFoundError(f"no template {template_id!r} (known: {known})")
+    known = [t.id for t in _templates()]
+    raise NotFoundError(f"no template {template_id!r}{choices_hint(template_id, known, label='templates')}")
 
 
 def _build_config(**fields: Any) -> SafetyConfig:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from studio import __version__
+from studio.core.cli import StudioParser
 from studio.core.errors import ExitCode, InputError, StudioError
 from studio.trainer.progress import Progress
 
@@ -48,21 +49,15 @@ _JOB_FLAGS: tuple[tuple[str, type, str], ...] = (
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        self.exit(int(ExitCode.USAGE), f"{self.prog}: error: {message}\n")
-
-
 def make_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = StudioParser(
         prog="studio-train",
         description="CoSAlign training for CoSA Studio: synthesize pairs, SFT, DPO, export to GGUF, evaluate.",
         epilog="Progress is printed as JSON lines on stdout. Exit codes: 0 ok, 2 usage, 3 invalid input, "
         "4 not found, 5 state conflict, 6 model/backend failure, 130 cancelled.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=StudioParser)
 
     syn = sub.add_parser("synthesize", help="generate, label and pair responses to seed prompts")
     syn.add_argument("--out", required=True, type=Path, help="pairs JSONL to write (a .manifest.json goes next to it)")

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="studio gui", description="Open the CoSA Studio window.")
+    parser = argparse.ArgumentParser(prog="studio gui", description="Open the CoSA Studio window.", allow_abbrev=False)
     parser.add_argument("--no-model", action="store_true", help="start without loading the default model")
     parser.add_argument("files", nargs="*", type=Path, help="config files to import and open")
     args, _qt_args = parser.parse_known_args(list(argv))

@@ -223,7 +223,8 @@ def test_import_into_fresh_home_recreates_config(
 def test_new_categorical_with_bad_category(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "config", "new", "--template", "categorical", "--allow", "piracy")
     assert code == ExitCode.INPUT
-    assert err == "studio: error: --allow: unknown risk category 'piracy'\n"
+    assert err.startswith("studio: error: --allow: unknown risk category 'piracy'; did you mean 'privacy'? ")
+    assert err.count("\n") == 1 and "categories: financial_crime, discrimination, violence" in err
     assert counts()["configs"] == 0
 
 
@@ -275,7 +276,7 @@ def test_edit_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     code, _, err = run(capsys, "config", "edit", "g", "--text-file", str(tmp_path / "absent.txt"))
     assert (code, err) == (ExitCode.INPUT, f"studio: error: {tmp_path / 'absent.txt'}: no such file\n")
     code, _, err = run(capsys, "config", "edit", "missing", "--set-title", "x")
-    assert (code, err) == (ExitCode.NOT_FOUND, "studio: error: no config with id 'missing'\n")
+    assert (code, err) == (ExitCode.NOT_FOUND, "studio: error: no config with id 'missing'; stored: g\n")
     assert counts()["config_versions"] == 1
 
 
@@ -325,14 +326,27 @@ def test_suite_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     source.write_text(SUITE.format(suite_id="shop") + "  - text: One more\n    expected: partial\n")
     assert run(capsys, "suite", "import", str(source))[1] == f"{source}: suite shop v2 (3 probes)\n"
     rows = json.loads(run(capsys, "suite", "list", "--json")[1])
-    assert [(r["id"], r["version"], r["probes"]) for r in rows] == [("shop", 2, 3)]
-    assert run(capsys, "suite", "list")[1].splitlines()[1].split()[:4] == ["shop", "2", "free-form", "3"]
+    assert [(r["id"], r["version"], r["source"], r["probes"]) for r in rows[:1]] == [("shop", 2, "stored", 3)]
+    bundled = {r["id"] for r in rows if r["source"] == "bundled"}
+    assert {"scenario-game-studio", "category-violence"} <= bundled and len(rows) == 1 + len(bundled)
+    assert run(capsys, "suite", "list")[1].splitlines()[1].split()[:5] == ["shop", "2", "stored", "free-form", "3"]
     exported = tmp_path / "out.yaml"
     assert run(capsys, "suite", "export", "shop", "--version", "1", "-o", str(exported))[0] == ExitCode.OK
     assert "One more" not in exported.read_text()
     assert run(capsys, "suite", "validate", str(exported))[0] == ExitCode.OK
-    code, _, err = run(capsys, "suite", "export", "nope")
-    assert (code, err) == (ExitCode.NOT_FOUND, "studio: error: no probe suite with id 'nope'\n")
+    code, _, err = run(capsys, "suite", "export", "shopp")
+    assert code == ExitCode.NOT_FOUND
+    assert err.startswith("studio: error: 'shopp' is neither a suite file nor a stored or bundled suite; did you mean")
+    assert "'shop'? suites: shop, scenario-" in err and err.count("\n") == 1
+    # A bundled suite exports like a stored one.
+    code, out, _ = run(capsys, "suite", "export", "scenario-game-studio")
+    assert code == ExitCode.OK and "id: scenario-game-studio" in out
+
+
+def test_stored_suite_shadows_the_bundled_one_in_the_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "suite", "import", str(suite_file(tmp_path, "category-violence")))
+    rows = json.loads(run(capsys, "suite", "list", "--json")[1])
+    assert [(r["source"], r["probes"]) for r in rows if r["id"] == "category-violence"] == [("stored", 2)]
 
 
 def test_newer_database_exits_with_state_code(capsys: pytest.CaptureFixture[str]) -> None:

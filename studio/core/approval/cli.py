@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import shutil
 import sys
@@ -14,10 +13,18 @@ from studio.core.approval.export import export_approved, import_export, read_exp
 from studio.core.approval.lifecycle import Lifecycle, audit_log
 from studio.core.approval.signing import TRUSTED_DIR, export_public_key, keys_dir, load_or_create_key
 from studio.core.cli import command_group
-from studio.core.errors import ExitCode, InputError, validation_problem
+from studio.core.errors import ExitCode, InputError
 from studio.core.evals.formatting import format_score
 from studio.core.fileio import atomic_write_text
-from studio.core.settings import current_identity, load_settings, save_settings
+from studio.core.settings import (
+    current_identity,
+    load_settings,
+    save_settings,
+    setting_keys,
+    setting_value,
+    settings_path,
+    with_setting,
+)
 from studio.core.store import Store
 
 
@@ -93,11 +100,23 @@ def register(sub: Any) -> None:
     trust.set_defaults(func=_keys_trust)
 
     settings = command_group(sub, "settings", "show or change settings (identity, approval gate, inference)")
-    show = settings.add_parser("show", help="print the settings as YAML")
+    show = settings.add_parser(
+        "show",
+        help="list every setting with its value and default",
+        description="List every setting by its key, with its current value, its default and what it means.",
+    )
+    show.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
     show.set_defaults(func=_settings_show)
-    setp = settings.add_parser("set", help="set one value, e.g. gate.min_score 0.2")
-    setp.add_argument("key")
-    setp.add_argument("value")
+    setp = settings.add_parser(
+        "set",
+        help="set one value, e.g. gate.min_valid_rate 0.5",
+        description="Set one setting by its key; `none` clears an optional value. The keys are listed below "
+        "(`studio settings show` prints their current values).",
+        epilog=_settings_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    setp.add_argument("key", metavar="KEY", help="a key listed below, e.g. gate.min_valid_rate")
+    setp.add_argument("value", metavar="VALUE", help="the new value (none clears an optional value)")
     setp.set_defaults(func=_settings_set)
 
 
@@ -271,37 +290,41 @@ def _keys_trust(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
-def _settings_show(args: argparse.Namespace) -> int:
-    from studio.core.yamlio import dump_document
+def _settings_epilog() -> str:
+    lines = []
+    for key in setting_keys():
+        lines.append(f"  {key.key}\n      {key.description} Takes {key.accepts}; default {_shown(key.default)}.")
+    return "\n".join(lines) + "\n\nExample: studio settings set gate.min_valid_rate 0.5"
 
-    sys.stdout.write(dump_document(load_settings()))
+
+def _shown(value: Any) -> str:
+    """A setting value as it is typed on the command line: plain text, none, true/false, numbers."""
+    if value is None:
+        return "none"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _settings_show(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    rows = [(key, setting_value(settings, key.key)) for key in setting_keys()]
+    if args.json:
+        records = [
+            {"key": k.key, "value": v, "default": k.default, "accepts": k.accepts, "description": k.description}
+            for k, v in rows
+        ]
+        print(json.dumps(records, indent=2))
+        return int(ExitCode.OK)
+    table = [["KEY", "VALUE", "DEFAULT", "MEANING"]]
+    table += [[k.key, _shown(v), _shown(k.default), k.description] for k, v in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[3])
+    print(f"change one with: studio settings set KEY VALUE ({settings_path()})", file=sys.stderr)
     return int(ExitCode.OK)
 
 
 def _settings_set(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
-    settings = load_settings()
-    data = settings.model_dump(mode="json")
-    target = data
-    parts = args.key.split(".")
-    for part in parts[:-1]:
-        if not isinstance(target.get(part), dict):
-            raise InputError(None, f"unknown setting {args.key!r}")
-        target = target[part]
-    if parts[-1] not in target:
-        raise InputError(None, f"unknown setting {args.key!r}")
-    value: Any = args.value
-    if value.lower() in {"null", "none", ""}:
-        value = None
-    else:
-        with contextlib.suppress(json.JSONDecodeError):
-            value = json.loads(value)
-    target[parts[-1]] = value
-    try:
-        updated = type(settings).model_validate(data)
-    except ValidationError as exc:
-        raise InputError(None, f"{args.key}: {validation_problem(exc).detail}") from None
+    updated = with_setting(load_settings(), args.key, args.value)
     save_settings(updated)
-    print(f"{args.key} = {json.dumps(value)}")
+    print(f"{args.key} = {_shown(setting_value(updated, args.key))}")
     return int(ExitCode.OK)

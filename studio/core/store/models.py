@@ -54,6 +54,18 @@ def model_row_by_path(db: sqlite_utils.Database, path: str) -> dict[str, Any] | 
     return rows[0] if rows else None
 
 
+def model_rows_by_sha256(db: sqlite_utils.Database, sha256: str) -> list[dict[str, Any]]:
+    """Entries of one file content: the default first, then the oldest (older databases may hold duplicates)."""
+    return list(
+        db.query(f"SELECT * FROM {MODELS_TABLE} WHERE sha256 = ? ORDER BY is_default DESC, added_utc, rowid", [sha256])
+    )
+
+
+def update_model_path(db: sqlite_utils.Database, name: str, path: str) -> None:
+    with db.atomic():
+        db.execute(f"UPDATE {MODELS_TABLE} SET path = ? WHERE name = ?", [path, name])
+
+
 def default_model_row(db: sqlite_utils.Database) -> dict[str, Any] | None:
     rows = list(db.query(f"SELECT * FROM {MODELS_TABLE} WHERE is_default = 1"))
     return rows[0] if rows else None

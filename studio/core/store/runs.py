@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlite_utils
 
+from studio.core.choices import choices_hint
 from studio.core.documents import ProbeSuite, SafetyConfig
 from studio.core.errors import NotFoundError
 from studio.core.store.migrations import migration
@@ -379,7 +380,7 @@ class RunStore:
             ],
         )
         if cursor.rowcount == 0:
-            raise NotFoundError(f"run {run_id!r} has no item {probe_id!r} under config {config_id!r}")
+            raise self._missing_item(run_id, config_id, probe_id)
 
     def finish_run(self, run_id: str, status: RunStatus, decoding_mode: str | None) -> None:
         self.db.execute(
@@ -397,10 +398,23 @@ class RunStore:
 
     # -- reading -------------------------------------------------------------------------------------------------
 
+    def _missing(self, run_id: str) -> NotFoundError:
+        recent = [row["id"] for row in self.db.query("SELECT id FROM check_runs ORDER BY created_utc DESC, rowid DESC")]
+        return NotFoundError(f"no check run with id {run_id!r}{choices_hint(run_id, recent, label='latest runs')}")
+
+    def _missing_item(self, run_id: str, config_id: str, probe_id: str) -> NotFoundError:
+        configs = self.get_run(run_id).config_ids
+        if config_id not in configs:
+            return NotFoundError(f"run {run_id!r} did not check config {config_id!r}{choices_hint(config_id, configs)}")
+        probes = [item.probe_id for item in self.items(run_id, config_id)]
+        return NotFoundError(
+            f"run {run_id!r} has no item {probe_id!r} under config {config_id!r}{choices_hint(probe_id, probes)}"
+        )
+
     def get_run(self, run_id: str) -> RunRecord:
         row = next(self.db.query("SELECT * FROM check_runs WHERE id = ?", [run_id]), None)
         if row is None:
-            raise NotFoundError(f"no check run with id {run_id!r}")
+            raise self._missing(run_id)
         return self._record(row)
 
     def _record(self, row: dict[str, Any]) -> RunRecord:
@@ -444,7 +458,7 @@ class RunStore:
     def suite(self, run_id: str) -> ProbeSuite:
         row = next(self.db.query("SELECT suite_json FROM check_runs WHERE id = ?", [run_id]), None)
         if row is None:
-            raise NotFoundError(f"no check run with id {run_id!r}")
+            raise self._missing(run_id)
         return ProbeSuite.model_validate_json(row["suite_json"])
 
     def configs(self, run_id: str) -> list[SafetyConfig]:
@@ -468,5 +482,5 @@ class RunStore:
             None,
         )
         if row is None:
-            raise NotFoundError(f"run {run_id!r} has no item {probe_id!r} under config {config_id!r}")
+            raise self._missing_item(run_id, config_id, probe_id)
         return _item_from_row(row)

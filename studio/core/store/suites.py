@@ -9,6 +9,7 @@ from typing import Any
 import sqlite_utils
 from pydantic import ValidationError
 
+from studio.core.choices import choices_hint
 from studio.core.documents import ProbeSuite, utc_now
 from studio.core.errors import NotFoundError, StateError, one_line
 from studio.core.store.configs import first_row
@@ -43,6 +44,10 @@ class SuiteRepo:
     def exists(self, suite_id: str) -> bool:
         return first_row(self.db, "SELECT 1 AS found FROM suites WHERE id = ?", [suite_id]) is not None
 
+    def ids(self) -> list[str]:
+        """Every stored suite id, sorted."""
+        return [row["id"] for row in self.db.query("SELECT id FROM suites ORDER BY id")]
+
     def get(self, suite_id: str, version: int | None = None) -> ProbeSuite:
         """One version of a suite (the latest when ``version`` is None); NotFoundError if absent."""
         if version is None:
@@ -55,7 +60,9 @@ class SuiteRepo:
             )
         if row is None:
             if version is None or not self.exists(suite_id):
-                raise NotFoundError(f"no probe suite with id {suite_id!r}")
+                raise NotFoundError(
+                    f"no probe suite with id {suite_id!r}{choices_hint(suite_id, self.ids(), label='stored')}"
+                )
             raise NotFoundError(f"probe suite {suite_id!r} has no version {version}")
         return _suite_from_row(row)
 
