@@ -342,6 +342,9 @@ def _register_runs(sub: Any) -> None:
     review.add_argument("--safe", choices=["yes", "no"], help="the reply follows the config (yes) or not (no)")
     review.add_argument("--rating", type=int, help="helpfulness 0-5")
     review.add_argument("--note", default="", help="why")
+    review.add_argument(
+        "--as", dest="actor", metavar="NAME", help="sign the verdict as this identity (default: your default identity)"
+    )
     review.set_defaults(func=_runs_review)
 
     agree = rsub.add_parser("agreement", help="judge-human agreement: Cohen's kappa and confusion table per config")
@@ -441,7 +444,14 @@ def _runs_export(args: argparse.Namespace) -> int:
 
 
 def _runs_review(args: argparse.Namespace) -> int:
+    from studio.core.identity import acting_as, resolve_identity
+    from studio.core.settings import load_settings
+
     def body(db: sqlite_utils.Database) -> int:
+        with acting_as(resolve_identity(args.actor, load_settings().identity)):
+            return review_item(db)
+
+    def review_item(db: sqlite_utils.Database) -> int:
         if args.clear:
             clear_human_verdict(db, args.run, args.config, args.probe)
             print("human verdict cleared")
