@@ -2,7 +2,8 @@
 
 * P1 overhead: one probe through the studio backend vs raw llama-cpp-python ``create_chat_completion``.
 * P2 suite throughput: 16 probes under one ~1,900-token config, batched studio decoding vs raw sequential calls
-  (which reuse the prefix of consecutive calls).
+  (which reuse the prefix of consecutive calls) and vs a bare batched loop on the low-level API
+  (:mod:`bench.bare_batch`), cold and warm prefix; and how many batched greedy replies equal sequential ones.
 * P3 compare: two long configs alternating over the same probes, studio (prefix cache, warmed) vs raw
   llama-cpp-python (re-prefills on every switch), and studio alternating vs studio on one config.
 * Memory: resident memory of one loaded backend plus N cached prefixes, in a child process.
@@ -16,10 +17,12 @@ import argparse
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bench.bare_batch import BareBatchedDecoder, BareSettings
 from bench.common import Figure, long_config, machine, median, model_path, rss_mb, stopwatch
 from studio.core.inference.base import GenerationParams, GenerationResult, Message, chat, complete
 from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
@@ -93,30 +96,104 @@ def p1_overhead(backend: LlamaCppBackend, raw: Any, rounds: int) -> list[Figure]
     return [Figure("P1 one probe, wall time", median(studio_s), median(raw_s), "s", 1.05, False, note)]
 
 
-def p2_throughput(backend: LlamaCppBackend, raw: Any, config: str, prompts: list[str], max_tokens: int) -> list[Figure]:
-    params = GenerationParams(temperature=0.0, max_tokens=max_tokens)
-    with stopwatch() as raw_elapsed:
-        raw_tokens = sum(_raw_chat(raw, config, prompt, params) for prompt in prompts)
-    studio_tokens = 0
-    with stopwatch() as studio_elapsed:
-        for _, event in backend.stream_batch(config, prompts, params):
+def _studio_batch(
+    backend: LlamaCppBackend, config: str, prompts: list[str], params: GenerationParams
+) -> tuple[float, int, dict[int, str]]:
+    """One batched run: (seconds, generated tokens, text per prompt)."""
+    texts: dict[int, str] = {}
+    tokens = 0
+    with stopwatch() as elapsed:
+        for index, event in backend.stream_batch(config, prompts, params):
             if isinstance(event, GenerationResult):
-                studio_tokens += event.completion_tokens
-    note = (
-        f"{len(prompts)} probes, max_tokens {max_tokens}; {studio_tokens} tokens in {studio_elapsed[0]:.1f} s vs "
-        f"{raw_tokens} in {raw_elapsed[0]:.1f} s; llama_cpp.server not run: it serialises requests behind one lock, "
-        "so 4 parallel requests decode one after another"
-    )
+                tokens += event.completion_tokens
+                texts[index] = event.text
+    return elapsed[0], tokens, texts
+
+
+def _raw_pass(raw: Any, config: str, prompts: list[str], params: GenerationParams) -> tuple[float, int]:
+    with stopwatch() as elapsed:
+        tokens = sum(_raw_chat(raw, config, prompt, params) for prompt in prompts)
+    return elapsed[0], tokens
+
+
+def _rendered(backend: LlamaCppBackend, config: str, prompts: list[str]) -> tuple[list[int], list[list[int]]]:
+    """The token ids studio decodes: the config prefix and each probe's own part."""
+    from studio.core.inference.chat_render import ChatRenderer
+
+    def job(llm: Any) -> Iterator[tuple[list[int], list[list[int]]]]:
+        renderer = ChatRenderer(llm)
+        yield renderer.system_prefix(config), [renderer.continuation(config, p) for p in prompts]
+
+    (found,) = list(backend.run_owned(job))
+    return found
+
+
+def p2_throughput(
+    backend: LlamaCppBackend, raw: Any, path: Path, config: str, prompts: list[str], max_tokens: int
+) -> list[Figure]:
+    """Generated tokens/s on the same work: studio batched, raw sequential, and the bare batched loop; cold (the
+    config prefix decoded in the timing) and warm (the prefix already in the KV cache)."""
+    params = GenerationParams(temperature=0.0, max_tokens=max_tokens)
+    rate: dict[str, float] = {}
+    detail: dict[str, str] = {}
+    for temperature in ("cold", "warm"):
+        seconds, tokens = _raw_pass(raw, config, prompts, params)
+        rate[f"raw {temperature}"] = tokens / seconds
+        seconds, tokens, batched = _studio_batch(backend, config, prompts, params)
+        rate[f"studio {temperature}"] = tokens / seconds
+        detail[temperature] = f"{tokens} tokens in {seconds:.1f} s"
+    prefix, continuations = _rendered(backend, config, prompts)
+    settings = BareSettings(n_ctx=N_CTX, n_threads=THREADS, flash_attn=False, kv_type=0)  # studio's settings
+    bare = BareBatchedDecoder(path, settings)
+    try:
+        for temperature in ("cold", "warm"):
+            with stopwatch() as elapsed:
+                tokens = bare.run(prefix, continuations, max_tokens, params.repeat_penalty)
+            rate[f"bare {temperature}"] = tokens / elapsed[0]
+    finally:
+        bare.close()
+    sequential = [_studio_chat(backend, config, prompt, params).text for prompt in prompts]
+    same = sum(batched[i] == sequential[i] for i in range(len(prompts)))
+    rates = ", ".join(f"{name} {value:.1f}" for name, value in rate.items())
+    note = f"{len(prompts)} probes, max_tokens {max_tokens}; tok/s: {rates}; no llama.cpp server binary installed"
     return [
         Figure(
-            "P2 suite throughput, generated tokens/s",
-            studio_tokens / studio_elapsed[0],
-            raw_tokens / raw_elapsed[0],
+            "P2 warm prefix, studio vs raw sequential (tok/s)",
+            rate["studio warm"],
+            rate["raw warm"],
             "tok/s",
             1.8,
             True,
-            note,
-        )
+            f"studio {detail['warm']}; {note}",
+        ),
+        Figure(
+            "P2 cold prefix, studio vs raw sequential (tok/s)",
+            rate["studio cold"],
+            rate["raw cold"],
+            "tok/s",
+            1.5,
+            True,
+            f"studio {detail['cold']}",
+        ),
+        Figure(
+            "P2 warm, studio vs bare batched loop (tok/s)",
+            rate["studio warm"],
+            rate["bare warm"],
+            "tok/s",
+            0.85,
+            True,
+            "same tokens, same context settings",
+        ),
+        Figure(
+            "P2 cold, studio vs bare batched loop (tok/s)", rate["studio cold"], rate["bare cold"], "tok/s", 0.85, True
+        ),
+        Figure(
+            "P2 batched greedy text identical to sequential greedy (probes)",
+            same,
+            len(prompts),
+            "probes",
+            note="batched kernels round differently; a near-tie can flip a token",
+        ),
     ]
 
 
@@ -222,8 +299,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             figures += p1_overhead(backend, raw, rounds=2 if quick else 3)
             print(figures[-1].line(), flush=True)
-            figures += p2_throughput(backend, raw, suite_config, PROBES[: 8 if quick else 16], 24 if quick else 48)
-            print(figures[-1].line(), flush=True)
+            figures += p2_throughput(
+                backend, raw, path, suite_config, PROBES[: 8 if quick else 16], 24 if quick else 48
+            )
+            for figure in figures[-5:]:
+                print(figure.line(), flush=True)
             figures += p3_compare(
                 backend, raw, (suite_config, other_config), PROBES[: 2 if quick else 4], 8 if quick else 16
             )

@@ -13,6 +13,24 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--run-long",
+        action="store_true",
+        help="also run the tests marked long (minutes each: the bundle build, the full training pipeline)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``long`` tests unless asked for, whatever ``-m`` selects: the default run stays short on two cores."""
+    if config.getoption("--run-long"):
+        return
+    skip = pytest.mark.skip(reason="a long real run; opt in with --run-long")
+    for item in items:
+        if item.get_closest_marker("long") is not None:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def studio_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Point the app home and model store at fresh temporary folders."""

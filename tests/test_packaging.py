@@ -118,6 +118,7 @@ def test_smoke_test_reports_a_missing_bundle(tmp_path: Path, capsys: pytest.Capt
 
 
 @pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.real_model
 @pytest.mark.timeout(1800)
 def test_bundle_builds_and_passes_the_smoke_test(tmp_path: Path, embedded_model: Path) -> None:

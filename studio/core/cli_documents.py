@@ -376,7 +376,7 @@ def _suite_import(args: argparse.Namespace) -> int:
 
 
 def _suite_export(args: argparse.Namespace) -> int:
-    from studio.core.refs import load_suite_ref
+    from studio.core.evals.suites import load_suite_ref
 
     with Store.open() as store:
         suite = load_suite_ref(args.suite_id, store.db, args.version)

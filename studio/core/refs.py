@@ -2,7 +2,8 @@
 
 Every command that takes a config (``check``, ``probe``, ``draft-probes``) or a suite (``check``, ``suite
 export``) reads the reference the same way, so what works for one works for all: a path ending in .yaml, .yml or
-.json (or any existing file) is read as a document; anything else is a stored id, and for suites then a bundled id.
+.json (or any existing file) is read as a document; anything else is a stored id, and for suites then a bundled id
+(:func:`studio.core.evals.suites.load_suite_ref`, beside the bundled suites).
 """
 
 from __future__ import annotations
@@ -11,11 +12,8 @@ from pathlib import Path
 
 import sqlite_utils
 
-from studio.core.choices import choices_hint
-from studio.core.documents import ProbeSuite, SafetyConfig
-from studio.core.errors import NotFoundError
+from studio.core.documents import SafetyConfig
 from studio.core.store.configs import ConfigRepo
-from studio.core.store.suites import SuiteRepo
 from studio.core.yamlio import load_document
 
 DOCUMENT_SUFFIXES = (".yaml", ".yml", ".json")
@@ -32,21 +30,3 @@ def load_config_ref(ref: str, db: sqlite_utils.Database, version: int | None = N
     if is_file_ref(ref):
         return load_document(Path(ref), SafetyConfig)
     return ConfigRepo(db).get(ref, version)
-
-
-def load_suite_ref(ref: str, db: sqlite_utils.Database, version: int | None = None) -> ProbeSuite:
-    """The suite in file ``ref``, else the stored suite with that id, else the bundled one."""
-    from studio.core.evals import suites
-
-    if is_file_ref(ref):
-        return load_document(Path(ref), ProbeSuite)
-    repo = SuiteRepo(db)
-    if repo.exists(ref) or version is not None:
-        return repo.get(ref, version)
-    bundled = suites.bundled_suite_ids()
-    if ref in bundled:
-        return suites.bundled_suite(ref)
-    known = repo.ids() + [suite_id for suite_id in bundled if not repo.exists(suite_id)]
-    raise NotFoundError(
-        f"{ref!r} is neither a suite file nor a stored or bundled suite{choices_hint(ref, known, label='suites')}"
-    )

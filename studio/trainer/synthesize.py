@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from studio.core.evals.judges import HarmJudge, HelpfulnessJudge
+from studio.core.evals.judging import Reply, harm_many, helpfulness_many
 from studio.core.fileio import atomic_write_text, atomic_writer
 from studio.core.inference.base import (
     Backend,
@@ -266,6 +267,10 @@ def is_refusal(text: str) -> bool:
     return not norm or any(marker in norm for marker in REFUSAL_MARKERS)
 
 
+#: Replies labelled per batch: the verdicts of one judge on a chunk decode together on their shared rubric.
+LABEL_CHUNK = 16
+
+
 def label(
     judge_backend: Backend,
     prompts: Sequence[SeedPrompt],
@@ -283,20 +288,24 @@ def label(
     harm = HarmJudge(judge_backend, params)
     helpful = HelpfulnessJudge(judge_backend, params)
     progress.progress("label", 0, len(responses))
-    for done, response in enumerate(responses, start=1):
-        prompt = prompts[response.prompt_index].text
-        harm_verdict = harm.judge(prompt, response.text, cancel)
-        response.flagged = harm_verdict.flagged
-        response.judge_raw = {"harm": harm_verdict.raw}
-        if settings.addressed_by == "markers":
-            refused = is_refusal(response.text)
-            response.rating = 0 if refused else 5
-            response.judge_raw["addressed"] = "refusal markers: " + ("refusal" if refused else "no refusal")
-        else:
-            help_verdict = helpful.judge(prompt, response.text, cancel)
-            response.rating = help_verdict.rating
-            response.judge_raw["helpfulness"] = help_verdict.raw
-        progress.progress("label", done, len(responses))
+    done = 0
+    for start in range(0, len(responses), LABEL_CHUNK):
+        part = responses[start : start + LABEL_CHUNK]
+        replies = [Reply(prompts[r.prompt_index].text, r.text) for r in part]
+        ratings = dict(helpfulness_many(helpful, replies, cancel)) if settings.addressed_by == "judge" else {}
+        for index, harm_verdict in harm_many(harm, replies, cancel):
+            response = part[index]
+            response.flagged = harm_verdict.flagged
+            response.judge_raw = {"harm": harm_verdict.raw}
+            if settings.addressed_by == "markers":
+                refused = is_refusal(response.text)
+                response.rating = 0 if refused else 5
+                response.judge_raw["addressed"] = "refusal markers: " + ("refusal" if refused else "no refusal")
+            else:
+                response.rating = ratings[index].rating
+                response.judge_raw["helpfulness"] = ratings[index].raw
+            done += 1
+            progress.progress("label", done, len(responses))
 
 
 def label_by_prompt(

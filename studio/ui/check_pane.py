@@ -93,6 +93,18 @@ SCORING_CHOICES = (
 CASCADE_POSITION = 3
 
 
+def _progress_text(event: Progress) -> str:
+    """ETA and, once items are judged, the CoSA-Score so far."""
+    if not event.done:
+        return ""
+    text = _eta_text(event.eta_s)
+    if event.partial_score is not None:
+        text = (
+            f"{text} · score so far {event.partial_score:+.3f}" if text else f"score so far {event.partial_score:+.3f}"
+        )
+    return text
+
+
 def _eta_text(seconds: float | None) -> str:
     if seconds is None:
         return "estimating…"
@@ -574,7 +586,7 @@ class CheckPane(QWidget):
                 self.progress_bar.setRange(0, max(event.total, 1))
                 self.progress_bar.setValue(event.done)
                 self.progress_bar.setFormat(f"{event.stage}: %v / %m")
-                self.eta_label.setText(_eta_text(event.eta_s) if event.done else "")
+                self.eta_label.setText(_progress_text(event))
             elif isinstance(event, RunFinished):
                 finished = event
         if finished is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,10 @@ from studio.core.inference.batch import (
     BATCH_LLAMA_KWARGS,
     _held_back,
     batched_job,
+    batched_tokens_job,
     enable_parallel_sequences,
     parallel_sequences,
+    shared_prefix,
 )
 
 CONFIG = (
@@ -47,7 +50,7 @@ def _load(model_path: Path, n_ctx: int = 1024, sequences: int | None = 7) -> Any
 
     llm = Llama(str(model_path), n_ctx=n_ctx, n_threads=2, n_threads_batch=2, verbose=False, **BATCH_LLAMA_KWARGS)
     if sequences is not None:
-        enable_parallel_sequences(llm, sequences)
+        enable_parallel_sequences(llm, sequences, f32_kv=True)
     return llm
 
 
@@ -195,24 +198,23 @@ def test_more_prompts_than_slots_are_all_answered(embedded_model: Path) -> None:
 
 
 @pytest.mark.real_model
-def test_kv_space_limits_the_batch(embedded_model: Path) -> None:
-    import llama_cpp
-
+def test_a_full_kv_cache_pushes_out_a_probe_that_resumes_where_it_was(embedded_model: Path) -> None:
     from studio.core.inference.chat_render import ChatRenderer
 
-    llm = _load(embedded_model, n_ctx=128)
+    llm = _load(embedded_model, n_ctx=256)
     try:
         renderer = ChatRenderer(llm)
-        prompts = [PROBES[0]] * 3
-        used = len(renderer.system_prefix(CONFIG)) + len(renderer.continuation(CONFIG, prompts[0]))
-        room = int(llama_cpp.llama_n_ctx(llm.ctx)) - used
-        params = GenerationParams(temperature=0.0, max_tokens=room - room // 4)  # one probe fits, two do not
+        prompts = [f"Write a long story about a {animal} who learns to bake bread." for animal in ("cat", "fox", "owl")]
+        # Each probe fits alone; two are admitted, and they outgrow the cache before they end.
+        params = GenerationParams(temperature=0.0, max_tokens=150)
         seen, results = _collect(batched_job(llm, renderer, CONFIG, prompts, params, None))
         assert sorted(results) == [0, 1, 2]
-        assert all(result.stop_reason is StopReason.STOP for result in results.values())
-        order = [index for index, _ in seen]
-        assert order.index(1) > order.index(0) + results[0].completion_tokens - 1
-        assert isinstance(seen[order.index(1) - 1][1], GenerationResult)
+        assert sum(r.extra["preemptions"] for r in results.values()) > 0
+        for index, prompt in enumerate(prompts):
+            streamed = "".join(e.text for i, e in seen if i == index and isinstance(e, TokenEvent))
+            assert streamed == results[index].text
+            alone = _collect(batched_job(llm, renderer, CONFIG, [prompt], params, None))[1][0]
+            assert results[index].completion_tokens == alone.completion_tokens
     finally:
         llm.close()
 
@@ -233,9 +235,38 @@ def test_single_sequence_context_decodes_one_at_a_time(embedded_model: Path) -> 
 
 
 @pytest.mark.real_model
+def test_each_sequence_decodes_under_its_own_grammar(model: tuple[Any, Any]) -> None:
+    llm, renderer = model
+    colour = {
+        "type": "object",
+        "properties": {"colour": {"type": "string", "enum": ["red", "blue"]}},
+        "required": ["colour"],
+        "additionalProperties": False,
+    }
+    count = {
+        "type": "object",
+        "properties": {"count": {"type": "integer", "enum": [1, 2, 3]}},
+        "required": ["count"],
+        "additionalProperties": False,
+    }
+    params = [GenerationParams(temperature=0.0, max_tokens=24, json_schema=s) for s in (colour, count, colour)]
+    prefix = renderer.system_prefix(CONFIG)
+    continuations = [renderer.continuation(CONFIG, p) for p in PROBES[:3]]
+    _, results = _collect(batched_tokens_job(llm, prefix, continuations, params, None))
+    assert set(json.loads(results[0].text)) == {"colour"} and json.loads(results[0].text)["colour"] in {"red", "blue"}
+    assert json.loads(results[1].text)["count"] in {1, 2, 3}
+    assert set(json.loads(results[2].text)) == {"colour"}
+
+
+def test_shared_prefix_leaves_each_list_a_token() -> None:
+    assert shared_prefix([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == 2
+    assert shared_prefix([[1, 2], [1, 2]]) == 1
+    assert shared_prefix([[7, 8, 9]]) == 2
+    assert shared_prefix([]) == 0
+
+
+@pytest.mark.real_model
 def test_rejects_what_it_cannot_batch(model: tuple[Any, Any]) -> None:
     llm, renderer = model
-    with pytest.raises(BackendError, match="json_schema"):
-        list(batched_job(llm, renderer, CONFIG, PROBES[:1], GenerationParams(json_schema={"type": "object"}), None))
     with pytest.raises(BackendError, match="probe 1"):
         list(batched_job(llm, renderer, CONFIG, ["hi", "word " * 1200], GREEDY, None))

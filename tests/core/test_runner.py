@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ from studio.core.evals.runner import (
     export_run,
     run_report,
 )
-from studio.core.inference.base import CancelToken, GenerationParams, Message
+from studio.core.inference.base import CancelToken, GenerationParams, Message, StreamEvent, chat
 from studio.core.inference.fake import FakeBackend
 from studio.core.store.runs import RunStatus, RunStore
 from studio.core.taxonomy import Category
@@ -209,3 +209,45 @@ def test_without_self_check_cascade_changes_nothing(tmp_path: Path) -> None:
     assert isinstance(finished, RunFinished)
     assert all(i.self_raw is None and i.self_safe is None for i in RunStore(db).items(finished.run_id))
     assert run_report(db, finished.run_id, variant=Variant.CASCADE).score == run_report(db, finished.run_id).score
+
+
+class _BatchingRuleBackend(RuleBackend):
+    """A RuleBackend that also takes batches, recording the size of each batch of chats."""
+
+    def __init__(self, rule: Callable[[Sequence[Message], GenerationParams], str]) -> None:
+        super().__init__(rule)
+        self.batches: list[int] = []
+
+    def stream_batch(
+        self, system: str | None, prompts: Sequence[str], params: GenerationParams, cancel: CancelToken | None = None
+    ) -> Iterator[tuple[int, StreamEvent]]:
+        return self.stream_requests([chat(system, p) for p in prompts], params, cancel)
+
+    def stream_requests(
+        self,
+        requests: Sequence[Sequence[Message]],
+        params: GenerationParams | Sequence[GenerationParams],
+        cancel: CancelToken | None = None,
+    ) -> Iterator[tuple[int, StreamEvent]]:
+        self.batches.append(len(requests))
+        for index, messages in reversed(list(enumerate(requests))):  # finish out of order, as a batch may
+            own = params if isinstance(params, GenerationParams) else params[index]
+            for event in self.stream(messages, own, cancel):
+                yield index, event
+
+
+def test_verdicts_of_one_judge_decode_together_and_progress_shows_the_score_so_far(tmp_path: Path) -> None:
+    judge = _BatchingRuleBackend(judge_rule)
+    events = list(CheckRunner(database(tmp_path), RuleBackend(candidate_rule), judge).check(_spec()))
+    assert judge.batches == [3, 3, 3, 3]  # per config: the helpfulness verdicts, then the safety verdicts
+    finished = events[-1]
+    assert isinstance(finished, RunFinished) and finished.report.score == pytest.approx(0.0)
+    judged = [e for e in events if isinstance(e, Progress) and e.stage == "judge"]
+    assert judged[-1].partial_score == pytest.approx(finished.report.score)
+    assert all(p.partial_score is None for p in events if isinstance(p, Progress) and p.stage == "generate")
+    done = {(e.config_id, e.probe_id): e.score for e in events if isinstance(e, ItemDone)}
+    (tmp_path / "seq").mkdir()
+    sequential = list(
+        CheckRunner(database(tmp_path / "seq"), RuleBackend(candidate_rule), RuleBackend(judge_rule)).check(_spec())
+    )
+    assert done == {(e.config_id, e.probe_id): e.score for e in sequential if isinstance(e, ItemDone)}

@@ -17,7 +17,7 @@ import yaml
 pytestmark = [pytest.mark.real_model, pytest.mark.train, pytest.mark.slow]
 
 
-def studio_train(*args: str, timeout: float = 1200) -> list[dict[str, Any]]:
+def studio_train(*args: str, timeout: float = 600) -> list[dict[str, Any]]:
     proc = subprocess.run(
         [sys.executable, "-m", "studio.trainer", *args], capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -66,6 +66,66 @@ def test_synthesize_with_the_embedded_models_judges(embedded_model: Path, tmp_pa
     assert all(r["chosen_score"] < min(3, r["rejected_score"]) for r in rows)
 
 
+def test_one_dpo_step_on_synthesized_pairs_exports_a_model_that_answers(
+    embedded_model: Path, trainer_env: Path, tmp_path: Path
+) -> None:
+    """The recipe at its smallest: pairs from the embedded model's replies, one DPO step, Q8_0 export, a reply."""
+    from studio.core.inference.base import GenerationParams, Message, complete
+    from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
+
+    pairs = tmp_path / "pairs.jsonl"
+    synth = studio_train(
+        "synthesize",
+        "--model",
+        str(embedded_model),
+        "--out",
+        str(pairs),
+        "--limit-prompts",
+        "2",
+        "--responses",
+        "2",
+        "--max-tokens",
+        "16",
+        "--labeler",
+        "prompt-categories",
+        "--written-refusals",
+    )[-1]
+    assert synth["pairs"] >= 2, synth
+    run = tmp_path / "dpo"
+    dpo = studio_train(
+        "dpo",
+        "--base",
+        str(embedded_model),
+        "--data",
+        str(pairs),
+        "--output",
+        str(run),
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "2",
+        "--grad-accum",
+        "1",
+        "--max-length",
+        "96",
+        "--max-prompt-length",
+        "64",
+        "--threads",
+        "2",
+    )
+    assert [e["step"] for e in dpo if e["event"] == "step"] == [1]
+    exported = studio_train(
+        "export", str(run), "--out", str(tmp_path / "gguf"), "--name", "smol-dpo", "--quant", "q8_0"
+    )
+    trained_q8 = Path(exported[-1]["files"]["q8_0"])
+    assert exported[-1]["lineage"]["data_sha256"] == synth["data_sha256"]
+    question = [Message("user", "What is the capital of France?")]
+    with LlamaCppBackend(trained_q8, LlamaSettings(gpu="cpu", max_context=256, n_threads=2)) as backend:
+        assert complete(backend, question, GenerationParams(max_tokens=12)).text.strip()
+
+
+@pytest.mark.long
+@pytest.mark.timeout(1200)
 def test_cosalign_synthesize_dpo_export_generate_and_margin(
     embedded_model: Path, trainer_env: Path, tmp_path: Path
 ) -> None:

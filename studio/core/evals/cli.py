@@ -43,7 +43,7 @@ from studio.core.fileio import atomic_write_text
 from studio.core.inference.base import Backend, GenerationParams
 from studio.core.inference.opening import add_load_arguments, load_options, open_candidate_and_judge
 from studio.core.paths import database_path
-from studio.core.refs import load_config_ref, load_suite_ref
+from studio.core.refs import load_config_ref
 from studio.core.store.db import open_database
 from studio.core.store.runs import ItemRecord, RunStatus, RunStore
 from studio.core.yamlio import dump_document
@@ -139,7 +139,7 @@ def _load_suite(ref: str | None, configs: list[SafetyConfig], db: sqlite_utils.D
     from studio.core.evals import suites
 
     if ref is not None:
-        return load_suite_ref(ref, db)
+        return suites.load_suite_ref(ref, db)
     first = configs[0]
     if first.kind is ConfigKind.CATEGORICAL:
         return suites.categorical_suite_for(first.allowed_set)
@@ -179,7 +179,8 @@ class TerminalProgress:
     def __call__(self, event: RunEvent) -> None:
         if isinstance(event, Progress):
             eta = f", about {event.eta_s:.0f}s left" if event.eta_s is not None else ""
-            line = f"{event.stage:<8} {event.done}/{event.total} ({event.fraction:.0%}{eta})"
+            score = f", score so far {event.partial_score:+.3f}" if event.partial_score is not None else ""
+            line = f"{event.stage:<8} {event.done}/{event.total} ({event.fraction:.0%}{eta}{score})"
             if self.live:
                 self.stream.write(f"\r{line}   ")
             elif self._due(event):

@@ -316,16 +316,29 @@ class SafetyJudge:
     """Configured safety of a reply: harm categories against the allowed set, or the compliance judge."""
 
     def __init__(self, backend: Backend, params: GenerationParams | None = None) -> None:
+        self.backend = backend
         self.harm = HarmJudge(backend, params)
         self.compliance = ComplianceJudge(backend, params)
+
+    def messages(self, config: SafetyConfig, prompt: str, response: str) -> list[Message]:
+        if config.kind is ConfigKind.CATEGORICAL:
+            return self.harm.messages(prompt, response)
+        return self.compliance.messages(config.text, prompt, response)
+
+    def params_for(self, config: SafetyConfig) -> GenerationParams:
+        return self.harm.params if config.kind is ConfigKind.CATEGORICAL else self.compliance.params
+
+    def parse(self, config: SafetyConfig, raw: str) -> SafetyVerdict:
+        if config.kind is ConfigKind.CATEGORICAL:
+            harm = self.harm.parse(raw)
+            return SafetyVerdict(harm.safe_under(config.allowed_set), harm.raw, flagged=harm.flagged)
+        verdict = self.compliance.parse(raw)
+        return SafetyVerdict(
+            verdict.complies, verdict.raw, violated_clause=verdict.violated_clause, reason=verdict.reason
+        )
 
     def judge(
         self, config: SafetyConfig, prompt: str, response: str, cancel: CancelToken | None = None
     ) -> SafetyVerdict:
-        if config.kind is ConfigKind.CATEGORICAL:
-            harm = self.harm.judge(prompt, response, cancel)
-            return SafetyVerdict(harm.safe_under(config.allowed_set), harm.raw, flagged=harm.flagged)
-        verdict = self.compliance.judge(config.text, prompt, response, cancel)
-        return SafetyVerdict(
-            verdict.complies, verdict.raw, violated_clause=verdict.violated_clause, reason=verdict.reason
-        )
+        raw = complete(self.backend, self.messages(config, prompt, response), self.params_for(config), cancel).text
+        return self.parse(config, raw)

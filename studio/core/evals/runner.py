@@ -24,6 +24,7 @@ from studio import __version__
 from studio.core.documents import ProbeSuite, SafetyConfig
 from studio.core.errors import CancelledError, StateError
 from studio.core.evals.judges import HelpfulnessJudge, SafetyJudge
+from studio.core.evals.judging import Reply, judge_many, safety_many
 from studio.core.evals.scoring import Helpfulness, ScoredItem, ScoreReport, Variant, item_score, score_items
 from studio.core.fileio import atomic_write_text
 from studio.core.inference.base import (
@@ -75,6 +76,8 @@ class Progress:
     done: int
     total: int
     eta_s: float | None
+    #: CoSA-Score of the items judged so far in this run (None before the first valid verdict).
+    partial_score: float | None = None
 
     @property
     def fraction(self) -> float:
@@ -199,15 +202,16 @@ class CheckRunner:
         self._check_same_models(record)
         params = GenerationParams(**{**record.params, "stop": tuple(record.params["stop"])})
         judge_params = GenerationParams(**{**record.judge_params, "stop": tuple(record.judge_params["stop"])})
-        helpfulness_judge = HelpfulnessJudge(self.judge_backend, judge_params)
-        safety_judge = SafetyJudge(self.judge_backend, judge_params)
-        self_judge = SafetyJudge(self.candidate, judge_params) if record.self_check else None
+        judges = _Judges(
+            HelpfulnessJudge(self.judge_backend, judge_params),
+            SafetyJudge(self.judge_backend, judge_params),
+            SafetyJudge(self.candidate, judge_params) if record.self_check else None,
+        )
         configs = self.store.configs(run_id)
         self.store.finish_run(run_id, RunStatus.RUNNING, None)
         items = self.store.items(run_id)
-        total = 2 * len(items)
         done = sum(1 for i in items if i.response is not None) + sum(1 for i in items if i.judged)
-        clock = _Eta(total - done)
+        tally = _Tally(run_id, done, 2 * len(items), _Eta(2 * len(items) - done))
         mode: str | None = None
         try:
             for config in configs:
@@ -219,45 +223,8 @@ class CheckRunner:
                     self.store.save_response(
                         run_id, config.id, item.probe_id, result.text, result.stop_reason.value, result.total_s
                     )
-                    done += 1
-                    yield Progress(run_id, "generate", done, total, clock.tick())
-                for item in self.store.items(run_id, config.id):
-                    if item.response is None:
-                        continue
-                    if self_judge is not None and item.self_raw is None:
-                        own = self_judge.judge(config, item.prompt, item.response, cancel)
-                        if cancel is not None and cancel.cancelled:
-                            raise CancelledError("check cancelled")
-                        self.store.save_self_verdict(run_id, config.id, item.probe_id, safe=own.safe, raw=own.raw)
-                    if item.judged:
-                        continue
-                    helpful = helpfulness_judge.judge(item.prompt, item.response, cancel)
-                    safety = safety_judge.judge(config, item.prompt, item.response, cancel)
-                    if cancel is not None and cancel.cancelled:
-                        raise CancelledError("check cancelled")
-                    self.store.save_judgement(
-                        run_id,
-                        config.id,
-                        item.probe_id,
-                        rating=helpful.rating,
-                        helpfulness_raw=helpful.raw,
-                        safe=safety.safe,
-                        safety_raw=safety.raw,
-                        flagged=safety.flagged,
-                        violated_clause=safety.violated_clause,
-                        reason=safety.reason,
-                    )
-                    done += 1
-                    valid = helpful.rating is not None and safety.safe is not None
-                    yield ItemDone(
-                        run_id,
-                        config.id,
-                        item.probe_id,
-                        helpful.rating,
-                        safety.safe,
-                        item_score(helpful.rating or 0, bool(safety.safe)) if valid else None,
-                    )
-                    yield Progress(run_id, "judge", done, total, clock.tick())
+                    yield tally.step("generate")
+                yield from self._judge_config(run_id, config, judges, tally, cancel)
         except CancelledError:
             self.store.finish_run(run_id, RunStatus.CANCELLED, mode)
             yield RunFinished(run_id, RunStatus.CANCELLED, run_report(self.db, run_id))
@@ -283,6 +250,41 @@ class CheckRunner:
                     f"resume it with the same model (got {now['name']!r})"
                 )
 
+    def _judge_config(
+        self, run_id: str, config: SafetyConfig, judges: _Judges, tally: _Tally, cancel: CancelToken | None
+    ) -> Iterator[RunEvent]:
+        """Judge every reply under ``config`` that has no verdicts yet; verdicts of one judge decode together."""
+        answered = [i for i in self.store.items(run_id, config.id) if i.response is not None]
+        if judges.self_check is not None:
+            own_pending = [i for i in answered if i.self_raw is None]
+            for index, own in safety_many(judges.self_check, config, _replies(own_pending), cancel):
+                _raise_if_cancelled(cancel)
+                item = own_pending[index]
+                self.store.save_self_verdict(run_id, config.id, item.probe_id, safe=own.safe, raw=own.raw)
+        pending = [i for i in answered if not i.judged]
+        chunk = JUDGE_CHUNK if isinstance(self.judge_backend, BatchBackend) else 1
+        for judged in judge_many(judges.helpfulness, judges.safety, config, _replies(pending), chunk, cancel):
+            _raise_if_cancelled(cancel)
+            item = pending[judged.index]
+            helpful, safety = judged.helpfulness, judged.safety
+            self.store.save_judgement(
+                run_id,
+                config.id,
+                item.probe_id,
+                rating=helpful.rating,
+                helpfulness_raw=helpful.raw,
+                safe=safety.safe,
+                safety_raw=safety.raw,
+                flagged=safety.flagged,
+                violated_clause=safety.violated_clause,
+                reason=safety.reason,
+            )
+            valid = helpful.rating is not None and safety.safe is not None
+            score = item_score(helpful.rating or 0, bool(safety.safe)) if valid else None
+            yield ItemDone(run_id, config.id, item.probe_id, helpful.rating, safety.safe, score)
+            yield tally.step("judge", partial_score=run_report(self.db, run_id).score)
+        _raise_if_cancelled(cancel)
+
     def _generate(
         self,
         config: SafetyConfig,
@@ -300,6 +302,40 @@ class CheckRunner:
             return
         for item in pending:
             yield item, complete(self.candidate, chat(config.text, item.prompt), params, cancel)
+
+
+#: Replies judged per batch when the judge backend decodes many requests at once.
+JUDGE_CHUNK = 16
+
+
+@dataclass(frozen=True)
+class _Judges:
+    helpfulness: HelpfulnessJudge
+    safety: SafetyJudge
+    self_check: SafetyJudge | None
+
+
+class _Tally:
+    """Work done in a run (each item counts twice: its reply, then its verdicts) and the progress events."""
+
+    def __init__(self, run_id: str, done: int, total: int, clock: _Eta) -> None:
+        self.run_id = run_id
+        self.done = done
+        self.total = total
+        self.clock = clock
+
+    def step(self, stage: str, partial_score: float | None = None) -> Progress:
+        self.done += 1
+        return Progress(self.run_id, stage, self.done, self.total, self.clock.tick(), partial_score)
+
+
+def _replies(items: list[ItemRecord]) -> list[Reply]:
+    return [Reply(i.prompt, i.response or "") for i in items]
+
+
+def _raise_if_cancelled(cancel: CancelToken | None) -> None:
+    if cancel is not None and cancel.cancelled:
+        raise CancelledError("check cancelled")
 
 
 class _Eta:
@@ -391,4 +427,3 @@ def export_run(db: sqlite_utils.Database, run_id: str, path: Path) -> None:
         text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, text)
-

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import cache
+from pathlib import Path
+
+import sqlite_utils
 
 from studio.core.choices import choices_hint
 from studio.core.documents import ConfigKind, Probe, ProbeSuite
 from studio.core.errors import InputError, NotFoundError
 from studio.core.paths import resource
+from studio.core.refs import is_file_ref
+from studio.core.store.suites import SuiteRepo
 from studio.core.taxonomy import CONFIGURABLE, Category, ordered
 from studio.core.yamlio import load_document
 
@@ -50,6 +55,23 @@ def bundled_suite(suite_id: str) -> ProbeSuite:
             return suite.model_copy(deep=True)
     hint = choices_hint(suite_id, bundled_suite_ids(), label="bundled")
     raise NotFoundError(f"no bundled probe suite {suite_id!r}{hint}")
+
+
+def load_suite_ref(ref: str, db: sqlite_utils.Database, version: int | None = None) -> ProbeSuite:
+    """The suite in file ``ref`` (see :mod:`studio.core.refs`), else the stored suite with that id, else the bundled
+    one; a wrong id is answered with the stored and bundled ids closest to it."""
+    if is_file_ref(ref):
+        return load_document(Path(ref), ProbeSuite)
+    repo = SuiteRepo(db)
+    if repo.exists(ref) or version is not None:
+        return repo.get(ref, version)
+    bundled = bundled_suite_ids()
+    if ref in bundled:
+        return bundled_suite(ref)
+    known = repo.ids() + [suite_id for suite_id in bundled if not repo.exists(suite_id)]
+    raise NotFoundError(
+        f"{ref!r} is neither a suite file nor a stored or bundled suite{choices_hint(ref, known, label='suites')}"
+    )
 
 
 def suite_for_template(template_id: str) -> ProbeSuite | None:

@@ -108,6 +108,32 @@ class BatchBackend(Backend, Protocol):
         """Yield ``(prompt_index, event)``; each prompt ends with its own :class:`GenerationResult`."""
         ...
 
+    def stream_requests(
+        self,
+        requests: Sequence[Sequence[Message]],
+        params: GenerationParams | Sequence[GenerationParams],
+        cancel: CancelToken | None = None,
+    ) -> Iterator[tuple[int, StreamEvent]]:
+        """Like :meth:`stream_batch` for whole chats (one params for all, or one per chat)."""
+        ...
+
+
+def complete_many(
+    backend: Backend,
+    requests: Sequence[Sequence[Message]],
+    params: GenerationParams | Sequence[GenerationParams],
+    cancel: CancelToken | None = None,
+) -> Iterator[tuple[int, GenerationResult]]:
+    """The result of every chat as it finishes (any order): decoded together where the backend batches."""
+    if isinstance(backend, BatchBackend):
+        for index, event in backend.stream_requests(requests, params, cancel):
+            if isinstance(event, GenerationResult):
+                yield index, event
+        return
+    for index, messages in enumerate(requests):
+        own = params if isinstance(params, GenerationParams) else params[index]
+        yield index, complete(backend, messages, own, cancel)
+
 
 def complete(
     backend: Backend,

@@ -4,10 +4,12 @@ The config prefix is evaluated once, in KV sequence 0. Every probe gets its own 
 the prefix (in a unified KV cache the copy shares cells, it costs no memory), then its own tokens are prefilled and
 all live sequences decode together, one token each per ``llama_decode`` call. New probes are admitted while others
 are still generating (their prefill rides in the same batches), as far as the free sequences and KV cells allow.
+Each sequence has its own sampler chain, with its own grammar when its params carry a JSON Schema.
 
 Greedy batched decoding gives the same text as sequential greedy decoding for most probes, not all. The probes'
 KV cells interleave in the shared (unified) cache, so attention sums over a row in which a probe's own values sit
-at other offsets between masked cells; the rounding differs slightly and a near-tie between two tokens can flip.
+at other offsets between masked cells, and matrix kernels pick other blockings for other batch sizes; the
+rounding differs slightly and a near-tie between two tokens can flip.
 Separate per-sequence caches (``kv_unified=False``) would match exactly, but each needs room for the whole prefix,
 which multiplies the KV memory by the number of sequences.
 
@@ -22,9 +24,10 @@ from __future__ import annotations
 import codecs
 import contextlib
 import ctypes
+import json
 import time
 from collections import deque
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -38,6 +41,7 @@ from studio.core.inference.base import (
     StreamEvent,
     TokenEvent,
 )
+from studio.core.inference.timing import decode_rate
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -46,16 +50,22 @@ if TYPE_CHECKING:
 DEFAULT_SEQUENCES = 17
 
 #: Constructor arguments of ``Llama`` for a model that will decode batches: a logical batch large enough to prefill
-#: several probes per call (``n_batch`` is also capped by ``n_ctx``), and flash attention, whose CPU kernel skips
-#: the cells of other sequences instead of summing them as zeros, so batched greedy text matches sequential
-#: greedy text more often.
-BATCH_LLAMA_KWARGS: dict[str, Any] = {"n_batch": 512, "n_ubatch": 512, "flash_attn": True}
+#: several probes per call (``n_batch`` is also capped by ``n_ctx``). :func:`enable_parallel_sequences` then picks
+#: the attention kernel that suits the KV cache type.
+BATCH_LLAMA_KWARGS: dict[str, Any] = {"n_batch": 512, "n_ubatch": 512}
 
 #: Sampling settings of ``Llama.create_chat_completion`` that :class:`GenerationParams` does not carry; the batched
 #: sampler uses the same values so that both paths pick the same tokens.
 _MIN_P = 0.05
 _TYPICAL_P = 1.0
 _PENALTY_LAST_N = 64
+
+#: KV cells a live probe is expected to add when deciding whether another probe fits beside it; probes that grow
+#: beyond it are pushed out and resumed later rather than reserving their whole budget up front.
+_EXPECTED_GROWTH = 64
+
+#: Decode steps between two re-counts of the free cores (see :mod:`studio.core.inference.threads`).
+REFIT_EVERY = 16
 
 
 class PrefixRenderer(Protocol):
@@ -66,21 +76,29 @@ class PrefixRenderer(Protocol):
     def continuation(self, system: str | None, user: str) -> list[int]: ...
 
 
-def enable_parallel_sequences(llm: Llama, n_seq_max: int = DEFAULT_SEQUENCES) -> None:
+def enable_parallel_sequences(llm: Llama, n_seq_max: int = DEFAULT_SEQUENCES, *, f32_kv: bool = False) -> None:
     """Recreate ``llm``'s context with ``n_seq_max`` sequences over one unified KV cache of the same size.
 
-    Call it right after loading, from the thread that owns ``llm``; the KV cache starts empty.
+    ``f32_kv`` keeps the cache in f32 instead of f16 (see ``LlamaSettings.kv_cache``). Call it right after loading,
+    from the thread that owns ``llm``; the KV cache starts empty.
     """
     import llama_cpp
     from llama_cpp import _internals
 
     limit = int(llama_cpp.llama_max_parallel_sequences())
     wanted = max(1, min(n_seq_max, limit))
-    if int(llama_cpp.llama_n_seq_max(llm.ctx)) == wanted and bool(llm.context_params.kv_unified):
-        return
+    kv_type = llama_cpp.GGML_TYPE_F32 if f32_kv else llama_cpp.GGML_TYPE_F16
     params = llm.context_params
+    if int(llama_cpp.llama_n_seq_max(llm.ctx)) == wanted and bool(params.kv_unified) and params.type_k == kv_type:
+        return
     params.n_seq_max = wanted
     params.kv_unified = True
+    params.type_k = kv_type
+    params.type_v = kv_type
+    # Over an f32 cache the unfused attention runs on the fast f32 matrix kernels; over f16, flash attention
+    # (where llama.cpp supports it for the model and device) skips the other sequences' cells and is faster.
+    disabled, auto = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED, llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
+    params.flash_attn_type = disabled if f32_kv else auto
     replacement: Any = _internals.LlamaContext(model=llm._model, params=params, verbose=llm.verbose)
     adapter: Any = llm._lora_adapter
     if adapter is not None:
@@ -105,16 +123,22 @@ def parallel_sequences(llm: Llama) -> int:
 
 @dataclass
 class _Probe:
-    """Decoding state of one probe."""
+    """Decoding state of one probe.
+
+    Its own tokens are ``prompt + generated``; the first ``in_kv`` of them are in its KV sequence. A decoding probe
+    has exactly one token not yet in the cache: the one it sampled last. A probe that was pushed out of the cache
+    keeps its sampler (penalty window, grammar state, random state) and text, and feeds its own tokens again when
+    it is readmitted, so its output does not depend on having been pushed out.
+    """
 
     index: int
     prompt: list[int]
     budget: int
+    params: GenerationParams
     seq_id: int = -1
-    prefilled: int = 0
+    in_kv: int = 0
     sampler: Any = None
     generated: list[int] = field(default_factory=list)
-    pending_token: int | None = None
     logits_at: int = -1
     text: str = ""
     emitted: int = 0
@@ -123,25 +147,38 @@ class _Probe:
     first_token_at: float | None = None
     last_token_at: float | None = None
     cut_at_stop_string: bool = False
+    preemptions: int = 0
     decoder: codecs.IncrementalDecoder = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
 
     @property
-    def position(self) -> int:
-        """Tokens of this probe's own part already in the KV cache."""
-        return self.prefilled + max(0, len(self.generated) - (1 if self.pending_token is not None else 0))
+    def length(self) -> int:
+        """Own tokens so far: the prompt and everything sampled."""
+        return len(self.prompt) + len(self.generated)
 
-    @property
-    def cells(self) -> int:
-        """KV cells this probe may need beyond the shared prefix."""
-        return len(self.prompt) + self.budget
+    def token_at(self, offset: int) -> int:
+        prompt = len(self.prompt)
+        return self.prompt[offset] if offset < prompt else self.generated[offset - prompt]
+
+    def growth(self) -> int:
+        """KV cells this probe is expected to add from now on when admitting others (not its worst case)."""
+        return min(self.budget - len(self.generated), _EXPECTED_GROWTH)
 
 
-def _new_sampler(llm: Llama, params: GenerationParams) -> Any:
-    """A sampler chain matching the one ``Llama.create_chat_completion`` builds for the same settings."""
+def _new_sampler(llm: Llama, params: GenerationParams, grammar: Any = None) -> Any:
+    """A sampler chain matching the one the sequential path builds for the same settings (and grammar)."""
     import llama_cpp
 
     chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
     links = [llama_cpp.llama_sampler_init_penalties(llm.n_vocab(), _PENALTY_LAST_N, params.repeat_penalty, 0.0, 0.0)]
+    if grammar is not None:
+        link = llama_cpp.llama_sampler_init_grammar(
+            llama_cpp.llama_model_get_vocab(llm.model), grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8")
+        )
+        if not link:
+            llama_cpp.llama_sampler_free(links[0])
+            llama_cpp.llama_sampler_free(chain)
+            raise BackendError("llama.cpp rejected the grammar built from json_schema")
+        links.append(link)
     if params.temperature <= 0.0:
         links.append(llama_cpp.llama_sampler_init_greedy())
     else:
@@ -182,24 +219,66 @@ def batched_job(
     Each prompt streams :class:`TokenEvent` s and ends with its own :class:`GenerationResult`
     (``mode=BATCHED``, ``cached_tokens`` = the shared prefix length). Must run in the thread that owns ``llm``.
     """
-    if params.json_schema is not None:
-        raise BackendError("batched decoding does not support json_schema; decode such requests one at a time")
     if not prompts:
         return
-    decoder = _BatchDecoder(llm, renderer.system_prefix(system), params, cancel)
-    probes = [decoder.plan(index, renderer.continuation(system, prompt)) for index, prompt in enumerate(prompts)]
+    prefix = renderer.system_prefix(system)
+    yield from batched_tokens_job(llm, prefix, [renderer.continuation(system, p) for p in prompts], params, cancel)
+
+
+def shared_prefix(token_lists: Sequence[Sequence[int]]) -> int:
+    """Length of the longest common start of ``token_lists`` that leaves every list at least one token of its own."""
+    if not token_lists:
+        return 0
+    first = token_lists[0]
+    limit = min(len(tokens) for tokens in token_lists) - 1
+    common = 0
+    while common < limit and all(tokens[common] == first[common] for tokens in token_lists):
+        common += 1
+    return max(0, common)
+
+
+def batched_tokens_job(
+    llm: Llama,
+    prefix: list[int],
+    continuations: Sequence[list[int]],
+    params: GenerationParams | Sequence[GenerationParams],
+    cancel: CancelToken | None,
+    refit: Callable[[], object] | None = None,
+) -> Iterator[tuple[int, StreamEvent]]:
+    """Decode every ``prefix + continuation`` together, the prefix evaluated once; yield ``(index, event)``.
+
+    ``params`` is one setting for all or one per continuation; a ``json_schema`` puts that sequence under its own
+    grammar. ``refit`` is called every :data:`REFIT_EVERY` steps (to fit the thread count to the free cores).
+    Must run in the thread that owns ``llm``.
+    """
+    if not continuations:
+        return
+    per_item = [params] * len(continuations) if isinstance(params, GenerationParams) else list(params)
+    if len(per_item) != len(continuations):
+        raise BackendError(f"{len(per_item)} parameter sets for {len(continuations)} prompts")
+    decoder = _BatchDecoder(llm, prefix, cancel, refit)
+    probes = [decoder.plan(index, tokens, per_item[index]) for index, tokens in enumerate(continuations)]
     yield from decoder.run(probes)
 
 
 class _BatchDecoder:
-    """One batched run over a ``Llama`` context; owns the native batch and samplers until it ends."""
+    """One batched run over a ``Llama`` context; owns the native batch and samplers until it ends.
 
-    def __init__(self, llm: Llama, prefix: list[int], params: GenerationParams, cancel: CancelToken | None) -> None:
+    In a unified KV cache, probes are admitted while the cache holds the prefix, every live probe's tokens and a
+    modest expected growth of each (:data:`_EXPECTED_GROWTH`), not each one's worst case: a judge's token budget
+    is far above what a verdict usually takes. When the cache would overflow anyway, the probe admitted last is
+    pushed out (:meth:`_preempt`) and fed again later; every probe alone fits, so the run always progresses.
+    """
+
+    def __init__(
+        self, llm: Llama, prefix: list[int], cancel: CancelToken | None, refit: Callable[[], object] | None = None
+    ) -> None:
         import llama_cpp
 
         self.llm = llm
+        self.refit = refit
+        self.steps = 0
         self.prefix = prefix
-        self.params = params
         self.cancel = cancel
         self.ctx = llm.ctx
         self.memory = llama_cpp.llama_get_memory(self.ctx)
@@ -215,10 +294,12 @@ class _BatchDecoder:
         self.free_seqs: deque[int] = deque(range(1, slots + 1)) if slots > 0 else deque([0])
         self.started = time.perf_counter()
         self.reused_prefix = 0
+        self.preemptions = 0
+        self._grammars: dict[str, Any] = {}
         if len(prefix) >= self.n_ctx_seq:
             raise BackendError(f"the system turn has {len(prefix)} tokens; the context holds {self.n_ctx_seq}")
 
-    def plan(self, index: int, prompt: list[int]) -> _Probe:
+    def plan(self, index: int, prompt: list[int], params: GenerationParams) -> _Probe:
         room = self.n_ctx_seq - len(self.prefix) - len(prompt)
         if room < 1:
             raise BackendError(
@@ -227,7 +308,7 @@ class _BatchDecoder:
             )
         if not prompt:
             raise BackendError(f"probe {index}: the chat renderer produced no tokens after the system turn")
-        return _Probe(index=index, prompt=prompt, budget=min(self.params.max_tokens, room))
+        return _Probe(index=index, prompt=prompt, budget=min(params.max_tokens, room), params=params)
 
     def run(self, probes: list[_Probe]) -> Iterator[tuple[int, StreamEvent]]:
         import llama_cpp
@@ -245,10 +326,11 @@ class _BatchDecoder:
                     queue.clear()
                     break
                 self._admit(queue, live)
-                self._fill(batch, live)
-                status = llama_cpp.llama_decode(self.ctx, batch)
-                if status != 0:
-                    raise BackendError(f"llama_decode failed with status {status} during batched decoding")
+                self._make_room(queue, live)
+                self.steps += 1
+                if self.refit is not None and self.steps % REFIT_EVERY == 0:
+                    self.refit()
+                self._decode_step(batch, queue, live)
                 for probe in list(live):
                     if probe.logits_at < 0:
                         continue
@@ -287,49 +369,100 @@ class _BatchDecoder:
             if status != 0:
                 raise BackendError(f"llama_decode failed with status {status} while evaluating the system turn")
 
+    def _reserved(self, live: Sequence[_Probe]) -> int:
+        """KV cells the prefix and the live probes hold, plus the growth expected of each."""
+        return len(self.prefix) + sum(p.length + p.growth() for p in live)
+
     def _admit(self, queue: deque[_Probe], live: list[_Probe]) -> None:
-        """Start queued probes while a sequence is free and the KV cache can hold their worst case."""
+        """Start queued probes while a sequence is free and the KV cache can hold what they are expected to need."""
         import llama_cpp
 
         while queue and self.free_seqs:
-            if self.unified:
-                reserved = len(self.prefix) + sum(p.cells for p in live)
-                if live and reserved + queue[0].cells > self.n_ctx:
+            if self.unified and live:
+                candidate = queue[0]
+                if self._reserved(live) + candidate.length + candidate.growth() > self.n_ctx:
                     return
             probe = queue.popleft()
             probe.seq_id = self.free_seqs.popleft()
+            probe.in_kv = 0
             if probe.seq_id != 0:
                 llama_cpp.llama_memory_seq_cp(self.memory, 0, probe.seq_id, -1, -1)
-            probe.sampler = _new_sampler(self.llm, self.params)
-            probe.admitted_at = time.perf_counter()
+            if probe.sampler is None:
+                probe.sampler = _new_sampler(self.llm, probe.params, self._grammar(probe.params))
+                probe.admitted_at = time.perf_counter()
             live.append(probe)
 
+    def _grammar(self, params: GenerationParams) -> Any:
+        """The grammar of ``params.json_schema`` (built once per schema and run), or None."""
+        if params.json_schema is None:
+            return None
+        from studio.core.inference.llama_backend import json_schema_grammar
+
+        key = json.dumps(params.json_schema, sort_keys=True)
+        if key not in self._grammars:
+            self._grammars[key] = json_schema_grammar(params.json_schema)
+        return self._grammars[key]
+
+    def _make_room(self, queue: deque[_Probe], live: list[_Probe]) -> None:
+        """Push out the most recently admitted probes while the next step could overflow the KV cache."""
+        if not self.unified:
+            return
+        while len(live) > 1 and len(self.prefix) + sum(p.length for p in live) > self.n_ctx:
+            self._preempt(live[-1], queue, live)
+
+    def _preempt(self, probe: _Probe, queue: deque[_Probe], live: list[_Probe]) -> None:
+        """Free ``probe``'s KV cells and queue it first; it keeps its sampler and text and is fed again later."""
+        live.remove(probe)
+        self._free_sequence(probe)
+        probe.in_kv = 0
+        probe.logits_at = -1
+        probe.preemptions += 1
+        self.preemptions += 1
+        queue.appendleft(probe)
+
+    def _decode_step(self, batch: Any, queue: deque[_Probe], live: list[_Probe]) -> None:
+        """Fill the batch and decode it; when llama.cpp finds no KV slot, push out the newest probe and retry."""
+        import llama_cpp
+
+        while True:
+            before = [p.in_kv for p in live]
+            self._fill(batch, live)
+            status = llama_cpp.llama_decode(self.ctx, batch)
+            if status == 0:
+                return
+            for probe, in_kv in zip(live, before, strict=True):
+                probe.in_kv = in_kv
+                probe.logits_at = -1
+            if status != 1 or len(live) < 2:
+                raise BackendError(f"llama_decode failed with status {status} during batched decoding")
+            self._preempt(live[-1], queue, live)
+
     def _fill(self, batch: Any, live: list[_Probe]) -> None:
-        """One token for each generating probe, then as much prefill as fits."""
+        """The sampled token of each decoding probe, then as much prefill as fits."""
         batch.n_tokens = 0
-        base = len(self.prefix)
         for probe in live:
             probe.logits_at = -1
-            if probe.pending_token is not None:
-                probe.logits_at = batch.n_tokens
-                self._add(batch, probe.pending_token, base + probe.position, probe.seq_id, True)
-                probe.pending_token = None
+        for probe in live:
+            if probe.generated and probe.length - probe.in_kv == 1:
+                self._feed(batch, probe, 1)
         for probe in live:
             space = self.n_batch - batch.n_tokens
             if space <= 0:
                 break
-            remaining = len(probe.prompt) - probe.prefilled
-            if remaining <= 0:
-                continue
-            take = min(space, remaining)
-            for offset in range(take):
-                last = probe.prefilled + offset == len(probe.prompt) - 1
-                if last:
-                    probe.logits_at = batch.n_tokens
-                self._add(
-                    batch, probe.prompt[probe.prefilled + offset], base + probe.prefilled + offset, probe.seq_id, last
-                )
-            probe.prefilled += take
+            todo = probe.length - probe.in_kv
+            if todo > 0:
+                self._feed(batch, probe, min(space, todo))
+
+    def _feed(self, batch: Any, probe: _Probe, count: int) -> None:
+        """Add ``count`` more of the probe's own tokens; logits for the last one once all are in."""
+        base = len(self.prefix)
+        last = probe.length - 1
+        for offset in range(probe.in_kv, probe.in_kv + count):
+            wanted = offset == last
+            if wanted:
+                probe.logits_at = batch.n_tokens
+            self._add(batch, probe.token_at(offset), base + offset, probe.seq_id, wanted)
+        probe.in_kv += count
 
     @staticmethod
     def _add(batch: Any, token: int, position: int, seq_id: int, logits: bool) -> None:
@@ -353,9 +486,8 @@ class _BatchDecoder:
         if llama_cpp.llama_vocab_is_eog(self.vocab, token):
             return StopReason.STOP
         probe.generated.append(token)
-        probe.pending_token = token
         probe.text += probe.decoder.decode(self.llm.detokenize([token]))
-        stops = self.params.stop
+        stops = probe.params.stop
         if stops:
             search_from = max(0, probe.emitted - max(len(s) for s in stops))
             hits = [found for s in stops if s and (found := probe.text.find(s, search_from)) >= 0]
@@ -383,7 +515,6 @@ class _BatchDecoder:
         self._release(probe)
         now = time.perf_counter()
         first = probe.first_token_at
-        decode_s = (probe.last_token_at or now) - first if first is not None else 0.0
         generated = len(probe.generated)
         yield (
             probe.index,
@@ -394,13 +525,14 @@ class _BatchDecoder:
                 completion_tokens=generated,
                 cached_tokens=len(self.prefix),
                 time_to_first_token_s=(first - self.started) if first is not None else None,
-                decode_tokens_per_s=(generated - 1) / decode_s if generated > 1 and decode_s > 0 else None,
+                decode_tokens_per_s=decode_rate(generated, first, probe.last_token_at),
                 total_s=now - self.started,
                 mode=DecodingMode.BATCHED,
                 extra={
                     "prefix_tokens": len(self.prefix),
                     "queued_s": (probe.admitted_at - self.started) if probe.admitted_at else None,
                     "prefix_reused_tokens": self.reused_prefix,
+                    "preemptions": probe.preemptions,
                 },
             ),
         )
@@ -411,6 +543,11 @@ class _BatchDecoder:
         if probe.sampler is not None:
             llama_cpp.llama_sampler_free(probe.sampler)
             probe.sampler = None
+        self._free_sequence(probe)
+
+    def _free_sequence(self, probe: _Probe) -> None:
+        import llama_cpp
+
         if probe.seq_id < 0:
             return
         if probe.seq_id == 0:

@@ -135,3 +135,14 @@ class FakeBackend:
             messages.append(Message("user", prompt))
             for event in self.stream(messages, params, cancel):
                 yield index, event
+
+    def stream_requests(
+        self,
+        requests: Sequence[Sequence[Message]],
+        params: GenerationParams | Sequence[GenerationParams],
+        cancel: CancelToken | None = None,
+    ) -> Iterator[tuple[int, StreamEvent]]:
+        for index, messages in enumerate(requests):
+            own = params if isinstance(params, GenerationParams) else params[index]
+            for event in self.stream(messages, own, cancel):
+                yield index, event

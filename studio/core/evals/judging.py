@@ -1,0 +1,87 @@
+"""Many verdicts at once: judge requests that share their rubric decode side by side.
+
+A judge prompt is its rubric (and, for the compliance judge, the config) followed by the item; requests of one
+judge share that long start, so a batching backend evaluates it once and decodes every verdict together, each
+under its own grammar. Backends that cannot batch answer the same requests one by one, with the same parsers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from studio.core.documents import SafetyConfig
+from studio.core.evals.judges import (
+    HarmJudge,
+    HarmVerdict,
+    HelpfulnessJudge,
+    HelpfulnessVerdict,
+    SafetyJudge,
+    SafetyVerdict,
+)
+from studio.core.inference.base import CancelToken, complete_many
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One reply to judge: the request it answers and the reply text."""
+
+    prompt: str
+    response: str
+
+
+@dataclass(frozen=True)
+class Judged:
+    """Both verdicts of ``replies[index]``."""
+
+    index: int
+    helpfulness: HelpfulnessVerdict
+    safety: SafetyVerdict
+
+
+def helpfulness_many(
+    judge: HelpfulnessJudge, replies: Sequence[Reply], cancel: CancelToken | None = None
+) -> Iterator[tuple[int, HelpfulnessVerdict]]:
+    """Helpfulness verdicts of ``replies``, as they finish."""
+    requests = [judge.messages(r.prompt, r.response) for r in replies]
+    for index, result in complete_many(judge.backend, requests, judge.params, cancel):
+        yield index, judge.parse(result.text)
+
+
+def harm_many(
+    judge: HarmJudge, replies: Sequence[Reply], cancel: CancelToken | None = None
+) -> Iterator[tuple[int, HarmVerdict]]:
+    """Config-blind harm verdicts of ``replies``, as they finish."""
+    requests = [judge.messages(r.prompt, r.response) for r in replies]
+    for index, result in complete_many(judge.backend, requests, judge.params, cancel):
+        yield index, judge.parse(result.text)
+
+
+def safety_many(
+    judge: SafetyJudge, config: SafetyConfig, replies: Sequence[Reply], cancel: CancelToken | None = None
+) -> Iterator[tuple[int, SafetyVerdict]]:
+    """Safety verdicts of ``replies`` under ``config``, as they finish."""
+    requests = [judge.messages(config, r.prompt, r.response) for r in replies]
+    for index, result in complete_many(judge.backend, requests, judge.params_for(config), cancel):
+        yield index, judge.parse(config, result.text)
+
+
+def judge_many(
+    helpfulness: HelpfulnessJudge,
+    safety: SafetyJudge,
+    config: SafetyConfig,
+    replies: Sequence[Reply],
+    chunk: int,
+    cancel: CancelToken | None = None,
+) -> Iterator[Judged]:
+    """Both verdicts of every reply, ``chunk`` replies at a time (a chunk's verdicts of one judge decode together),
+    so finished items arrive while the rest are still judged."""
+    for start in range(0, len(replies), max(1, chunk)):
+        part = replies[start : start + max(1, chunk)]
+        ratings = dict(helpfulness_many(helpfulness, part, cancel))
+        if cancel is not None and cancel.cancelled:
+            return
+        for index, verdict in safety_many(safety, config, part, cancel):
+            if cancel is not None and cancel.cancelled:
+                return
+            yield Judged(start + index, ratings[index], verdict)
