@@ -25,6 +25,7 @@ from studio.core.inference.fake import FakeBackend
 from studio.core.settings import GateSettings, StudioSettings, save_settings
 from studio.core.store import Store
 from studio.core.store.runs import RunStore
+from studio.core.yamlio import load_yaml
 
 SUITE = ProbeSuite(
     id="mini",
@@ -192,19 +193,23 @@ def test_the_same_os_user_without_as_cannot_approve_alone(
 
 
 def test_renaming_the_author_field_does_not_make_the_author_someone_else(
-    store: Store, people: dict[str, Identity], capsys: pytest.CaptureFixture[str]
+    store: Store, people: dict[str, Identity], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = _written_and_submitted(store, people, _strict_settings())
+    _written_and_submitted(store, people, _strict_settings())
     store.close()
     assert main(["review", "reject", "support-bot", "--as", "bob", "--comment", "again"]) == 0
-    assert main(["config", "edit", "support-bot", "--author", "somebody-else"]) == 0  # as the default identity
-    capsys.readouterr()
+    monkeypatch.setenv("STUDIO_IDENTITY", "alice")
+    assert main(["config", "edit", "support-bot", "--author", "somebody-else", "--set-notes", "renamed"]) == 0
+    assert main(["review", "submit", "support-bot", "--as", "bob"]) == 0
     with Store.open() as reopened:
-        latest = reopened.configs.latest(config.id)
+        latest = reopened.configs.latest("support-bot")
         assert latest.author == "somebody-else"
-        lifecycle = Lifecycle(reopened, _strict_settings())
-        assert lifecycle.authorship(latest).signer is not None
-        assert lifecycle.authorship(latest).signer.name == "tester"  # who stored it, not the field
+        _run_check(reopened, latest, people["carol"])
+        signer = Lifecycle(reopened, _strict_settings()).authorship(latest).signer
+        assert signer is not None and signer.name == "alice"  # who stored it, not the field
+    capsys.readouterr()
+    assert main(["review", "approve", "support-bot", "--as", "alice"]) == 5
+    assert "wrote support-bot v2 and cannot approve it" in capsys.readouterr().err
 
 
 def test_whoever_changed_verdicts_cannot_approve(store: Store, people: dict[str, Identity]) -> None:
@@ -268,7 +273,7 @@ def test_a_forged_database_approval_is_not_exported(
 
 
 def _rewrite(path: Path, change: object) -> dict[str, object]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = load_yaml(path)
     change(data)  # type: ignore[operator]
     return data
 
@@ -303,14 +308,14 @@ def test_a_whole_chain_forged_with_a_new_key_is_an_untrusted_signer(
     _approved(store, people)
     out = _export(tmp_path)
     mallory = Identity("mallory", Ed25519PrivateKey.generate())
-    data = yaml.safe_load(out.read_text(encoding="utf-8"))
+    data = load_yaml(out)
     data["statements"] = [mallory.sign(s) for s in data["statements"]]  # re-signed, now dangling digests
     _write_signed(out, data, mallory)
     code, text = _verify_code(out, capsys)
     assert code in (ChainFailure.EVIDENCE_MISMATCH, ChainFailure.UNTRUSTED_SIGNER), text
     # Re-signing the exporter block alone over an untouched chain is caught as an untrusted signer.
     out2 = _export(tmp_path, "again.yaml")
-    _write_signed(out2, yaml.safe_load(out2.read_text(encoding="utf-8")), mallory)
+    _write_signed(out2, load_yaml(out2), mallory)
     code, text = _verify_code(out2, capsys)
     assert code == ChainFailure.UNTRUSTED_SIGNER and "not trusted here" in text
 
