@@ -280,7 +280,7 @@ def _rewrite(path: Path, change: object) -> dict[str, object]:
 
 def _write_signed(path: Path, data: dict[str, object], signer: Identity) -> None:
     signed = sign_document({k: v for k, v in data.items() if k != "signature"}, signer)
-    path.write_text(yaml.safe_dump(signed, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    path.write_text(json.dumps(signed, ensure_ascii=False), encoding="utf-8")  # JSON is YAML, typed exactly
 
 
 def _verify_code(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
