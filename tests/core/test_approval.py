@@ -12,7 +12,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from studio.core.approval.chain import ChainError, ChainFailure
-from studio.core.approval.export import check_export, import_export, read_export
+from studio.core.approval.export import ApprovedConfigExport, check_export, import_export, read_export
 from studio.core.approval.lifecycle import Lifecycle, audit_log
 from studio.core.approval.signing import canonical_bytes, sign_document, verify_document
 from studio.core.cli import main
@@ -279,7 +279,9 @@ def _rewrite(path: Path, change: object) -> dict[str, object]:
 
 
 def _write_signed(path: Path, data: dict[str, object], signer: Identity) -> None:
-    signed = sign_document({k: v for k, v in data.items() if k != "signature"}, signer)
+    # Signed over the full model dump, exactly as the studio signs its own exports.
+    full = ApprovedConfigExport.model_validate({k: v for k, v in data.items() if k != "signature"})
+    signed = sign_document(full.model_dump(mode="json", exclude={"signature"}), signer)
     path.write_text(json.dumps(signed, ensure_ascii=False), encoding="utf-8")  # JSON is YAML, typed exactly
 
 
