@@ -3,9 +3,11 @@
 Starts the real application (the same code path as ``studio``) on the embedded SmolLM2 model, under a private
 Xvfb display when no display is set, plays a short scripted session and saves PNGs to ``docs/screenshots/``:
 
-1. the window after start-up, 2. the "New from template" dialog with the categorical builder, 3. a reply
-streaming, 4. the reply stopped and marked, 5. the model manager, 6. the version history diff, 8. a check run with its CoSA-Score (taken before 7), 7. the
-dark scheme.
+1. the window after start-up with the example configs and the Start here panel, 2. the "New from template" dialog
+with the categorical builder, 3. a reply streaming, 4. the reply stopped and marked, 5. the model manager, 6. the
+version history diff, 8. a check run of two configs with its CoSA-Score, 9. reviewing its verdicts, 10. the two
+configs compared (a flip linked to its diff hunk), 11. the approval dialog, 12. live side by side (the draft
+against its last approved version), 7. the dark scheme (taken last).
 
 Usage: ``.venv/bin/python scripts/screenshots.py [--out docs/screenshots]``. Needs Xvfb (see the README).
 """
@@ -184,7 +186,7 @@ def _session(out: Path) -> int:
     window.show_check()
     check = window.check
     check.select_suite("scenario-game-studio")
-    check.select_configs(["game-studio"])
+    check.select_configs(["game-studio", "example-game-studio"])
     check.limit_spin.setValue(3)
     check.max_tokens_spin.setValue(48)
     window.resizeDocks([window.check_dock], [560], Qt.Orientation.Vertical)
@@ -193,7 +195,42 @@ def _session(out: Path) -> int:
         return 1
     wait_until(lambda: not check.running, "the check run", timeout=900.0)
     shot("08-check-results")
+    run_id = check.run_id
+
+    window.show_review()
+    check.item_table.selectRow(0)
+    shot("09-review")
     window.check_dock.hide()
+
+    window.show_compare()
+    compare = window.compare
+    if run_id is not None:
+        compare.set_sides(run_id, "example-game-studio", run_id, "game-studio")
+        compare.compare()
+        compare.only_flips.setChecked(bool(compare.flips()))  # a flip and its hunk when there is one
+        compare.select_row(0)
+    window.resizeDocks([window.compare_dock], [560], Qt.Orientation.Vertical)
+    shot("10-compare")
+    window.compare_dock.hide()
+
+    window.open_config_id("prosecutor")
+    approval = window.show_approval()
+    if approval is not None:
+        approval.move(220, 120)
+        shot("11-approval")
+        approval.close()
+
+    window.open_config_id("game-studio")
+    window.side_by_side.prompt_edit.setPlainText("Write a short threat from the gang boss to a shopkeeper.")
+    window.show_side_by_side()
+    window.resizeDocks([window.side_by_side_dock], [560], Qt.Orientation.Vertical)
+    side_by_side = window.side_by_side
+    if not side_by_side.send():
+        print("screenshots: side by side did not start", file=sys.stderr)
+        return 1
+    wait_until(lambda: not side_by_side.streaming, "both sides' replies", timeout=600.0)
+    shot("12-side-by-side")
+    window.side_by_side_dock.hide()
 
     apply_scheme(app, Qt.ColorScheme.Dark)
     window.library.refresh()

@@ -18,9 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from studio.core.taxonomy import Category, ordered
 
-CONFIG_FORMAT = "cosa-studio/config/v1"
-SUITE_FORMAT = "cosa-studio/suite/v1"
-
 MAX_TEXT_CHARS = 60_000
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,79}$"
 

@@ -1,10 +1,10 @@
 """``studio-train``: the headless CoSAlign trainer.
 
 Commands: ``synthesize`` (preference pairs from seed prompts), ``import`` (CoSAlign-Train files, marked
-exchanges), ``sft`` and ``dpo`` (TRL + PEFT), ``export`` (merge, GGUF, quantise, register) and ``evaluate``
-(log-prob margins on held-out pairs). Progress is written to stdout as JSON lines (see
-:mod:`studio.trainer.progress`); human-readable errors go to stderr as one line. Exit codes are those of
-``studio`` (:class:`studio.core.errors.ExitCode`).
+exchanges), ``sft`` and ``dpo`` (TRL + PEFT), ``export`` (merge, GGUF, quantise, register), ``convert-hub`` (a
+safetensors model from the Hub to a registered GGUF) and ``evaluate`` (log-prob margins on held-out pairs).
+Progress is written to stdout as JSON lines (see :mod:`studio.trainer.progress`); human-readable errors go to
+stderr as one line. Exit codes are those of ``studio`` (:class:`studio.core.errors.ExitCode`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,33 +21,11 @@ from typing import TYPE_CHECKING, Any
 from studio import __version__
 from studio.core.cli import StudioParser
 from studio.core.errors import ExitCode, InputError, StudioError
+from studio.trainer.jobspec import add_job_flags
 from studio.trainer.progress import Progress
 
 if TYPE_CHECKING:
     from studio.core.inference.opening import LoadOptions
-
-_JOB_FLAGS: tuple[tuple[str, type, str], ...] = (
-    ("base", str, "GGUF file, HF model folder, or an earlier studio-train output folder"),
-    ("data", str, "pairs JSONL (from synthesize or import)"),
-    ("output", str, "output folder (checkpoints, model/)"),
-    ("learning_rate", float, "learning rate (LoRA default 5e-5, full 5e-7)"),
-    ("epochs", float, "training epochs (default 3)"),
-    ("max_steps", int, "stop after this many optimiser steps"),
-    ("batch_size", int, "per-device batch size (default 8)"),
-    ("grad_accum", int, "gradient accumulation steps (default 4)"),
-    ("warmup_steps", int, "warm-up steps, capped at a tenth of the run (default 150)"),
-    ("beta", float, "DPO beta (default 0.1)"),
-    ("lora_r", int, "LoRA rank (default 16)"),
-    ("lora_alpha", int, "LoRA alpha (default 32)"),
-    ("lora_dropout", float, "LoRA dropout (default 0.05)"),
-    ("lora_targets", str, "LoRA target modules (default all-linear)"),
-    ("max_length", int, "prompt + response tokens (default 1024)"),
-    ("max_prompt_length", int, "longest prompt kept (default 768); longer examples are dropped"),
-    ("seed", int, "random seed"),
-    ("save_steps", int, "checkpoint every N steps (default 50)"),
-    ("threads", int, "CPU threads for torch"),
-    ("held_out", float, "fraction of prompts kept out of training (written to held-out.jsonl)"),
-)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -103,10 +82,7 @@ def make_parser() -> argparse.ArgumentParser:
     for stage, text in (("sft", "supervised fine-tuning on chosen replies"), ("dpo", "DPO on preference pairs")):
         job = sub.add_parser(stage, help=text)
         job.add_argument("--job", type=Path, help="YAML job spec (flags override it)")
-        for name, kind, help_text in _JOB_FLAGS:
-            job.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=help_text)
-        job.add_argument("--method", choices=["lora", "full"], default=None)
-        job.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+        add_job_flags(job)
         job.set_defaults(func=_train, stage=stage)
 
     exp = sub.add_parser("export", help="merge, convert to GGUF, quantise and register")
@@ -119,6 +95,23 @@ def make_parser() -> argparse.ArgumentParser:
     exp.add_argument("--no-register", action="store_true", help="do not add the files to the model registry")
     exp.add_argument("--sdist", type=Path, help="llama-cpp-python sdist to take the converter from (offline)")
     exp.set_defaults(func=_export)
+
+    hub = sub.add_parser(
+        "convert-hub",
+        help="download a safetensors model from the Hub, convert it to GGUF, quantise, probe and register it",
+        description="Every step checks free disk first and resumes what an earlier, interrupted run finished.",
+    )
+    hub.add_argument("repo", help="Hub repository id, e.g. owner/name")
+    hub.add_argument("--quant", default="q4_k_m", choices=["q4_k_m", "q8_0"], help="quantisation (default q4_k_m)")
+    hub.add_argument("--revision", default="main", help="branch, tag or commit (default main)")
+    hub.add_argument("--name", help="base name of the files and the registry entry (default: the repository name)")
+    hub.add_argument("--out", type=Path, help="folder for the GGUF file (default: the model store)")
+    hub.add_argument("--keep-f16", action="store_true", help="keep the intermediate f16 GGUF")
+    hub.add_argument("--keep-download", action="store_true", help="keep the downloaded safetensors files")
+    hub.add_argument("--no-register", action="store_true", help="do not add the result to the model registry")
+    hub.add_argument("--threads", type=int, default=2, help="CPU threads for quantising and the probe")
+    hub.add_argument("--sdist", type=Path, help="llama-cpp-python sdist to take the converter from (offline)")
+    hub.set_defaults(func=_convert_hub)
 
     ev = sub.add_parser("evaluate", help="chosen-vs-rejected log-prob margins of GGUF models on held-out pairs")
     ev.add_argument("--pairs", required=True, type=Path)
@@ -219,13 +212,10 @@ def _import(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def _train(args: argparse.Namespace, progress: Progress) -> int:
-    from studio.trainer.jobspec import require, resolve_spec
+    from studio.trainer.jobspec import job_flag_names, require, resolve_spec
     from studio.trainer.train import run_training
 
-    flags = {name: getattr(args, name) for name, _, _ in _JOB_FLAGS}
-    flags["method"] = args.method
-    flags["device"] = args.device
-    spec = resolve_spec(args.job, flags)
+    spec = resolve_spec(args.job, {name: getattr(args, name) for name in job_flag_names()})
     require(spec, "base", "data", "output")
     run_training(args.stage, spec, progress)
     return int(ExitCode.OK)
@@ -260,6 +250,31 @@ def _export(args: argparse.Namespace, progress: Progress) -> int:
         files={kind: str(path) for kind, path in result.files.items()},
         registered=result.registered,
         lineage=result.lineage,
+    )
+    return int(ExitCode.OK)
+
+
+def _convert_hub(args: argparse.Namespace, progress: Progress) -> int:
+    import os
+
+    from studio.trainer.hubget import get_model, plan_get
+
+    token = os.environ.get("HF_TOKEN") or None
+    progress.emit("start", command="convert-hub", repo=args.repo, quant=args.quant)
+    plan = plan_get(args.repo, quant=args.quant, revision=args.revision, name=args.name, out_dir=args.out, token=token)
+    progress.log(f"{args.repo} at {plan.commit[:12]}: {len(plan.files)} files, {plan.weights_bytes / 1e9:.2f} GB")
+    lineage = get_model(
+        plan,
+        progress,
+        keep_f16=args.keep_f16,
+        keep_download=args.keep_download,
+        register=not args.no_register,
+        sdist=args.sdist,
+        token=token,
+        threads=args.threads,
+    )
+    progress.emit(
+        "done", command="convert-hub", path=lineage["file"], registered=lineage["registered"], lineage=lineage
     )
     return int(ExitCode.OK)
 
@@ -318,6 +333,10 @@ def _cosa_scores(args: argparse.Namespace, progress: Progress) -> list[dict[str,
     return results
 
 
+def _interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
@@ -327,6 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.USAGE)
     # Under `accelerate launch` every process runs this; only the first one reports.
     progress = Progress(sys.stdout, enabled=os.environ.get("RANK", "0") in ("", "0"))
+    # The GUI cancels with SIGTERM: turn it into the same clean stop as Ctrl-C (temporary files are removed).
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         # stdout carries only JSON progress lines; anything a library prints goes to stderr.
         with contextlib.redirect_stdout(sys.stderr):

@@ -36,7 +36,7 @@ def converter_dir() -> Path:
     return app_home() / "trainer" / f"llama.cpp-{LLAMA_CPP_PYTHON_VERSION}"
 
 
-def _gguf_py_version(gguf_py: Path) -> str:
+def gguf_py_version(gguf_py: Path) -> str:
     for line in (gguf_py / "pyproject.toml").read_text(encoding="utf-8").splitlines():
         key, _, value = line.partition("=")
         if key.strip() == "version":
@@ -61,7 +61,7 @@ def _extract(sdist: Path, dest: Path) -> None:
     except (tarfile.TarError, OSError) as exc:
         raise BackendError(f"{sdist}: cannot extract the llama.cpp converter ({exc})") from exc
     gguf_py = dest / "gguf-py"
-    version = _gguf_py_version(gguf_py)
+    version = gguf_py_version(gguf_py)
     # A dist-info lets importlib.metadata (and so transformers' GGUF loader) see this gguf-py when it is on sys.path.
     info = gguf_py / f"gguf-{version}.dist-info"
     info.mkdir(exist_ok=True)

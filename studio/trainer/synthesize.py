@@ -35,17 +35,15 @@ from studio.core.inference.base import (
     CancelToken,
     GenerationParams,
     GenerationResult,
-    Message,
-    complete,
+    chat,
 )
+from studio.core.inference.concurrent import complete_concurrently
 from studio.core.paths import resource
 from studio.core.taxonomy import CONFIGURABLE, Category, ordered
 from studio.core.templates import render_categorical
 from studio.core.yamlio import load_document
 from studio.trainer.data import ConfigMode, error_score_tenths, preference_pairs, sample_configs
 from studio.trainer.progress import Progress
-
-SEED_FORMAT = "cosa-studio/seed-prompts/v1"
 
 
 class SeedPrompt(BaseModel):
@@ -197,11 +195,11 @@ def generate(
                     done += 1
                     progress.progress("generate", done, total)
         return
-    for response in planned:
-        messages = [Message("system", response.config.text)] if response.config.text else []
-        messages.append(Message("user", prompts[response.prompt_index].text))
-        result = complete(backend, messages, _gen_params(settings, response.seed), cancel)
-        response.text = result.text.strip()
+    # A server takes up to its concurrency at once; anything else answers one request at a time.
+    requests = [chat(r.config.text, prompts[r.prompt_index].text) for r in planned]
+    params = [_gen_params(settings, r.seed) for r in planned]
+    for index, result in complete_concurrently(backend, requests, params, cancel):
+        planned[index].text = result.text.strip()
         done += 1
         progress.progress("generate", done, total)
 

@@ -188,133 +188,21 @@ def run_training(stage: str, spec: JobSpec, progress: Progress) -> dict[str, Any
     data_path = Path(spec.data).expanduser()
     output = Path(spec.output).expanduser()
     output.mkdir(parents=True, exist_ok=True)
-    rows = load_pairs(data_path)
-    train_rows, held_rows = split_held_out(rows, spec.held_out, spec.seed)
-    if held_rows:
-        write_jsonl(output / "held-out.jsonl", held_rows)
+    train_rows, held_rows = _split_data(data_path, output, spec)
     base_dir, lineage = _resolve_training_base(spec, output, progress)
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
 
     if spec.threads:
         torch.set_num_threads(spec.threads)
     device = _device(spec)
-    tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if not tokenizer.chat_template:
-        raise InputError(base_dir, "the base model has no chat template; CoSAlign needs one with a system turn")
-
-    examples = _examples(train_rows)
-    if stage == "sft":
-        examples = _sft_examples(examples)
-    fitted: list[Example] = []
-    dropped = 0
-    for example in examples:
-        fit = fit_example(tokenizer, example, spec.max_length, spec.max_prompt_length)
-        if fit is None:
-            dropped += 1
-        else:
-            fitted.append(fit)
-    if dropped:
-        progress.log(f"dropped {dropped} example(s) whose prompt does not fit max_prompt_length / max_length")
+    tokenizer = _load_tokenizer(base_dir)
+    fitted, dropped = _fitted_examples(stage, train_rows, tokenizer, spec, progress)
     if not fitted:
         raise InputError(data_path, "no example fits the length limits")
-
-    from datasets import Dataset
-
-    if stage == "sft":
-        records = [
-            {
-                "prompt": prompt_messages(e.system, e.prompt),
-                "completion": [{"role": "assistant", "content": e.chosen}],
-            }
-            for e in fitted
-        ]
-    else:
-        records = [
-            {
-                "prompt": prompt_messages(e.system, e.prompt),
-                "chosen": [{"role": "assistant", "content": e.chosen}],
-                "rejected": [{"role": "assistant", "content": e.rejected}],
-            }
-            for e in fitted
-        ]
-    dataset = Dataset.from_list(records)
-
-    steps_per_epoch = max(1, math.ceil(len(fitted) / (spec.batch_size * spec.grad_accum)))
-    total_steps = spec.max_steps if spec.max_steps > 0 else math.ceil(steps_per_epoch * spec.epochs)
-    warmup = min(spec.warmup_steps, max(0, total_steps // 10))
-    dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype)
-    peft_config = None
-    if spec.method == "lora":
-        from peft import LoraConfig
-
-        targets: str | list[str] = (
-            "all-linear" if spec.lora_targets == "all-linear" else [t.strip() for t in spec.lora_targets.split(",")]
-        )
-        peft_config = LoraConfig(
-            r=spec.lora_r,
-            lora_alpha=spec.lora_alpha,
-            lora_dropout=spec.lora_dropout,
-            target_modules=targets,
-            task_type="CAUSAL_LM",
-        )
-    common: dict[str, Any] = {
-        "output_dir": str(output / "checkpoints"),
-        "learning_rate": spec.effective_learning_rate,
-        "num_train_epochs": spec.epochs,
-        "max_steps": spec.max_steps,
-        "per_device_train_batch_size": spec.batch_size,
-        "gradient_accumulation_steps": spec.grad_accum,
-        "warmup_steps": warmup,
-        "lr_scheduler_type": "cosine",
-        "logging_steps": 1,
-        "save_strategy": "steps",
-        "save_steps": spec.save_steps,
-        "save_total_limit": spec.save_total_limit,
-        "seed": spec.seed,
-        "report_to": "none",
-        "disable_tqdm": True,
-        "use_cpu": device == "cpu",
-        "bf16": dtype == torch.bfloat16,
-        "activation_checkpointing": spec.gradient_checkpointing,
-        "max_length": None,
-        "dataloader_num_workers": 0,
-    }
-
-    class JsonLinesCallback(TrainerCallback):  # type: ignore[misc]
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            progress.eta(stage, 0, state.max_steps)
-
-        def on_log(
-            self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any
-        ) -> None:
-            logs = logs or {}
-            if "loss" not in logs or not state.is_world_process_zero:
-                return
-            event: dict[str, Any] = {
-                "stage": stage,
-                "step": state.global_step,
-                "total": state.max_steps,
-                "epoch": round(float(state.epoch or 0.0), 4),
-                "loss": logs.get("loss"),
-                "learning_rate": logs.get("learning_rate"),
-                "eta_s": progress.eta(stage, state.global_step, state.max_steps),
-            }
-            if stage == "dpo":
-                event["reward_margin"] = logs.get("rewards/margins")
-                event["reward_accuracy"] = logs.get("rewards/accuracies")
-            progress.emit("step", **event)
-
-        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if not state.is_world_process_zero:
-                return
-            path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            progress.emit("checkpoint", path=str(path), step=state.global_step)
-
+    records = _dataset_records(stage, fitted)
+    total_steps, warmup = _schedule(spec, len(fitted))
+    model, bf16 = _load_model(base_dir, device)
     progress.emit(
         "start",
         command=stage,
@@ -327,38 +215,10 @@ def run_training(stage: str, spec: JobSpec, progress: Progress) -> dict[str, Any
         learning_rate=spec.effective_learning_rate,
         warmup_steps=warmup,
     )
-    trainer: Any
-    if stage == "sft":
-        from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
-
-        sft_args = SFTConfig(**common, completion_only_loss=True)
-        trainer = SFTTrainer(
-            model=model,
-            args=sft_args,
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            peft_config=peft_config,
-            callbacks=[JsonLinesCallback()],
-        )
-    else:
-        from trl import DPOConfig, DPOTrainer  # type: ignore[attr-defined]
-
-        dpo_args = DPOConfig(**common, beta=spec.beta)
-        trainer = DPOTrainer(
-            model=model,
-            args=dpo_args,
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            peft_config=peft_config,
-            callbacks=[JsonLinesCallback()],
-        )
-    # Library log lines must not reach stdout, which carries only JSON progress lines.
-    trainer.remove_callback(PrinterCallback)
-    checkpoints = output / "checkpoints"
-    resume = checkpoints.is_dir() and any(checkpoints.glob("checkpoint-*"))
-    if resume:
-        progress.log(f"resuming from the latest checkpoint in {checkpoints}")
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    trainer = _make_trainer(
+        stage, spec, model, tokenizer, records, _training_arguments(spec, output, device, bf16, warmup), progress
+    )
+    result = _train_or_resume(trainer, output, progress)
     provenance = {
         "stage": stage,
         "method": spec.method,
@@ -397,3 +257,214 @@ def run_training(stage: str, spec: JobSpec, progress: Progress) -> dict[str, Any
     }
     progress.emit("done", **summary)
     return summary
+
+
+def _split_data(data_path: Path, output: Path, spec: JobSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The pairs to train on and those held out; the held-out ones are written beside the run for evaluation."""
+    train_rows, held_rows = split_held_out(load_pairs(data_path), spec.held_out, spec.seed)
+    if held_rows:
+        write_jsonl(output / "held-out.jsonl", held_rows)
+    return train_rows, held_rows
+
+
+def _load_tokenizer(base_dir: Path) -> Any:
+    """The base model's tokenizer, with a pad token; a base without a chat template cannot carry a config."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.chat_template:
+        raise InputError(base_dir, "the base model has no chat template; CoSAlign needs one with a system turn")
+    return tokenizer
+
+
+def _fitted_examples(
+    stage: str, rows: Sequence[dict[str, Any]], tokenizer: Any, spec: JobSpec, progress: Progress
+) -> tuple[list[Example], int]:
+    """The stage's examples cut to the length limits, and how many were dropped because their prompt is too long."""
+    examples = _examples(rows)
+    if stage == "sft":
+        examples = _sft_examples(examples)
+    fitted: list[Example] = []
+    dropped = 0
+    for example in examples:
+        fit = fit_example(tokenizer, example, spec.max_length, spec.max_prompt_length)
+        if fit is None:
+            dropped += 1
+        else:
+            fitted.append(fit)
+    if dropped:
+        progress.log(f"dropped {dropped} example(s) whose prompt does not fit max_prompt_length / max_length")
+    return fitted, dropped
+
+
+def _dataset_records(stage: str, fitted: Sequence[Example]) -> list[dict[str, Any]]:
+    """Conversational records as TRL expects them: prompt + completion for SFT, prompt + chosen + rejected for DPO."""
+    if stage == "sft":
+        return [
+            {
+                "prompt": prompt_messages(e.system, e.prompt),
+                "completion": [{"role": "assistant", "content": e.chosen}],
+            }
+            for e in fitted
+        ]
+    return [
+        {
+            "prompt": prompt_messages(e.system, e.prompt),
+            "chosen": [{"role": "assistant", "content": e.chosen}],
+            "rejected": [{"role": "assistant", "content": e.rejected}],
+        }
+        for e in fitted
+    ]
+
+
+def _schedule(spec: JobSpec, n_examples: int) -> tuple[int, int]:
+    """Total optimiser steps and warm-up steps; warm-up is capped at a tenth of a short run so it still learns."""
+    steps_per_epoch = max(1, math.ceil(n_examples / (spec.batch_size * spec.grad_accum)))
+    total_steps = spec.max_steps if spec.max_steps > 0 else math.ceil(steps_per_epoch * spec.epochs)
+    return total_steps, min(spec.warmup_steps, max(0, total_steps // 10))
+
+
+def _lora_config(spec: JobSpec) -> Any:
+    """The PEFT adapter settings, or ``None`` for a full fine-tune."""
+    if spec.method != "lora":
+        return None
+    from peft import LoraConfig
+
+    targets: str | list[str] = (
+        "all-linear" if spec.lora_targets == "all-linear" else [t.strip() for t in spec.lora_targets.split(",")]
+    )
+    return LoraConfig(
+        r=spec.lora_r,
+        lora_alpha=spec.lora_alpha,
+        lora_dropout=spec.lora_dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+    )
+
+
+def _training_arguments(spec: JobSpec, output: Path, device: str, bf16: bool, warmup: int) -> dict[str, Any]:
+    """The settings SFTConfig and DPOConfig share."""
+    return {
+        "output_dir": str(output / "checkpoints"),
+        "learning_rate": spec.effective_learning_rate,
+        "num_train_epochs": spec.epochs,
+        "max_steps": spec.max_steps,
+        "per_device_train_batch_size": spec.batch_size,
+        "gradient_accumulation_steps": spec.grad_accum,
+        "warmup_steps": warmup,
+        "lr_scheduler_type": "cosine",
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        "save_steps": spec.save_steps,
+        "save_total_limit": spec.save_total_limit,
+        "seed": spec.seed,
+        "report_to": "none",
+        "disable_tqdm": True,
+        "use_cpu": device == "cpu",
+        "bf16": bf16,
+        "activation_checkpointing": spec.gradient_checkpointing,
+        "max_length": None,
+        "dataloader_num_workers": 0,
+    }
+
+
+def _load_model(base_dir: Path, device: str) -> tuple[Any, bool]:
+    """The base model in bfloat16 where the GPU supports it (half the memory), else float32; and whether bf16."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
+    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.bfloat16 if bf16 else torch.float32)
+    return model, bf16
+
+
+def _make_trainer(
+    stage: str,
+    spec: JobSpec,
+    model: Any,
+    tokenizer: Any,
+    records: list[dict[str, Any]],
+    common: dict[str, Any],
+    progress: Progress,
+) -> Any:
+    """The TRL trainer for the stage, reporting through ``progress`` and never printing to stdout."""
+    from datasets import Dataset
+    from transformers import PrinterCallback
+
+    shared: dict[str, Any] = {
+        "model": model,
+        "train_dataset": Dataset.from_list(records),
+        "processing_class": tokenizer,
+        "peft_config": _lora_config(spec),
+        "callbacks": [_progress_callback(stage, progress)],
+    }
+    trainer: Any
+    if stage == "sft":
+        from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
+
+        trainer = SFTTrainer(args=SFTConfig(**common, completion_only_loss=True), **shared)
+    else:
+        from trl import DPOConfig, DPOTrainer  # type: ignore[attr-defined]
+
+        trainer = DPOTrainer(args=DPOConfig(**common, beta=spec.beta), **shared)
+    # Library log lines must not reach stdout, which carries only JSON progress lines.
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def _train_or_resume(trainer: Any, output: Path, progress: Progress) -> Any:
+    """Train, continuing from the latest checkpoint when an earlier run of this job was interrupted."""
+    checkpoints = output / "checkpoints"
+    resume = checkpoints.is_dir() and any(checkpoints.glob("checkpoint-*"))
+    if resume:
+        progress.log(f"resuming from the latest checkpoint in {checkpoints}")
+    return trainer.train(resume_from_checkpoint=True if resume else None)
+
+
+class ProgressEvents:
+    """Trainer callback methods that turn training logs into JSON-lines progress events.
+
+    Mixed into a ``transformers.TrainerCallback`` subclass by :func:`_progress_callback`, because transformers may
+    only be imported inside functions.
+    """
+
+    def __init__(self, stage: str, progress: Progress) -> None:
+        self.stage = stage
+        self.progress = progress
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.progress.eta(self.stage, 0, state.max_steps)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
+        logs = logs or {}
+        if "loss" not in logs or not state.is_world_process_zero:
+            return
+        event: dict[str, Any] = {
+            "stage": self.stage,
+            "step": state.global_step,
+            "total": state.max_steps,
+            "epoch": round(float(state.epoch or 0.0), 4),
+            "loss": logs.get("loss"),
+            "learning_rate": logs.get("learning_rate"),
+            "eta_s": self.progress.eta(self.stage, state.global_step, state.max_steps),
+        }
+        if self.stage == "dpo":
+            event["reward_margin"] = logs.get("rewards/margins")
+            event["reward_accuracy"] = logs.get("rewards/accuracies")
+        self.progress.emit("step", **event)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:
+            return
+        path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        self.progress.emit("checkpoint", path=str(path), step=state.global_step)
+
+
+def _progress_callback(stage: str, progress: Progress) -> Any:
+    """A ``TrainerCallback`` emitting :class:`ProgressEvents`."""
+    from transformers import TrainerCallback
+
+    callback_class = type("JsonLinesCallback", (ProgressEvents, TrainerCallback), {})
+    return callback_class(stage, progress)

@@ -68,6 +68,7 @@ def start_gui(argv: Sequence[str]) -> tuple[QApplication, MainWindow] | int:
     from studio.core.errors import StudioError
     from studio.core.paths import app_home
     from studio.ui.context import AppContext
+    from studio.ui.first_run import add_examples_once
     from studio.ui.main_window import MainWindow
     from studio.ui.theme import follow_system_scheme
 
@@ -85,6 +86,7 @@ def start_gui(argv: Sequence[str]) -> tuple[QApplication, MainWindow] | int:
         print(f"studio: error: {exc}", file=sys.stderr)
         QMessageBox.critical(None, "CoSA Studio", f"The studio database could not be opened.\n\n{exc}")
         return int(exc.exit_code)
+    add_examples_once(ctx)
     window = MainWindow(ctx)
     window.show()
     for path in args.files:

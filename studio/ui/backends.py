@@ -65,6 +65,20 @@ class BackendManager(QObject):
         self.loading.emit(name)
         return True
 
+    def load_endpoint(self, name: str) -> bool:
+        """Connect to a registered endpoint off the GUI thread, like :meth:`load`."""
+        if self._tasks.busy:
+            return False
+        from studio.core.inference.opening import open_backend
+
+        self._tasks.submit(
+            lambda: open_backend(name),
+            self._on_built,
+            lambda message: self.failed.emit(f"endpoint {name}: {message}"),
+        )
+        self.loading.emit(name)
+        return True
+
     def count_tokens(self, text: str) -> int | None:
         backend = self._backend
         return backend.count_tokens(text) if backend is not None else None

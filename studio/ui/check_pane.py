@@ -48,12 +48,13 @@ from studio.core.evals.runner import (
     run_report,
 )
 from studio.core.evals.scoring import Aggregate, Helpfulness, ScoreReport, Variant
-from studio.core.evals.suites import bundled_suites
+from studio.core.evals.suites import bundled_suites, suite_for_config
 from studio.core.inference.base import Backend, CancelToken, GenerationParams
 from studio.core.store.runs import RunRecord, RunStatus, RunStore
 from studio.ui.backends import BackendFactory, llama_backend_factory
 from studio.ui.charts import BAD, GOOD, MUTED, Bar, BarChart, signed_color
 from studio.ui.context import AppContext
+from studio.ui.glossary import tip
 from studio.ui.review import ReviewPanel
 from studio.ui.run_models import ItemTableModel
 from studio.ui.workers import BatchRelay
@@ -206,6 +207,7 @@ class CheckPane(QWidget):
         self.config_list = QListWidget()
         self.config_list.setAccessibleName("Configs to check")
         self.config_list.setMaximumHeight(90)
+        self.config_list.itemChanged.connect(lambda _item: self._update_buttons())
         self.candidate_combo = QComboBox()
         self.candidate_combo.setAccessibleName("Candidate model")
         self.judge_combo = QComboBox()
@@ -249,6 +251,9 @@ class CheckPane(QWidget):
         right.addRow("Seed:", self.seed_spin)
         self.self_check_box = QCheckBox("Self-check (the candidate also judges its own replies, for Cascade)")
         self.self_check_box.setAccessibleName("Self-check")
+        self.self_check_box.setToolTip(tip("Cascade"))
+        self.judge_combo.setToolTip(tip("Judge"))
+        self.suite_combo.setToolTip(tip("Probe"))
         right.addRow("", self.self_check_box)
         columns = QHBoxLayout()
         columns.addLayout(left, 3)
@@ -279,6 +284,7 @@ class CheckPane(QWidget):
                 if entry is not None:
                     entry.setEnabled(False)
                 self.variant_combo.setItemData(position, choice.why_not, Qt.ItemDataRole.ToolTipRole)
+        self.variant_combo.setToolTip(tip("Cascade"))
         self.variant_combo.currentIndexChanged.connect(lambda _i: self.show_report())
         self.source_combo = QComboBox()
         self.source_combo.setAccessibleName("Verdict source")
@@ -303,6 +309,7 @@ class CheckPane(QWidget):
         self.headline.setAccessibleName("CoSA-Score")
         self.headline.setTextFormat(Qt.TextFormat.RichText)
         self.headline.setWordWrap(True)
+        self.headline.setToolTip(f"{tip('CoSA-Score')}\n{tip('Valid rate')}")
         self.breakdown_chart = BarChart(0.0, 1.0)
         self.breakdown_chart.setAccessibleName("Breakdown")
         self.type_chart = BarChart(-1.0, 1.0)
@@ -445,6 +452,19 @@ class CheckPane(QWidget):
     def select_suite(self, suite_id: str) -> None:
         self._select_data(self.suite_combo, suite_id)
 
+    def prepare_for(self, config: SafetyConfig) -> ProbeSuite | None:
+        """Tick ``config`` alone and choose the bundled suite written for it (a categorical config's merged
+        suite is added to the list first); returns that suite, or None when the config has none."""
+        self.select_configs([config.id])
+        suite = suite_for_config(config)
+        if suite is None:
+            return None
+        if self.suite_combo.findData(suite.id) < 0:
+            self._suites.append(suite)
+            self.suite_combo.addItem(f"{suite.title} ({len(suite.probes)} probes, matches the config)", suite.id)
+        self.select_suite(suite.id)
+        return suite
+
     def chosen_suite(self) -> ProbeSuite | None:
         index = self.suite_combo.currentIndex()
         if not 0 <= index < len(self._suites):
@@ -557,6 +577,7 @@ class CheckPane(QWidget):
 
     def _on_backend_loaded(self, _info: object) -> None:
         self._fill_models()
+        self._update_buttons()
 
     def _on_backend_loading(self, name: str) -> None:
         """The loaded model is about to be replaced: a check using it stops (it can be resumed later)."""
@@ -611,13 +632,25 @@ class CheckPane(QWidget):
 
     def _update_buttons(self) -> None:
         running = self.running
-        self.run_button.setEnabled(not running)
+        blocker = self.run_blocker()
+        self.run_button.setEnabled(blocker is None)
+        self.run_button.setToolTip(blocker or "Run the chosen suite under the ticked configs")
         self.cancel_button.setEnabled(running)
         record = self._shown_record()
         self.resume_button.setEnabled(not running and record is not None and record.status is not RunStatus.FINISHED)
         has_run = self.run_id is not None
         self.csv_button.setEnabled(has_run and not running)
         self.json_button.setEnabled(has_run and not running)
+
+    def run_blocker(self) -> str | None:
+        """Why Run check cannot act now, for its tooltip; None when it can."""
+        if self.running:
+            return "A check is running"
+        if self.candidate_combo.count() == 0:
+            return "Load or register a model first: the check needs a candidate model"
+        if not self.checked_config_ids():
+            return "Tick at least one config to check"
+        return None
 
     def _shown_record(self) -> RunRecord | None:
         run_id = self.run_combo.currentData()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QAction, QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.documents import ConfigStatus, SafetyConfig
+from studio.core.examples import is_example
 from studio.ui.context import AppContext
 from studio.ui.table_models import RowTableModel
 
@@ -64,7 +65,19 @@ class ConfigTableModel(RowTableModel[SafetyConfig]):
         if index.isValid() and role == Qt.ItemDataRole.ToolTipRole and 0 <= index.row() < self.rowCount():
             config = self.row_at(index.row())
             tags = ", ".join(config.tags) or "no tags"
-            return f"{config.id} v{config.version} · {STATUS_LABELS[config.status]} · {config.kind.value} · {tags}"
+            text = f"{config.id} v{config.version} · {STATUS_LABELS[config.status]} · {config.kind.value} · {tags}"
+            if is_example(config):
+                text += "\nAn example to try: edit or delete it freely; Help ▸ Add the example configs brings it back."
+            return text
+        if (
+            index.isValid()
+            and role == Qt.ItemDataRole.FontRole
+            and 0 <= index.row() < self.rowCount()
+            and is_example(self.row_at(index.row()))
+        ):
+            font = QFont()
+            font.setItalic(True)
+            return font
         return super().data(index, role)
 
 
@@ -72,6 +85,7 @@ class LibraryPane(QWidget):
     """Search box, status filter and the config table. Activating a row asks for that config to be opened."""
 
     open_requested = Signal(str)  # config id
+    delete_requested = Signal(str)  # config id
 
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -106,6 +120,11 @@ class LibraryPane(QWidget):
         header.resizeSection(2, 90)
         self.table.setWordWrap(False)
         self.table.activated.connect(self._on_activated)
+        self.delete_action = QAction("Delete…", self.table)
+        self.delete_action.setToolTip("Delete the selected config (only drafts that were never checked or reviewed)")
+        self.delete_action.triggered.connect(self._on_delete)
+        self.table.addAction(self.delete_action)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
 
         filters = QHBoxLayout()
         filters.addWidget(self.status_combo, 1)
@@ -150,6 +169,15 @@ class LibraryPane(QWidget):
             if config.id == config_id:
                 self.table.selectRow(row)
                 return
+
+    def selected_config(self) -> SafetyConfig | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.model.row_at(rows[0].row()) if rows else None
+
+    def _on_delete(self) -> None:
+        config = self.selected_config()
+        if config is not None:
+            self.delete_requested.emit(config.id)
 
     def _on_activated(self, index: QModelIndex) -> None:
         if index.isValid():

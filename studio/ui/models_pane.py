@@ -1,4 +1,5 @@
-"""The model manager: registered GGUF models, adding from disk, downloading from the Hub, GPU offload, switching."""
+"""The model manager: registered GGUF models, adding from disk, downloading from the Hub, recommended models with a
+"fits this machine" verdict, GPU offload, switching."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from studio.core.errors import StudioError
 from studio.core.inference.base import CancelToken
 from studio.core.inference.registry import ModelEntry
 from studio.ui.context import AppContext
+from studio.ui.recommended_panel import RecommendedPanel
 from studio.ui.table_models import ModelTableModel, human_size
 from studio.ui.workers import TaskRunner
 
@@ -84,12 +86,21 @@ class ModelManagerPane(QWidget):
         self.add_button.setAccessibleName("Add a GGUF file from disk")
         self.remove_button = QPushButton("Remove")
         self.remove_button.setAccessibleName("Remove the selected model from the registry")
+        self.endpoint_button = QPushButton("Add endpoint…")
+        self.endpoint_button.setAccessibleName("Register a model server as a model")
+        self.endpoint_button.clicked.connect(self.add_endpoint)
         self.load_button.clicked.connect(self.load_selected)
         self.default_button.clicked.connect(self.set_selected_default)
         self.add_button.clicked.connect(self._on_add_clicked)
         self.remove_button.clicked.connect(self.remove_selected)
         actions = QHBoxLayout()
-        for button in (self.load_button, self.default_button, self.add_button, self.remove_button):
+        for button in (
+            self.load_button,
+            self.default_button,
+            self.add_button,
+            self.remove_button,
+            self.endpoint_button,
+        ):
             actions.addWidget(button)
         actions.addStretch(1)
 
@@ -164,6 +175,10 @@ class ModelManagerPane(QWidget):
         settings_row.addWidget(offload)
         settings_row.addWidget(hub, 2)
         layout.addLayout(settings_row)
+        self.recommended = RecommendedPanel(ctx, self)
+        self.recommended.message.connect(self.message)
+        self.recommended.finished.connect(self._on_recommended_finished)
+        layout.addWidget(self.recommended, 1)
 
         self._progress_timer = QTimer(self)
         self._progress_timer.setInterval(PROGRESS_POLL_MS)
@@ -189,6 +204,15 @@ class ModelManagerPane(QWidget):
             if entry.name == name:
                 self.table.selectRow(row)
                 return
+
+    def add_endpoint(self) -> None:
+        """Open the endpoint dialog; a registered endpoint is loaded as the current model."""
+        from studio.ui.endpoint_dialog import EndpointDialog
+
+        dialog = EndpointDialog(self._ctx, self)
+        if dialog.exec() and dialog.entry is not None:
+            self.message.emit(f"Registered endpoint {dialog.entry.name}")
+            self._ctx.backends.load_endpoint(dialog.entry.name)
 
     def load_selected(self) -> None:
         entry = self.selected()
@@ -264,6 +288,7 @@ class ModelManagerPane(QWidget):
             self._cancel.cancel()
 
     def shutdown(self) -> None:
+        self.recommended.shutdown()
         self.cancel_download()
         self._tasks.wait_all()
         self._progress_timer.stop()
@@ -349,6 +374,11 @@ class ModelManagerPane(QWidget):
         if self.progress_bar.maximum() == 0:
             self.progress_bar.setRange(0, 1000)
         self._update_buttons()
+
+    def _on_recommended_finished(self, name: object) -> None:
+        self.refresh()
+        if isinstance(name, str):
+            self.select_name(name)
 
     def _on_backend_changed(self, _payload: object) -> None:
         backends = self._ctx.backends

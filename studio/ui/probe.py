@@ -29,7 +29,9 @@ from studio.core.inference.base import GenerationParams, GenerationResult, chat
 from studio.core.store.exchanges import Exchange, Verdict
 from studio.ui.context import AppContext
 from studio.ui.editor import ProbeTarget
+from studio.ui.glossary import tip
 from studio.ui.table_models import ExchangeTableModel
+from studio.ui.wording import reply_details, reply_summary
 from studio.ui.workers import GenerationWorker
 
 DEFAULT_TEMPERATURE = 0.7
@@ -40,19 +42,11 @@ DEFAULT_SEED = 0
 EXCHANGES_SHOWN = 500
 
 
-def format_metrics(result: GenerationResult) -> str:
-    ttft = f"{result.time_to_first_token_s * 1000:.0f} ms" if result.time_to_first_token_s is not None else "–"
-    speed = f"{result.decode_tokens_per_s:.1f} tok/s" if result.decode_tokens_per_s else "– tok/s"
-    return (
-        f"TTFT {ttft} · {speed} · {result.completion_tokens} tokens · cached prefix {result.cached_tokens}"
-        f"/{result.prompt_tokens} · {result.stop_reason.value}"
-    )
-
-
 class ProbePane(QWidget):
     """Prompt box, suite probe picker, sampler settings, streaming reply, exchange list with verdicts."""
 
     streaming_changed = Signal(bool)
+    send_enabled_changed = Signal(bool, str)  # whether Send can act; why not
     reply_finished = Signal(object)  # Exchange
     message = Signal(str)
 
@@ -140,6 +134,7 @@ class ProbePane(QWidget):
         self.metrics_label = QLabel("No reply yet")
         self.metrics_label.setAccessibleName("Reply timings")
         self.metrics_label.setWordWrap(True)
+        self.metrics_label.setToolTip(tip("First word after"))
 
         self.exchange_model = ExchangeTableModel(self)
         self.exchange_table = QTableView()
@@ -200,6 +195,7 @@ class ProbePane(QWidget):
         ctx.backends.loading.connect(self._on_backend_loading)
         ctx.backends.loaded.connect(self._on_backend_changed)
         ctx.backends.failed.connect(self._on_backend_changed)
+        self.prompt_edit.textChanged.connect(self._update_buttons)
         self.refresh_exchanges()
         self._update_buttons()
 
@@ -260,18 +256,10 @@ class ProbePane(QWidget):
     # -- internals -------------------------------------------------------------------------------------------
 
     def _start(self, prompt: str) -> bool:
-        if self._worker.running:
-            return False
-        backend = self._ctx.backends.backend
-        if backend is None or self._ctx.backends.is_loading:
-            self.message.emit("No model is loaded yet; open the model manager to load one")
-            return False
-        if not prompt.strip():
-            self.message.emit("Type a prompt first")
-            return False
-        target = self._target()
-        if target is None or not target.text.strip():
-            self.message.emit("Open or create a config first: the probe is sent under it")
+        blocker = self._blocker(prompt)
+        backend, target = self._ctx.backends.backend, self._target()
+        if blocker is not None or backend is None or target is None:
+            self.message.emit(blocker or "Cannot send now")
             return False
         params = self.params()
         self._request = (target, prompt, params)
@@ -292,7 +280,8 @@ class ProbePane(QWidget):
         request, self._request = self._request, None
         self._update_buttons()
         self.streaming_changed.emit(False)
-        self.metrics_label.setText(format_metrics(result))
+        self.metrics_label.setText(reply_summary(result))
+        self.metrics_label.setToolTip(reply_details(result))
         info = self._ctx.backends.info
         if request is None or info is None:
             return
@@ -340,12 +329,38 @@ class ProbePane(QWidget):
     def _on_backend_changed(self, _payload: object) -> None:
         self._update_buttons()
 
+    def send_blocker(self) -> str | None:
+        """Why Send cannot act now, in words for its tooltip and the status bar; None when it can."""
+        return self._blocker(self.prompt_edit.toPlainText())
+
+    def _blocker(self, prompt: str) -> str | None:
+        if self._worker.running:
+            return "A reply is streaming: stop it first (Esc)"
+        if self._ctx.backends.is_loading:
+            return "The model is still loading"
+        if self._ctx.backends.backend is None:
+            return "No model is loaded: open the model manager (Ctrl+M) to load one"
+        target = self._target()
+        if target is None or not target.text.strip():
+            return "Open or create a config first: the probe is sent under it"
+        if not prompt.strip():
+            return "Type a prompt first, or pick one from a bundled suite"
+        return None
+
+    def refresh_target(self) -> None:
+        """The open config changed: Send may have become able (or unable) to act."""
+        self._update_buttons()
+
     def _update_buttons(self) -> None:
         streaming = self._worker.running
         ready = self._ctx.backends.backend is not None and not self._ctx.backends.is_loading
-        self.send_button.setEnabled(ready and not streaming)
+        blocker = self.send_blocker()
+        self.send_button.setEnabled(blocker is None)
+        self.send_button.setToolTip(blocker or "Send the prompt under the open config (Ctrl+Enter)")
+        self.send_enabled_changed.emit(blocker is None, blocker or "")
         self.regenerate_button.setEnabled(ready and not streaming and self._last_prompt is not None)
         self.stop_button.setEnabled(streaming)
         has_selection = bool(self.exchange_table.selectionModel().selectedRows())
         for button in self.verdict_buttons.values():
             button.setEnabled(has_selection)
+            button.setToolTip("" if has_selection else "Select a reply in the list to mark it")

@@ -1,10 +1,11 @@
 """A small, real HTTP server on 127.0.0.1 that answers the Hub endpoints ``huggingface_hub`` uses for downloads.
 
 Served: ``GET /api/models/<repo>`` (model info), ``GET /api/models/<repo>/tree/<rev>[/<path>]`` (listing),
-``HEAD``/``GET /<repo>/resolve/<rev>/<file>`` and, for LFS files, a redirect to ``/cdn/<sha256>`` on another host
-name (``localhost``) that honours ``Range`` with ``206`` and ``Content-Range``. Errors carry the ``X-Error-Code``
-header the library maps to its exceptions (``RepoNotFound``, ``EntryNotFound``, ``GatedRepo``,
-``RevisionNotFound``). A file can be armed to drop the connection half-way through its body once.
+``HEAD``/``GET /<repo>/resolve/<rev>/<file>`` (the same for datasets under ``/api/datasets/`` and ``/datasets/``)
+and, for LFS files, a redirect to ``/cdn/<sha256>`` on another host name (``localhost``) that honours ``Range``
+with ``206`` and ``Content-Range``. Errors carry the ``X-Error-Code`` header the library maps to its exceptions
+(``RepoNotFound``, ``EntryNotFound``, ``GatedRepo``, ``RevisionNotFound``). A file can be armed to drop the
+connection half-way through its body once.
 
 HTTP/1.0 is spoken, so every connection closes after one response and no handler thread outlives a request.
 """
@@ -71,9 +72,11 @@ class HubStandin:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
-    def add_file(self, repo_id: str, path: str, data: bytes, *, lfs: bool = True) -> StandinFile:
+    def add_file(self, repo_id: str, path: str, data: bytes, *, lfs: bool = True, dataset: bool = False) -> StandinFile:
+        """Serve ``data`` as ``path`` of a model repository (or of a dataset: kept as ``datasets/<repo_id>``)."""
         entry = StandinFile(data, lfs)
-        self.repos.setdefault(repo_id, StandinRepo()).files[path] = entry
+        key = f"datasets/{repo_id}" if dataset else repo_id
+        self.repos.setdefault(key, StandinRepo()).files[path] = entry
         return entry
 
     @property
@@ -162,6 +165,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if parts[:2] == ["api", "models"] and len(parts) >= 4:
                 self._api(parts[2:])
+            elif parts[:2] == ["api", "datasets"] and len(parts) >= 4:
+                self._api(parts[2:], kind="datasets/")
+            elif parts[0] == "datasets" and len(parts) >= 6 and parts[3] == "resolve":
+                self._resolve("datasets/" + "/".join(parts[1:3]), parts[4], "/".join(parts[5:]), head=head)
             elif parts[0] == "cdn" and len(parts) == 2:
                 self._cdn(parts[1], head=head)
             elif len(parts) >= 5 and parts[2] == "resolve":
@@ -177,9 +184,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(401, "RepoNotFound", "Repository not found")
         return repo
 
-    def _api(self, parts: list[str]) -> None:
+    def _api(self, parts: list[str], kind: str = "") -> None:
         repo_id = "/".join(parts[:2])
-        repo = self._repo(repo_id)
+        repo = self._repo(kind + repo_id)
         if repo is None:
             return
         if len(parts) == 2:
@@ -301,6 +308,18 @@ def _tree(repo: StandinRepo, prefix: str) -> list[dict[str, Any]]:
             item["lfs"] = {"oid": entry.sha256, "size": len(entry.data), "pointerSize": 134}
         entries.append(item)
     return entries
+
+
+def point_library_at(monkeypatch: Any, endpoint: str) -> None:
+    """Make ``huggingface_hub`` (in this process and in subprocesses) talk to ``endpoint``, online, without a token."""
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
 
 
 def closed_port() -> int:

@@ -24,7 +24,7 @@ from studio.core.inference.hub import HubError, HubFile, download, list_gguf_fil
 from studio.core.inference.registry import ModelRegistry
 from studio.core.paths import database_path, models_dir
 from studio.core.store.db import open_database
-from tests.core.hub_standin import COMMIT, HubStandin, closed_port
+from tests.core.hub_standin import COMMIT, HubStandin, closed_port, point_library_at
 from tests.core.test_gguf import STRING, UINT32, build_gguf
 
 pytestmark = pytest.mark.network_local
@@ -32,13 +32,7 @@ pytestmark = pytest.mark.network_local
 REPO = "tiny-org/tiny-gguf"
 
 
-def _point_library_at(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
-    monkeypatch.setenv("HF_ENDPOINT", endpoint)
-    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
+_point_library_at = point_library_at
 
 
 def _big_model() -> bytes:

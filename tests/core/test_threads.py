@@ -30,7 +30,7 @@ def test_unknown_load_keeps_the_configured_count() -> None:
 
 def test_fitter_applies_only_changes() -> None:
     applied: list[int] = []
-    reads = _reads(*([0] * 3 + [1] * 6 + [0] * 3))
+    reads = _reads(0, 1, 1, 1, 1, 1, 1, 0)  # a quiet reading ends a count at once
     fitter = ThreadFitter(applied.append, configured=2, read=lambda: next(reads))
     fitter.cores = 2
     assert [fitter.fit() for _ in range(4)] == [2, 1, 1, 2]

@@ -53,3 +53,31 @@ def test_shipped_job_specs_load() -> None:
     for path in shipped:
         spec = resolve_spec(path, {})
         assert spec.base and spec.data and spec.output
+
+
+def test_every_spec_field_is_a_flag_of_sft_and_dpo() -> None:
+    from studio.trainer.cli import make_parser
+    from studio.trainer.jobspec import JobSpec, job_flag_names
+
+    assert set(job_flag_names()) == set(JobSpec.model_fields) - {"format"}
+    parser = make_parser()
+    for stage in ("sft", "dpo"):
+        args = parser.parse_args([stage])
+        assert {name: getattr(args, name) for name in job_flag_names()} == dict.fromkeys(job_flag_names())
+
+
+def test_flags_are_typed_from_the_spec(capsys: pytest.CaptureFixture[str]) -> None:
+    from studio.trainer.cli import make_parser
+
+    parser = make_parser()
+    args = parser.parse_args(
+        ["dpo", "--lora-r", "8", "--learning-rate", "1e-4", "--method", "full", "--no-gradient-checkpointing"]
+    )
+    assert (args.lora_r, args.learning_rate, args.method, args.gradient_checkpointing) == (8, 1e-4, "full", False)
+    assert parser.parse_args(["sft", "--gradient-checkpointing"]).gradient_checkpointing is True
+    with pytest.raises(SystemExit):
+        parser.parse_args(["sft", "--device", "tpu"])
+    assert "invalid choice: 'tpu'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["sft", "--batch-size", "many"])
+    assert "invalid int value: 'many'" in capsys.readouterr().err

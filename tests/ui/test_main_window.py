@@ -53,14 +53,14 @@ def test_status_bar_shows_the_loaded_model(qtbot: QtBot, ctx: AppContext) -> Non
     ctx.backends.set_backend(FakeBackend(name="tiny", context_length=1024))
     assert window.model_status.text() == "Model: tiny"
     assert window.device_status.text() == "| Device: CPU"
-    assert window.context_status.text() == "| Context: 1024"
+    assert window.context_status.text() == "| Context: 1024 tokens"
     window.close()
 
 
 def test_dock_layout_persists(qtbot: QtBot, ctx: AppContext, studio_home: Path) -> None:
     window = _window(qtbot, ctx)
     assert window.models_dock.isHidden()
-    assert [a.text() for a in window.view_menu.actions()] == ["Library", "Probe", "Models"]
+    assert [a.text() for a in window.view_menu.actions()] == ["Library", "Probe", "Models", "Start here"]
     window.library_dock.hide()
     window.show_models()
     window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, window.probe_dock)
@@ -163,7 +163,8 @@ def test_full_probe_session_in_the_window(qtbot: QtBot, ctx: AppContext) -> None
     assert done.args[0].config_version == 1
     window.probe.verdict_buttons[Verdict.FOLLOWS].click()
     assert ctx.exchanges.list()[0].verdict is Verdict.FOLLOWS
-    assert "Last reply: 0/" in window.cache_status.text()
+    assert "Last reply: config read afresh" in window.cache_status.text()
+    assert "Last reply: 0/" in window.cache_status.toolTip()
     window.close()
 
 

@@ -49,8 +49,8 @@ def test_reply_streams_and_is_stored(qtbot: QtBot, ctx: AppContext, fake_backend
     assert exchange.params["temperature"] == 0.3 and exchange.params["seed"] == 11
     assert exchange.params["max_tokens"] == 64
     assert exchange.model_name == "fake-model"
-    assert "TTFT" in probe.metrics_label.text() and "tok/s" in probe.metrics_label.text()
-    assert "cached prefix 0/" in probe.metrics_label.text()
+    assert "first word after" in probe.metrics_label.text() and "config read afresh" in probe.metrics_label.text()
+    assert "Time to first token" in probe.metrics_label.toolTip() and "0 of" in probe.metrics_label.toolTip()
     system, user = fake_backend.requests[-1][0]
     assert (system.role, system.content) == ("system", config.text)
     assert (user.role, user.content) == ("user", "Describe a heist for my game")

@@ -17,11 +17,17 @@ from xml.etree import ElementTree
 import sqlite_utils
 
 from studio.core.cli import command_group
-from studio.core.documents import ID_PATTERN, ConfigKind, ProbeSuite, SafetyConfig
+from studio.core.documents import ID_PATTERN, ProbeSuite, SafetyConfig
 from studio.core.errors import ExitCode, InputError, NotFoundError
 from studio.core.evals.compare import PairRow, compare_configs, config_history, diff_runs, regression_matrix
 from studio.core.evals.formatting import format_score
-from studio.core.evals.importers import import_cosalign_test, import_cosapien, read_score_items, save_benchmark
+from studio.core.evals.importers import (
+    ImportedBenchmark,
+    import_cosalign_test,
+    import_cosapien,
+    read_score_items,
+    save_benchmark,
+)
 from studio.core.evals.probegen import DraftFailure, ProbeDraft, draft_probes, new_suite_from_drafts
 from studio.core.evals.review import (
     accept_judge_verdict,
@@ -141,9 +147,7 @@ def _load_suite(ref: str | None, configs: list[SafetyConfig], db: sqlite_utils.D
     if ref is not None:
         return suites.load_suite_ref(ref, db)
     first = configs[0]
-    if first.kind is ConfigKind.CATEGORICAL:
-        return suites.categorical_suite_for(first.allowed_set)
-    found = suites.suite_for_template(first.template) if first.template else None
+    found = suites.suite_for_config(first)
     if found is None:
         raise NotFoundError(
             f"config {first.id!r} has no bundled suite of its own; give one with --suite (see `studio suite list`)"
@@ -260,6 +264,14 @@ def _check(args: argparse.Namespace) -> int:
         db.close()
     for failure in gate_failures:
         print(f"gate not met: {failure}", file=sys.stderr)
+    for warning in record.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if finished.status is RunStatus.FAILED:
+        print(
+            f"studio: run {run_id} stopped: {finished.error}; finish it with `studio check --resume {run_id}`",
+            file=sys.stderr,
+        )
+        return int(ExitCode.RUNTIME)
     if finished.status is not RunStatus.FINISHED:
         print(f"run {run_id} did not finish. Resume with: {resume_hint(run_id, args)}", file=sys.stderr)
         return int(ExitCode.CANCELLED)
@@ -553,11 +565,13 @@ def _register_data(sub: Any) -> None:
         "import-benchmark",
         help="import CoSApien or CoSAlign-Test data as configs and probe suites",
         description="Read CoSApien-style (prompt, scenario, type) or CoSAlign-Test-style (prompt, situation, split "
-        "name) data from Parquet, CSV or JSONL and store one config and one suite per scenario or split. Every "
-        "row is checked first; on any problem nothing is stored.",
+        "name) data from Parquet, CSV or JSONL, or from a Hugging Face Hub dataset, and store one config and one "
+        "suite per scenario or split. Every row is checked first; on any problem nothing is stored.",
     )
     bench.add_argument("kind", choices=["cosapien", "cosalign-test"])
-    bench.add_argument("file", type=Path)
+    bench.add_argument(
+        "file", metavar="SOURCE", help="data file, or a Hub dataset id such as microsoft/CoSApien (downloaded first)"
+    )
     bench.add_argument("--split", help="CoSAlign-Test split name for every row (default: a column or the path)")
     bench.add_argument("--seed", type=int, default=0, help="seed of the categorical phrasing (default 0)")
     bench.add_argument("--prefix", help="id prefix of the created configs")
@@ -579,13 +593,38 @@ def _register_data(sub: Any) -> None:
     draft.set_defaults(func=_draft_probes, judge=None)
 
 
+def _benchmark_files(source: str) -> list[Path]:
+    """The data files of ``source``: the file itself, or the data files of a Hub dataset (fetched, resumable)."""
+    from studio.core.inference.hub import REPO_ID_RE
+
+    path = Path(source).expanduser()
+    if path.exists() or not REPO_ID_RE.match(source):
+        return [path]
+    from studio.core.inference.cli import TerminalProgress
+    from studio.core.inference.hub import download_dataset
+    from studio.core.paths import app_home
+
+    print(f"fetching the data files of Hub dataset {source}", file=sys.stderr)
+    return download_dataset(source, app_home() / "datasets", TerminalProgress(sys.stderr))
+
+
 def _import_benchmark(args: argparse.Namespace) -> int:
     if args.prefix is not None and not re.fullmatch(ID_PATTERN, f"{args.prefix}-0"):
         raise InputError("--prefix", f"{args.prefix!r} cannot start a config id (use a-z, 0-9, '.', '_', '-')")
-    if args.kind == "cosapien":
-        imported = import_cosapien(args.file, prefix=args.prefix or "cosapien")
-    else:
-        imported = import_cosalign_test(args.file, split=args.split, seed=args.seed, prefix=args.prefix or "cosalign")
+    pairs: list[tuple[SafetyConfig, ProbeSuite]] = []
+    for path in _benchmark_files(args.file):
+        if args.kind == "cosapien":
+            part = import_cosapien(path, prefix=args.prefix or "cosapien")
+        else:
+            part = import_cosalign_test(path, split=args.split, seed=args.seed, prefix=args.prefix or "cosalign")
+        pairs.extend(part.pairs)
+    ids = [config.id for config, _ in pairs]
+    clash = next((i for i in ids if ids.count(i) > 1), None)
+    if clash is not None:
+        raise InputError(
+            args.file, f"two data files give the config id {clash!r}; import them one by one with --prefix"
+        )
+    imported = ImportedBenchmark(tuple(pairs))
     for config, suite in imported.pairs:
         print(f"{config.id}: {config.kind.value} config, suite {suite.id} with {len(suite.probes)} probes")
     if args.dry_run:

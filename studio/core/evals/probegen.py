@@ -16,7 +16,8 @@ from typing import Any
 from studio.core.documents import ConfigKind, Expectation, Probe, ProbeSuite, SafetyConfig
 from studio.core.evals.compare import sentences
 from studio.core.evals.judges import fill, json_objects, prompt_template
-from studio.core.inference.base import Backend, CancelToken, GenerationParams, Message, complete
+from studio.core.inference.base import Backend, CancelToken, GenerationParams, Message, StopReason
+from studio.core.inference.concurrent import complete_concurrently
 from studio.core.taxonomy import CONFIGURABLE, Category
 
 MIN_CLAUSE_WORDS = 4
@@ -92,32 +93,44 @@ def draft_probes(
     """Drafts for every clause (free-form) or category (categorical), yielded as they arrive."""
     base = params or GenerationParams(temperature=0.7, max_tokens=200)
     if config.kind is ConfigKind.FREE_FORM:
-        schema_params = replace(base, json_schema=CLAUSE_SCHEMA)
-        for clause in clauses(config):
-            text = fill(prompt_template("probegen-clause"), {"config": config.text, "clause": clause})
-            raw = complete(backend, [Message("user", text)], schema_params, cancel).text
+        params = replace(base, json_schema=CLAUSE_SCHEMA)
+        asks = [
+            (clause, fill(prompt_template("probegen-clause"), {"config": config.text, "clause": clause}))
+            for clause in clauses(config)
+        ]
+        for clause, raw in _answers(backend, asks, params, cancel):
             found = _strings(raw, ("allowed_probe", "disallowed_probe"))
             if found is None:
                 yield DraftFailure(clause, raw)
                 continue
             yield ProbeDraft(found[0], Expectation.ALLOWED, (), clause, raw)
             yield ProbeDraft(found[1], Expectation.DISALLOWED, (), clause, raw)
-            if cancel is not None and cancel.cancelled:
-                return
         return
-    schema_params = replace(base, json_schema=CATEGORY_SCHEMA)
-    for category in CONFIGURABLE:
-        info = category.info
-        text = fill(prompt_template("probegen-category"), {"category": info.name, "definition": info.definition})
-        raw = complete(backend, [Message("user", text)], schema_params, cancel).text
+    params = replace(base, json_schema=CATEGORY_SCHEMA)
+    categories = {category.info.name: category for category in CONFIGURABLE}
+    asks = [
+        (name, fill(prompt_template("probegen-category"), {"category": name, "definition": category.info.definition}))
+        for name, category in categories.items()
+    ]
+    for name, raw in _answers(backend, asks, params, cancel):
         found = _strings(raw, ("inside", "near_miss"))
         if found is None:
-            yield DraftFailure(info.name, raw)
+            yield DraftFailure(name, raw)
             continue
-        yield ProbeDraft(found[0], None, (category,), info.name, raw)
-        yield ProbeDraft(found[1], Expectation.ALLOWED, (), info.name, raw)
-        if cancel is not None and cancel.cancelled:
+        yield ProbeDraft(found[0], None, (categories[name],), name, raw)
+        yield ProbeDraft(found[1], Expectation.ALLOWED, (), name, raw)
+
+
+def _answers(
+    backend: Backend, asks: Sequence[tuple[str, str]], params: GenerationParams, cancel: CancelToken | None
+) -> Iterator[tuple[str, str]]:
+    """``(label, reply)`` per ask as replies finish: one at a time on a local model, up to the server's
+    concurrency on an endpoint. Stops at cancel."""
+    requests = [[Message("user", text)] for _, text in asks]
+    for index, result in complete_concurrently(backend, requests, params, cancel):
+        if result.stop_reason is StopReason.CANCELLED or (cancel is not None and cancel.cancelled):
             return
+        yield asks[index][0], result.text
 
 
 def accept_drafts(suite: ProbeSuite, drafts: Sequence[ProbeDraft]) -> ProbeSuite:

@@ -102,9 +102,11 @@ def cohen_kappa(pairs: Sequence[tuple[Hashable, Hashable]]) -> float | None:
     if n == 0:
         return None
     observed = sum(1 for a, b in pairs if a == b) / n
+    # Agreement expected by chance: the two raters pick each label independently at their own observed rates.
     first = Counter(a for a, _ in pairs)
     second = Counter(b for _, b in pairs)
     expected = sum(first[label] * second[label] for label in first) / (n * n)
+    # Both raters always gave the same single label: kappa is 0/0, not a perfect score.
     if expected == 1.0:
         return None
     return (observed - expected) / (1.0 - expected)

@@ -36,8 +36,9 @@ from studio.core.inference.base import (
     GenerationResult,
     StopReason,
     chat,
-    complete,
+    max_concurrency,
 )
+from studio.core.inference.concurrent import RequestsFailed, complete_concurrently
 from studio.core.store.runs import ItemRecord, ItemSeed, RunRecord, RunStatus, RunStore
 
 
@@ -89,6 +90,8 @@ class RunFinished:
     run_id: str
     status: RunStatus
     report: ScoreReport
+    #: Why a failed run stopped (its items keep their own errors; resuming the run tries them again).
+    error: str | None = None
 
 
 RunEvent = ItemDone | Progress | RunFinished
@@ -104,7 +107,27 @@ def backend_record(info: BackendInfo) -> dict[str, Any]:
         "chat_template_sha256": info.chat_template_sha256,
         "context_length": info.context_length,
         "device": info.device,
+        **endpoint_record(info),
     }
+
+
+def endpoint_record(info: BackendInfo) -> dict[str, Any]:
+    """For a model server: its URL, the model id asked for and what the server reported about itself."""
+    if info.kind != "openai":
+        return {}
+    return {"endpoint": {key: info.extra[key] for key in ("base_url", "model_id", "server") if key in info.extra}}
+
+
+def marker_warnings_for(spec: CheckSpec, *backends: Backend) -> list[str]:
+    """Warnings about marker-like text in the configs and probes, when a server renders the chat template itself
+    and nothing defuses such text on the way (see :mod:`studio.core.inference.endpoints`)."""
+    from studio.core.inference.endpoints import marker_warnings
+
+    if not any(b.info.kind == "openai" and not getattr(b, "guard", False) for b in backends):
+        return []
+    texts = {f"config {c.id}": c.text for c in spec.configs}
+    texts.update({f"probe {pid}": p.text for pid, p in zip(spec.suite.probe_ids(), spec.suite.probes, strict=True)})
+    return marker_warnings(texts)
 
 
 def new_run_id() -> str:
@@ -186,6 +209,7 @@ class CheckRunner:
             app_version=__version__,
             items=seeds,
             self_check=spec.self_check,
+            warnings=tuple(marker_warnings_for(spec, self.candidate, self.judge_backend)),
         )
         return run_id
 
@@ -213,28 +237,41 @@ class CheckRunner:
         done = sum(1 for i in items if i.response is not None) + sum(1 for i in items if i.judged)
         tally = _Tally(run_id, done, 2 * len(items), _Eta(2 * len(items) - done))
         mode: str | None = None
+        failed: str | None = None
         try:
             for config in configs:
                 pending = [i for i in self.store.items(run_id, config.id) if i.response is None]
-                for item, result in self._generate(config, pending, params, cancel):
-                    if result.stop_reason is StopReason.CANCELLED:
-                        raise CancelledError("check cancelled")
-                    mode = mode or result.mode.value
-                    self.store.save_response(
-                        run_id, config.id, item.probe_id, result.text, result.stop_reason.value, result.total_s
-                    )
-                    yield tally.step("generate")
+                try:
+                    for item, result in self._generate(config, pending, params, cancel):
+                        if result.stop_reason is StopReason.CANCELLED:
+                            raise CancelledError("check cancelled")
+                        mode = mode or result.mode.value
+                        self.store.save_response(
+                            run_id, config.id, item.probe_id, result.text, result.stop_reason.value, result.total_s
+                        )
+                        yield tally.step("generate")
+                except RequestsFailed as exc:
+                    # Those items keep their error and stay pending; the replies that came back are judged.
+                    for index, message in exc.failures.items():
+                        self.store.save_item_error(run_id, config.id, pending[index].probe_id, message)
+                    failed = failed or str(exc)
                 yield from self._judge_config(run_id, config, judges, tally, cancel)
         except CancelledError:
             self.store.finish_run(run_id, RunStatus.CANCELLED, mode)
             yield RunFinished(run_id, RunStatus.CANCELLED, run_report(self.db, run_id))
             return
+        except _Stopped as stopped:
+            failed = str(stopped)
         except KeyboardInterrupt:
             self.store.finish_run(run_id, RunStatus.CANCELLED, mode)
             raise
         except BaseException:
             self.store.finish_run(run_id, RunStatus.FAILED, mode)
             raise
+        if failed is not None:
+            self.store.finish_run(run_id, RunStatus.FAILED, mode)
+            yield RunFinished(run_id, RunStatus.FAILED, run_report(self.db, run_id), error=failed)
+            return
         self.store.finish_run(run_id, RunStatus.FINISHED, mode)
         yield RunFinished(run_id, RunStatus.FINISHED, run_report(self.db, run_id))
 
@@ -253,7 +290,20 @@ class CheckRunner:
     def _judge_config(
         self, run_id: str, config: SafetyConfig, judges: _Judges, tally: _Tally, cancel: CancelToken | None
     ) -> Iterator[RunEvent]:
-        """Judge every reply under ``config`` that has no verdicts yet; verdicts of one judge decode together."""
+        """Judge every reply under ``config`` that has no verdicts yet. When a model server fails, the items still
+        unjudged keep its error and the run stops (resuming continues there)."""
+        try:
+            yield from self._judge_pending(run_id, config, judges, tally, cancel)
+        except RequestsFailed as exc:
+            for item in self.store.items(run_id, config.id):
+                if item.response is not None and not item.judged:
+                    self.store.save_item_error(run_id, config.id, item.probe_id, str(exc))
+            raise _Stopped(str(exc)) from None
+
+    def _judge_pending(
+        self, run_id: str, config: SafetyConfig, judges: _Judges, tally: _Tally, cancel: CancelToken | None
+    ) -> Iterator[RunEvent]:
+        """Verdicts of one judge decode together on a batching backend, and go to a server side by side."""
         answered = [i for i in self.store.items(run_id, config.id) if i.response is not None]
         if judges.self_check is not None:
             own_pending = [i for i in answered if i.self_raw is None]
@@ -262,7 +312,7 @@ class CheckRunner:
                 item = own_pending[index]
                 self.store.save_self_verdict(run_id, config.id, item.probe_id, safe=own.safe, raw=own.raw)
         pending = [i for i in answered if not i.judged]
-        chunk = JUDGE_CHUNK if isinstance(self.judge_backend, BatchBackend) else 1
+        chunk = JUDGE_CHUNK if isinstance(self.judge_backend, BatchBackend) else _chunk(self.judge_backend)
         for judged in judge_many(judges.helpfulness, judges.safety, config, _replies(pending), chunk, cancel):
             _raise_if_cancelled(cancel)
             item = pending[judged.index]
@@ -300,8 +350,18 @@ class CheckRunner:
                 if isinstance(event, GenerationResult):
                     yield pending[index], event
             return
-        for item in pending:
-            yield item, complete(self.candidate, chat(config.text, item.prompt), params, cancel)
+        # A server (or any backend that does not batch): up to its max_concurrency requests in flight, failures
+        # per item.
+        requests = [chat(config.text, i.prompt) for i in pending]
+        for index, result in complete_concurrently(self.candidate, requests, params, cancel):
+            yield pending[index], result
+
+
+def _chunk(backend: Backend) -> int:
+    """Replies judged per round on a backend that does not batch: one at a time locally; on a server a few rounds
+    of its concurrency, so requests stay in flight while finished items are stored."""
+    width = max_concurrency(backend)
+    return 1 if width == 1 else 4 * width
 
 
 #: Replies judged per batch when the judge backend decodes many requests at once.
@@ -331,6 +391,10 @@ class _Tally:
 
 def _replies(items: list[ItemRecord]) -> list[Reply]:
     return [Reply(i.prompt, i.response or "") for i in items]
+
+
+class _Stopped(Exception):
+    """A run stops early because a model server failed (the items keep the error)."""
 
 
 def _raise_if_cancelled(cancel: CancelToken | None) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import sqlite_utils
 
 from studio.core.choices import choices_hint
-from studio.core.documents import ConfigKind, Probe, ProbeSuite
+from studio.core.documents import ConfigKind, Probe, ProbeSuite, SafetyConfig
 from studio.core.errors import InputError, NotFoundError
 from studio.core.paths import resource
 from studio.core.refs import is_file_ref
@@ -80,6 +80,14 @@ def suite_for_template(template_id: str) -> ProbeSuite | None:
         if suite.template == template_id:
             return suite.model_copy(deep=True)
     return None
+
+
+def suite_for_config(config: SafetyConfig) -> ProbeSuite | None:
+    """The bundled suite that tests ``config``: the merged category suite of a categorical config, the scenario
+    suite of a config written from a scenario template, else None."""
+    if config.kind is ConfigKind.CATEGORICAL:
+        return categorical_suite_for(config.allowed_set)
+    return suite_for_template(config.template) if config.template else None
 
 
 def category_suite(category: Category) -> ProbeSuite:

@@ -46,6 +46,10 @@ class CancelToken:
     def cancelled(self) -> bool:
         return self._event.is_set()
 
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``, waking early on cancel; True when cancelled."""
+        return self._event.wait(seconds)
+
 
 @dataclass(frozen=True)
 class TokenEvent:
@@ -94,6 +98,13 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+def max_concurrency(backend: Backend) -> int:
+    """How many requests a backend serves at once: a server endpoint says so (``max_concurrency``); a local model
+    serves one stream at a time (its batching is :class:`BatchBackend`)."""
+    value = getattr(backend, "max_concurrency", 1)
+    return value if isinstance(value, int) and value > 1 else 1
+
+
 @runtime_checkable
 class BatchBackend(Backend, Protocol):
     """A backend that can decode many prompts sharing one system turn together."""
@@ -124,11 +135,18 @@ def complete_many(
     params: GenerationParams | Sequence[GenerationParams],
     cancel: CancelToken | None = None,
 ) -> Iterator[tuple[int, GenerationResult]]:
-    """The result of every chat as it finishes (any order): decoded together where the backend batches."""
+    """The result of every chat as it finishes (any order): decoded together where the backend batches, sent side
+    by side where it is a server that takes several requests at once (failures then come as one
+    :class:`~studio.core.inference.concurrent.RequestsFailed` at the end)."""
     if isinstance(backend, BatchBackend):
         for index, event in backend.stream_requests(requests, params, cancel):
             if isinstance(event, GenerationResult):
                 yield index, event
+        return
+    if max_concurrency(backend) > 1:
+        from studio.core.inference.concurrent import complete_concurrently
+
+        yield from complete_concurrently(backend, requests, params, cancel)
         return
     for index, messages in enumerate(requests):
         own = params if isinstance(params, GenerationParams) else params[index]

@@ -199,6 +199,7 @@ def _held_back(text: str, stops: Sequence[str]) -> int:
     """Length of the longest end of ``text`` that could still grow into a stop string."""
     longest = 0
     for stop in stops:
+        # Try the longest partial match first and stop at the first hit: only sizes above the best so far matter.
         for size in range(min(len(stop) - 1, len(text)), longest, -1):
             if text.endswith(stop[:size]):
                 longest = size
@@ -230,6 +231,7 @@ def shared_prefix(token_lists: Sequence[Sequence[int]]) -> int:
     if not token_lists:
         return 0
     first = token_lists[0]
+    # One token short of the shortest list: each sequence needs a token of its own to produce logits from.
     limit = min(len(tokens) for tokens in token_lists) - 1
     common = 0
     while common < limit and all(tokens[common] == first[common] for tokens in token_lists):
@@ -318,6 +320,8 @@ class _BatchDecoder:
         live: list[_Probe] = []
         try:
             self._load_prefix(batch)
+            # One pass per llama_decode call: admit what fits, decode one batch, then sample every probe whose
+            # logits the batch produced (a probe still prefilling a long prompt produces none this round).
             while queue or live:
                 if self.cancel is not None and self.cancel.cancelled:
                     for probe in [*live, *queue]:
@@ -351,6 +355,7 @@ class _BatchDecoder:
         llm = self.llm
         cached = 0
         limit = min(llm.n_tokens, len(self.prefix))
+        # Sequence 0 still holds what the last sequential request evaluated; its common start is reused as is.
         while cached < limit and int(llm.input_ids[cached]) == self.prefix[cached]:
             cached += 1
         llm.n_tokens = 0
@@ -360,6 +365,7 @@ class _BatchDecoder:
         for seq_id in range(1, int(llama_cpp.llama_n_seq_max(self.ctx))):
             llama_cpp.llama_memory_seq_rm(self.memory, seq_id, -1, -1)
         self.reused_prefix = cached
+        # The rest of the prefix goes in chunks of n_batch, the most one batch holds; no logits are needed for it.
         for start in range(cached, len(self.prefix), self.n_batch):
             chunk = self.prefix[start : start + self.n_batch]
             batch.n_tokens = 0
@@ -378,6 +384,9 @@ class _BatchDecoder:
         import llama_cpp
 
         while queue and self.free_seqs:
+            # In a unified cache all sequences share n_ctx cells, so admitting on expected (not worst-case) growth
+            # keeps more probes decoding together; _make_room and _decode_step handle the rare overflow. The first
+            # probe is always admitted, or a long one could never start.
             if self.unified and live:
                 candidate = queue[0]
                 if self._reserved(live) + candidate.length + candidate.growth() > self.n_ctx:
@@ -407,6 +416,7 @@ class _BatchDecoder:
         """Push out the most recently admitted probes while the next step could overflow the KV cache."""
         if not self.unified:
             return
+        # The newest probe is pushed out first, so the probes that started earlier keep their cells and finish.
         while len(live) > 1 and len(self.prefix) + sum(p.length for p in live) > self.n_ctx:
             self._preempt(live[-1], queue, live)
 
@@ -430,6 +440,7 @@ class _BatchDecoder:
             status = llama_cpp.llama_decode(self.ctx, batch)
             if status == 0:
                 return
+            # Roll every probe back to what it held before this fill, so the next fill sends the same tokens again.
             for probe, in_kv in zip(live, before, strict=True):
                 probe.in_kv = in_kv
                 probe.logits_at = -1
@@ -442,6 +453,8 @@ class _BatchDecoder:
         batch.n_tokens = 0
         for probe in live:
             probe.logits_at = -1
+        # Decoding probes first, one token each, so that a long prompt being prefilled never stalls them; prefill
+        # then takes whatever room is left, in admission order, and may span several calls.
         for probe in live:
             if probe.generated and probe.length - probe.in_kv == 1:
                 self._feed(batch, probe, 1)
@@ -457,6 +470,7 @@ class _BatchDecoder:
         """Add ``count`` more of the probe's own tokens; logits for the last one once all are in."""
         base = len(self.prefix)
         last = probe.length - 1
+        # Positions continue after the shared prefix, which every sequence sees at 0..len(prefix)-1.
         for offset in range(probe.in_kv, probe.in_kv + count):
             wanted = offset == last
             if wanted:
@@ -489,12 +503,15 @@ class _BatchDecoder:
         probe.text += probe.decoder.decode(self.llm.detokenize([token]))
         stops = probe.params.stop
         if stops:
+            # Text before this point was already searched when it was emitted; a stop string can only end in the new
+            # text, so it starts at most one stop length before it.
             search_from = max(0, probe.emitted - max(len(s) for s in stops))
             hits = [found for s in stops if s and (found := probe.text.find(s, search_from)) >= 0]
             if hits:
                 probe.text = probe.text[: min(hits)]
                 probe.cut_at_stop_string = True
                 return StopReason.STOP
+        # Streamed text is never taken back, so an end that may still become a stop string waits for the next token.
         safe = len(probe.text) - _held_back(probe.text, stops)
         if safe > probe.emitted:
             yield probe.index, TokenEvent(probe.text[probe.emitted : safe], probe.events)

@@ -9,16 +9,22 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from studio.core.cli import command_group
-from studio.core.errors import CancelledError, ExitCode
+from studio.core.errors import CancelledError, ExitCode, StateError
+from studio.core.inference import endpoint_cli, endpoints
 from studio.core.inference.embedded import install_embedded_model
+from studio.core.inference.recommended import Verdict
 from studio.core.inference.registry import ModelEntry, ModelRegistry
+
+if TYPE_CHECKING:
+    from studio.core.inference.hub import HubFile
 
 
 def register(sub: Any) -> None:
-    msub = command_group(sub, "models", "manage local GGUF models")
+    msub = command_group(sub, "models", "manage local GGUF models and model servers")
+    endpoint_cli.register(msub)
 
     listing = msub.add_parser("list", help="show the registered models")
     listing.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
@@ -53,6 +59,27 @@ def register(sub: Any) -> None:
     download.add_argument("--revision", default="main")
     download.add_argument("--dest", help="folder to download into (default: the model store)")
     download.set_defaults(func=_download)
+
+    recommended = msub.add_parser(
+        "recommended", help="models worth getting, with disk and memory needs and whether each fits this machine"
+    )
+    recommended.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
+    recommended.set_defaults(func=_recommended)
+
+    get = msub.add_parser(
+        "get",
+        help="get a model from the Hub: a GGUF repository is downloaded, a safetensors one converted to GGUF here",
+        description="Checks whether the model fits this machine, then downloads it (GGUF) or downloads, converts, "
+        "quantises and probes it in the studio-train process (safetensors), and registers the result with its "
+        "lineage. Ctrl-C stops; the same command resumes.",
+    )
+    get.add_argument("repo", help="repository id (e.g. jackzhang/Llama3.1-8B-Instruct-CoSAlign) or recommended id")
+    get.add_argument("--quant", default="q4_k_m", choices=["q4_k_m", "q8_0"], help="quantisation (default q4_k_m)")
+    get.add_argument("--revision", default="main")
+    get.add_argument("--keep-f16", action="store_true", help="keep the intermediate f16 GGUF of a conversion")
+    get.add_argument("--name", help="base name of the converted files and registry entry")
+    get.add_argument("--anyway", action="store_true", help="go on even when the model is too big for this machine")
+    get.set_defaults(func=_get)
 
     install = msub.add_parser(
         "install-default",
@@ -97,9 +124,13 @@ def _describe(entry: ModelEntry) -> str:
 def _list(args: argparse.Namespace) -> int:
     with _registry() as registry:
         entries = registry.list()
+        remote = endpoints.list_endpoints(registry.db)
     if args.json:
-        print(json.dumps([entry.as_record() for entry in entries], indent=2))
+        records = [entry.as_record() for entry in entries] + [entry.as_record() for entry in remote]
+        print(json.dumps(records, indent=2))
         return int(ExitCode.OK)
+    for entry in remote:
+        print(f"endpoint {endpoint_cli.describe(entry)}")
     if not entries:
         print("no models registered (try `studio models install-default` or `studio models add PATH`)")
         return int(ExitCode.OK)
@@ -117,10 +148,7 @@ def _list(args: argparse.Namespace) -> int:
         ]
         for e in entries
     ]
-    header = ["  NAME", "ARCH", "QUANT", "SIZE", "CTX", "TEMPLATE", "SOURCE", "SHA256", "PATH"]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    _table(["  NAME", "ARCH", "QUANT", "SIZE", "CTX", "TEMPLATE", "SOURCE", "SHA256", "PATH"], rows)
     return int(ExitCode.OK)
 
 
@@ -189,20 +217,154 @@ class TerminalProgress:
 
 
 def _download(args: argparse.Namespace) -> int:
+    return _download_one(args.repo, args.file, Path(args.dest) if args.dest else None, args.revision)
+
+
+def _download_one(repo: str, filename: str, dest: Path | None, revision: str) -> int:
     from studio.core.inference.hub import download
 
-    dest = Path(args.dest) if args.dest else None
     try:
-        path = download(args.repo, args.file, dest, TerminalProgress(sys.stderr), revision=args.revision)
+        path = download(repo, filename, dest, TerminalProgress(sys.stderr), revision=revision)
     except KeyboardInterrupt:
         sys.stderr.write("\n")
         raise CancelledError(
-            f"download of {args.repo}/{args.file} cancelled; the partial file is kept, run the same command to resume"
+            f"download of {repo}/{filename} cancelled; the partial file is kept, run the same command to resume"
         ) from None
     with _registry() as registry:
         entry = registry.find_by_path(path)
     print(f"downloaded {_describe(entry)}" if entry else f"downloaded {path}")
     return int(ExitCode.OK)
+
+
+def _get(args: argparse.Namespace) -> int:
+    from studio.core.inference.hub import list_files
+    from studio.core.inference.recommended import assess, load_recommended, this_machine
+
+    listing = load_recommended()
+    known = listing.get(args.repo)
+    repo = known.repo if known else args.repo
+    if known is not None and args.quant in known.quants:
+        fit = assess(known, args.quant, listing, this_machine())
+        print(f"{known.title} {args.quant.upper()}: {fit.verdict.value} ({fit.reason})", file=sys.stderr)
+        if fit.verdict == Verdict.TOO_BIG and not args.anyway:
+            raise StateError(f"{known.title} {args.quant.upper()} is too big for this machine; add --anyway to try")
+    files = list_files(repo, args.revision)
+    if any(f.path.lower().endswith(".gguf") for f in files):
+        return _get_gguf(repo, files, args)
+    return _convert_in_trainer(repo, args)
+
+
+def _get_gguf(repo: str, files: list[HubFile], args: argparse.Namespace) -> int:
+    from studio.core.inference.hub import gguf_for_quant
+    from studio.core.inference.recommended import require_disk
+    from studio.core.paths import models_dir
+
+    wanted = gguf_for_quant(repo, files, args.quant)
+    require_disk(models_dir(), wanted.size, f"downloading {wanted.path}")
+    return _download_one(repo, wanted.path, None, args.revision)
+
+
+def _convert_in_trainer(repo: str, args: argparse.Namespace) -> int:
+    """Run ``studio-train convert-hub`` (torch and the converter stay out of this process) and show its progress."""
+    import subprocess
+
+    command = [sys.executable, "-m", "studio.trainer", "convert-hub", repo, "--quant", args.quant]
+    command += ["--revision", args.revision] + (["--keep-f16"] if args.keep_f16 else [])
+    command += ["--name", args.name] if args.name else []
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    last: dict[str, Any] = {}
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # not a progress line
+            last = _show_event(event) or last
+        process.wait()
+    except KeyboardInterrupt:
+        process.wait()  # the trainer got the same Ctrl-C and cleans up
+        sys.stderr.write("\n")
+        raise CancelledError(f"getting {repo} cancelled; run the same command to resume") from None
+    if process.returncode != 0:
+        message = last.get("message") or f"studio-train exited with code {process.returncode}"
+        print(f"studio: error: {message}", file=sys.stderr)
+        return int(process.returncode) if process.returncode > 0 else int(ExitCode.RUNTIME)
+    print(f"registered {last.get('registered') or '(not registered)'}: {last.get('path')}")
+    return int(ExitCode.OK)
+
+
+def _show_event(event: dict[str, Any]) -> dict[str, Any] | None:
+    """Print one trainer event on the terminal; returns the event when it ends the run (done or error)."""
+    kind = event.get("event")
+    if kind == "progress":
+        done, total = int(event.get("done") or 0), int(event.get("total") or 0)
+        stage = str(event.get("stage"))
+        if stage == "download":
+            sys.stderr.write(f"\rdownload {_size(done)} / {_size(total)}   ")
+            if done >= total:
+                sys.stderr.write("\n")
+        elif done < total:
+            sys.stderr.write(f"{stage}...\n")
+        sys.stderr.flush()
+    elif kind == "log":
+        print(event.get("message"), file=sys.stderr)
+    elif kind in ("done", "error"):
+        return event
+    return None
+
+
+def _recommended(args: argparse.Namespace) -> int:
+    from studio.core.inference.recommended import assess_all, gb, load_recommended, this_machine
+
+    machine = this_machine()
+    fits = assess_all(load_recommended(), machine)
+    if args.json:
+        records = [
+            {
+                "id": f.model.id,
+                "title": f.model.title,
+                "repo": f.model.repo,
+                "source": f.model.source,
+                "uses": f.model.uses,
+                "quant": f.quant,
+                "file_bytes": f.file_bytes,
+                "disk_bytes": f.disk_bytes,
+                "memory_bytes": f.memory_bytes,
+                "verdict": f.verdict.value,
+                "reason": f.reason,
+            }
+            for f in fits
+        ]
+        print(json.dumps(records, indent=2))
+        return int(ExitCode.OK)
+    accelerators = ", ".join(f"{a.name} {gb(a.free_bytes)} free" for a in machine.accelerators) or "none"
+    print(
+        f"this machine: {gb(machine.ram_total_bytes)} RAM ({gb(machine.ram_available_bytes)} available), "
+        f"{gb(machine.disk_free_bytes)} free disk for models, accelerator: {accelerators}"
+    )
+    rows = [
+        [
+            f.model.title,
+            f.quant.upper(),
+            "/".join(f.model.uses),
+            gb(f.file_bytes),
+            gb(f.memory_bytes),
+            gb(f.disk_bytes),
+            f.verdict.value,
+            f.model.repo,
+        ]
+        for f in fits
+    ]
+    _table(["MODEL", "QUANT", "USE", "FILE", "MEMORY", "DISK", "VERDICT", "REPOSITORY"], rows)
+    print("get one with `studio models get REPOSITORY --quant QUANT`")
+    return int(ExitCode.OK)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 def _install_default(args: argparse.Namespace) -> int:

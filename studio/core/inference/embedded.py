@@ -39,11 +39,6 @@ def embedded_model_path(store: Path | None = None) -> Path:
     return (store or models_dir()) / FILE_NAME
 
 
-def is_installed(store: Path | None = None) -> bool:
-    path = embedded_model_path(store)
-    return path.is_file() and path.stat().st_size > 0
-
-
 def install_embedded_model(
     store: Path | None = None,
     *,

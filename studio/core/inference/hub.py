@@ -110,19 +110,36 @@ def _hub_errors(repo_id: str, filename: str | None = None) -> Iterator[None]:
         raise HubError(f"cannot reach the Hub at {hub_endpoint()} for {what} ({type(exc).__name__})") from None
 
 
-def list_gguf_files(repo_id: str, revision: str = "main", *, token: str | None = None) -> list[HubFile]:
-    """The GGUF files of a model repository, sorted by path."""
+def list_files(
+    repo_id: str, revision: str = "main", *, token: str | None = None, repo_type: str = "model"
+) -> list[HubFile]:
+    """Every file of a model or dataset repository, sorted by path."""
     api = HfApi(endpoint=hub_endpoint(), token=token)
     with _hub_errors(repo_id):
         # The listing retries unreachable hosts with backoff for many seconds: find out quickly first.
         get_session().head(hub_endpoint(), timeout=httpx2.Timeout(READ_TIMEOUT_S, connect=10.0))
-        entries = list(api.list_repo_tree(repo_id, revision=revision, recursive=True))
+        entries = list(api.list_repo_tree(repo_id, revision=revision, recursive=True, repo_type=repo_type))
     files = [
         HubFile(entry.path, int(entry.lfs.size if entry.lfs else entry.size), entry.lfs.sha256 if entry.lfs else None)
         for entry in entries
-        if isinstance(entry, RepoFile) and entry.path.lower().endswith(".gguf")
+        if isinstance(entry, RepoFile)
     ]
     return sorted(files, key=lambda f: f.path)
+
+
+def list_gguf_files(repo_id: str, revision: str = "main", *, token: str | None = None) -> list[HubFile]:
+    """The GGUF files of a model repository, sorted by path."""
+    return [f for f in list_files(repo_id, revision, token=token) if f.path.lower().endswith(".gguf")]
+
+
+def gguf_for_quant(repo_id: str, files: list[HubFile], quant: str) -> HubFile:
+    """The one GGUF file of a listing whose name carries ``quant`` (``q4_k_m`` matches ``Model-Q4_K_M.gguf``)."""
+    wanted = [f for f in files if f.path.lower().endswith(".gguf") and quant.lower() in Path(f.path).name.lower()]
+    if len(wanted) != 1:
+        offered = ", ".join(f.path for f in files if f.path.lower().endswith(".gguf")) or "none"
+        what = "no" if not wanted else "more than one"
+        raise NotFoundError(f"{repo_id} has {what} GGUF file for {quant} (GGUF files: {offered})")
+    return wanted[0]
 
 
 @dataclass(frozen=True)
@@ -130,16 +147,28 @@ class _Remote:
     location: str
     size: int
     sha256: str | None
+    commit: str | None = None
 
 
-def _remote_file(repo_id: str, filename: str, revision: str, token: str | None) -> _Remote:
+def _remote_file(repo_id: str, filename: str, revision: str, token: str | None, repo_type: str = "model") -> _Remote:
     with _hub_errors(repo_id, filename):
-        url = hf_hub_url(repo_id, filename, revision=revision, endpoint=hub_endpoint())
+        url = hf_hub_url(repo_id, filename, revision=revision, endpoint=hub_endpoint(), repo_type=repo_type)
         meta = get_hf_file_metadata(url, token=token, endpoint=hub_endpoint())
     if meta.size is None:
         raise HubError(f"the Hub gave no size for {repo_id}/{filename}")
     etag = (meta.etag or "").lower()
-    return _Remote(meta.location, meta.size, etag if _SHA256_RE.match(etag) else None)
+    return _Remote(meta.location, meta.size, etag if _SHA256_RE.match(etag) else None, meta.commit_hash)
+
+
+def resolve_commit(
+    repo_id: str, filename: str, revision: str = "main", *, token: str | None = None, repo_type: str = "model"
+) -> str:
+    """The commit ``revision`` points at now (read from the metadata of one file), so that every file of a
+    multi-file download comes from the same commit and lineage can name it."""
+    commit = _remote_file(repo_id, filename, revision, token, repo_type).commit
+    if not commit:
+        raise HubError(f"the Hub did not say which commit {revision!r} of {repo_id} is")
+    return commit
 
 
 def download(
@@ -153,6 +182,7 @@ def download(
     token: str | None = None,
     retries: int = 3,
     register: bool = True,
+    repo_type: str = "model",
 ) -> Path:
     """Download ``filename`` of ``repo_id`` into ``dest_dir`` (the model store by default) and register it.
 
@@ -167,7 +197,7 @@ def download(
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / Path(filename).name
     part = target.with_name(target.name + ".part")
-    remote = _remote_file(repo_id, filename, revision, token)
+    remote = _remote_file(repo_id, filename, revision, token, repo_type)
     db = open_database(database_path())
     try:
         already_there = (
@@ -196,6 +226,73 @@ def download(
     finally:
         db.close()
     return target
+
+
+def download_files(
+    repo_id: str,
+    files: list[HubFile],
+    dest_dir: Path,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    *,
+    revision: str = "main",
+    token: str | None = None,
+    repo_type: str = "model",
+) -> list[Path]:
+    """Download several files of one repository into ``dest_dir``, keeping their folders, without registering
+    anything. ``progress`` receives bytes done and total over all files; every file resumes like :func:`download`.
+    """
+    total = sum(f.size for f in files)
+    finished = 0
+    paths: list[Path] = []
+    for hub_file in files:
+
+        def one(done: int, _total: int, before: int = finished) -> None:
+            if progress is not None:
+                progress(before + done, total)
+
+        folder = dest_dir / Path(hub_file.path).parent
+        paths.append(
+            download(
+                repo_id,
+                hub_file.path,
+                folder,
+                one,
+                cancel,
+                revision=revision,
+                token=token,
+                register=False,
+                repo_type=repo_type,
+            )
+        )
+        finished += hub_file.size
+    return paths
+
+
+DATA_SUFFIXES = (".parquet", ".jsonl", ".json", ".csv", ".tsv")
+REPO_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def download_dataset(
+    repo_id: str,
+    dest_root: Path,
+    progress: Progress | None = None,
+    *,
+    revision: str = "main",
+    token: str | None = None,
+) -> list[Path]:
+    """The data files (Parquet, JSONL, CSV) of a Hub dataset at one commit, downloaded under
+    ``dest_root/<owner>--<name>/<commit>/`` with their folders, so a split named by its folder keeps its name."""
+    files = [
+        f
+        for f in list_files(repo_id, revision, token=token, repo_type="dataset")
+        if f.path.lower().endswith(DATA_SUFFIXES) and not Path(f.path).name.startswith(".")
+    ]
+    if not files:
+        raise NotFoundError(f"Hub dataset {repo_id} has no Parquet, JSONL or CSV files")
+    commit = resolve_commit(repo_id, files[0].path, revision, token=token, repo_type="dataset")
+    dest = dest_root / repo_id.replace("/", "--") / commit
+    return download_files(repo_id, files, dest, progress, revision=commit, token=token, repo_type="dataset")
 
 
 def _fetch(

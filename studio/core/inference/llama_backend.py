@@ -82,12 +82,12 @@ class LlamaSettings:
     cache_dir: Path | None = None
     #: Sequences the context holds at once: the prefix plus probes decoded side by side (batched decoding).
     parallel_sequences: int = DEFAULT_SEQUENCES
-    #: Element type of the KV cache. "auto": f32 when a whole f32 cache stays under :data:`F32_KV_LIMIT_MB`, else
-    #: f16 (with flash attention where llama.cpp supports it). On CPUs, attention over an f32 cache runs on the fast
-    #: f32 matrix kernels: batched decoding of the embedded model over a long config measured about a tenth faster
-    #: than f16 with flash attention and a fifth faster than f16 without, at twice the memory of the cache and of
-    #: each saved prefix state.
-    kv_cache: Literal["auto", "f16", "f32"] = "auto"
+    #: Element type of the KV cache. "f16" (default): with flash attention where llama.cpp supports it, which skips
+    #: the cells of other sequences in a batch. "f32": unfused attention on the f32 matrix kernels, about a tenth
+    #: faster for many short replies over one long shared config, but it computes every cell of the shared cache,
+    #: which costs most when many sequences have long parts of their own (a check's replies and judge prompts), and
+    #: it takes twice the memory. "auto": f32 when a whole f32 cache stays under :data:`F32_KV_LIMIT_MB`, else f16.
+    kv_cache: Literal["auto", "f16", "f32"] = "f16"
     #: Lower the decode threads while other processes keep cores busy (see :mod:`threads`).
     fit_threads: bool = True
 

@@ -20,6 +20,7 @@ import sqlite_utils
 from studio.core.inference.base import Backend
 
 if TYPE_CHECKING:
+    from studio.core.inference.endpoints import EndpointEntry
     from studio.core.inference.llama_backend import LlamaSettings
     from studio.core.inference.registry import ModelEntry
     from studio.core.settings import InferenceSettings
@@ -124,20 +125,46 @@ def open_backend(
     db: sqlite_utils.Database | None = None,
     inference: InferenceSettings | None = None,
 ) -> Backend:
-    """Open the model ``ref`` names: a registered name, a GGUF path, or ``None`` for the default model."""
+    """Open the model ``ref`` names: a registered endpoint or model name, a GGUF path, or ``None`` for the default
+    model."""
     if options.fake:
         from studio.core.inference.fake import FakeBackend
 
         return FakeBackend(ref or "fake-model")
     from studio.core.inference.registry import resolve_model
 
+    endpoint = find_endpoint(ref, db)
+    if endpoint is not None:
+        from studio.core.inference.endpoints import open_endpoint
+
+        return open_endpoint(endpoint)
     return open_model(resolve_model(ref, db), options, inference)
 
 
+def find_endpoint(ref: str | None, db: sqlite_utils.Database | None = None) -> EndpointEntry | None:
+    """The registered endpoint ``ref`` names, if it names one."""
+    if ref is None:
+        return None
+    from studio.core.inference.endpoints import find_endpoint as find
+    from studio.core.paths import database_path
+    from studio.core.store.db import open_database
+
+    if db is not None:
+        return find(db, ref)
+    own = open_database(database_path())
+    try:
+        return find(own, ref)
+    finally:
+        own.close()
+
+
 def _identity(ref: str | None, db: sqlite_utils.Database | None) -> str:
-    """What makes two references the same loaded model: the file's digest (or the name for fakes)."""
+    """What makes two references the same loaded model: the endpoint's name, else the file's digest."""
     from studio.core.inference.registry import resolve_model
 
+    endpoint = find_endpoint(ref, db)
+    if endpoint is not None:
+        return f"endpoint:{endpoint.name}"
     return resolve_model(ref, db).sha256
 
 

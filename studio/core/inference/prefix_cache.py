@@ -99,11 +99,6 @@ class PrefixCache:
             self._write_file(key, entry)
         return entry
 
-    def clear_memory(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._used = 0
-
     # -- memory -----------------------------------------------------------------------------------------------------
 
     def _remember(self, key: str, entry: CachedPrefix) -> None:

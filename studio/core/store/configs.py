@@ -180,6 +180,22 @@ class ConfigRepo:
             )
             return self.get(config_id, version)
 
+    def delete(self, config_id: str, actor: str) -> None:
+        """Remove a config that never went beyond a draft: no version reviewed or approved, no check run. A
+        config with such history is evidence others may rely on and can only be retired (StateError)."""
+        with self.db.atomic():
+            history = self.history(config_id)
+            if any(version.status is not ConfigStatus.DRAFT for version in history):
+                raise StateError(f"config {config_id!r} has been through review; retire it instead of deleting it")
+            if first_row(self.db, "SELECT 1 AS found FROM check_run_configs WHERE config_id = ?", [config_id]):
+                raise StateError(f"config {config_id!r} has check runs that refer to it; retire it instead")
+            if first_row(self.db, "SELECT 1 AS found FROM approvals WHERE config_id = ?", [config_id]):
+                raise StateError(f"config {config_id!r} has approval records; retire it instead")
+            self.db.execute("DELETE FROM config_versions WHERE config_id = ?", [config_id])
+            self.db.execute("DELETE FROM configs WHERE id = ?", [config_id])
+            self._audit.append(actor or "unknown", "delete", config_id, None, {"versions": len(history)})
+        self._audit.flush_head()
+
     # -- helpers -----------------------------------------------------------------------------------------------
 
     def _latest_or_none(self, config_id: str) -> SafetyConfig | None:

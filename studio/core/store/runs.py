@@ -21,8 +21,6 @@ from studio.core.errors import NotFoundError
 from studio.core.store.migrations import migration
 from studio.core.taxonomy import Category
 
-RUNS = "check_runs"
-RUN_CONFIGS = "check_run_configs"
 ITEMS = "check_items"
 
 
@@ -110,6 +108,13 @@ def _add_self_verdicts(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE check_items ADD COLUMN self_raw TEXT")
 
 
+@migration("0032_item_errors_and_run_warnings")
+def _add_errors_and_warnings(db: sqlite_utils.Database) -> None:
+    """Why an item has no reply or verdict yet (cleared when it gets one), and what a run warned about."""
+    db.execute("ALTER TABLE check_items ADD COLUMN error TEXT")
+    db.execute("ALTER TABLE check_runs ADD COLUMN warnings_json TEXT")
+
+
 def utc_stamp() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
 
@@ -135,6 +140,7 @@ class RunRecord:
     config_ids: tuple[str, ...]
     config_hashes: tuple[str, ...]
     self_check: bool = False
+    warnings: tuple[str, ...] = ()
 
     def provenance(self) -> dict[str, Any]:
         return {
@@ -152,6 +158,7 @@ class RunRecord:
             "app_version": self.app_version,
             "decoding_mode": self.decoding_mode,
             "self_check": self.self_check,
+            "warnings": list(self.warnings),
         }
 
 
@@ -194,6 +201,8 @@ class ItemRecord:
     human_utc: str | None
     self_safe: bool | None = None
     self_raw: str | None = None
+    #: The last failure of this item's request (a dead server, a timeout); None once it succeeded.
+    error: str | None = None
 
     @property
     def judged(self) -> bool:
@@ -235,6 +244,7 @@ def _item_from_row(row: dict[str, Any]) -> ItemRecord:
         human_utc=row["human_utc"],
         self_safe=_bool(row["self_safe"]),
         self_raw=row["self_raw"],
+        error=row["error"],
     )
 
 
@@ -261,12 +271,13 @@ class RunStore:
         app_version: str,
         items: list[ItemSeed],
         self_check: bool = False,
+        warnings: tuple[str, ...] = (),
     ) -> None:
         with self.db.atomic():
             self.db.execute(
                 "INSERT INTO check_runs (id, label, status, created_utc, suite_id, suite_hash, suite_json, "
-                "candidate_json, judge_json, params_json, judge_params_json, seed, app_version, self_check) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "candidate_json, judge_json, params_json, judge_params_json, seed, app_version, self_check, "
+                "warnings_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     run_id,
                     label,
@@ -282,6 +293,7 @@ class RunStore:
                     seed,
                     app_version,
                     int(self_check),
+                    json.dumps(list(warnings)),
                 ],
             )
             for position, config in enumerate(configs):
@@ -309,9 +321,16 @@ class RunStore:
         self, run_id: str, config_id: str, probe_id: str, response: str, stop_reason: str, seconds: float
     ) -> None:
         self.db.execute(
-            "UPDATE check_items SET response = ?, stop_reason = ?, generation_s = ? "
+            "UPDATE check_items SET response = ?, stop_reason = ?, generation_s = ?, error = NULL "
             "WHERE run_id = ? AND config_id = ? AND probe_id = ?",
             [response, stop_reason, seconds, run_id, config_id, probe_id],
+        )
+
+    def save_item_error(self, run_id: str, config_id: str, probe_id: str, message: str) -> None:
+        """Note why an item's request failed; the item stays pending, so resuming the run tries it again."""
+        self.db.execute(
+            "UPDATE check_items SET error = ? WHERE run_id = ? AND config_id = ? AND probe_id = ?",
+            [message, run_id, config_id, probe_id],
         )
 
     def save_judgement(
@@ -331,7 +350,8 @@ class RunStore:
         flagged_json = None if flagged is None else json.dumps([c.value for c in Category if c in flagged])
         self.db.execute(
             "UPDATE check_items SET rating = ?, helpfulness_raw = ?, safe = ?, safety_raw = ?, flagged_json = ?, "
-            "violated_clause = ?, reason = ?, judged_utc = ? WHERE run_id = ? AND config_id = ? AND probe_id = ?",
+            "violated_clause = ?, reason = ?, judged_utc = ?, error = NULL "
+            "WHERE run_id = ? AND config_id = ? AND probe_id = ?",
             [
                 rating,
                 helpfulness_raw,
@@ -389,13 +409,6 @@ class RunStore:
             [status.value, utc_stamp() if status is not RunStatus.RUNNING else None, decoding_mode, run_id],
         )
 
-    def delete_run(self, run_id: str) -> None:
-        self.get_run(run_id)
-        with self.db.atomic():
-            self.db.execute("DELETE FROM check_items WHERE run_id = ?", [run_id])
-            self.db.execute("DELETE FROM check_run_configs WHERE run_id = ?", [run_id])
-            self.db.execute("DELETE FROM check_runs WHERE id = ?", [run_id])
-
     # -- reading -------------------------------------------------------------------------------------------------
 
     def _missing(self, run_id: str) -> NotFoundError:
@@ -441,6 +454,7 @@ class RunStore:
             config_ids=tuple(c["config_id"] for c in configs),
             config_hashes=tuple(c["config_hash"] for c in configs),
             self_check=bool(row["self_check"]),
+            warnings=tuple(json.loads(row["warnings_json"] or "[]")),
         )
 
     def list_runs(self, config_id: str | None = None) -> list[RunRecord]:

@@ -5,6 +5,7 @@ from studio.core.store import (  # noqa: F401
     audit,
     configs,
     drafts,
+    endpoints,
     exchanges,
     models,
     runs,

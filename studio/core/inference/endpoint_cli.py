@@ -1,0 +1,159 @@
+"""``studio models add-endpoint`` and friends: model servers registered under a name, usable as any model.
+
+API keys are read from a named environment variable at use time (``--api-key-env``) or kept in the OS keyring
+(``set-key``, which reads the key from a prompt or stdin, never from the command line, where shells and process
+lists would keep it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlite_utils
+
+from studio.core.errors import ExitCode, StateError
+from studio.core.inference import endpoints
+
+
+def register(msub: Any) -> None:
+    """Add the endpoint commands to the ``studio models`` group."""
+    add = msub.add_parser(
+        "add-endpoint",
+        help="register an OpenAI-compatible server (llama.cpp server, vLLM, Ollama, hosted API) as a model",
+        description="The server is asked for its models first, so a wrong address or key is caught now.",
+    )
+    add.add_argument("name", help="name to use with --model / --judge")
+    add.add_argument("--url", required=True, help="base URL, e.g. http://gpu-box:8000/v1 (/v1 is added to a bare host)")
+    add.add_argument("--model", required=True, dest="model_id", help="model id the server serves")
+    add.add_argument("--api-key-env", metavar="VAR", help="environment variable that holds the API key")
+    add.add_argument("--concurrency", type=int, default=endpoints.DEFAULT_CONCURRENCY, help="requests in flight")
+    add.add_argument("--timeout", type=float, default=endpoints.DEFAULT_TIMEOUT_S, help="seconds per request")
+    add.add_argument("--no-test", action="store_true", help="register without asking the server now")
+    add.set_defaults(func=_add_endpoint)
+
+    test = msub.add_parser("test-endpoint", help="ask a registered endpoint what it serves")
+    test.add_argument("name")
+    test.add_argument("--json", action="store_true", help="print what the server reports as JSON")
+    test.set_defaults(func=_test_endpoint)
+
+    key = msub.add_parser("set-key", help="store an endpoint's API key in the OS keyring (read from a prompt)")
+    key.add_argument("name")
+    key.add_argument("--stdin", action="store_true", help="read the key from stdin instead of a prompt")
+    key.set_defaults(func=_set_key)
+
+    concurrency = msub.add_parser("set-concurrency", help="change how many requests an endpoint gets at once")
+    concurrency.add_argument("name")
+    concurrency.add_argument("concurrency", type=int)
+    concurrency.set_defaults(func=_set_concurrency)
+
+    remove = msub.add_parser("remove-endpoint", help="forget an endpoint (and its key in the keyring)")
+    remove.add_argument("name")
+    remove.set_defaults(func=_remove_endpoint)
+
+
+@contextmanager
+def _database() -> Iterator[sqlite_utils.Database]:
+    from studio.core.paths import database_path
+    from studio.core.store.db import open_database
+
+    db = open_database(database_path())
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def describe(entry: endpoints.EndpointEntry) -> str:
+    """One line for listings; says where the key comes from, never what it is."""
+    key = (
+        f"key from ${entry.api_key_env}"
+        if entry.api_key_env
+        else ("key in keyring" if entry.key_in_keyring else "no key")
+    )
+    return f"{entry.name} -> {entry.model_id} at {entry.base_url} ({key}, {entry.concurrency} at once)"
+
+
+def _server_summary(report: dict[str, Any]) -> str:
+    software = report.get("software", "unknown")
+    version = f" {report['version']}" if report.get("version") else ""
+    models = ", ".join(report.get("models", [])[:8]) or "none listed"
+    return f"server: {software}{version}; models: {models}"
+
+
+def _ask(entry: endpoints.EndpointEntry) -> dict[str, Any]:
+    backend = endpoints.open_endpoint(entry, quick=True)
+    try:
+        server: dict[str, Any] = backend.info.extra.get("server", {})
+        return server
+    finally:
+        backend.close()
+
+
+def _add_endpoint(args: argparse.Namespace) -> int:
+    with _database() as db:
+        entry = endpoints.add_endpoint(
+            db,
+            args.name,
+            args.url,
+            args.model_id,
+            api_key_env=args.api_key_env,
+            concurrency=args.concurrency,
+            timeout_s=args.timeout,
+        )
+        if not args.no_test:
+            try:
+                report = _ask(entry)
+            except BaseException:
+                endpoints.remove_endpoint(db, entry.name)
+                raise
+            print(_server_summary(report))
+            if not report.get("model_listed", True):
+                print(f"warning: the server does not list {entry.model_id!r}", file=sys.stderr)
+    print(f"registered endpoint {describe(entry)}")
+    if entry.api_key_env is None:
+        print(f"(if it needs an API key: `studio models set-key {entry.name}`)")
+    return int(ExitCode.OK)
+
+
+def _test_endpoint(args: argparse.Namespace) -> int:
+    with _database() as db:
+        entry = endpoints.get_endpoint(db, args.name)
+    report = _ask(entry)
+    print(json.dumps(report, indent=2, sort_keys=True) if args.json else _server_summary(report))
+    return int(ExitCode.OK)
+
+
+def _read_key(from_stdin: bool, prompt: Callable[[str], str] = getpass.getpass) -> str:
+    if from_stdin:
+        return sys.stdin.readline().strip()
+    if not sys.stdin.isatty():
+        raise StateError("no terminal to ask for the key on; pipe it in with --stdin")
+    return prompt("API key (not shown): ").strip()
+
+
+def _set_key(args: argparse.Namespace) -> int:
+    with _database() as db:
+        endpoints.get_endpoint(db, args.name)
+        endpoints.store_api_key(db, args.name, _read_key(args.stdin))
+    print(f"stored the API key of {args.name} in the OS keyring")
+    return int(ExitCode.OK)
+
+
+def _set_concurrency(args: argparse.Namespace) -> int:
+    with _database() as db:
+        entry = endpoints.set_concurrency(db, args.name, args.concurrency)
+    print(f"updated {describe(entry)}")
+    return int(ExitCode.OK)
+
+
+def _remove_endpoint(args: argparse.Namespace) -> int:
+    with _database() as db:
+        endpoints.remove_endpoint(db, args.name)
+    print(f"removed endpoint {args.name}")
+    return int(ExitCode.OK)
