@@ -194,7 +194,6 @@ class ConfigRepo:
             self.db.execute("DELETE FROM config_versions WHERE config_id = ?", [config_id])
             self.db.execute("DELETE FROM configs WHERE id = ?", [config_id])
             self._audit.append(actor or "unknown", "delete", config_id, None, {"versions": len(history)})
-        self._audit.flush_head()
 
     # -- helpers -----------------------------------------------------------------------------------------------
 
