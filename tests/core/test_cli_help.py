@@ -164,6 +164,21 @@ def test_check_reports_progress_on_stderr(tmp_path: Path, capsys: pytest.Capture
     assert "generate 1/36" in err and "judge    36/36 (100%" in err
 
 
+def test_check_sample_takes_the_first_probes_of_each_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "config", "new", "--template", "game-studio", "--id", "game")
+    code, out, _ = run(capsys, "check", "--backend", "fake", "--config", "game", "--sample", "1")
+    assert code == ExitCode.OK and "suite scenario-game-studio-sample-1," in out and "3/3 items" in out
+    run_id = run(capsys, "runs", "list")[1].split()[0]
+    shown = run(capsys, "runs", "show", run_id, "--items")[1]
+    assert [line.split()[2] for line in shown.splitlines() if line.startswith("game / ")] == [
+        "gs-allowed-01",
+        "gs-disallowed-01",
+        "gs-partial-01",
+    ]
+    code, _, err = run(capsys, "check", "--backend", "fake", "--config", "game", "--sample", "0")
+    assert code == ExitCode.INPUT and "--sample: must be at least 1" in err
+
+
 def test_runs_show_items(capsys: pytest.CaptureFixture[str]) -> None:
     run(capsys, "config", "new", "--template", "game-studio", "--id", "game")
     run(capsys, "check", "--backend", "fake", "--config", "game")

@@ -44,6 +44,9 @@ def light_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubStandin]:
     standin.add_file(REPO_ID, "model.safetensors", bytes(4096))
     standin.add_file(REPO_ID, "README.md", b"# smol\n", lfs=False)
     standin.add_file("tiny-org/no-weights", "config.json", b"{}", lfs=False)
+    standin.add_file("tiny-org/gated", "config.json", b"{}", lfs=False)
+    standin.add_file("tiny-org/gated", "model.safetensors", bytes(64))
+    standin.repos["tiny-org/gated"].gated = True
     with standin:
         point_library_at(monkeypatch, standin.endpoint)
         yield standin
@@ -163,3 +166,16 @@ def test_a_repository_without_safetensors_weights_is_refused_with_one_line(light
     assert proc.stderr.strip().splitlines()[-1] == (
         "studio-train: error: tiny-org/no-weights: no .safetensors weights in this Hub repository; nothing to convert"
     )
+
+
+@pytest.mark.network_local
+def test_gated_and_offline_are_one_line_messages(light_hub: HubStandin, monkeypatch: pytest.MonkeyPatch) -> None:
+    gated = subprocess.run([*TRAIN, "convert-hub", "tiny-org/gated"], capture_output=True, text=True, check=False)
+    assert gated.returncode == 6
+    last_line = gated.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("studio-train: error: Hub repository tiny-org/gated is gated")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    offline = subprocess.run([*TRAIN, "convert-hub", REPO_ID], capture_output=True, text=True, check=False)
+    assert offline.returncode == 6
+    assert "offline mode is on (unset HF_HUB_OFFLINE)" in offline.stderr.strip().splitlines()[-1]
+    assert _events(offline.stdout)[-1]["event"] == "error"

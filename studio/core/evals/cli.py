@@ -45,6 +45,7 @@ from studio.core.evals.runner import (
     run_report,
 )
 from studio.core.evals.scoring import Helpfulness, ScoreReport, Variant, format_report, score_items
+from studio.core.evals.suites import sample_suite
 from studio.core.fileio import atomic_write_text
 from studio.core.inference.base import Backend, GenerationParams
 from studio.core.inference.opening import add_load_arguments, load_options, open_candidate_and_judge
@@ -116,6 +117,13 @@ def _register_check(sub: Any) -> None:
     )
     check.add_argument(
         "--suite", metavar="S", help="suite file, stored suite id or bundled suite id (default: the config's own)"
+    )
+    check.add_argument(
+        "--sample",
+        type=int,
+        metavar="N",
+        help="check only the first N probes of each kind (allowed, disallowed, partial): a quick first look, stored "
+        "as a suite of its own",
     )
     check.add_argument("--resume", metavar="RUN", help="finish an interrupted run instead of starting one")
     check.add_argument("--model", metavar="M", help="candidate model: registered name or GGUF path (default model)")
@@ -222,8 +230,11 @@ def _check(args: argparse.Namespace) -> int:
             run_id = RunStore(db).get_run(args.resume).id
         else:
             configs = [load_config_ref(ref, db) for ref in args.config]
+            suite = _load_suite(args.suite, configs, db)
+            if args.sample is not None:
+                suite = sample_suite(suite, args.sample, configs[0])
             spec = CheckSpec(
-                suite=_load_suite(args.suite, configs, db),
+                suite=suite,
                 configs=tuple(configs),
                 params=GenerationParams(temperature=args.temperature, max_tokens=args.max_tokens),
                 judge_params=GenerationParams(temperature=0.0, max_tokens=args.judge_max_tokens),

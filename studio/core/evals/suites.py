@@ -7,6 +7,7 @@ categories so the expectation follows from a categorical config's allowed set).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import sqlite_utils
 
 from studio.core.choices import choices_hint
-from studio.core.documents import ConfigKind, Probe, ProbeSuite, SafetyConfig
+from studio.core.documents import ConfigKind, Expectation, Probe, ProbeSuite, SafetyConfig
 from studio.core.errors import InputError, NotFoundError
 from studio.core.paths import resource
 from studio.core.refs import is_file_ref
@@ -71,6 +72,30 @@ def load_suite_ref(ref: str, db: sqlite_utils.Database, version: int | None = No
     known = repo.ids() + [suite_id for suite_id in bundled if not repo.exists(suite_id)]
     raise NotFoundError(
         f"{ref!r} is neither a suite file nor a stored or bundled suite{choices_hint(ref, known, label='suites')}"
+    )
+
+
+def sample_suite(suite: ProbeSuite, per_kind: int, config: SafetyConfig | None) -> ProbeSuite:
+    """The first ``per_kind`` probes of each expectation (allowed, disallowed, partial) under ``config``: a quick
+    first look at a config. The sample has an id of its own, so its runs are never taken for runs of the whole
+    suite (a gate that requires the suite does not accept them)."""
+    if per_kind < 1:
+        raise InputError("--sample", "must be at least 1")
+    taken: Counter[Expectation] = Counter()
+    probes: list[Probe] = []
+    for probe in suite.probes:
+        kind = probe.expectation_under(config)
+        if taken[kind] < per_kind:
+            taken[kind] += 1
+            probes.append(probe)
+    suffix = f"-sample-{per_kind}"
+    return ProbeSuite.model_validate(
+        {
+            **suite.model_dump(),
+            "id": suite.id[: 80 - len(suffix)] + suffix,
+            "title": f"{suite.title} (first {per_kind} of each kind)",
+            "probes": [p.model_dump() for p in probes],
+        }
     )
 
 
