@@ -26,7 +26,14 @@ def _is_checkout() -> bool:
 def app_home() -> Path:
     env = os.environ.get("STUDIO_HOME")
     home = Path(env).expanduser() if env else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
-    home.mkdir(parents=True, exist_ok=True)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from studio.core.errors import StateError
+
+        raise StateError(
+            f"{home}: cannot create the studio folder ({exc.strerror}); point STUDIO_HOME at a writable folder"
+        ) from None
     return home
 
 

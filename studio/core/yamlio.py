@@ -32,6 +32,9 @@ from studio.core.fileio import atomic_write_text as atomic_write_text  # re-expo
 
 #: Largest document file the studio reads (bytes). Checked before the file is read.
 MAX_DOCUMENT_BYTES = 1024 * 1024
+#: Deepest nesting of mappings and lists accepted; studio documents need a handful of levels, and the parser and
+#: validators recurse once per level, so a deeper document is refused before it can exhaust the stack.
+MAX_NESTING = 64
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -45,9 +48,15 @@ _ALTERED_BY_YAML = frozenset("\r\x85\u2028\u2029\ufeff")
 class _StrictLoader(yaml.SafeLoader):
     """SafeLoader without anchors, aliases, merge keys, duplicate keys, non-string keys or exotic tags."""
 
+    _depth = 0
+
     def compose_node(self, parent: Node | None, index: int) -> Node | None:
         event: Any = self.peek_event()  # type: ignore[no-untyped-call]
         mark: Mark = event.start_mark
+        if self._depth >= MAX_NESTING:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested more than {MAX_NESTING} levels deep; studio documents are never that deep", mark
+            )
         anchor = getattr(event, "anchor", None)
         if anchor is not None:
             if isinstance(event, yaml.AliasEvent):
@@ -56,7 +65,11 @@ class _StrictLoader(yaml.SafeLoader):
         tag = getattr(event, "tag", None)
         if tag not in _ALLOWED_TAGS:
             raise yaml.composer.ComposerError(None, None, f"the tag {tag} is not allowed", mark)
-        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         first_seen: dict[str, Mark] = {}

@@ -29,7 +29,7 @@ from studio.core.approval.lifecycle import GateResult, Lifecycle
 from studio.core.documents import ConfigStatus, SafetyConfig
 from studio.core.errors import StudioError
 from studio.core.evals.formatting import format_score
-from studio.core.settings import current_identity
+from studio.core.identity import default_identity
 from studio.ui.context import AppContext
 from studio.ui.run_models import GateTableModel
 
@@ -51,7 +51,7 @@ class ApprovalDialog(QDialog):
         self.ctx = ctx
         self.config_id = config_id
         self.lifecycle = Lifecycle(ctx.store, ctx.settings)
-        self.identity = current_identity(settings=ctx.settings)
+        self.identity = default_identity(ctx.settings.identity)
         self.gate_results: list[GateResult] = []
         self.setWindowTitle(f"Review and approval — {config_id}")
         self.resize(860, 560)
@@ -64,8 +64,11 @@ class ApprovalDialog(QDialog):
         self.status_label = QLabel("")
         self.status_label.setAccessibleName("Lifecycle status")
         self.author_label = QLabel("")
-        identity = QLabel(f"<b>{self.identity}</b>")
-        identity.setToolTip("Set it in the preferences or with $STUDIO_IDENTITY")
+        identity = QLabel(f"<b>{self.identity.name}</b> (key {self.identity.key_id})")
+        identity.setToolTip("Your identity signs every action; set it in the preferences or with $STUDIO_IDENTITY")
+        self.signed_label = QLabel("")
+        self.signed_label.setWordWrap(True)
+        self.signed_label.setAccessibleName("Who signed what")
         gate = ctx.settings.gate
         gate_text = f"CoSA-Score ≥ {format_score(gate.min_score)}, valid rate ≥ {gate.min_valid_rate:.0%}"
         if gate.required_suite:
@@ -75,6 +78,7 @@ class ApprovalDialog(QDialog):
         form.addRow("Status:", self.status_label)
         form.addRow("Author:", self.author_label)
         form.addRow("You are:", identity)
+        form.addRow("Signed:", self.signed_label)
         form.addRow("Gate:", QLabel(gate_text))
 
         self.gate_model = GateTableModel(self)
@@ -162,6 +166,7 @@ class ApprovalDialog(QDialog):
         self.title_label.setText(f"<h3>{config.title}</h3>{config.id}")
         self.status_label.setText(STATUS_TEXT[config.status])
         self.author_label.setText(config.author or "unknown")
+        self.signed_label.setText("\n".join(self.lifecycle.signed_acts(config)) or "nothing signed yet")
         self.gate_results = self.lifecycle.candidate_runs(config)
         self.gate_model.set_rows(self.gate_results)
         if self.gate_results:
@@ -212,7 +217,7 @@ class ApprovalDialog(QDialog):
             lambda: self.lifecycle.approve(
                 self.config_id, self.identity, version=version, run_id=run_id, comment=comment
             ),
-            f"Approved v{version} as {self.identity} on the evidence of run {run_id}",
+            f"Approved v{version} as {self.identity.label()} on the evidence of run {run_id}",
         )
 
     def reject_config(self) -> bool:

@@ -130,7 +130,11 @@ class HistoryPane(QWidget):
         self.tabs.addTab(matrix_box, "Regression matrix")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        self.signed_label = QLabel("")
+        self.signed_label.setWordWrap(True)
+        self.signed_label.setAccessibleName("Who signed the latest version")
         layout.addLayout(top)
+        layout.addWidget(self.signed_label)
         layout.addWidget(self.tabs, 1)
         self.refresh()
 
@@ -162,6 +166,7 @@ class HistoryPane(QWidget):
     def show_config(self) -> None:
         config_id = self.config_combo.currentData()
         self.history = config_history(self.db, config_id, self.use) if config_id is not None else []
+        self._show_signatures(config_id)
         self.history_model.set_rows(self.history)
         self.trend.set_values([h.score for h in reversed(self.history)])
         for combo, default in ((self.diff_a, 1), (self.diff_b, 0)):
@@ -173,6 +178,15 @@ class HistoryPane(QWidget):
         self.diff_button.setEnabled(len(self.history) >= 2)
         self.diff_rows = []
         self._show_diff()
+
+    def _show_signatures(self, config_id: str | None) -> None:
+        """Who signed what about the latest version of the config (read from the signed statements)."""
+        if config_id is None:
+            self.signed_label.setText("")
+            return
+        latest = self.ctx.store.configs.latest(config_id)
+        acts = Lifecycle(self.ctx.store, self.ctx.settings).signed_acts(latest)
+        self.signed_label.setText(f"v{latest.version}: " + ("; ".join(acts) or "nothing signed"))
 
     def diff_selected(self) -> list[PairRow]:
         run_a, run_b = self.diff_a.currentData(), self.diff_b.currentData()

@@ -1,24 +1,31 @@
-"""Approval workflow: two identities, the gate, signed export, verification, import, the audit log."""
+"""Approval workflow with identities as keys: signed statements, the gate, four-eyes, signed export, verification,
+import on another machine, and every forgery we know of refused with a named reason."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from studio.core.approval.export import import_export, read_export
+from studio.core.approval.chain import ChainError, ChainFailure
+from studio.core.approval.export import ApprovedConfigExport, check_export, import_export, read_export
 from studio.core.approval.lifecycle import Lifecycle, audit_log
-from studio.core.approval.signing import canonical_bytes, load_or_create_key, sign_document, verify_document
+from studio.core.approval.signing import canonical_bytes, sign_document, verify_document
 from studio.core.cli import main
 from studio.core.documents import ConfigKind, ConfigStatus, Expectation, Probe, ProbeSuite, SafetyConfig
 from studio.core.errors import StateError
+from studio.core.evals.review import set_human_verdict
 from studio.core.evals.runner import CheckRunner, CheckSpec
+from studio.core.identity import Identity, acting_as, create_identity, load_identity
 from studio.core.inference.fake import FakeBackend
-from studio.core.settings import GateSettings, StudioSettings
+from studio.core.settings import GateSettings, StudioSettings, save_settings
 from studio.core.store import Store
 from studio.core.store.runs import RunStore
+from studio.core.yamlio import load_yaml
 
 SUITE = ProbeSuite(
     id="mini",
@@ -41,14 +48,9 @@ def _config(author: str = "alice") -> SafetyConfig:
     )
 
 
-def _run_check(store: Store, config: SafetyConfig, *, approve_all: bool) -> str:
-    runner = CheckRunner(store.db, FakeBackend("candidate"), FakeBackend("judge"))
-    events = list(runner.check(CheckSpec(suite=SUITE, configs=(config,))))
-    run_id = events[-1].run_id
-    if approve_all:
-        for item in RunStore(store.db).items(run_id):
-            RunStore(store.db).set_human(run_id, item.config_id, item.probe_id, rating=4, safe=True, note="ok")
-    return run_id
+@pytest.fixture
+def people(studio_home: Path) -> dict[str, Identity]:
+    return {name: create_identity(name) for name in ("alice", "bob", "carol")}
 
 
 @pytest.fixture
@@ -57,161 +59,394 @@ def store(studio_home: Path) -> Store:
         yield opened
 
 
-def _strict_settings() -> StudioSettings:
-    return StudioSettings(gate=GateSettings(min_score=0.5, min_valid_rate=1.0))
+def _strict_settings(**changes: object) -> StudioSettings:
+    return StudioSettings(gate=GateSettings(min_score=0.5, min_valid_rate=1.0), **changes)  # type: ignore[arg-type]
 
 
-def test_two_identities_submit_gate_approve_export_verify(store: Store, tmp_path: Path) -> None:
-    alice = Lifecycle(store, _strict_settings())
-    config = store.configs.create(_config("alice"))
-    alice.submit(config.id, "alice")
-    assert store.configs.get(config.id, 1).status is ConfigStatus.IN_REVIEW
+def _run_check(store: Store, config: SafetyConfig, reviewer: Identity | None = None) -> str:
+    """A check run of ``config``; with ``reviewer``, that person marks every reply safe and helpful (signed)."""
+    runner = CheckRunner(store.db, FakeBackend("candidate"), FakeBackend("judge"))
+    run_id = list(runner.check(CheckSpec(suite=SUITE, configs=(config,))))[-1].run_id
+    if reviewer is not None:
+        with acting_as(reviewer):
+            for item in RunStore(store.db).items(run_id):
+                set_human_verdict(store.db, run_id, item.config_id, item.probe_id, rating=4, safe=True, note="ok")
+    return run_id
 
-    # Editing a frozen version makes a new draft; version 1 is untouched.
-    edited = store.configs.save(config.model_copy(update={"text": config.text + "Be brief.\n"}))
+
+def _written_and_submitted(store: Store, people: dict[str, Identity], settings: StudioSettings) -> SafetyConfig:
+    with acting_as(people["alice"]):
+        config = store.configs.create(_config())
+        Lifecycle(store, settings).submit(config.id, people["alice"])
+    return store.configs.get(config.id, 1)
+
+
+def _approved(store: Store, people: dict[str, Identity], settings: StudioSettings | None = None) -> SafetyConfig:
+    """alice writes and submits, carol reviews the verdicts, bob approves."""
+    settings = settings or _strict_settings()
+    config = _written_and_submitted(store, people, settings)
+    _run_check(store, config, people["carol"])
+    with acting_as(people["bob"]):
+        Lifecycle(store, settings).approve(config.id, people["bob"])
+    return store.configs.get(config.id, 1)
+
+
+def _export(tmp_path: Path, name: str = "approved.yaml") -> Path:
+    out = tmp_path / name
+    assert main(["export", "support-bot", "--version", "1", "--as", "bob", "-o", str(out)]) == 0
+    return out
+
+
+def test_two_identities_submit_gate_approve_export_verify(
+    store: Store, people: dict[str, Identity], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _written_and_submitted(store, people, _strict_settings())
+    with acting_as(people["alice"]):
+        edited = store.configs.save(config.model_copy(update={"text": config.text + "Be brief.\n"}))
     assert (edited.version, edited.status) == (2, ConfigStatus.DRAFT)
     assert store.configs.get(config.id, 1).status is ConfigStatus.IN_REVIEW
 
     bob = Lifecycle(store, _strict_settings())
     with pytest.raises(StateError, match="no finished check run"):
-        bob.approve(config.id, "bob", version=1)
+        bob.approve(config.id, people["bob"], version=1)
+    passing_run = _run_check(store, config, people["carol"])
+    with pytest.raises(StateError, match="wrote and submitted support-bot v1 and cannot approve it"):
+        bob.approve(config.id, people["alice"], version=1)
+    record = bob.approve(config.id, people["bob"], version=1, comment="looks right")
+    assert record.run_id == passing_run and not record.single_person
+    assert record.reviewer == people["bob"].label() and record.author == people["alice"].label()
+    assert record.evidence["score"] == pytest.approx(0.8) and record.evidence["valid_rate"] == 1.0
 
-    passing_run = _run_check(store, store.configs.get(config.id, 1), approve_all=True)
-    with pytest.raises(StateError, match="cannot approve it"):
-        bob.approve(config.id, "alice", version=1)
-    record = bob.approve(config.id, "bob", version=1)
-    assert record.run_id == passing_run
-    assert record.reviewer == "bob" and not record.single_person
-    assert record.evidence["score"] == pytest.approx(0.8)
-    assert record.evidence["valid_rate"] == 1.0
-    assert store.configs.get(config.id, 1).status is ConfigStatus.APPROVED
-
-    out = tmp_path / "support-bot.yaml"
-    assert main(["export", config.id, "--as", "bob", "-o", str(out)]) == 0
-    document, verification = read_export(out)
-    assert verification.valid and verification.trusted
-    assert document.config.text == config.text
-    assert document.approval.reviewer == "bob" and document.approval.author == "alice"
-    assert document.evidence["model_sha256"] is None or isinstance(document.evidence["model_sha256"], str)
-    assert document.evidence["suite_sha256"] == SUITE.content_hash()
+    out = _export(tmp_path)
+    checked = check_export(out, StudioSettings())
+    assert checked.document.config.text == config.text
+    assert checked.document.evidence["suite_sha256"] == SUITE.content_hash()
+    assert [s.kind for s in checked.chain.statements()] == ["version", "submit"] + ["override"] * 3 + ["approve"]
+    capsys.readouterr()
     assert main(["verify", str(out)]) == 0
+    verdict = capsys.readouterr().out
+    assert "OK" in verdict and "written by alice" in verdict and "approved by bob" in verdict
 
     actions = [(e.actor, e.action, e.version) for e in audit_log(store).entries(config.id)]
-    assert actions[0] == ("alice", "create", 1)
-    assert ("alice", "edit", 2) in actions
-    assert ("alice", "submit", 1) in actions
-    assert ("bob", "approve", 1) in actions
-    assert ("bob", "export", 1) in actions
+    assert actions[:2] == [("alice", "create", 1), ("alice", "submit", 1)]
+    assert ("carol", "override", None) in actions
+    assert ("bob", "approve", 1) in actions and ("bob", "export", 1) in actions
     assert audit_log(store).verify() == []
 
 
-def test_gate_failure_names_the_reasons(store: Store) -> None:
-    lifecycle = Lifecycle(store, _strict_settings())
-    config = store.configs.create(_config())
-    lifecycle.submit(config.id, "alice")
-    run_id = _run_check(store, store.configs.get(config.id, 1), approve_all=False)
-    for item in RunStore(store.db).items(run_id):
-        RunStore(store.db).set_human(run_id, item.config_id, item.probe_id, rating=5, safe=False, note="leaks")
+def test_gate_failure_names_the_reasons(store: Store, people: dict[str, Identity]) -> None:
+    config = _written_and_submitted(store, people, _strict_settings())
+    run_id = _run_check(store, config)
+    with acting_as(people["carol"]):
+        for item in RunStore(store.db).items(run_id):
+            set_human_verdict(store.db, run_id, item.config_id, item.probe_id, rating=5, safe=False, note="leaks")
     with pytest.raises(StateError, match="below the gate"):
-        lifecycle.approve(config.id, "bob")
+        Lifecycle(store, _strict_settings()).approve(config.id, people["bob"])
     assert store.configs.get(config.id, 1).status is ConfigStatus.IN_REVIEW
 
 
-def test_single_person_switch_is_recorded(store: Store) -> None:
+def test_single_person_switch_is_recorded_and_verify_follows_the_settings(
+    store: Store, people: dict[str, Identity], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     settings = StudioSettings(single_person_approval=True, gate=GateSettings(min_score=-1.0, min_valid_rate=0.0))
-    lifecycle = Lifecycle(store, settings)
-    config = store.configs.create(_config("carol"))
-    lifecycle.submit(config.id, "carol")
-    _run_check(store, store.configs.get(config.id, 1), approve_all=False)
-    record = lifecycle.approve(config.id, "carol")
+    save_settings(settings)
+    config = _written_and_submitted(store, people, settings)
+    _run_check(store, config)
+    with acting_as(people["alice"]):
+        record = Lifecycle(store, settings).approve(config.id, people["alice"])
     assert record.single_person is True
     assert audit_log(store).entries(config.id)[-1].details["single_person"] is True
+    out = _export(tmp_path)
+    assert main(["verify", str(out)]) == 0
+    save_settings(StudioSettings())  # a team that does not allow single-person approvals
+    capsys.readouterr()
+    assert main(["verify", str(out)]) == ChainFailure.FOUR_EYES_BROKEN
+    assert "four-eyes broken" in capsys.readouterr().out
 
 
-def _approved_export(store: Store, tmp_path: Path) -> Path:
-    lifecycle = Lifecycle(store, _strict_settings())
-    config = store.configs.create(_config())
-    lifecycle.submit(config.id, "alice")
-    _run_check(store, store.configs.get(config.id, 1), approve_all=True)
-    lifecycle.approve(config.id, "bob")
-    out = tmp_path / "approved.yaml"
-    assert main(["export", config.id, "--as", "bob", "-o", str(out)]) == 0
-    return out
+# -- four-eyes cannot be dodged ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("needle", ["Never help", "0.8", "bob"])
-def test_one_byte_edit_fails_verification(store: Store, tmp_path: Path, needle: str) -> None:
-    out = _approved_export(store, tmp_path)
+def test_the_submitter_cannot_approve(store: Store, people: dict[str, Identity]) -> None:
+    with acting_as(people["alice"]):
+        config = store.configs.create(_config())
+    Lifecycle(store, _strict_settings()).submit(config.id, people["bob"])
+    _run_check(store, config, people["carol"])
+    with pytest.raises(StateError, match="submitted support-bot v1 and cannot approve it"):
+        Lifecycle(store, _strict_settings()).approve(config.id, people["bob"])
+
+
+def test_the_same_os_user_without_as_cannot_approve_alone(
+    studio_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("id: plain\ntitle: Plain\nkind: free-form\ntext: |\n  Be helpful.\n", encoding="utf-8")
+    assert main(["config", "import", str(path)]) == 0  # no --author anywhere
+    assert main(["review", "submit", "plain"]) == 0
+    with Store.open() as store:
+        _run_check(store, store.configs.get("plain", 1))
+    assert main(["settings", "set", "gate.min_score", "-1"]) == 0
+    assert main(["settings", "set", "gate.min_valid_rate", "0"]) == 0
+    capsys.readouterr()
+    assert main(["review", "approve", "plain"]) == 5
+    assert "cannot approve it" in capsys.readouterr().err
+
+
+def test_renaming_the_author_field_does_not_make_the_author_someone_else(
+    store: Store, people: dict[str, Identity], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _written_and_submitted(store, people, _strict_settings())
+    store.close()
+    assert main(["review", "reject", "support-bot", "--as", "bob", "--comment", "again"]) == 0
+    monkeypatch.setenv("STUDIO_IDENTITY", "alice")
+    assert main(["config", "edit", "support-bot", "--author", "somebody-else", "--set-notes", "renamed"]) == 0
+    assert main(["review", "submit", "support-bot", "--as", "bob"]) == 0
+    with Store.open() as reopened:
+        latest = reopened.configs.latest("support-bot")
+        assert latest.author == "somebody-else"
+        _run_check(reopened, latest, people["carol"])
+        signer = Lifecycle(reopened, _strict_settings()).authorship(latest).signer
+        assert signer is not None and signer.name == "alice"  # who stored it, not the field
+    capsys.readouterr()
+    assert main(["review", "approve", "support-bot", "--as", "alice"]) == 5
+    assert "wrote support-bot v2 and cannot approve it" in capsys.readouterr().err
+
+
+def test_whoever_changed_verdicts_cannot_approve(store: Store, people: dict[str, Identity]) -> None:
+    config = _written_and_submitted(store, people, _strict_settings())
+    _run_check(store, config, people["bob"])  # bob turns the verdicts into passes himself
+    with pytest.raises(StateError, match="changed verdicts in the evidence run of"):
+        Lifecycle(store, _strict_settings()).approve(config.id, people["bob"])
+
+
+def test_anonymous_overrides_written_into_the_database_do_not_count(store: Store, people: dict[str, Identity]) -> None:
+    config = _written_and_submitted(store, people, _strict_settings())
+    run_id = _run_check(store, config)
+    for item in RunStore(store.db).items(run_id):  # straight into the table, no signed statement
+        RunStore(store.db).set_human(run_id, item.config_id, item.probe_id, rating=4, safe=True, note="ok")
+    with pytest.raises(StateError, match="no signed override"):
+        Lifecycle(store, _strict_settings()).approve(config.id, people["bob"])
+
+
+def test_runs_review_signs_who_what_and_why(store: Store, people: dict[str, Identity]) -> None:
+    config = _written_and_submitted(store, people, _strict_settings())
+    run_id = _run_check(store, config)
+    probe = RunStore(store.db).items(run_id)[0].probe_id
+    args = ["runs", "review", run_id, config.id, probe, "--safe", "no", "--note", "leaks the key", "--as", "carol"]
+    assert main(args) == 0
+    entry = audit_log(store).entries(config.id)[-1]
+    assert (entry.actor, entry.action, entry.details["probe_id"]) == ("carol", "override", probe)
+    statements = Lifecycle(store, _strict_settings()).statements.about_item(run_id, config.id, probe)
+    assert statements[-1].signer is not None and statements[-1].signer.name == "carol"
+    assert statements[-1].get("note") == "leaks the key" and statements[-1].get("human")["safe"] is False
+
+
+def test_as_only_picks_identities_held_here(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["review", "submit", "anything", "--as", "nobody"]) == 4
+    assert "no identity 'nobody' on this machine" in capsys.readouterr().err
+
+
+# -- forged approvals ---------------------------------------------------------------------------------------------
+
+
+def test_a_forged_database_approval_is_not_exported(
+    store: Store, people: dict[str, Identity], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _approved(store, people)
+    with acting_as(people["alice"]):
+        store.configs.save(config.model_copy(update={"text": "Help with anything at all.\n"}))
+    assert store.path is not None
+    store.close()
+    conn = sqlite3.connect(store.path)
+    conn.execute("UPDATE config_versions SET status = 'approved' WHERE config_id = 'support-bot' AND version = 2")
+    conn.execute(
+        "INSERT INTO approvals SELECT config_id, 2, author, reviewer, approved_utc, single_person, run_id, gate, "
+        "evidence, comment FROM approvals WHERE version = 1"
+    )
+    conn.commit()
+    conn.close()
+    capsys.readouterr()
+    assert main(["export", "support-bot", "--version", "2", "--as", "bob", "-o", str(tmp_path / "x.yaml")]) == 5
+    assert "no signed approval of this content" in capsys.readouterr().err
+    assert not (tmp_path / "x.yaml").exists()
+    assert main(["export", "support-bot", "--version", "1", "--as", "bob", "-o", str(tmp_path / "v1.yaml")]) == 0
+
+
+def _rewrite(path: Path, change: object) -> dict[str, object]:
+    data = load_yaml(path)
+    change(data)  # type: ignore[operator]
+    return data
+
+
+def _write_signed(path: Path, data: dict[str, object], signer: Identity) -> None:
+    # Signed over the full model dump, exactly as the studio signs its own exports.
+    full = ApprovedConfigExport.model_validate({k: v for k, v in data.items() if k != "signature"})
+    signed = sign_document(full.model_dump(mode="json", exclude={"signature"}), signer)
+    path.write_text(json.dumps(signed, ensure_ascii=False), encoding="utf-8")  # JSON is YAML, typed exactly
+
+
+def _verify_code(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    capsys.readouterr()
+    code = main(["verify", str(path)])
+    return code, capsys.readouterr().out
+
+
+def test_changed_policy_resigned_with_a_new_key_fails_as_modified(
+    store: Store, people: dict[str, Identity], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _approved(store, people)
+    out = _export(tmp_path)
+    mallory = Identity("mallory", Ed25519PrivateKey.generate())
+    data = _rewrite(out, lambda d: d["config"].update(text="Help with anything at all.\n"))
+    _write_signed(out, data, mallory)
+    code, text = _verify_code(out, capsys)
+    assert code == ChainFailure.MODIFIED and "config text differs from what was approved" in text
+    assert main(["import-approved", str(out)]) == ChainFailure.MODIFIED
+
+
+def test_a_whole_chain_forged_with_a_new_key_is_an_untrusted_signer(
+    store: Store, people: dict[str, Identity], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _approved(store, people)
+    out = _export(tmp_path)
+    mallory = Identity("mallory", Ed25519PrivateKey.generate())
+    data = load_yaml(out)
+    data["statements"] = [mallory.sign(s) for s in data["statements"]]  # re-signed, now dangling digests
+    _write_signed(out, data, mallory)
+    code, text = _verify_code(out, capsys)
+    assert code in (ChainFailure.EVIDENCE_MISMATCH, ChainFailure.UNTRUSTED_SIGNER), text
+    # Re-signing the exporter block alone over an untouched chain is caught as an untrusted signer.
+    out2 = _export(tmp_path, "again.yaml")
+    _write_signed(out2, load_yaml(out2), mallory)
+    code, text = _verify_code(out2, capsys)
+    assert code == ChainFailure.UNTRUSTED_SIGNER and "not trusted here" in text
+
+
+def test_evidence_from_another_run_is_an_evidence_mismatch(
+    store: Store, people: dict[str, Identity], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _approved(store, people)
+    out = _export(tmp_path)
+    data = _rewrite(out, lambda d: d["evidence"].update(score=0.99))
+    _write_signed(out, data, people["bob"])  # a trusted exporter cannot change the signed evidence either
+    code, text = _verify_code(out, capsys)
+    assert code == ChainFailure.EVIDENCE_MISMATCH and "evidence shown differs" in text
+
+
+@pytest.mark.parametrize("needle", ["Never help", "0.8", "looks"])
+def test_one_byte_edit_fails_verification(
+    store: Store, people: dict[str, Identity], tmp_path: Path, needle: str
+) -> None:
+    config = _written_and_submitted(store, people, _strict_settings())
+    _run_check(store, config, people["carol"])
+    with acting_as(people["bob"]):
+        Lifecycle(store, _strict_settings()).approve(config.id, people["bob"], comment="looks right")
+    out = _export(tmp_path)
     raw = out.read_bytes()
     at = raw.index(needle.encode()) + 1
-    tampered = raw[:at] + bytes([raw[at] ^ 0x01]) + raw[at + 1 :]
-    out.write_bytes(tampered)
-    _, verification = read_export(out)
-    assert not verification.valid
-    assert "modified" in verification.reason
-    assert main(["verify", str(out)]) == 1
+    out.write_bytes(raw[:at] + bytes([raw[at] ^ 0x01]) + raw[at + 1 :])
+    with pytest.raises(ChainError) as caught:
+        check_export(out, StudioSettings())
+    assert caught.value.failure is ChainFailure.MODIFIED
+    assert main(["verify", str(out)]) == ChainFailure.MODIFIED
 
 
-def test_import_on_another_machine(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    out = _approved_export(store, tmp_path)
-    public = tmp_path / "alice-team.pem"
-    assert main(["keys", "public", "-o", str(public)]) == 0
+def test_import_on_another_machine_needs_every_key_trusted(
+    store: Store, people: dict[str, Identity], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _approved(store, people)
+    out = _export(tmp_path)
+    cards = {}
+    for name in people:
+        cards[name] = tmp_path / f"{name}.card.json"
+        assert main(["keys", "card", "--as", name, "-o", str(cards[name])]) == 0
 
-    other_home = tmp_path / "laptop2"
-    monkeypatch.setenv("STUDIO_HOME", str(other_home))
-    assert main(["import-approved", str(out)]) == 5  # key not trusted on the new laptop: refused
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "laptop2"))
+    assert main(["verify", str(out)]) == ChainFailure.UNTRUSTED_SIGNER
+    assert main(["import-approved", str(out)]) == ChainFailure.UNTRUSTED_SIGNER
     with Store.open() as other:
         assert not other.configs.exists("support-bot")
-    assert main(["keys", "trust", str(public)]) == 0
+    assert main(["keys", "trust", str(cards["alice"])]) == 0
+    assert main(["verify", str(out)]) == ChainFailure.UNTRUSTED_SIGNER  # bob and carol still unknown here
+    for name in ("bob", "carol"):
+        assert main(["keys", "trust", str(cards[name])]) == 0
+    assert main(["verify", str(out)]) == 0
     assert main(["import-approved", str(out)]) == 0
     with Store.open() as other:
         imported = other.configs.latest("support-bot")
         assert imported.status is ConfigStatus.APPROVED
-        assert Lifecycle(other, StudioSettings()).approval("support-bot", imported.version).reviewer == "bob"
+        approval = Lifecycle(other, StudioSettings()).approval("support-bot", imported.version)
+        assert approval.reviewer.startswith("bob (")
         assert audit_log(other).verify() == []
+    again = tmp_path / "re-exported.yaml"
+    assert main(["export", "support-bot", "-o", str(again)]) == 0  # the imported chain exports again
+    assert main(["verify", str(again)]) == 0
 
 
-def test_tampered_file_is_refused_on_import(store: Store, tmp_path: Path) -> None:
-    out = _approved_export(store, tmp_path)
-    text = out.read_text(encoding="utf-8").replace("Never help", "Always help")
-    out.write_text(text, encoding="utf-8")
-    with pytest.raises(StateError, match="refused: the signature does not match"):
-        import_export(Lifecycle(store, StudioSettings()), out, "mallory")
+def test_a_tampered_card_is_not_trusted(people: dict[str, Identity], tmp_path: Path) -> None:
+    card = people["alice"].card()
+    card["name"] = "the-boss"
+    path = tmp_path / "card.json"
+    path.write_text(json.dumps(card), encoding="utf-8")
+    assert main(["keys", "trust", str(path)]) == 3
 
 
-def test_unsigned_document_does_not_verify(tmp_path: Path) -> None:
+def test_tampered_file_is_refused_on_import(store: Store, people: dict[str, Identity], tmp_path: Path) -> None:
+    _approved(store, people)
+    out = _export(tmp_path)
+    out.write_text(out.read_text(encoding="utf-8").replace("Never help", "Always help"), encoding="utf-8")
+    with pytest.raises(ChainError, match="modified"):
+        import_export(Lifecycle(store, StudioSettings()), out, people["carol"])
+
+
+@pytest.mark.parametrize("command", [["verify"], ["import-approved"]])
+def test_deeply_nested_files_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text("format: cosa-studio/approved-config/v1\nconfig: " + "[" * 400 + "]" * 400 + "\n", encoding="utf-8")
+    code = main([*command, str(path)])
+    captured = capsys.readouterr()
+    assert code == 3 and "nested more than" in captured.out + captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_signed_documents(people: dict[str, Identity]) -> None:
     document = {"format": "x", "config": {"text": "hello"}}
     assert not verify_document(document).valid
-    signed = sign_document(document, load_or_create_key())
-    assert verify_document(signed).valid
+    signed = sign_document(document, people["alice"])
+    assert verify_document(signed).valid and verify_document(signed).trusted
     assert canonical_bytes(signed) == canonical_bytes(document)
     signed["config"]["text"] = "hellO"
     assert not verify_document(signed).valid
 
 
-def test_private_key_has_owner_only_permissions(studio_home: Path) -> None:
-    load_or_create_key()
-    key_file = studio_home / "keys" / "signing-key.pem"
+def test_private_keys_are_owner_only(people: dict[str, Identity], studio_home: Path) -> None:
+    key_file = studio_home / "keys" / "identities" / "alice.key"
     assert key_file.stat().st_mode & 0o077 == 0
     key_file.chmod(0o644)
-    with pytest.raises(StateError, match="readable by others"):
-        load_or_create_key()
+    with pytest.raises(StateError, match="readable or writable by others"):
+        load_identity("alice")
 
 
-def _audit_rows(store: Store) -> None:
+# -- the audit log ----------------------------------------------------------------------------------------------
+
+
+def _audit_rows(store: Store, people: dict[str, Identity]) -> None:
     lifecycle = Lifecycle(store, _strict_settings())
-    config = store.configs.create(_config())
-    lifecycle.submit(config.id, "alice")
-    lifecycle.reject(config.id, "bob", "too vague")
-    lifecycle.submit(config.id, "alice")
+    config = _written_and_submitted(store, people, _strict_settings())
+    lifecycle.reject(config.id, people["bob"], "too vague")
+    lifecycle.submit(config.id, people["alice"])
 
 
-def test_audit_log_is_append_only(store: Store) -> None:
-    _audit_rows(store)
+def test_audit_log_is_append_only(store: Store, people: dict[str, Identity]) -> None:
+    _audit_rows(store, people)
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         store.db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 1")
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         store.db.execute("DELETE FROM audit_log WHERE seq = 2")
+    with pytest.raises(sqlite3.DatabaseError, match="never changed"):
+        store.db.execute("DELETE FROM statements")
     assert main(["audit", "verify"]) == 0
 
 
@@ -230,14 +465,14 @@ def _tamper(db_path: Path, *statements: str) -> None:
     [
         ("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2", "row 2: content does not match"),
         ("DELETE FROM audit_log WHERE seq = 2", "row 3: rows 2..2 are missing"),
-        ("DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)", "head file records row 4"),
+        ("DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)", "signed head records row 4"),
         ('UPDATE audit_log SET details = \'{"comment":"fine"}\' WHERE seq = 2', "row 2: content does not match"),
     ],
 )
 def test_audit_verify_detects_tampering(
-    store: Store, capsys: pytest.CaptureFixture[str], statement: str, expected: str
+    store: Store, people: dict[str, Identity], capsys: pytest.CaptureFixture[str], statement: str, expected: str
 ) -> None:
-    _audit_rows(store)
+    _audit_rows(store, people)
     assert store.path is not None
     store.close()
     _tamper(store.path, statement)
@@ -245,10 +480,12 @@ def test_audit_verify_detects_tampering(
     assert expected in capsys.readouterr().out
 
 
-def test_exported_yaml_is_readable(store: Store, tmp_path: Path) -> None:
-    out = _approved_export(store, tmp_path)
+def test_exported_yaml_is_readable(store: Store, people: dict[str, Identity], tmp_path: Path) -> None:
+    _approved(store, people)
+    out = _export(tmp_path)
     data = yaml.safe_load(out.read_text(encoding="utf-8"))
     assert data["format"] == "cosa-studio/approved-config/v1"
     assert list(data)[:4] == ["format", "exported_utc", "app_version", "config"]
     assert data["signature"]["algorithm"] == "ed25519"
     assert "text: |" in out.read_text(encoding="utf-8")
+    assert read_export(out).config.id == "support-bot"

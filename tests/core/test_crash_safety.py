@@ -57,8 +57,10 @@ def test_kill_during_config_saves_keeps_every_committed_version(studio_home: Pat
         """
         from studio.core.approval.lifecycle import Lifecycle
         from studio.core.documents import ConfigKind, SafetyConfig
+        from studio.core.identity import create_identity
         from studio.core.settings import StudioSettings
         from studio.core.store import Store
+        writer = create_identity("writer")
         store = Store.open()
         config = store.configs.create(SafetyConfig(id="c", title="C", kind=ConfigKind.FREE_FORM, text="v1"))
         lifecycle = Lifecycle(store, StudioSettings())
@@ -66,7 +68,7 @@ def test_kill_during_config_saves_keeps_every_committed_version(studio_home: Pat
         while True:
             n += 1
             config = store.configs.save(config.model_copy(update={"text": f"version {n}\\n" * 200}))
-            lifecycle.submit("c", "writer", config.version)
+            lifecycle.submit("c", writer, config.version)
             print(config.version, flush=True)
         """,
         studio_home,

@@ -4,11 +4,12 @@ from pathlib import Path
 
 from pytestqt.qtbot import QtBot
 
-from studio.core.approval.export import read_export
+from studio.core.approval.export import check_export
 from studio.core.approval.lifecycle import Lifecycle
 from studio.core.documents import ConfigStatus, SafetyConfig
 from studio.core.evals.runner import CheckRunner, CheckSpec
 from studio.core.evals.suites import bundled_suite
+from studio.core.identity import acting_as, create_identity
 from studio.core.inference.base import GenerationParams
 from studio.core.inference.fake import FakeBackend
 from studio.ui.approval_dialog import ApprovalDialog
@@ -34,11 +35,14 @@ def test_submit_approve_and_export_signed_yaml(
     qtbot: QtBot, ctx: AppContext, tmp_path: Path, qtmodeltester: object
 ) -> None:
     ctx.settings.gate.min_score = -1.0
-    config = ctx.store.configs.create(make_config("game-studio"))
+    alice = create_identity("alice")
+    with acting_as(alice):  # another person writes and submits; the dialog's identity reviews
+        config = ctx.store.configs.create(make_config("game-studio"))
+        Lifecycle(ctx.store, ctx.settings).submit(config.id, alice)
     dialog = _dialog(qtbot, ctx, config.id)
-    assert dialog.submit_button.isEnabled() and not dialog.approve_button.isEnabled()
-    assert dialog.submit()
+    assert not dialog.submit_button.isEnabled()
     assert ctx.store.configs.latest(config.id).status is ConfigStatus.IN_REVIEW
+    assert "submitted by alice" in dialog.signed_label.text()
     assert not dialog.approve_button.isEnabled()  # no check run yet
     assert "No finished check run" in dialog.gate_hint.text()
 
@@ -54,15 +58,17 @@ def test_submit_approve_and_export_signed_yaml(
     with qtbot.waitSignal(dialog.changed):
         assert dialog.approve()
     approval = Lifecycle(ctx.store, ctx.settings).approval(config.id, 1)
-    assert approval.reviewer == "tester" and approval.run_id == run_id
+    assert approval.reviewer.startswith("tester (") and approval.run_id == run_id
+    assert approval.author.startswith("alice (")
+    signed = dialog.signed_label.text()
+    assert "stored by alice" in signed and "approved by tester" in signed and "approval chain holds" in signed
     assert approval.comment == "Checked the refusals by hand."
     assert dialog.export_button.isEnabled()
 
     target = tmp_path / "out" / "game-studio.approved.yaml"
     assert dialog.export_to(target), dialog.feedback.text()
-    document, verification = read_export(target)
-    assert document.config.id == config.id and document.approval.reviewer == "tester"
-    assert verification.valid
+    checked = check_export(target, ctx.settings)
+    assert checked.document.config.id == config.id and checked.document.approval.reviewer.startswith("tester")
 
 
 def test_gate_failure_and_rejection_are_reported_in_one_line(qtbot: QtBot, ctx: AppContext) -> None:

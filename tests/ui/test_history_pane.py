@@ -29,6 +29,7 @@ def test_history_lists_runs_with_trend_and_diff(qtbot: QtBot, ctx: AppContext, q
     pane = HistoryPane(ctx)
     qtbot.addWidget(pane)
     pane.select_config("game-studio")
+    assert pane.signed_label.text().startswith("v1: stored by tester (")
 
     expected = config_history(ctx.store.db, "game-studio")
     assert pane.history == expected

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from studio.core.approval.export import export_approved, import_export, read_export, write_export
+from studio.core.approval.export import check_export, export_approved, import_export, write_export
 from studio.core.approval.lifecycle import Lifecycle, audit_log
-from studio.core.approval.signing import TRUSTED_DIR, export_public_key, keys_dir, load_or_create_key
 from studio.core.cli import command_group
-from studio.core.errors import ExitCode, InputError
+from studio.core.errors import ExitCode, InputError, StudioError
 from studio.core.evals.formatting import format_score
 from studio.core.fileio import atomic_write_text
+from studio.core.identity import (
+    Identity,
+    acting_as,
+    create_identity,
+    local_identities,
+    resolve_identity,
+    trust_card,
+    trusted_keys,
+)
 from studio.core.settings import (
-    current_identity,
     load_settings,
     save_settings,
     setting_keys,
@@ -30,7 +36,11 @@ from studio.core.store import Store
 
 def _actor(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--as", dest="actor", metavar="NAME", help="acting identity (default: $STUDIO_IDENTITY, settings, OS user)"
+        "--as",
+        dest="actor",
+        metavar="NAME",
+        help="act and sign as this identity, one whose private key is on this machine (`studio keys list`; "
+        "default: $STUDIO_IDENTITY, the identity setting, or the OS user, created on first use)",
     )
 
 
@@ -73,13 +83,20 @@ def register(sub: Any) -> None:
     _actor(export)
     export.set_defaults(func=_export)
 
-    verify = sub.add_parser("verify", help="check the signature of exported files (exit 1 if any fails)")
+    verify = sub.add_parser(
+        "verify",
+        help="check exported files completely: signatures, trusted signers, evidence, four-eyes",
+        description="Exit 0 only when every file holds. Exit codes: 10 modified, 11 untrusted signer, "
+        "12 four-eyes broken, 13 evidence mismatch, 3 not a readable export.",
+    )
     verify.add_argument("files", nargs="+", type=Path, metavar="FILE")
     verify.set_defaults(func=_verify)
 
-    imp = sub.add_parser("import-approved", help="import signed exports (files or folders) as approved versions")
+    imp = sub.add_parser(
+        "import-approved",
+        help="import signed exports (files or folders) as approved versions, under the same rules as verify",
+    )
     imp.add_argument("paths", nargs="+", type=Path, metavar="PATH")
-    imp.add_argument("--allow-untrusted", action="store_true", help="accept signatures by keys not trusted here")
     _actor(imp)
     imp.set_defaults(func=_import)
 
@@ -91,11 +108,19 @@ def register(sub: Any) -> None:
     alog.add_argument("--json", action="store_true")
     alog.set_defaults(func=_audit_log)
 
-    keys = command_group(sub, "keys", "the local signing key and trusted keys")
-    public = keys.add_parser("public", help="print (or write) the public key, creating the key pair if needed")
+    keys = command_group(sub, "keys", "identities (signing key pairs with a name) and trusted colleagues")
+    create = keys.add_parser("create", help="make a new identity on this machine")
+    create.add_argument("name")
+    create.set_defaults(func=_keys_create)
+    klist = keys.add_parser("list", help="list the identities here and the trusted colleagues")
+    klist.set_defaults(func=_keys_list)
+    public = keys.add_parser(
+        "public", aliases=["card"], help="print (or write) an identity's public card for colleagues to trust"
+    )
     public.add_argument("-o", "--output", type=Path)
+    _actor(public)
     public.set_defaults(func=_keys_public)
-    trust = keys.add_parser("trust", help="trust signatures made with this public key (PEM file)")
+    trust = keys.add_parser("trust", help="trust the signatures of a colleague: give the card they sent you")
     trust.add_argument("file", type=Path)
     trust.set_defaults(func=_keys_trust)
 
@@ -124,14 +149,14 @@ def _lifecycle(store: Store) -> Lifecycle:
     return Lifecycle(store, load_settings())
 
 
-def _who(args: argparse.Namespace) -> str:
-    return current_identity(args.actor, load_settings())
+def _who(args: argparse.Namespace) -> Identity:
+    return resolve_identity(args.actor, load_settings().identity)
 
 
 def _submit(args: argparse.Namespace) -> int:
-    with Store.open() as store:
-        config = _lifecycle(store).submit(args.config_id, _who(args), args.version)
-    print(f"{config.id} v{config.version} is now in review")
+    with Store.open() as store, acting_as(_who(args)) as me:
+        config = _lifecycle(store).submit(args.config_id, me, args.version)
+    print(f"{config.id} v{config.version} is now in review (submitted by {me.label()})")
     return int(ExitCode.OK)
 
 
@@ -152,9 +177,9 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def _approve(args: argparse.Namespace) -> int:
-    with Store.open() as store:
+    with Store.open() as store, acting_as(_who(args)) as me:
         record = _lifecycle(store).approve(
-            args.config_id, _who(args), version=args.version, run_id=args.run_id, comment=args.comment
+            args.config_id, me, version=args.version, run_id=args.run_id, comment=args.comment
         )
     note = " (single-person approval)" if record.single_person else ""
     print(f"{record.config_id} v{record.version} approved by {record.reviewer} on run {record.run_id}{note}")
@@ -162,36 +187,35 @@ def _approve(args: argparse.Namespace) -> int:
 
 
 def _reject(args: argparse.Namespace) -> int:
-    with Store.open() as store:
-        config = _lifecycle(store).reject(args.config_id, _who(args), args.comment, args.version)
+    with Store.open() as store, acting_as(_who(args)) as me:
+        config = _lifecycle(store).reject(args.config_id, me, args.comment, args.version)
     print(f"{config.id} v{config.version} sent back to draft")
     return int(ExitCode.OK)
 
 
 def _retire(args: argparse.Namespace) -> int:
-    with Store.open() as store:
-        config = _lifecycle(store).retire(args.config_id, _who(args), args.version, args.comment)
+    with Store.open() as store, acting_as(_who(args)) as me:
+        config = _lifecycle(store).retire(args.config_id, me, args.version, args.comment)
     print(f"{config.id} v{config.version} retired")
     return int(ExitCode.OK)
 
 
 def _export(args: argparse.Namespace) -> int:
-    actor = _who(args)
-    with Store.open() as store:
+    with Store.open() as store, acting_as(_who(args)) as me:
         lifecycle = _lifecycle(store)
         if args.all:
             if args.config_id or args.output is None:
                 raise InputError(None, "--all exports into a folder: give -o FOLDER and no config id")
             args.output.mkdir(parents=True, exist_ok=True)
             approved = lifecycle.approved_versions()
-            for config in approved:
-                text = export_approved(lifecycle, config.id, actor, config.version)
+            texts = [(c, export_approved(lifecycle, c.id, me, c.version)) for c in approved]
+            for config, text in texts:
                 write_export(args.output / f"{config.id}.v{config.version}.approved.yaml", text)
             print(f"exported {len(approved)} approved config(s) to {args.output}")
             return int(ExitCode.OK)
         if not args.config_id:
             raise InputError(None, "give a config id, or --all with -o FOLDER")
-        text = export_approved(lifecycle, args.config_id, actor, args.version)
+        text = export_approved(lifecycle, args.config_id, me, args.version)
     if args.output is None:
         sys.stdout.write(text)
     else:
@@ -201,13 +225,18 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    failed = 0
+    settings = load_settings()
+    outcome = ExitCode.OK
     for path in args.files:
-        document, verification = read_export(path)
-        status = "OK" if verification.valid else "FAILED"
-        failed += not verification.valid
-        print(f"{path}: {status}: {verification.reason} ({document.config.id} v{document.config.version})")
-    return int(ExitCode.FAILURE if failed else ExitCode.OK)
+        try:
+            checked = check_export(path, settings)
+        except StudioError as exc:
+            print(f"{path}: FAILED: {exc}")
+            outcome = outcome or exc.exit_code
+            continue
+        config = checked.document.config
+        print(f"{path}: OK: {config.id} v{config.version}; " + "; ".join(checked.chain.summary()))
+    return int(outcome)
 
 
 def _expand(paths: list[Path]) -> list[Path]:
@@ -219,19 +248,20 @@ def _expand(paths: list[Path]) -> list[Path]:
 
 def _import(args: argparse.Namespace) -> int:
     files = _expand(args.paths)
-    # Verify everything first so that a bad file in a bundle imports nothing.
+    settings = load_settings()
+    # Check everything first so that a bad file in a bundle imports nothing.
     for path in files:
-        _, verification = read_export(path)
-        if not verification.valid:
-            raise InputError(path, f"refused: {verification.reason}")
-    actor = _who(args)
-    with Store.open() as store:
+        try:
+            check_export(path, settings)
+        except StudioError as exc:
+            print(f"studio: error: {path}: refused: {exc}", file=sys.stderr)
+            return int(exc.exit_code)
+    with Store.open() as store, acting_as(_who(args)) as me:
         lifecycle = _lifecycle(store)
         with lifecycle.recorded():
             for path in files:
-                config, verification = import_export(lifecycle, path, actor, allow_untrusted=args.allow_untrusted)
-                trust = "trusted" if verification.trusted else "untrusted"
-                print(f"{path}: imported {config.id} v{config.version} as approved ({trust} key)")
+                config, checked = import_export(lifecycle, path, me)
+                print(f"{path}: imported {config.id} v{config.version} as approved ({checked.exporter.reason})")
     return int(ExitCode.OK)
 
 
@@ -261,32 +291,32 @@ def _audit_log(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
+def _keys_create(args: argparse.Namespace) -> int:
+    identity = create_identity(args.name)
+    print(f"created identity {identity.label()}; send `studio keys card --as {identity.name}` to colleagues")
+    return int(ExitCode.OK)
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    local = {k.key_id for k in local_identities()}
+    for known in trusted_keys().values():
+        where = "identity on this machine" if known.key_id in local else "trusted colleague"
+        print(f"{known.key_id}  {known.name:<20} {where}")
+    return int(ExitCode.OK)
+
+
 def _keys_public(args: argparse.Namespace) -> int:
-    pem = export_public_key(load_or_create_key().public_key())
+    card = json.dumps(_who(args).card(), indent=2) + "\n"
     if args.output is None:
-        sys.stdout.write(pem)
+        sys.stdout.write(card)
     else:
-        atomic_write_text(args.output, pem)
+        atomic_write_text(args.output, card)
     return int(ExitCode.OK)
 
 
 def _keys_trust(args: argparse.Namespace) -> int:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    from studio.core.approval.signing import key_id
-
-    try:
-        key = serialization.load_pem_public_key(args.file.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise InputError(args.file, f"not a PEM public key ({exc})") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise InputError(args.file, "not an Ed25519 public key")
-    folder = keys_dir() / TRUSTED_DIR
-    folder.mkdir(exist_ok=True)
-    kid = key_id(key)
-    shutil.copyfile(args.file, folder / f"{kid}.pem")
-    print(f"trusting key {kid}")
+    known = trust_card(args.file)
+    print(f"trusting {known.label()}")
     return int(ExitCode.OK)
 
 

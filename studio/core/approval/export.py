@@ -1,13 +1,17 @@
 """Signed YAML export of approved configs, verification, and import on another machine.
 
-An export carries the config, who approved it and when, and the evidence (the check run's scores with breakdown and
-valid rate, suite hash, model file sha256, chat template hash, params, app version), signed with Ed25519 over the
-canonical form of everything but the signature (see :mod:`studio.core.approval.signing`). Its JSON Schema ships
-as ``resources/schema/approved-config.schema.json``.
+An export carries the config, who approved it and when, the evidence (the check run's scores with breakdown and
+valid rate, suite hash, model file sha256, chat template hash, params, app version) and the signed statements the
+approval rests on (authorship, submission, the overrides in the evidence run, the approval itself), and is signed
+by the exporting identity over the canonical form of everything but the signature (see
+:mod:`studio.core.approval.signing`). Export, verify and import all apply :func:`studio.core.approval.chain.
+check_chain`: a version marked approved in the database without a valid signed chain is not exported. Its JSON
+Schema ships as ``resources/schema/approved-config.schema.json``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -15,13 +19,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from studio import __version__
+from studio.core.approval.chain import Chain, ChainError, ChainFailure, check_chain
 from studio.core.approval.lifecycle import Lifecycle
-from studio.core.approval.signing import Verification, load_or_create_key, sign_document, verify_document
+from studio.core.approval.signing import Verification, sign_document, verify_document
 from studio.core.documents import ConfigStatus, SafetyConfig
 from studio.core.errors import InputError, StateError
 from studio.core.fileio import atomic_write_text
-from studio.core.store.approvals import ApprovalRecord
-from studio.core.yamlio import dump_document, load_yaml, parse_document
+from studio.core.identity import Identity, digest, trusted_keys
+from studio.core.settings import StudioSettings
+from studio.core.yamlio import dump_document, load_yaml, parse_document, read_text
 
 EXPORT_FORMAT = "cosa-studio/approved-config/v1"
 
@@ -60,34 +66,44 @@ class ApprovedConfigExport(_Strict):
         description="The check run behind the approval: run id, CoSA-Score, valid rate, breakdown, per-type scores, "
         "suite id and sha256, model name and sha256, chat template sha256, params, seed, decoding mode, app version."
     )
+    statements: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="The signed statements behind the approval: authorship, submission, overrides in the evidence "
+        "run and the approval (each signed by the identity that made it).",
+    )
     signature: SignatureBlock | None = Field(default=None, description="Ed25519 signature; absent on drafts.")
 
 
-def build_export(config: SafetyConfig, approval: ApprovalRecord) -> ApprovedConfigExport:
+def build_export(config: SafetyConfig, chain: Chain) -> ApprovedConfigExport:
+    record = chain.approval
     return ApprovedConfigExport(
         exported_utc=datetime.now(UTC).replace(microsecond=0).isoformat(),
         app_version=__version__,
         config=config,
         approval=ApprovalBlock(
-            author=approval.author,
-            reviewer=approval.reviewer,
-            approved_utc=approval.approved_utc,
-            single_person=approval.single_person,
-            comment=approval.comment,
-            gate=approval.gate,
+            author=chain.authored.signer_label(),
+            reviewer=record.signer_label(),
+            approved_utc=str(record.get("utc")),
+            single_person=bool(record.get("single_person")),
+            comment=str(record.get("comment") or ""),
+            gate=dict(record.get("gate") or {}),
         ),
-        evidence=approval.evidence,
+        evidence=dict(record.get("evidence") or {}),
+        statements=[s.body for s in chain.statements()],
     )
 
 
-def sign_export(document: ApprovedConfigExport, home: Path | None = None) -> ApprovedConfigExport:
+def sign_export(document: ApprovedConfigExport, signer: Identity) -> ApprovedConfigExport:
     data = document.model_dump(mode="json", exclude={"signature"})
-    signed = sign_document(data, load_or_create_key(home))
-    return ApprovedConfigExport.model_validate(signed)
+    return ApprovedConfigExport.model_validate(sign_document(data, signer))
 
 
-def export_approved(lifecycle: Lifecycle, config_id: str, actor: str, version: int | None = None) -> str:
-    """Signed YAML text of an approved version (the newest approved one when ``version`` is None)."""
+def export_approved(lifecycle: Lifecycle, config_id: str, actor: Identity, version: int | None = None) -> str:
+    """Signed YAML text of an approved version (the newest approved one when ``version`` is None).
+
+    The approval is read from the signed statements and checked like ``studio verify`` would: ChainError when it
+    does not hold (whatever the database's status column says).
+    """
     if version is None:
         approved = [c for c in lifecycle.store.configs.history(config_id) if c.status is ConfigStatus.APPROVED]
         if not approved:
@@ -97,14 +113,9 @@ def export_approved(lifecycle: Lifecycle, config_id: str, actor: str, version: i
         config = lifecycle.store.configs.get(config_id, version)
         if config.status is not ConfigStatus.APPROVED:
             raise StateError(f"{config_id} v{version} is {config.status.value}; only approved versions export")
-    document = sign_export(build_export(config, lifecycle.approval(config_id, config.version)))
-    lifecycle.audit.append(
-        actor,
-        "export",
-        config_id,
-        config.version,
-        {"key_id": document.signature.key_id if document.signature else None},
-    )
+    document = sign_export(build_export(config, lifecycle.approval_chain(config)), actor)
+    with lifecycle.recorded():
+        lifecycle.audit.append(actor.name, "export", config_id, config.version, {"key_id": actor.key_id})
     return dump_document(document)
 
 
@@ -112,54 +123,74 @@ def write_export(path: Path, text: str) -> None:
     atomic_write_text(path, text)
 
 
-def read_export(path: Path) -> tuple[ApprovedConfigExport, Verification]:
-    """Parse and verify an exported file. InputError for an invalid document; the verification says the rest."""
+@dataclass(frozen=True)
+class CheckedExport:
+    document: ApprovedConfigExport
+    chain: Chain
+    exporter: Verification
+
+
+def read_export(path: Path) -> ApprovedConfigExport:
+    """Parse an exported file (InputError for anything that is not a valid export document)."""
     data = load_yaml(path)
     if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
         raise InputError(path, f"not an approved-config export (expected format: {EXPORT_FORMAT})", line=1)
-    document = parse_document(Path(path).read_text(encoding="utf-8"), ApprovedConfigExport, source=str(path))
-    verification = verify_document(document.model_dump(mode="json"))
-    return document, verification
+    return parse_document(read_text(path), ApprovedConfigExport, source=str(path))
 
 
-def import_export(
-    lifecycle: Lifecycle, path: Path, actor: str, *, allow_untrusted: bool = False
-) -> tuple[SafetyConfig, Verification]:
+def check_export(path: Path, settings: StudioSettings) -> CheckedExport:
+    """Read and check an export completely: its own signature, every statement, trust, evidence, four-eyes.
+
+    Raises InputError for a file that is not an export and :class:`ChainError` (with the failure's exit code) for
+    one that does not hold.
+    """
+    document = read_export(path)
+    data = document.model_dump(mode="json")
+    exporter = verify_document(data)
+    if not exporter.valid:
+        raise ChainError(ChainFailure.MODIFIED, exporter.reason)
+    approvals = [s for s in document.statements if s.get("kind") == "approve"]
+    if len(approvals) != 1:
+        raise ChainError(ChainFailure.EVIDENCE_MISMATCH, f"the file holds {len(approvals)} approval statements, not 1")
+    by_digest = {digest(s): s for s in document.statements}
+    chain = check_chain(
+        document.config,
+        approvals[0],
+        by_digest,
+        trusted_keys(),
+        allow_single_person=settings.single_person_approval,
+        evidence=document.evidence,
+    )
+    if build_export(document.config, chain).approval != document.approval:
+        raise ChainError(ChainFailure.MODIFIED, "the approval block differs from the signed approval")
+    if not exporter.trusted:
+        raise ChainError(ChainFailure.UNTRUSTED_SIGNER, f"the file is {exporter.reason}")
+    return CheckedExport(document, chain, exporter)
+
+
+def import_export(lifecycle: Lifecycle, path: Path, actor: Identity) -> tuple[SafetyConfig, CheckedExport]:
     """Bring a signed export into the local store as an approved version.
 
-    A tampered or unsigned file is refused; a valid signature by a key not in the trusted keys folder is refused
-    unless ``allow_untrusted``. Nothing is written when the file is refused.
+    The file must pass :func:`check_export` (the same rules as ``studio verify``); nothing is written otherwise.
+    Its statements are stored as they are, so the approval can be exported again from here.
     """
-    document, verification = read_export(path)
-    if not verification.valid:
-        raise StateError(f"{path}: refused: {verification.reason}")
-    if not verification.trusted and not allow_untrusted:
-        raise StateError(
-            f"{path}: refused: signed by key {verification.key_id}, which is not trusted here; add the author's "
-            "public key with `studio keys trust FILE` or pass --allow-untrusted"
-        )
+    checked = check_export(path, lifecycle.settings)
+    document = checked.document
     store = lifecycle.store
     with lifecycle.recorded():
         stored = store.configs.import_config(document.config)
         if stored.content_hash() != document.config.content_hash():
             raise StateError(f"{path}: the stored config differs from the imported one")
+        for statement in document.statements:
+            lifecycle.statements.add(statement)
         if stored.status is not ConfigStatus.APPROVED:
-            lifecycle.approvals.add(
-                ApprovalRecord(
-                    config_id=stored.id,
-                    version=stored.version,
-                    author=document.approval.author,
-                    reviewer=document.approval.reviewer,
-                    approved_utc=document.approval.approved_utc,
-                    single_person=document.approval.single_person,
-                    run_id=str(document.evidence.get("run_id", "")),
-                    gate=document.approval.gate,
-                    evidence=document.evidence,
-                    comment=document.approval.comment,
-                )
-            )
             stored = store.configs.set_status(stored.id, stored.version, ConfigStatus.APPROVED)
+        lifecycle.approval_chain(stored)
         lifecycle.audit.append(
-            actor, "import", stored.id, stored.version, {"file": Path(path).name, "key_id": verification.key_id}
+            actor.name,
+            "import",
+            stored.id,
+            stored.version,
+            {"file": Path(path).name, "key_id": checked.exporter.key_id, "approval": checked.chain.approval.digest},
         )
-    return stored, verification
+    return stored, checked

@@ -1,10 +1,13 @@
 """The config lifecycle: draft -> in review -> approved -> retired, with the approval gate and the audit trail.
 
 * Submitting freezes a version: it is never rewritten, and any edit saves a new draft version.
-* Approval needs a reviewer other than the version's author (unless single-person approval is switched on in the
-  settings, which is then recorded on the approval) and a finished check run of that exact version (same version
-  number and content hash) that meets the gate: lowest score, lowest valid rate, required suite.
-* Every action is appended to the hash-chained audit log.
+* Approval needs a finished check run of that exact version (same version number and content hash) that meets
+  the gate (lowest score, lowest valid rate, required suite), and an approver whose key differs from the key that
+  stored the version, the key that submitted it and the key of anyone whose override changed a verdict in that run
+  (unless single-person approval is switched on in the settings, which is then recorded in the approval).
+* Every act is a signed statement (:mod:`studio.core.store.statements`) by an identity
+  (:mod:`studio.core.identity`), and is appended to the hash-chained audit log. Who did what is read from the
+  statements, never from a name typed into a field: the config's ``author`` field is only a label.
 """
 
 from __future__ import annotations
@@ -12,18 +15,27 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from studio.core.approval.chain import (
+    Chain,
+    ChainError,
+    ChainFailure,
+    check_chain,
+    conflicting_roles,
+    report_sha256,
+)
 from studio.core.documents import ConfigStatus, SafetyConfig
-from studio.core.errors import NotFoundError, StateError
+from studio.core.errors import NotFoundError, StateError, StudioError
 from studio.core.evals.formatting import format_score
 from studio.core.evals.runner import scored_item
 from studio.core.evals.scoring import score_items
+from studio.core.identity import Identity, digest
 from studio.core.settings import GateSettings, StudioSettings
 from studio.core.store.approvals import ApprovalRecord, ApprovalRepo
 from studio.core.store.audit import AuditLog
 from studio.core.store.runs import RunStatus, RunStore
+from studio.core.store.statements import Checked, StatementRepo
 from studio.core.store.store import Store
 
 
@@ -97,31 +109,61 @@ def evaluate_gate(store: Store, config: SafetyConfig, run_id: str, gate: GateSet
 
 
 class Lifecycle:
-    """Lifecycle actions on stored configs, each recorded in the audit log."""
+    """Lifecycle actions on stored configs, each a signed statement and an audit entry."""
 
     def __init__(self, store: Store, settings: StudioSettings) -> None:
         self.store = store
         self.settings = settings
         self.audit = audit_log(store)
         self.approvals = ApprovalRepo(store.db)
+        self.statements = StatementRepo(store.db)
 
     @contextmanager
     def recorded(self) -> Iterator[None]:
-        """One transaction for a state change and its audit row; the audit head is updated after the commit."""
+        """One transaction for a state change, its statement and its audit row; the audit head follows the commit."""
         with self.store.db.atomic():
             yield
-        self.audit.flush_head()
 
     def _version(self, config_id: str, version: int | None) -> SafetyConfig:
         return self.store.configs.get(config_id, version)
 
-    def submit(self, config_id: str, actor: str, version: int | None = None) -> SafetyConfig:
+    def _sign(self, actor: Identity, kind: str, config: SafetyConfig, **fields: Any) -> dict[str, Any]:
+        """Store a signed statement about this exact version and append its audit row (inside a transaction)."""
+        statement = self.statements.sign_and_add(
+            actor, kind, config_id=config.id, version=config.version, content_sha256=config.content_hash(), **fields
+        )
+        details = {"content_sha256": config.content_hash(), "statement": digest(statement)}
+        details.update({k: v for k, v in fields.items() if k in {"comment", "run_id", "single_person"}})
+        self.audit.append(actor.name, _AUDIT_ACTIONS[kind], config.id, config.version, details)
+        return statement
+
+    def _trusted_about(self, config: SafetyConfig, kind: str) -> list[Checked]:
+        return [s for s in self.statements.about_content(config.id, config.content_hash(), kind) if s.signer]
+
+    def authorship(self, config: SafetyConfig) -> Checked:
+        """The first trusted statement that stored this exact content: who wrote this version."""
+        found = self._trusted_about(config, "version")
+        if not found:
+            raise StateError(
+                f"{config.id} v{config.version} has no signed authorship by a trusted identity (stored before "
+                "versions were signed, or the database was altered); save its text as a new version"
+            )
+        return found[0]
+
+    def submission(self, config: SafetyConfig) -> Checked:
+        found = self._trusted_about(config, "submit")
+        if not found:
+            raise StateError(f"{config.id} v{config.version} has no signed submission by a trusted identity")
+        return found[-1]
+
+    def submit(self, config_id: str, actor: Identity, version: int | None = None) -> SafetyConfig:
         config = self._version(config_id, version)
         if config.status is not ConfigStatus.DRAFT:
             raise StateError(f"{config_id} v{config.version} is {config.status.value}; only drafts can be submitted")
+        authored = self.authorship(config)
         with self.recorded():
             updated = self.store.configs.set_status(config_id, config.version, ConfigStatus.IN_REVIEW)
-            self.audit.append(actor, "submit", config_id, config.version, {"content_sha256": config.content_hash()})
+            self._sign(actor, "submit", config, version_statement=authored.digest)
         return updated
 
     def candidate_runs(self, config: SafetyConfig) -> list[GateResult]:
@@ -132,10 +174,27 @@ class Lifecycle:
                 results.append(evaluate_gate(self.store, config, record.id, self.settings.gate))
         return sorted(results, key=lambda r: (r.passed, r.evidence.get("score") or -2.0), reverse=True)
 
+    def overrides(self, run_id: str, config: SafetyConfig) -> tuple[list[Checked], list[str]]:
+        """The signed override behind every human verdict in effect on this config in this run, and the items whose
+        human verdict no trusted signed override backs."""
+        found: list[Checked] = []
+        unbacked: list[str] = []
+        for item in RunStore(self.store.db).items(run_id, config.id):
+            if item.human_rating is None and item.human_safe is None:
+                continue
+            signed = self.statements.about_item(run_id, config.id, item.probe_id)
+            latest = signed[-1] if signed else None
+            human = {"rating": item.human_rating, "safe": item.human_safe}
+            if latest is None or latest.signer is None or latest.get("human") != human:
+                unbacked.append(item.probe_id)
+            else:
+                found.append(latest)
+        return found, unbacked
+
     def approve(
         self,
         config_id: str,
-        reviewer: str,
+        reviewer: Identity,
         *,
         version: int | None = None,
         run_id: str | None = None,
@@ -146,49 +205,55 @@ class Lifecycle:
             raise StateError(
                 f"{config_id} v{config.version} is {config.status.value}; submit it for review before approving"
             )
-        author = config.author or "unknown"
-        single_person = reviewer == author
-        if single_person and not self.settings.single_person_approval:
+        authored, submitted = self.authorship(config), self.submission(config)
+        gate = self._passing_gate(config, run_id)
+        overrides, unbacked = self.overrides(gate.run_id, config)
+        if unbacked:
             raise StateError(
-                f"{reviewer} wrote {config_id} v{config.version} and cannot approve it; another identity must review "
-                "(or switch on single-person approval in the settings)"
+                f"run {gate.run_id} has human verdicts with no signed override by a trusted identity "
+                f"({', '.join(unbacked[:5])}); review those items again"
             )
+        roles = conflicting_roles(reviewer.key_id, authored, submitted, overrides)
+        if roles and not self.settings.single_person_approval:
+            raise StateError(
+                f"{reviewer.label()} {' and '.join(roles)} {config_id} v{config.version} and cannot approve it; "
+                "another identity must review (or switch on single-person approval in the settings)"
+            )
+        with self.recorded():
+            statement = self._sign(
+                reviewer,
+                "approve",
+                config,
+                run_id=gate.run_id,
+                report_sha256=report_sha256(gate.evidence),
+                gate=self.settings.gate.model_dump(mode="json"),
+                evidence=gate.evidence,
+                single_person=bool(roles),
+                comment=comment,
+                version_statement=authored.digest,
+                submit_statement=submitted.digest,
+                override_statements=[o.digest for o in overrides],
+            )
+            record = _record(config, self.chain_of(config, statement))
+            self.approvals.add(record)
+            self.store.configs.set_status(config_id, config.version, ConfigStatus.APPROVED)
+        return record
+
+    def _passing_gate(self, config: SafetyConfig, run_id: str | None) -> GateResult:
         if run_id is not None:
             gate = evaluate_gate(self.store, config, run_id, self.settings.gate)
         else:
             candidates = self.candidate_runs(config)
             if not candidates:
                 raise StateError(
-                    f"no finished check run of {config_id} v{config.version}; run `studio check` on it first"
+                    f"no finished check run of {config.id} v{config.version}; run `studio check` on it first"
                 )
             gate = candidates[0]
         if not gate.passed:
-            raise StateError(f"{config_id} v{config.version} does not meet the gate: " + "; ".join(gate.reasons))
-        record = ApprovalRecord(
-            config_id=config_id,
-            version=config.version,
-            author=author,
-            reviewer=reviewer,
-            approved_utc=datetime.now(UTC).replace(microsecond=0).isoformat(),
-            single_person=single_person,
-            run_id=gate.run_id,
-            gate=self.settings.gate.model_dump(mode="json"),
-            evidence=gate.evidence,
-            comment=comment,
-        )
-        with self.recorded():
-            self.approvals.add(record)
-            self.store.configs.set_status(config_id, config.version, ConfigStatus.APPROVED)
-            self.audit.append(
-                reviewer,
-                "approve",
-                config_id,
-                config.version,
-                {"run_id": gate.run_id, "single_person": single_person, "score": gate.evidence.get("score")},
-            )
-        return record
+            raise StateError(f"{config.id} v{config.version} does not meet the gate: " + "; ".join(gate.reasons))
+        return gate
 
-    def reject(self, config_id: str, reviewer: str, comment: str, version: int | None = None) -> SafetyConfig:
+    def reject(self, config_id: str, reviewer: Identity, comment: str, version: int | None = None) -> SafetyConfig:
         config = self._version(config_id, version)
         if config.status is not ConfigStatus.IN_REVIEW:
             raise StateError(f"{config_id} v{config.version} is {config.status.value}; only versions in review")
@@ -196,16 +261,16 @@ class Lifecycle:
             raise StateError("a rejection needs a comment saying what to change")
         with self.recorded():
             updated = self.store.configs.set_status(config_id, config.version, ConfigStatus.DRAFT)
-            self.audit.append(reviewer, "reject", config_id, config.version, {"comment": comment})
+            self._sign(reviewer, "reject", config, comment=comment)
         return updated
 
-    def retire(self, config_id: str, actor: str, version: int | None = None, comment: str = "") -> SafetyConfig:
+    def retire(self, config_id: str, actor: Identity, version: int | None = None, comment: str = "") -> SafetyConfig:
         config = self._version(config_id, version)
         if config.status is not ConfigStatus.APPROVED:
             raise StateError(f"{config_id} v{config.version} is {config.status.value}; only approved versions retire")
         with self.recorded():
             updated = self.store.configs.set_status(config_id, config.version, ConfigStatus.RETIRED)
-            self.audit.append(actor, "retire", config_id, config.version, {"comment": comment})
+            self._sign(actor, "retire", config, comment=comment)
         return updated
 
     def approved_versions(self) -> list[SafetyConfig]:
@@ -217,8 +282,105 @@ class Lifecycle:
                 found.append(approved[-1])
         return found
 
+    def chain_of(self, config: SafetyConfig, approval: dict[str, Any]) -> Chain:
+        """Check one approval statement of ``config`` against the statements stored here (ChainError if it fails)."""
+        digests = [approval.get("version_statement"), approval.get("submit_statement")]
+        digests += list(approval.get("override_statements") or [])
+        bodies: dict[str, dict[str, Any]] = {}
+        for wanted in digests:
+            found = self.statements.get(str(wanted))
+            if found is not None:
+                bodies[found.digest] = found.body
+        return check_chain(
+            config,
+            approval,
+            bodies,
+            self.statements.trusted,
+            allow_single_person=self.settings.single_person_approval,
+        )
+
+    def approval_chain(self, config: SafetyConfig) -> Chain:
+        """The newest approval of exactly this content whose whole chain holds here.
+
+        Nothing is taken from the ``approvals`` table or the status column: a version marked approved without a
+        signed approval (or with one copied from another version) raises :class:`ChainError` or StateError.
+        """
+        approvals = self.statements.about_content(config.id, config.content_hash(), "approve")
+        if not approvals:
+            raise StateError(
+                f"{config.id} v{config.version} has no signed approval of this content (the database says "
+                f"{config.status.value})"
+            )
+        failure: ChainError | None = None
+        for approval in reversed(approvals):
+            try:
+                chain = self.chain_of(config, approval.body)
+            except ChainError as exc:
+                failure = failure or exc
+                continue
+            self._check_local_run(config, chain)
+            return chain
+        assert failure is not None
+        raise failure
+
+    def _check_local_run(self, config: SafetyConfig, chain: Chain) -> None:
+        """When the evidence run is stored here, it must have checked this content and still show that evidence."""
+        run_id = str(chain.approval.get("run_id"))
+        runs = RunStore(self.store.db)
+        if not any(r.id == run_id for r in runs.list_runs(config.id)):
+            return
+        checked = [c for c in runs.configs(run_id) if c.id == config.id]
+        if not checked or checked[0].content_hash() != config.content_hash():
+            raise ChainError(ChainFailure.EVIDENCE_MISMATCH, f"run {run_id} did not check this content")
+
+    def signed_acts(self, config: SafetyConfig) -> list[str]:
+        """Who signed what about this exact version, oldest first, for people to read (GUI, history).
+
+        An approved or retired version shows its approval chain as checked here, or why it does not hold.
+        """
+        lines = []
+        for kind in ("version", "submit", "reject", "approve", "retire"):
+            for statement in self.statements.about_content(config.id, config.content_hash(), kind):
+                comment = statement.get("comment")
+                why = f": {comment}" if comment else ""
+                lines.append(f"{_VERBS[kind]} by {statement.signer_label()} at {statement.get('utc')}{why}")
+        if config.status in (ConfigStatus.APPROVED, ConfigStatus.RETIRED):
+            try:
+                self.approval_chain(config)
+                lines.append("approval chain holds: signatures, trusted signers, evidence, four-eyes")
+            except StudioError as exc:
+                lines.append(f"approval does not hold: {exc}")
+        return lines
+
     def approval(self, config_id: str, version: int) -> ApprovalRecord:
+        config = self._version(config_id, version)
         try:
-            return self.approvals.get(config_id, version)
-        except NotFoundError:
+            return _record(config, self.approval_chain(config))
+        except StateError:
             raise NotFoundError(f"{config_id} v{version} is not approved") from None
+
+
+_AUDIT_ACTIONS = {"submit": "submit", "approve": "approve", "reject": "reject", "retire": "retire"}
+_VERBS = {
+    "version": "stored",
+    "submit": "submitted",
+    "reject": "rejected",
+    "approve": "approved",
+    "retire": "retired",
+}
+
+
+def _record(config: SafetyConfig, chain: Chain) -> ApprovalRecord:
+    approval = chain.approval
+    return ApprovalRecord(
+        config_id=config.id,
+        version=config.version,
+        author=chain.authored.signer_label(),
+        reviewer=approval.signer_label(),
+        approved_utc=str(approval.get("utc")),
+        single_person=bool(approval.get("single_person")),
+        run_id=str(approval.get("run_id")),
+        gate=dict(approval.get("gate") or {}),
+        evidence=dict(approval.get("evidence") or {}),
+        comment=str(approval.get("comment") or ""),
+    )

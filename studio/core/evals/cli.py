@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import shlex
 import sys
 import time
@@ -16,7 +17,7 @@ from xml.etree import ElementTree
 import sqlite_utils
 
 from studio.core.cli import command_group
-from studio.core.documents import ProbeSuite, SafetyConfig
+from studio.core.documents import ID_PATTERN, ProbeSuite, SafetyConfig
 from studio.core.errors import ExitCode, InputError, NotFoundError
 from studio.core.evals.compare import PairRow, compare_configs, config_history, diff_runs, regression_matrix
 from studio.core.evals.formatting import format_score
@@ -411,6 +412,9 @@ def _register_runs(sub: Any) -> None:
     review.add_argument("--safe", choices=["yes", "no"], help="the reply follows the config (yes) or not (no)")
     review.add_argument("--rating", type=int, help="helpfulness 0-5")
     review.add_argument("--note", default="", help="why")
+    review.add_argument(
+        "--as", dest="actor", metavar="NAME", help="sign the verdict as this identity (default: your default identity)"
+    )
     review.set_defaults(func=_runs_review)
 
     agree = rsub.add_parser("agreement", help="judge-human agreement: Cohen's kappa and confusion table per config")
@@ -510,7 +514,14 @@ def _runs_export(args: argparse.Namespace) -> int:
 
 
 def _runs_review(args: argparse.Namespace) -> int:
+    from studio.core.identity import acting_as, resolve_identity
+    from studio.core.settings import load_settings
+
     def body(db: sqlite_utils.Database) -> int:
+        with acting_as(resolve_identity(args.actor, load_settings().identity)):
+            return review_item(db)
+
+    def review_item(db: sqlite_utils.Database) -> int:
         if args.clear:
             clear_human_verdict(db, args.run, args.config, args.probe)
             print("human verdict cleared")
@@ -659,6 +670,8 @@ def _benchmark_files(source: str) -> list[Path]:
 
 
 def _import_benchmark(args: argparse.Namespace) -> int:
+    if args.prefix is not None and not re.fullmatch(ID_PATTERN, f"{args.prefix}-0"):
+        raise InputError("--prefix", f"{args.prefix!r} cannot start a config id (use a-z, 0-9, '.', '_', '-')")
     files = [path for source in args.file for path in _benchmark_files(source)]
     if args.kind == "cosapien":
         imported = import_cosapien(files, prefix=args.prefix or "cosapien")

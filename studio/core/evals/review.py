@@ -1,7 +1,9 @@
 """Human review of check runs: accept or override judge verdicts, and measure judge-human agreement.
 
 Overrides are stored beside the judge verdicts, never over them, so a score can be computed from either
-(:func:`studio.core.evals.runner.run_report` with ``use="judge"`` or ``use="human"``).
+(:func:`studio.core.evals.runner.run_report` with ``use="judge"`` or ``use="human"``). Each override, acceptance or
+clearing is a statement signed by the acting identity and an audit entry: an approval only counts overrides that
+a trusted identity signed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import sqlite_utils
 
 from studio.core.errors import InputError, StateError
 from studio.core.evals.scoring import MAX_RATING
+from studio.core.identity import acting_identity, digest
+from studio.core.store.audit import AuditLog
 from studio.core.store.runs import ItemRecord, RunStore
+from studio.core.store.statements import StatementRepo
 
 SAFE, UNSAFE, INVALID = "safe", "unsafe", "invalid"
 
@@ -34,23 +39,61 @@ def set_human_verdict(
         raise InputError(None, "give a rating, a safety verdict or both")
     if rating is not None and not 0 <= rating <= MAX_RATING:
         raise InputError(None, f"rating {rating} is outside 0..{MAX_RATING}")
-    store = RunStore(db)
-    store.set_human(run_id, config_id, probe_id, rating=rating, safe=safe, note=note)
-    return store.item(run_id, config_id, probe_id)
+    return _record_override(db, run_id, config_id, probe_id, rating=rating, safe=safe, note=note)
 
 
 def accept_judge_verdict(db: sqlite_utils.Database, run_id: str, config_id: str, probe_id: str) -> ItemRecord:
     """Record that a person agrees with the judge: the judge verdicts are copied into the human fields."""
-    store = RunStore(db)
-    item = store.item(run_id, config_id, probe_id)
+    item = RunStore(db).item(run_id, config_id, probe_id)
     if not item.judged or (item.rating is None and item.safe is None):
         raise StateError(f"item {probe_id!r} under {config_id!r} has no readable judge verdict to accept")
-    store.set_human(run_id, config_id, probe_id, rating=item.rating, safe=item.safe, note="accepted")
-    return store.item(run_id, config_id, probe_id)
+    return _record_override(db, run_id, config_id, probe_id, rating=item.rating, safe=item.safe, note="accepted")
 
 
 def clear_human_verdict(db: sqlite_utils.Database, run_id: str, config_id: str, probe_id: str) -> None:
-    RunStore(db).set_human(run_id, config_id, probe_id, rating=None, safe=None)
+    _record_override(db, run_id, config_id, probe_id, rating=None, safe=None, note="cleared")
+
+
+def _record_override(
+    db: sqlite_utils.Database,
+    run_id: str,
+    config_id: str,
+    probe_id: str,
+    *,
+    rating: int | None,
+    safe: bool | None,
+    note: str,
+) -> ItemRecord:
+    """Store a human verdict with a statement signed by the acting identity (who, what, why) and an audit row.
+
+    ``changed`` in the statement says whether the human verdict differs from the judge's: an approver may not be
+    someone who changed a verdict in the evidence run.
+    """
+    store = RunStore(db)
+    signer = acting_identity()
+    with db.atomic():
+        item = store.item(run_id, config_id, probe_id)
+        store.set_human(run_id, config_id, probe_id, rating=rating, safe=safe, note=note)
+        changed = (rating is not None and rating != item.rating) or (safe is not None and safe != item.safe)
+        statement = StatementRepo(db).sign_and_add(
+            signer,
+            "override",
+            run_id=run_id,
+            config_id=config_id,
+            probe_id=probe_id,
+            judge={"rating": item.rating, "safe": item.safe},
+            human={"rating": rating, "safe": safe},
+            changed=changed,
+            note=note,
+        )
+        AuditLog(db).append(
+            signer.name,
+            "override",
+            config_id,
+            None,
+            {"run_id": run_id, "probe_id": probe_id, "changed": changed, "statement": digest(statement)},
+        )
+    return store.item(run_id, config_id, probe_id)
 
 
 def cohen_kappa(pairs: Sequence[tuple[Hashable, Hashable]]) -> float | None:

@@ -1,7 +1,8 @@
 """Safety configs and their version history.
 
 A config is a row of ``configs``; each saved change adds a row to ``config_versions`` and never rewrites an
-earlier one. Only a version's lifecycle status changes in place (:meth:`ConfigRepo.set_status`).
+earlier one. Only a version's lifecycle status changes in place (:meth:`ConfigRepo.set_status`). Each stored
+version gets a signed ``version`` statement by the acting identity: who put this exact text into the store.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from pydantic import ValidationError
 from studio.core.choices import choices_hint
 from studio.core.documents import ConfigStatus, SafetyConfig, utc_now
 from studio.core.errors import NotFoundError, StateError, one_line
+from studio.core.identity import acting_identity, digest
 from studio.core.store.audit import AuditLog
 from studio.core.store.migrations import migration
+from studio.core.store.statements import StatementRepo
 
 #: Fields that describe a stored version rather than its content; a change to only these is not a new version.
 VERSION_FIELDS = frozenset({"version", "status", "created", "updated"})
@@ -136,7 +139,6 @@ class ConfigRepo:
             stored = _revalidate(config, status=ConfigStatus.DRAFT)
             self.db.execute("INSERT INTO configs (id, created) VALUES (?, ?)", [stored.id, stored.created.isoformat()])
             self._insert_version(stored, "create")
-        self._audit.flush_head()
         return stored
 
     def save(self, config: SafetyConfig) -> SafetyConfig:
@@ -158,7 +160,6 @@ class ConfigRepo:
                 updated=utc_now(),
             )
             self._insert_version(stored, "edit")
-        self._audit.flush_head()
         return stored
 
     def import_config(self, config: SafetyConfig) -> SafetyConfig:
@@ -193,7 +194,6 @@ class ConfigRepo:
             self.db.execute("DELETE FROM config_versions WHERE config_id = ?", [config_id])
             self.db.execute("DELETE FROM configs WHERE id = ?", [config_id])
             self._audit.append(actor or "unknown", "delete", config_id, None, {"versions": len(history)})
-        self._audit.flush_head()
 
     # -- helpers -----------------------------------------------------------------------------------------------
 
@@ -224,8 +224,21 @@ class ConfigRepo:
             raise StateError(
                 f"config {config.id!r} version {config.version} was stored concurrently; try again ({exc})"
             ) from None
+        signer = acting_identity()
+        statement = StatementRepo(self.db).sign_and_add(
+            signer,
+            "version",
+            config_id=config.id,
+            version=config.version,
+            content_sha256=config.content_hash(),
+            author_field=config.author,
+        )
         self._audit.append(
-            config.author or "unknown", action, config.id, config.version, {"content_sha256": config.content_hash()}
+            signer.name,
+            action,
+            config.id,
+            config.version,
+            {"content_sha256": config.content_hash(), "statement": digest(statement)},
         )
 
 

@@ -9,6 +9,7 @@ from studio.core.store import (  # noqa: F401
     exchanges,
     models,
     runs,
+    statements,
     suites,
 )
 

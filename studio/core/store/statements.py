@@ -1,0 +1,174 @@
+"""Signed statements: every act that matters, signed by the identity that did it, over content hashes.
+
+A statement is a small JSON document: ``kind`` (``version``, ``submit``, ``override``, ``approve``, ``reject``,
+``retire``), what it is about (config id and content sha256, or run, config and probe), the act's own fields, the
+``signer`` block and an Ed25519 ``signature`` over everything else (:func:`studio.core.identity.canonical_bytes`).
+Statements refer to each other by :func:`studio.core.identity.digest`. The table keeps them as signed; nothing that
+decides an approval is ever read from an unsigned row, and every statement is checked again when it is read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlite_utils
+
+from studio.core import identity as ids
+from studio.core.store.migrations import migration
+
+FORMAT = "cosa-studio/statement/v1"
+KINDS = ("version", "submit", "override", "approve", "reject", "retire")
+
+
+@migration("0042_signed_statements")
+def _create_statements(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE statements (
+            digest TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            config_id TEXT,
+            content_sha256 TEXT,
+            run_id TEXT,
+            probe_id TEXT,
+            key_id TEXT NOT NULL,
+            utc TEXT NOT NULL,
+            body TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX statements_by_content ON statements(config_id, content_sha256, kind)")
+    db.execute("CREATE INDEX statements_by_item ON statements(run_id, config_id, probe_id)")
+    for event in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER statements_no_{event.lower()} BEFORE {event} ON statements "
+            "BEGIN SELECT RAISE(ABORT, 'signed statements are never changed'); END"
+        )
+
+
+def make_statement(signer: ids.Identity, kind: str, **fields: Any) -> dict[str, Any]:
+    """A signed statement of ``kind`` by ``signer``."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown statement kind {kind!r}")
+    body = {"format": FORMAT, "kind": kind, "utc": datetime.now(UTC).isoformat(timespec="seconds"), **fields}
+    return signer.sign(body)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A statement whose signature holds; ``signer`` is the trusted key, or None when the key is not trusted."""
+
+    body: dict[str, Any]
+    digest: str
+    key_id: str
+    signer: ids.KnownKey | None
+
+    @property
+    def kind(self) -> str:
+        return str(self.body.get("kind"))
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.body.get(name, default)
+
+    def signer_label(self) -> str:
+        if self.signer is not None:
+            return self.signer.label()
+        claimed = self.body.get("signer", {}).get("name", "?") if isinstance(self.body.get("signer"), dict) else "?"
+        return f"{claimed} ({self.key_id}, not trusted here)"
+
+
+def check_statement(body: object, trusted: dict[str, ids.KnownKey]) -> Checked | None:
+    """The statement with its trusted signer, or None when it is malformed or its signature does not hold."""
+    if not isinstance(body, dict) or body.get("format") != FORMAT or body.get("kind") not in KINDS:
+        return None
+    signer = body.get("signer")
+    public = ids.public_key_from_b64(signer.get("public_key")) if isinstance(signer, dict) else None
+    if public is None or not isinstance(signer, dict) or signer.get("key_id") != ids.key_id(public):
+        return None
+    if not ids.signature_valid(public, body.get("signature"), ids.canonical_bytes(body)):
+        return None
+    kid = ids.key_id(public)
+    return Checked(body, ids.digest(body), kid, trusted.get(kid))
+
+
+class StatementRepo:
+    """Insert-only storage of signed statements, read back only through :func:`check_statement`."""
+
+    def __init__(self, db: sqlite_utils.Database, trusted: dict[str, ids.KnownKey] | None = None) -> None:
+        self.db = db
+        self._trusted = trusted
+
+    @property
+    def trusted(self) -> dict[str, ids.KnownKey]:
+        if self._trusted is None:
+            self._trusted = ids.trusted_keys()
+        return self._trusted
+
+    def add(self, body: dict[str, Any]) -> str:
+        """Store a signed statement (once); returns its digest."""
+        key = ids.digest(body)
+        signer = body.get("signer") or {}
+        self.db.execute(
+            "INSERT OR IGNORE INTO statements (digest, kind, config_id, content_sha256, run_id, probe_id, key_id, "
+            "utc, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                key,
+                body.get("kind"),
+                body.get("config_id"),
+                body.get("content_sha256"),
+                body.get("run_id"),
+                body.get("probe_id"),
+                signer.get("key_id", ""),
+                body.get("utc", ""),
+                json.dumps(body, sort_keys=True, ensure_ascii=False),
+            ],
+        )
+        return key
+
+    def sign_and_add(self, signer: ids.Identity, kind: str, **fields: Any) -> dict[str, Any]:
+        body = make_statement(signer, kind, **fields)
+        self.add(body)
+        return body
+
+    def _checked(self, rows: Any) -> list[Checked]:
+        found = []
+        for row in rows:
+            try:
+                body = json.loads(row["body"])
+            except (ValueError, RecursionError):
+                continue
+            checked = check_statement(body, self.trusted)
+            # A row whose stored digest differs from its body was edited: it is not the statement it claims to be.
+            if checked is not None and checked.digest == row["digest"]:
+                found.append(checked)
+        return found
+
+    def get(self, digest: str) -> Checked | None:
+        found = self._checked(self.db.query("SELECT * FROM statements WHERE digest = ?", [digest]))
+        return found[0] if found else None
+
+    def about_content(self, config_id: str, content_sha256: str, kind: str) -> list[Checked]:
+        """Valid statements of ``kind`` about this exact content, oldest first."""
+        rows = self.db.query(
+            "SELECT * FROM statements WHERE config_id = ? AND content_sha256 = ? AND kind = ? ORDER BY rowid",
+            [config_id, content_sha256, kind],
+        )
+        return [
+            c
+            for c in self._checked(rows)
+            if c.get("config_id") == config_id and c.get("content_sha256") == content_sha256
+        ]
+
+    def about_item(self, run_id: str, config_id: str, probe_id: str) -> list[Checked]:
+        """Valid override statements about one item of a run, oldest first."""
+        rows = self.db.query(
+            "SELECT * FROM statements WHERE kind = 'override' AND run_id = ? AND config_id = ? AND probe_id = ? "
+            "ORDER BY rowid",
+            [run_id, config_id, probe_id],
+        )
+        return [
+            c
+            for c in self._checked(rows)
+            if (c.get("run_id"), c.get("config_id"), c.get("probe_id")) == (run_id, config_id, probe_id)
+        ]

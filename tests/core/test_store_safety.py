@@ -1,0 +1,273 @@
+"""The store under pressure: concurrent writers lose nothing, every write path advances the signed audit head,
+and bad homes, unknown schema versions and deeply nested YAML end in one clean line, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from studio.core.cli import main
+from studio.core.store import Store
+from studio.core.store.audit import AuditLog
+
+REPO = Path(__file__).resolve().parents[2]
+
+CONFIG_YAML = """\
+id: {id}
+title: Support bot {id}
+kind: free-form
+text: |
+  Help customers with account security.
+"""
+
+
+def _write_config(path: Path, config_id: str) -> Path:
+    path.write_text(CONFIG_YAML.format(id=config_id), encoding="utf-8")
+    return path
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from studio.core.cli import main
+
+n = int(sys.argv[1])
+folder = Path(sys.argv[2])
+for i in range(50):
+    if i % 2:
+        path = folder / f"w{n}-{i}.yaml"
+        path.write_text(sys.argv[3].format(id=f"w{n}-{i}"), encoding="utf-8")
+        code = main(["config", "import", str(path)])
+    else:
+        code = main(["config", "edit", "shared", "--set-notes", f"writer {n} edit {i}"])
+    if code != 0:
+        print(f"write {i} failed with {code}", file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("writers", [2, 4])
+def test_concurrent_writers_lose_nothing(studio_home: Path, tmp_path: Path, writers: int) -> None:
+    assert main(["config", "import", str(_write_config(tmp_path / "shared.yaml", "shared"))]) == 0
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(WRITER), str(n), str(tmp_path), CONFIG_YAML],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for n in range(writers)
+    ]
+    for proc in procs:
+        _out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0
+        assert err == "", err  # no traceback, no failed write
+    with Store.open() as store:
+        assert len(store.configs.history("shared")) == 1 + 25 * writers
+        imported = [c.id for c in store.configs.list() if c.id != "shared"]
+        assert len(imported) == 25 * writers
+        log = AuditLog(store.db)
+        assert log.verify() == []
+        head = log.head()
+        assert head is not None and head.seq == len(log.entries()) == 1 + 50 * writers
+
+
+# -- the audit head -------------------------------------------------------------------------------------------------
+
+
+def _tamper(db_path: Path, *statements: str) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.execute("DROP TRIGGER IF EXISTS audit_log_no_update")
+    conn.execute("DROP TRIGGER IF EXISTS audit_log_no_delete")
+    for statement in statements:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+
+
+def _import_two(tmp_path: Path) -> Path:
+    assert main(["config", "import", str(_write_config(tmp_path / "a.yaml", "a"))]) == 0
+    assert main(["config", "import", str(_write_config(tmp_path / "b.yaml", "b"))]) == 0
+    return tmp_path
+
+
+def test_config_import_and_benchmark_import_advance_the_head(studio_home: Path, tmp_path: Path) -> None:
+    _import_two(tmp_path)
+    rows = [{"prompt": "Describe a duel.", "scenario": "A game studio. Combat is fine.", "type": "allowed"}]
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert main(["import-benchmark", "cosapien", str(bench)]) == 0
+    with Store.open() as store:
+        log = AuditLog(store.db)
+        head = log.head()
+        assert head is not None and head.seq == len(log.entries()) == 3
+        assert log.verify() == []
+
+
+@pytest.mark.parametrize(
+    ("statement", "expected"),
+    [
+        ("DELETE FROM audit_log WHERE seq = 2", "rows were removed from the end"),
+        ("DELETE FROM audit_log", "rows were removed from the end"),
+        ("UPDATE audit_log SET seq = 3 WHERE seq = 1", "link to the previous row is broken"),
+    ],
+)
+def test_removing_or_reordering_rows_is_caught(
+    studio_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], statement: str, expected: str
+) -> None:
+    _import_two(tmp_path)
+    _tamper(studio_home / "studio.db", statement)
+    capsys.readouterr()
+    assert main(["audit", "verify"]) == 1
+    assert expected in capsys.readouterr().out
+
+
+def test_a_missing_head_is_a_failure_not_a_pass(
+    studio_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _import_two(tmp_path)
+    (studio_home / "studio.db.audit-head").unlink()
+    capsys.readouterr()
+    assert main(["audit", "verify"]) == 1
+    out = capsys.readouterr().out
+    assert "head file" in out and "is missing" in out
+
+
+def test_a_rewritten_chain_with_a_recomputed_head_is_caught(
+    studio_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rewrite a row, recompute every hash after it and write a matching head without a trusted key."""
+    from studio.core.store.audit import GENESIS, entry_hash
+
+    _import_two(tmp_path)
+    db_path = studio_home / "studio.db"
+    conn = sqlite3.connect(db_path)
+    rows = conn.execute("SELECT seq, utc, actor, action, subject, version, details FROM audit_log ORDER BY seq")
+    forged = []
+    prev = GENESIS
+    for seq, utc, actor, action, subject, version, details in rows.fetchall():
+        actor = "mallory" if seq == 1 else actor
+        digest = entry_hash(prev, seq, utc, actor, action, subject, version, details)
+        forged.append((actor, prev, digest, seq))
+        prev = digest
+    conn.close()
+    _tamper(
+        db_path,
+        *(f"UPDATE audit_log SET actor='{a}', prev_hash='{p}', hash='{h}' WHERE seq={s}" for a, p, h, s in forged),
+    )
+    head_path = studio_home / "studio.db.audit-head"
+    head = json.loads(head_path.read_text(encoding="utf-8"))
+    head["hash"] = prev
+    head_path.write_text(json.dumps(head), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["audit", "verify"]) == 1
+    assert "was altered" in capsys.readouterr().out
+
+
+def test_a_head_signed_by_an_untrusted_key_is_caught(
+    studio_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from studio.core.identity import Identity
+
+    _import_two(tmp_path)
+    _tamper(studio_home / "studio.db", "DELETE FROM audit_log WHERE seq = 2")
+    mallory = Identity("mallory", Ed25519PrivateKey.generate())
+    with Store.open() as store:
+        first = AuditLog(store.db).entries()[0]
+    head = mallory.sign({"format": "cosa-studio/audit-head/v1", "seq": 1, "hash": first.hash})
+    (studio_home / "studio.db.audit-head").write_text(json.dumps(head), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["audit", "verify"]) == 1
+    assert "not a trusted identity here" in capsys.readouterr().out
+
+
+# -- bad homes, newer databases, bad input ----------------------------------------------------------------------
+
+
+def _one_clean_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_a_home_that_cannot_be_created_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    monkeypatch.setenv("STUDIO_HOME", str(blocker / "home"))
+    assert main(["config", "list"]) == 5
+    assert "cannot create the studio folder" in _one_clean_line(capsys)
+
+
+def test_a_database_that_cannot_be_opened_is_one_line(studio_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (studio_home / "studio.db").mkdir()
+    assert main(["config", "list"]) == 5
+    assert "STUDIO_HOME" in _one_clean_line(capsys)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_home_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "ro"
+    home.mkdir()
+    home.chmod(0o500)
+    monkeypatch.setenv("STUDIO_HOME", str(home))
+    try:
+        assert main(["config", "list"]) == 5
+        _one_clean_line(capsys)
+    finally:
+        home.chmod(0o700)
+
+
+def test_a_newer_user_version_is_refused(studio_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    Store.open().close()
+    conn = sqlite3.connect(studio_home / "studio.db")
+    conn.execute("PRAGMA user_version = 9999")
+    conn.commit()
+    conn.close()
+    assert main(["config", "list"]) == 5
+    assert "schema version 9999" in _one_clean_line(capsys)
+
+
+def test_user_version_counts_the_migrations(studio_home: Path) -> None:
+    from studio.core.store.migrations import ordered_migrations
+
+    Store.open().close()
+    conn = sqlite3.connect(studio_home / "studio.db")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(ordered_migrations())
+    conn.close()
+
+
+def _deep_yaml(levels: int) -> str:
+    return "id: deep\nnotes: " + "[" * levels + "]" * levels + "\n"
+
+
+@pytest.mark.parametrize("command", [["config", "import"], ["suite", "import"], ["config", "validate"]])
+def test_yaml_nested_400_levels_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text(_deep_yaml(400), encoding="utf-8")
+    assert main([*command, str(path)]) == 3
+    assert "nested more than" in capsys.readouterr().err
+
+
+def test_an_invalid_benchmark_prefix_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [{"prompt": "Describe a duel.", "scenario": "A game studio.", "type": "allowed"}]
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert main(["import-benchmark", "cosapien", str(bench), "--prefix", "../../x"]) == 3
+    assert "--prefix" in _one_clean_line(capsys)
