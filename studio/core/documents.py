@@ -175,6 +175,14 @@ class SafetyConfig(_Strict):
         )
         return hashlib.sha256(payload.encode()).hexdigest()
 
+    def document_hash(self) -> str:
+        """sha256 of everything a person reads in this version (title, notes, tags, author label, ...) as well as
+        its content; only the version number, the lifecycle status and the timestamps are left out, because they
+        change around a version without changing what was reviewed."""
+        fields = self.model_dump(mode="json", exclude={"version", "status", "created", "updated"})
+        payload = json.dumps(fields, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
 
 class Probe(_Strict):
     """One prompt to try under a config."""

@@ -489,3 +489,31 @@ def test_exported_yaml_is_readable(store: Store, people: dict[str, Identity], tm
     assert data["signature"]["algorithm"] == "ed25519"
     assert "text: |" in out.read_text(encoding="utf-8")
     assert read_export(out).config.id == "support-bot"
+
+
+def test_an_approval_does_not_cover_a_version_with_other_notes_or_title(
+    store: Store, people: dict[str, Identity], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Same policy text, other notes: the version is a different document and the copied approval does not hold."""
+    config = _approved(store, people)
+    with acting_as(people["alice"]):
+        store.configs.save(config.model_copy(update={"notes": "Approved by the whole board."}))
+    assert store.path is not None
+    store.close()
+    conn = sqlite3.connect(store.path)
+    conn.execute("UPDATE config_versions SET status = 'approved' WHERE config_id = 'support-bot' AND version = 2")
+    conn.execute(
+        "INSERT INTO approvals SELECT config_id, 2, author, reviewer, approved_utc, single_person, run_id, gate, "
+        "evidence, comment FROM approvals WHERE version = 1"
+    )
+    conn.commit()
+    conn.close()
+    capsys.readouterr()
+    assert main(["export", "support-bot", "--version", "2", "--as", "bob", "-o", str(tmp_path / "x.yaml")]) == 5
+    assert "no signed approval of this content" in capsys.readouterr().err
+    assert not (tmp_path / "x.yaml").exists()
+    exported = _export(tmp_path)
+    data = _rewrite(exported, lambda d: d["config"].update(title="Support bot (board approved)"))
+    _write_signed(exported, data, Identity("mallory", Ed25519PrivateKey.generate()))
+    code, message = _verify_code(exported, capsys)
+    assert code == ChainFailure.MODIFIED and "title, notes, tags or author label" in message

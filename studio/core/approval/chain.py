@@ -121,6 +121,11 @@ def check_chain(
         raise _fail(ChainFailure.MODIFIED, f"expected an approval statement, found a {approved.kind!r} statement")
     if approved.get("config_id") != config.id or approved.get("content_sha256") != config.content_hash():
         raise _fail(ChainFailure.MODIFIED, f"the config text differs from what was approved ({config.id})")
+    if approved.get("document_sha256") != config.document_hash():
+        raise _fail(
+            ChainFailure.MODIFIED,
+            f"the config's title, notes, tags or author label differ from what was approved ({config.id})",
+        )
     parts = [
         _part(approved, "version_statement", "version", "authorship", statements, trusted),
         _part(approved, "submit_statement", "submit", "submission", statements, trusted),
@@ -156,9 +161,10 @@ def _part(
     part = _checked(statements[digest], what, trusted)
     if part.digest != digest or part.kind != kind:
         raise _fail(ChainFailure.EVIDENCE_MISMATCH, f"the {what} statement is not the one the approval names")
-    if (part.get("config_id"), part.get("content_sha256")) != (
+    if (part.get("config_id"), part.get("content_sha256"), part.get("document_sha256")) != (
         approved.get("config_id"),
         approved.get("content_sha256"),
+        approved.get("document_sha256"),
     ):
         raise _fail(ChainFailure.EVIDENCE_MISMATCH, f"the {what} statement is about other content")
     return part

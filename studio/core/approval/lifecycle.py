@@ -130,7 +130,13 @@ class Lifecycle:
     def _sign(self, actor: Identity, kind: str, config: SafetyConfig, **fields: Any) -> dict[str, Any]:
         """Store a signed statement about this exact version and append its audit row (inside a transaction)."""
         statement = self.statements.sign_and_add(
-            actor, kind, config_id=config.id, version=config.version, content_sha256=config.content_hash(), **fields
+            actor,
+            kind,
+            config_id=config.id,
+            version=config.version,
+            content_sha256=config.content_hash(),
+            document_sha256=config.document_hash(),
+            **fields,
         )
         details = {"content_sha256": config.content_hash(), "statement": digest(statement)}
         details.update({k: v for k, v in fields.items() if k in {"comment", "run_id", "single_person"}})
@@ -138,7 +144,7 @@ class Lifecycle:
         return statement
 
     def _trusted_about(self, config: SafetyConfig, kind: str) -> list[Checked]:
-        return [s for s in self.statements.about_content(config.id, config.content_hash(), kind) if s.signer]
+        return [s for s in self.statements.about_version(config, kind) if s.signer]
 
     def authorship(self, config: SafetyConfig) -> Checked:
         """The first trusted statement that stored this exact content: who wrote this version."""
@@ -305,7 +311,7 @@ class Lifecycle:
         Nothing is taken from the ``approvals`` table or the status column: a version marked approved without a
         signed approval (or with one copied from another version) raises :class:`ChainError` or StateError.
         """
-        approvals = self.statements.about_content(config.id, config.content_hash(), "approve")
+        approvals = self.statements.about_version(config, "approve")
         if not approvals:
             raise StateError(
                 f"{config.id} v{config.version} has no signed approval of this content (the database says "
@@ -340,7 +346,7 @@ class Lifecycle:
         """
         lines = []
         for kind in ("version", "submit", "reject", "approve", "retire"):
-            for statement in self.statements.about_content(config.id, config.content_hash(), kind):
+            for statement in self.statements.about_version(config, kind):
                 comment = statement.get("comment")
                 why = f": {comment}" if comment else ""
                 lines.append(f"{_VERBS[kind]} by {statement.signer_label()} at {statement.get('utc')}{why}")

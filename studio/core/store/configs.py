@@ -231,6 +231,7 @@ class ConfigRepo:
             config_id=config.id,
             version=config.version,
             content_sha256=config.content_hash(),
+            document_sha256=config.document_hash(),
             author_field=config.author,
         )
         self._audit.append(

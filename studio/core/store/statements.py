@@ -17,6 +17,7 @@ from typing import Any
 import sqlite_utils
 
 from studio.core import identity as ids
+from studio.core.documents import SafetyConfig
 from studio.core.store.migrations import migration
 
 FORMAT = "cosa-studio/statement/v1"
@@ -148,16 +149,18 @@ class StatementRepo:
         found = self._checked(self.db.query("SELECT * FROM statements WHERE digest = ?", [digest]))
         return found[0] if found else None
 
-    def about_content(self, config_id: str, content_sha256: str, kind: str) -> list[Checked]:
-        """Valid statements of ``kind`` about this exact content, oldest first."""
+    def about_version(self, config: SafetyConfig, kind: str) -> list[Checked]:
+        """Valid statements of ``kind`` about exactly this document (content and every field a person reads),
+        oldest first. A version that differs only in its title or notes has statements of its own."""
         rows = self.db.query(
             "SELECT * FROM statements WHERE config_id = ? AND content_sha256 = ? AND kind = ? ORDER BY rowid",
-            [config_id, content_sha256, kind],
+            [config.id, config.content_hash(), kind],
         )
+        wanted = (config.id, config.content_hash(), config.document_hash())
         return [
             c
             for c in self._checked(rows)
-            if c.get("config_id") == config_id and c.get("content_sha256") == content_sha256
+            if (c.get("config_id"), c.get("content_sha256"), c.get("document_sha256")) == wanted
         ]
 
     def about_item(self, run_id: str, config_id: str, probe_id: str) -> list[Checked]:
