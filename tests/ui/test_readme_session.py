@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
-from studio.core.approval.export import read_export
+from studio.core.approval.export import check_export
 from studio.core.documents import ConfigStatus
 from studio.core.inference.fake import FakeBackend
 from studio.core.templates import new_config
@@ -66,7 +66,7 @@ def test_readme_session_through_the_window(
     # 6. a second person approves
     monkeypatch.setenv("STUDIO_IDENTITY", "reviewer")
     dialog = window.show_approval()
-    assert dialog is not None and dialog.identity == "reviewer"
+    assert dialog is not None and dialog.identity.name == "reviewer"
     assert dialog.selected_run() == run_id
     assert dialog.approve(), dialog.feedback.text()
     assert ctx.store.configs.latest(saved.id).status is ConfigStatus.APPROVED
@@ -75,8 +75,9 @@ def test_readme_session_through_the_window(
     # 7. a signed export that verifies
     target = tmp_path / "game-studio.approved.yaml"
     assert dialog.export_to(target), dialog.feedback.text()
-    document, verification = read_export(target)
-    assert verification.valid and document.approval.reviewer == "reviewer"
-    assert document.config.text == saved.text
+    checked = check_export(target, ctx.settings)
+    assert checked.exporter.valid and checked.document.approval.reviewer.startswith("reviewer")
+    assert checked.chain.approval.signer is not None and checked.chain.approval.signer.name == "reviewer"
+    assert checked.document.config.text == saved.text
     dialog.close()
     window.close()
