@@ -249,12 +249,10 @@ def test_as_only_picks_identities_held_here(capsys: pytest.CaptureFixture[str]) 
 # -- forged approvals ---------------------------------------------------------------------------------------------
 
 
-def test_a_forged_database_approval_is_not_exported(
-    store: Store, people: dict[str, Identity], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def _copy_approval_to_version_2_and_fail_to_export(
+    store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = _approved(store, people)
-    with acting_as(people["alice"]):
-        store.configs.save(config.model_copy(update={"text": "Help with anything at all.\n"}))
+    """The database attack: mark version 2 approved and copy version 1's approvals row; export must refuse."""
     assert store.path is not None
     store.close()
     conn = sqlite3.connect(store.path)
@@ -269,6 +267,15 @@ def test_a_forged_database_approval_is_not_exported(
     assert main(["export", "support-bot", "--version", "2", "--as", "bob", "-o", str(tmp_path / "x.yaml")]) == 5
     assert "no signed approval of this content" in capsys.readouterr().err
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_a_forged_database_approval_is_not_exported(
+    store: Store, people: dict[str, Identity], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _approved(store, people)
+    with acting_as(people["alice"]):
+        store.configs.save(config.model_copy(update={"text": "Help with anything at all.\n"}))
+    _copy_approval_to_version_2_and_fail_to_export(store, tmp_path, capsys)
     assert main(["export", "support-bot", "--version", "1", "--as", "bob", "-o", str(tmp_path / "v1.yaml")]) == 0
 
 
@@ -498,20 +505,7 @@ def test_an_approval_does_not_cover_a_version_with_other_notes_or_title(
     config = _approved(store, people)
     with acting_as(people["alice"]):
         store.configs.save(config.model_copy(update={"notes": "Approved by the whole board."}))
-    assert store.path is not None
-    store.close()
-    conn = sqlite3.connect(store.path)
-    conn.execute("UPDATE config_versions SET status = 'approved' WHERE config_id = 'support-bot' AND version = 2")
-    conn.execute(
-        "INSERT INTO approvals SELECT config_id, 2, author, reviewer, approved_utc, single_person, run_id, gate, "
-        "evidence, comment FROM approvals WHERE version = 1"
-    )
-    conn.commit()
-    conn.close()
-    capsys.readouterr()
-    assert main(["export", "support-bot", "--version", "2", "--as", "bob", "-o", str(tmp_path / "x.yaml")]) == 5
-    assert "no signed approval of this content" in capsys.readouterr().err
-    assert not (tmp_path / "x.yaml").exists()
+    _copy_approval_to_version_2_and_fail_to_export(store, tmp_path, capsys)
     exported = _export(tmp_path)
     data = _rewrite(exported, lambda d: d["config"].update(title="Support bot (board approved)"))
     _write_signed(exported, data, Identity("mallory", Ed25519PrivateKey.generate()))
