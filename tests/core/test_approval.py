@@ -511,3 +511,32 @@ def test_an_approval_does_not_cover_a_version_with_other_notes_or_title(
     _write_signed(exported, data, Identity("mallory", Ed25519PrivateKey.generate()))
     code, message = _verify_code(exported, capsys)
     assert code == ChainFailure.MODIFIED and "title, notes, tags or author label" in message
+
+
+def test_a_version_stored_before_signing_is_claimed_then_follows_four_eyes(
+    store: Store, people: dict[str, Identity], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A database from before signed versions: its drafts have no authorship until someone claims them."""
+    with acting_as(people["alice"]):
+        config = store.configs.create(_config())
+    assert store.path is not None
+    store.close()
+    conn = sqlite3.connect(store.path)
+    conn.execute("DROP TRIGGER statements_no_delete")  # as if the version had been stored by an older studio
+    conn.execute("DELETE FROM statements WHERE config_id = ?", [config.id])
+    conn.commit()
+    conn.close()
+    capsys.readouterr()
+    assert main(["review", "submit", config.id, "--as", "alice"]) == 5
+    assert f"studio review claim {config.id} --version 1" in capsys.readouterr().err
+    assert main(["review", "claim", config.id, "--as", "alice"]) == 0
+    assert main(["review", "claim", config.id, "--as", "carol"]) == 5  # once claimed, nobody else can claim it
+    assert "already has signed authorship" in capsys.readouterr().err
+    assert main(["review", "submit", config.id, "--as", "carol"]) == 0
+    with Store.open() as reopened:
+        _run_check(reopened, reopened.configs.get(config.id, 1))
+    save_settings(StudioSettings(gate=GateSettings(min_score=-1.0, min_valid_rate=0.0)))
+    capsys.readouterr()
+    assert main(["review", "approve", config.id, "--as", "alice"]) == 5  # the claimant counts as the author
+    assert "wrote support-bot v1 and cannot approve it" in capsys.readouterr().err
+    assert main(["review", "approve", config.id, "--as", "bob"]) == 0

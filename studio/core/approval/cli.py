@@ -51,6 +51,13 @@ def register(sub: Any) -> None:
     submit.add_argument("--version", type=int)
     _actor(submit)
     submit.set_defaults(func=_submit)
+    claim = review.add_parser(
+        "claim", help="sign authorship of a draft stored before versions were signed (you cannot then approve it)"
+    )
+    claim.add_argument("config_id", metavar="ID")
+    claim.add_argument("--version", type=int)
+    _actor(claim)
+    claim.set_defaults(func=_claim)
     gate = review.add_parser("gate", help="show how each check run of a version measures against the gate")
     gate.add_argument("config_id", metavar="ID")
     gate.add_argument("--version", type=int)
@@ -157,6 +164,13 @@ def _submit(args: argparse.Namespace) -> int:
     with Store.open() as store, acting_as(_who(args)) as me:
         config = _lifecycle(store).submit(args.config_id, me, args.version)
     print(f"{config.id} v{config.version} is now in review (submitted by {me.label()})")
+    return int(ExitCode.OK)
+
+
+def _claim(args: argparse.Namespace) -> int:
+    with Store.open() as store, acting_as(_who(args)) as me:
+        config = _lifecycle(store).claim(args.config_id, me, args.version)
+    print(f"{config.id} v{config.version} is now signed as written by {me.label()}")
     return int(ExitCode.OK)
 
 

@@ -152,9 +152,24 @@ class Lifecycle:
         if not found:
             raise StateError(
                 f"{config.id} v{config.version} has no signed authorship by a trusted identity (stored before "
-                "versions were signed, or the database was altered); save its text as a new version"
+                f"versions were signed, or the database was altered); sign it as yours with `studio review claim "
+                f"{config.id} --version {config.version}`"
             )
         return found[0]
+
+    def claim(self, config_id: str, actor: Identity, version: int | None = None) -> SafetyConfig:
+        """Sign authorship of a stored draft that has none (a version stored before versions were signed).
+
+        Whoever claims a version counts as its author for four-eyes, so they cannot approve it themselves.
+        """
+        config = self._version(config_id, version)
+        if config.status is not ConfigStatus.DRAFT:
+            raise StateError(f"{config_id} v{config.version} is {config.status.value}; only drafts can be claimed")
+        if self._trusted_about(config, "version"):
+            raise StateError(f"{config_id} v{config.version} already has signed authorship; nothing to claim")
+        with self.recorded():
+            self._sign(actor, "version", config, author_field=config.author)
+        return config
 
     def submission(self, config: SafetyConfig) -> Checked:
         found = self._trusted_about(config, "submit")
@@ -366,7 +381,7 @@ class Lifecycle:
             raise NotFoundError(f"{config_id} v{version} is not approved") from None
 
 
-_AUDIT_ACTIONS = {"submit": "submit", "approve": "approve", "reject": "reject", "retire": "retire"}
+_AUDIT_ACTIONS = {"version": "claim", "submit": "submit", "approve": "approve", "reject": "reject", "retire": "retire"}
 _VERBS = {
     "version": "stored",
     "submit": "submitted",
