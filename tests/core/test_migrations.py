@@ -19,13 +19,16 @@ SHIPPED: tuple[tuple[str, str], ...] = (
     ("0001_configs", "a8d5dd0b64c41383"),
     ("0002_suites", "3fc7e830a4d7b7b1"),
     ("0010_models", "e13b68ee41f250dd"),
+    ("0011_endpoints", "f97307ca0a266dc8"),
     ("0020_exchanges", "ecf311c62ae07aaa"),
     ("0021_drafts", "ceab9fc664073844"),
     ("0022_exchange_config_text", "ecb3c2b3724aed42"),
     ("0030_check_runs", "9821c2b7e38e2f05"),
     ("0031_self_verdicts", "d428aae3675958f4"),
+    ("0032_item_errors_and_run_warnings", "24ac6c7f26e85651"),
     ("0040_audit_log", "714068ea11d1f15e"),
     ("0041_approvals", "6b6b7061ea55ca47"),
+    ("0042_signed_statements", "8472524178077b53"),
 )
 
 
