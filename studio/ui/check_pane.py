@@ -50,6 +50,7 @@ from studio.core.evals.runner import (
 from studio.core.evals.scoring import Aggregate, Helpfulness, ScoreReport, Variant
 from studio.core.evals.suites import bundled_suites, suite_for_config
 from studio.core.inference.base import Backend, CancelToken, GenerationParams
+from studio.core.inference.endpoints import find_endpoint, list_endpoints, open_endpoint
 from studio.core.store.runs import RunRecord, RunStatus, RunStore
 from studio.ui.backends import BackendFactory, llama_backend_factory
 from studio.ui.charts import BAD, GOOD, MUTED, Bar, BarChart, signed_color
@@ -412,6 +413,11 @@ class CheckPane(QWidget):
                 continue
             for combo in (self.candidate_combo, self.judge_combo):
                 combo.addItem(entry.name, entry.name)
+        for endpoint in list_endpoints(self.db):
+            if loaded is not None and endpoint.name == loaded.name:
+                continue
+            for combo in (self.candidate_combo, self.judge_combo):
+                combo.addItem(f"{endpoint.name} (endpoint: {endpoint.model_id})", endpoint.name)
         self._select_data(self.candidate_combo, candidate)
         self._select_data(self.judge_combo, judge)
 
@@ -592,6 +598,9 @@ class CheckPane(QWidget):
             if loaded is None:
                 raise RuntimeError("no model is loaded")
             return loaded, False
+        endpoint = find_endpoint(self.db, choice)
+        if endpoint is not None:
+            return open_endpoint(endpoint), True
         entry = self.ctx.registry.get(choice)
         return self.backend_factory(entry.path, entry.name, entry.sha256, self.ctx.settings.inference), True
 

@@ -12,10 +12,12 @@ from studio.core.evals.formatting import format_score
 from studio.core.evals.review import run_agreement
 from studio.core.evals.runner import run_report
 from studio.core.evals.scoring import Helpfulness, Variant
+from studio.core.inference.endpoints import add_endpoint
 from studio.core.inference.fake import FakeBackend
 from studio.core.store.runs import RunStatus, RunStore
 from studio.ui.check_pane import SCORING_CHOICES, CheckPane
 from studio.ui.context import AppContext
+from tests.core.endpoint_standin import Behaviour, StandinServer
 from tests.ui.conftest import make_config
 
 RUN_TIMEOUT_MS = 60_000
@@ -262,3 +264,22 @@ def test_main_window_opens_the_evaluation_panes(qtbot: QtBot, ctx: AppContext, f
     assert isinstance(dialog, ApprovalDialog) and dialog.gate_results
     dialog.close()
     window.close()
+
+
+def test_a_registered_endpoint_can_judge_a_check(qtbot: QtBot, ctx: AppContext, pane: CheckPane) -> None:
+    """The loaded model answers and an OpenAI-compatible server (the local stand-in) judges."""
+    server = StandinServer(Behaviour()).start()
+    try:
+        add_endpoint(ctx.store.db, "team-judge", server.url, "standin", concurrency=4, timeout_s=10)
+        pane.refresh()
+        labels = [pane.judge_combo.itemText(i) for i in range(pane.judge_combo.count())]
+        assert "team-judge (endpoint: standin)" in labels
+        pane.judge_combo.setCurrentIndex(labels.index("team-judge (endpoint: standin)"))
+        pane.select_configs(["game-studio"])
+        run_id = _run_to_end(qtbot, pane)
+    finally:
+        server.stop()
+    record = RunStore(ctx.store.db).get_run(run_id)
+    assert record.status is RunStatus.FINISHED
+    assert record.judge["name"] == "team-judge" and record.judge["endpoint"]["base_url"] == server.url
+    assert all(item.judged for item in RunStore(ctx.store.db).items(run_id))
