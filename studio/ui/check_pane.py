@@ -50,12 +50,12 @@ from studio.core.evals.runner import (
 from studio.core.evals.scoring import Aggregate, Helpfulness, ScoreReport, Variant
 from studio.core.evals.suites import bundled_suites, suite_for_config
 from studio.core.inference.base import Backend, CancelToken, GenerationParams
-from studio.core.inference.endpoints import find_endpoint, list_endpoints, open_endpoint
 from studio.core.store.runs import RunRecord, RunStatus, RunStore
 from studio.ui.backends import BackendFactory, llama_backend_factory
 from studio.ui.charts import BAD, GOOD, MUTED, Bar, BarChart, signed_color
 from studio.ui.context import AppContext
 from studio.ui.glossary import tip
+from studio.ui.model_choice import LOADED_MODEL, add_model_choices, model_opener
 from studio.ui.review import ReviewPanel
 from studio.ui.run_models import ItemTableModel
 from studio.ui.workers import BatchRelay
@@ -65,7 +65,6 @@ EVENT_FLUSH_MS = 50
 #: During a run, the score and item table are redrawn at most this often (milliseconds).
 RESULTS_REFRESH_MS = 300
 ITEM_COLUMN_WIDTHS = (110, 120, 80, 200, 300, 55, 60, 65)
-LOADED_MODEL = ""  # combo data of the "currently loaded model" choice
 SAME_AS_CANDIDATE = None  # combo data of the judge's "same model as the candidate" choice
 
 
@@ -404,20 +403,8 @@ class CheckPane(QWidget):
         self.candidate_combo.clear()
         self.judge_combo.clear()
         self.judge_combo.addItem("Same as the candidate", SAME_AS_CANDIDATE)
-        loaded = self.ctx.backends.info
-        if loaded is not None:
-            for combo in (self.candidate_combo, self.judge_combo):
-                combo.addItem(f"Loaded model: {loaded.name}", LOADED_MODEL)
-        for entry in self.ctx.registry.list():
-            if loaded is not None and entry.name == loaded.name:
-                continue
-            for combo in (self.candidate_combo, self.judge_combo):
-                combo.addItem(entry.name, entry.name)
-        for endpoint in list_endpoints(self.db):
-            if loaded is not None and endpoint.name == loaded.name:
-                continue
-            for combo in (self.candidate_combo, self.judge_combo):
-                combo.addItem(f"{endpoint.name} (endpoint: {endpoint.model_id})", endpoint.name)
+        for combo in (self.candidate_combo, self.judge_combo):
+            add_model_choices(combo, self.ctx)
         self._select_data(self.candidate_combo, candidate)
         self._select_data(self.judge_combo, judge)
 
@@ -593,16 +580,7 @@ class CheckPane(QWidget):
 
     def backend_for(self, choice: str) -> tuple[Backend, bool]:
         """The backend of a model choice, and whether the caller owns (and must close) it. Runs off the GUI thread."""
-        loaded = self.ctx.backends.backend
-        if choice == LOADED_MODEL:
-            if loaded is None:
-                raise RuntimeError("no model is loaded")
-            return loaded, False
-        endpoint = find_endpoint(self.db, choice)
-        if endpoint is not None:
-            return open_endpoint(endpoint), True
-        entry = self.ctx.registry.get(choice)
-        return self.backend_factory(entry.path, entry.name, entry.sha256, self.ctx.settings.inference), True
+        return model_opener(self.ctx, choice, self.backend_factory)()
 
     def _on_events(self, batch: list[RunEvent]) -> None:
         finished: RunFinished | None = None

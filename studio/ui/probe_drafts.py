@@ -4,7 +4,7 @@ accepted ones join a new or an existing stored probe suite."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,10 +42,11 @@ from PySide6.QtWidgets import (
 from studio.core.documents import Expectation, Probe, ProbeSuite, SafetyConfig
 from studio.core.errors import StudioError, validation_problem
 from studio.core.evals.probegen import DraftFailure, ProbeDraft, draft_probes, new_suite_from_drafts
-from studio.core.inference.base import Backend, CancelToken
+from studio.core.inference.base import CancelToken
 from studio.core.taxonomy import Category
 from studio.ui.backends import BackendFactory, llama_backend_factory
 from studio.ui.context import AppContext
+from studio.ui.model_choice import LOADED_MODEL, add_model_choices, model_opener
 from studio.ui.workers import BatchRelay
 
 Index = QModelIndex | QPersistentModelIndex
@@ -54,7 +55,6 @@ Index = QModelIndex | QPersistentModelIndex
 DRAFT_FLUSH_MS = 50
 #: Shown in the expected column when the expectation follows from the probe's categories.
 BY_CATEGORY = "by category"
-LOADED_MODEL = "\x00loaded"
 
 
 @dataclass
@@ -363,15 +363,9 @@ class ProbeDraftDialog(QDialog):
         return box
 
     def fill_models(self) -> None:
-        """The loaded model first, then every registered model."""
+        """The loaded model first, then every registered model and endpoint."""
         self.model_combo.clear()
-        loaded = self.ctx.backends.info
-        if loaded is not None:
-            self.model_combo.addItem(f"Loaded model: {loaded.name}", LOADED_MODEL)
-        for entry in self.ctx.registry.list():
-            if loaded is not None and entry.name == loaded.name:
-                continue
-            self.model_combo.addItem(entry.name, entry.name)
+        add_model_choices(self.model_combo, self.ctx)
 
     def fill_suites(self) -> None:
         self.suite_combo.clear()
@@ -396,7 +390,7 @@ class ProbeDraftDialog(QDialog):
             self.show_message("No model to draft with: load or register a model first")
             return False
         try:
-            make_backend = self._backend_maker(str(choice))
+            make_backend = model_opener(self.ctx, str(choice), self.backend_factory)
         except Exception as exc:  # shown as one line
             self.show_message(f"Cannot use model {self.model_combo.currentText()}: {exc}")
             return False
@@ -418,18 +412,6 @@ class ProbeDraftDialog(QDialog):
         self.relay.start(work)
         self._update_buttons()
         return True
-
-    def _backend_maker(self, choice: str) -> Callable[[], tuple[Backend, bool]]:
-        """A call (run on the worker) giving the chosen backend and whether the caller must close it."""
-        if choice == LOADED_MODEL:
-            loaded = self.ctx.backends.backend
-            if loaded is None:
-                raise RuntimeError("no model is loaded")
-            return lambda: (loaded, False)
-        entry = self.ctx.registry.get(choice)
-        settings = self.ctx.settings.inference
-        factory = self.backend_factory
-        return lambda: (factory(entry.path, entry.name, entry.sha256, settings), True)
 
     def _on_backend_loading(self, name: str) -> None:
         if self.relay.running and self._uses_loaded_model:

@@ -36,11 +36,12 @@ from studio.ui.backends import BackendFactory, llama_backend_factory
 from studio.ui.compare_pane import diff_html
 from studio.ui.context import AppContext
 from studio.ui.editor import ProbeTarget
+from studio.ui.model_choice import LOADED_MODEL, add_model_choices, model_opener
 from studio.ui.wording import reply_details, reply_summary
 from studio.ui.workers import BatchRelay
 
 DRAFT = "draft"  # config choice: the text in the editor, saved or not
-LOADED = ""  # model choice: the model loaded in the window
+LOADED = LOADED_MODEL  # model choice: the model loaded in the window
 VERSION_SEPARATOR = "@"  # config choice of a stored version: "<id>@<version>"
 SIDE_NAMES = ("A", "B")
 MODES = ("Draft and last approved", "Two configs", "Two models")
@@ -194,7 +195,6 @@ class SideBySidePane(QWidget):
     def refresh(self) -> None:
         """Reload configs and models, then apply the chosen mode's defaults."""
         configs = self._ctx.store.configs.list()
-        loaded = self._ctx.backends.info
         for side in self.sides:
             side.config_combo.blockSignals(True)
             side.config_combo.clear()
@@ -205,10 +205,7 @@ class SideBySidePane(QWidget):
                     side.config_combo.addItem(label, _version_key(version.id, version.version))
             side.config_combo.blockSignals(False)
             side.model_combo.clear()
-            side.model_combo.addItem(f"Loaded: {loaded.name}" if loaded else "The loaded model", LOADED)
-            for entry in self._ctx.registry.list():
-                if loaded is None or entry.name != loaded.name:
-                    side.model_combo.addItem(entry.name, entry.name)
+            add_model_choices(side.model_combo, self._ctx, offer_unloaded=True)
         self.apply_mode()
 
     def apply_mode(self) -> None:
@@ -299,16 +296,17 @@ class SideBySidePane(QWidget):
             return False
         prompts = self.prompts()
         params = GenerationParams(max_tokens=DEFAULT_MAX_TOKENS)
-        entries = {c.model: self._ctx.registry.get(c.model) for c in (a, b) if c.model != LOADED}
+        openers = {
+            c.model: model_opener(self._ctx, c.model, self._backend_factory) for c in (a, b) if c.model != LOADED
+        }
         loaded = self._ctx.backends.backend
-        factory, inference = self._backend_factory, self._ctx.settings.inference
         infos: list[BackendInfo | None] = [None, None]
 
         def work(cancel: CancelToken) -> Iterable[Any]:
             built: dict[str, Backend] = {}
             try:
-                for name, entry in entries.items():
-                    built[name] = factory(entry.path, entry.name, entry.sha256, inference)
+                for name, opener in openers.items():
+                    built[name] = opener()[0]
                 sides = []
                 for index, chosen in enumerate((a, b)):
                     backend = built.get(chosen.model, loaded)
