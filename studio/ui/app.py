@@ -67,6 +67,7 @@ def start_gui(argv: Sequence[str]) -> tuple[QApplication, MainWindow] | int:
 
     from studio.core.errors import StudioError
     from studio.core.paths import app_home
+    from studio.ui.collector import MainThreadCollector
     from studio.ui.context import AppContext
     from studio.ui.first_run import add_examples_once
     from studio.ui.main_window import MainWindow
@@ -80,6 +81,9 @@ def start_gui(argv: Sequence[str]) -> tuple[QApplication, MainWindow] | int:
     app.setDesktopFileName(APP_ID)
     app.setWindowIcon(_app_icon())
     follow_system_scheme(app)
+    collector = MainThreadCollector(app)
+    collector.start()
+    app.aboutToQuit.connect(collector.stop)
     try:
         ctx = AppContext.open(app_home())
     except StudioError as exc:

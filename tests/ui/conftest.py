@@ -11,9 +11,20 @@ from studio.core.documents import ConfigKind, SafetyConfig
 from studio.core.inference.base import Backend
 from studio.core.inference.fake import FakeBackend
 from studio.core.settings import InferenceSettings
+from studio.ui.collector import MainThreadCollector
 from studio.ui.context import AppContext
 
 TOKEN_DELAY_S = 0.01
+
+
+@pytest.fixture(autouse=True)
+def collect_on_the_gui_thread(qapp: object) -> Iterator[None]:
+    """As in the app: no cyclic collection in worker threads while a GUI test runs; collect here afterwards."""
+    collector = MainThreadCollector()
+    collector.start()
+    yield
+    collector.stop()
+    collector.deleteLater()
 
 
 def fake_factory(path: Path, name: str, sha256: str | None, settings: InferenceSettings) -> Backend:
