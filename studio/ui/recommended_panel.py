@@ -34,7 +34,7 @@ from studio.core.inference.base import CancelToken
 from studio.core.inference.recommended import Fit, Verdict, gb
 from studio.ui.context import AppContext
 from studio.ui.table_models import RowTableModel
-from studio.ui.workers import TaskRunner
+from studio.ui.workers import LineBuffer, TaskRunner
 
 #: How long a cancelled conversion gets to stop after SIGTERM before it is killed (milliseconds).
 KILL_AFTER_MS = 5000
@@ -103,7 +103,7 @@ class RecommendedPanel(QGroupBox):
         self.trainer = tuple(trainer)
         self._tasks = TaskRunner(self)
         self.process: QProcess | None = None
-        self._buffer = b""
+        self._lines = LineBuffer()
         self._cancel: CancelToken | None = None
         self._bytes = _Bytes()
         self._cancelling = False
@@ -241,7 +241,7 @@ class RecommendedPanel(QGroupBox):
         process.finished.connect(self._on_process_finished)
         process.errorOccurred.connect(self._on_process_error)
         self.process = process
-        self._buffer = b""
+        self._lines = LineBuffer()
         self.progress_bar.setRange(0, 0)
         self.status_label.setText(f"Getting {fit.model.title} {fit.quant.upper()} (download, convert, quantise)…")
         args = ["convert-hub", fit.model.repo, "--quant", fit.quant]
@@ -279,10 +279,8 @@ class RecommendedPanel(QGroupBox):
     def _on_stdout(self) -> None:
         if self.process is None:
             return
-        self._buffer += bytes(self.process.readAllStandardOutput().data())
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for raw in lines:
-            self.handle_line(raw.decode("utf-8", errors="replace"))
+        for line in self._lines.feed(bytes(self.process.readAllStandardOutput().data())):
+            self.handle_line(line)
 
     def handle_line(self, line: str) -> None:
         """Apply one JSON-lines event of the trainer; anything else is ignored (its stderr is not read)."""
@@ -319,11 +317,9 @@ class RecommendedPanel(QGroupBox):
             self._finish(f"Could not start the trainer ({self.trainer[0]})", None)
 
     def _on_process_finished(self, exit_code: int, _status: QProcess.ExitStatus) -> None:
-        if self.process is not None:
-            self._buffer += bytes(self.process.readAllStandardOutput().data())
-        if self._buffer.strip():
-            self.handle_line(self._buffer.decode("utf-8", errors="replace"))
-        self._buffer = b""
+        rest = bytes(self.process.readAllStandardOutput().data()) if self.process is not None else b""
+        for line in self._lines.finish(rest):
+            self.handle_line(line)
         cancelled = self._cancelling
         self._end_process()
         event = self.last_event

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 from studio.core.errors import StudioError
 from studio.ui.charts import LineChart
 from studio.ui.context import AppContext
+from studio.ui.workers import LineBuffer
 
 #: How long a cancelled trainer gets to stop after SIGTERM before it is killed (milliseconds).
 KILL_AFTER_MS = 5000
@@ -141,7 +142,7 @@ class TrainPane(QWidget):
         self._stderr_tail = ""
         self.losses: list[float] = []
         self.state = "idle"
-        self._buffer = b""
+        self._lines = LineBuffer()
         self._cancelling = False
         self._kill_timer = QTimer(self)
         self._kill_timer.setSingleShot(True)
@@ -335,7 +336,7 @@ class TrainPane(QWidget):
         process.finished.connect(self._on_process_finished)
         process.errorOccurred.connect(self._on_process_error)
         self.process = process
-        self._buffer = b""
+        self._lines = LineBuffer()
         self.progress_bar.setRange(0, 0)
         self.status_label.setText(f"Stage {self.stage_index + 1}/{len(self.stages)}: {stage.name}…")
         self._log(f"$ studio-train {' '.join(stage.args)}")
@@ -369,10 +370,8 @@ class TrainPane(QWidget):
     def _on_stdout(self) -> None:
         if self.process is None:
             return
-        self._buffer += bytes(self.process.readAllStandardOutput().data())
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for raw in lines:
-            self.handle_line(raw.decode("utf-8", errors="replace"))
+        for line in self._lines.feed(bytes(self.process.readAllStandardOutput().data())):
+            self.handle_line(line)
 
     def _on_stderr(self) -> None:
         if self.process is None:
@@ -438,11 +437,9 @@ class TrainPane(QWidget):
             self._finish("failed")
 
     def _on_process_finished(self, exit_code: int, exit_status: QProcess.ExitStatus) -> None:
-        if self.process is not None:
-            self._buffer += bytes(self.process.readAllStandardOutput().data())
-        if self._buffer.strip():
-            self.handle_line(self._buffer.decode("utf-8", errors="replace"))
-        self._buffer = b""
+        rest = bytes(self.process.readAllStandardOutput().data()) if self.process is not None else b""
+        for line in self._lines.finish(rest):
+            self.handle_line(line)
         self._end_process()
         if self._cancelling:
             self._finish("cancelled")

@@ -259,3 +259,23 @@ class BatchRelay(QObject):
         self._timer.stop()
         self.failed.emit(message)
         self.done.emit()
+
+
+class LineBuffer:
+    """Splits a subprocess's output into whole lines: a line is handed out only once its newline has arrived, and
+    whatever is left when the process ends is handed out by :meth:`finish`."""
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def feed(self, data: bytes) -> list[str]:
+        *lines, self._pending = (self._pending + data).split(b"\n")
+        return [line.decode("utf-8", errors="replace") for line in lines]
+
+    def finish(self, data: bytes = b"") -> list[str]:
+        """The complete lines in ``data`` and the unterminated rest, if it is not blank; then start afresh."""
+        lines = self.feed(data)
+        rest, self._pending = self._pending, b""
+        if rest.strip():
+            lines.append(rest.decode("utf-8", errors="replace"))
+        return lines

@@ -16,7 +16,7 @@ from studio.core.inference.base import (
     complete,
 )
 from studio.core.inference.fake import FakeBackend
-from studio.ui.workers import GenerationWorker, TaskRunner
+from studio.ui.workers import GenerationWorker, LineBuffer, TaskRunner
 
 MESSAGES = [Message("system", "be kind"), Message("user", "tell me a story")]
 
@@ -93,3 +93,13 @@ def test_task_runner_delivers_on_gui_thread(qtbot: QtBot) -> None:
     assert seen == [(42, True)]
     assert errors == ["division by zero"]
     assert not runner.busy
+
+
+def test_line_buffer_hands_out_whole_lines_and_the_rest_at_the_end() -> None:
+    lines = LineBuffer()
+    assert lines.feed(b'{"event": "st') == []
+    assert lines.feed(b'art"}\n{"event": "step"}\n{"ev') == ['{"event": "start"}', '{"event": "step"}']
+    assert lines.finish(b'ent": "done"}') == ['{"event": "done"}']
+    assert lines.finish() == []  # nothing carried over
+    assert lines.finish(b"  \n") == ["  "]  # a complete blank line is still a line
+    assert lines.feed("é\n".encode()[:1]) == [] and lines.finish(b"\xa9") == ["é"]  # a character split across reads
