@@ -1,6 +1,6 @@
 """Entry point of the `studio` console script.
 
-With no arguments the GUI starts; with a subcommand the headless CLI in :mod:`studio.core.cli` runs.
+With no arguments the GUI starts; with a subcommand the headless CLI in :mod:`studio.cli.main` runs.
 The GUI package is imported only when it is needed, so headless commands never load Qt.
 """
 
@@ -16,6 +16,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         from studio.ui.app import run_gui
 
         return run_gui(args[1:])
-    from studio.core.cli import main as cli_main
+    from studio.cli.main import main as cli_main
 
     return cli_main(args)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from studio import __version__
-from studio.core.cli import StudioParser
+from studio.cli.parser import StudioParser
 from studio.core.errors import ExitCode, InputError, StudioError
 from studio.trainer.jobspec import add_job_flags
 from studio.trainer.progress import Progress

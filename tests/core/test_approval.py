@@ -11,11 +11,11 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from studio.cli.main import main
 from studio.core.approval.chain import ChainError, ChainFailure
 from studio.core.approval.export import ApprovedConfigExport, check_export, import_export, read_export
 from studio.core.approval.lifecycle import Lifecycle, audit_log
 from studio.core.approval.signing import canonical_bytes, sign_document, verify_document
-from studio.core.cli import main
 from studio.core.documents import ConfigKind, ConfigStatus, Expectation, Probe, ProbeSuite, SafetyConfig
 from studio.core.errors import StateError
 from studio.core.evals.review import set_human_verdict

@@ -14,7 +14,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from studio.core.cli import main
+from studio.cli.main import main
 
 FILE_COMMANDS = [
     ["config", "validate"],

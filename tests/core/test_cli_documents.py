@@ -1,4 +1,4 @@
-"""``studio config`` and ``studio suite`` commands, called through :func:`studio.core.cli.main`."""
+"""``studio config`` and ``studio suite`` commands, called through :func:`studio.cli.main.main`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from studio.cli.main import main
 from studio.core import paths
-from studio.core.cli import main
 from studio.core.documents import ConfigStatus, SafetyConfig
 from studio.core.errors import ExitCode, StateError
 from studio.core.store import Store

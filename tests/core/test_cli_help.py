@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from studio.core import cli
+from studio.cli import check as eval_cli
+from studio.cli import main as cli
 from studio.core.errors import ExitCode
-from studio.core.evals import cli as eval_cli
 from studio.core.evals.runner import Progress
 from studio.core.inference import fake
 from studio.core.inference.base import CancelToken, GenerationParams, Message, StreamEvent

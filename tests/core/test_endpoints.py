@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-import studio.core.cli as cli
+import studio.cli.main as cli
 from studio.core.documents import ProbeSuite, SafetyConfig
 from studio.core.errors import InputError, StateError
 from studio.core.evals.runner import CheckRunner, CheckSpec, RunFinished

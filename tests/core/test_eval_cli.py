@@ -1,4 +1,4 @@
-"""``studio score`` and ``studio check`` end to end through :func:`studio.core.cli.main`."""
+"""``studio score`` and ``studio check`` end to end through :func:`studio.cli.main.main`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from studio.core.cli import main
+from studio.cli.main import main
 from studio.core.taxonomy import JUDGE_KEYS, Category
 
 

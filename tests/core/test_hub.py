@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import HfApi, constants
 
-from studio.core.cli import main as cli_main
+from studio.cli.main import main as cli_main
 from studio.core.errors import CancelledError, ExitCode, InputError, NotFoundError, StateError
 from studio.core.inference.base import CancelToken
 from studio.core.inference.gguf import read_gguf_info

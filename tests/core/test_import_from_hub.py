@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from studio.core.cli import main
+from studio.cli.main import main
 from studio.core.errors import ExitCode
 from studio.core.paths import app_home, database_path
 from studio.core.store.configs import ConfigRepo

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import studio.core.cli as cli
+import studio.cli.main as cli
+from studio.cli import probe as probe_commands
 from studio.core.errors import ExitCode
 
 CONFIG_YAML = """\
@@ -23,7 +24,7 @@ text: |
 @pytest.fixture(autouse=True)
 def probe_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Parse with the probe command alone, so these tests exercise only this module."""
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["studio.core.inference.probe_cli"])
+    monkeypatch.setattr(cli, "COMMAND_MODULES", [probe_commands])
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.core.cli import main as cli_main
+from studio.cli.main import main as cli_main
 from studio.core.errors import ExitCode, InputError, StateError
 from studio.core.inference import recommended
 from studio.core.inference.recommended import (

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from studio.core.cli import main as cli_main
+from studio.cli.main import main as cli_main
 from studio.core.errors import ExitCode, InputError, NotFoundError, StateError
 from studio.core.inference import embedded
 from studio.core.inference.registry import ModelRegistry, resolve_model, sha256_cached
@@ -241,7 +241,7 @@ def test_install_default_reuses_a_registered_copy(
     def no_download(*_args: object, **_kwargs: object) -> Path:
         raise AssertionError("the embedded model was fetched again")
 
-    monkeypatch.setattr("studio.core.inference.cli.install_embedded_model", no_download)
+    monkeypatch.setattr("studio.cli.models.install_embedded_model", no_download)
     monkeypatch.setattr(embedded, "install_embedded_model", no_download)
     capsys.readouterr()
     assert cli_main(["models", "install-default"]) == 0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.core.cli import main
+from studio.cli.main import main
 from studio.core.store import Store
 from studio.core.store.audit import AuditLog
 
@@ -36,7 +36,7 @@ def _write_config(path: Path, config_id: str) -> Path:
 WRITER = """
 import sys
 from pathlib import Path
-from studio.core.cli import main
+from studio.cli.main import main
 
 n = int(sys.argv[1])
 folder = Path(sys.argv[2])

@@ -16,7 +16,7 @@ from xml.etree import ElementTree
 
 import sqlite_utils
 
-from studio.core.cli import command_group
+from studio.cli.parser import command_group
 from studio.core.documents import ID_PATTERN, ProbeSuite, SafetyConfig
 from studio.core.errors import ExitCode, InputError, NotFoundError
 from studio.core.evals.compare import PairRow, compare_configs, config_history, diff_runs, regression_matrix
@@ -661,7 +661,7 @@ def _benchmark_files(source: str) -> list[Path]:
     path = Path(source).expanduser()
     if path.exists() or not REPO_ID_RE.match(source):
         return [path]
-    from studio.core.inference.cli import TerminalProgress
+    from studio.cli.models import TerminalProgress
     from studio.core.inference.hub import download_dataset
     from studio.core.paths import app_home
 

@@ -11,9 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from studio.core.cli import command_group
+from studio.cli import endpoints as endpoint_cli
+from studio.cli.parser import command_group
 from studio.core.errors import CancelledError, ExitCode, StateError
-from studio.core.inference import endpoint_cli, endpoints
+from studio.core.inference import endpoints
 from studio.core.inference.embedded import install_embedded_model
 from studio.core.inference.recommended import Verdict
 from studio.core.inference.registry import ModelEntry, ModelRegistry

@@ -1,4 +1,4 @@
-"""``studio review|export|verify|import-approved|audit|keys|settings``: the approval workflow headlessly."""
+"""``studio review|export|verify|import-approved|audit``: the approval workflow headlessly."""
 
 from __future__ import annotations
 
@@ -8,33 +8,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from studio.cli.parser import command_group
 from studio.core.approval.export import check_export, export_approved, import_export, write_export
 from studio.core.approval.lifecycle import Lifecycle, audit_log
-from studio.core.cli import command_group
 from studio.core.errors import ExitCode, InputError, StudioError
 from studio.core.evals.formatting import format_score
-from studio.core.fileio import atomic_write_text
 from studio.core.identity import (
     Identity,
     acting_as,
-    create_identity,
-    local_identities,
     resolve_identity,
-    trust_card,
-    trusted_keys,
 )
 from studio.core.settings import (
     load_settings,
-    save_settings,
-    setting_keys,
-    setting_value,
-    settings_path,
-    with_setting,
 )
 from studio.core.store import Store
 
 
-def _actor(parser: argparse.ArgumentParser) -> None:
+def add_actor_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--as",
         dest="actor",
@@ -49,14 +39,14 @@ def register(sub: Any) -> None:
     submit = review.add_parser("submit", help="freeze the latest draft and ask for review")
     submit.add_argument("config_id", metavar="ID")
     submit.add_argument("--version", type=int)
-    _actor(submit)
+    add_actor_argument(submit)
     submit.set_defaults(func=_submit)
     claim = review.add_parser(
         "claim", help="sign authorship of a draft stored before versions were signed (you cannot then approve it)"
     )
     claim.add_argument("config_id", metavar="ID")
     claim.add_argument("--version", type=int)
-    _actor(claim)
+    add_actor_argument(claim)
     claim.set_defaults(func=_claim)
     gate = review.add_parser("gate", help="show how each check run of a version measures against the gate")
     gate.add_argument("config_id", metavar="ID")
@@ -67,19 +57,19 @@ def register(sub: Any) -> None:
     approve.add_argument("--version", type=int)
     approve.add_argument("--run", dest="run_id", help="check run to use as evidence (default: the best passing)")
     approve.add_argument("--comment", default="")
-    _actor(approve)
+    add_actor_argument(approve)
     approve.set_defaults(func=_approve)
     reject = review.add_parser("reject", help="send a version in review back to draft with a comment")
     reject.add_argument("config_id", metavar="ID")
     reject.add_argument("--version", type=int)
     reject.add_argument("--comment", required=True)
-    _actor(reject)
+    add_actor_argument(reject)
     reject.set_defaults(func=_reject)
     retire = review.add_parser("retire", help="retire an approved version")
     retire.add_argument("config_id", metavar="ID")
     retire.add_argument("--version", type=int)
     retire.add_argument("--comment", default="")
-    _actor(retire)
+    add_actor_argument(retire)
     retire.set_defaults(func=_retire)
 
     export = sub.add_parser("export", help="write signed YAML of approved configs")
@@ -87,7 +77,7 @@ def register(sub: Any) -> None:
     export.add_argument("--version", type=int)
     export.add_argument("--all", action="store_true", help="export every approved config into the folder -o")
     export.add_argument("-o", "--output", type=Path, metavar="PATH", help="file (or folder with --all)")
-    _actor(export)
+    add_actor_argument(export)
     export.set_defaults(func=_export)
 
     verify = sub.add_parser(
@@ -104,7 +94,7 @@ def register(sub: Any) -> None:
         help="import signed exports (files or folders) as approved versions, under the same rules as verify",
     )
     imp.add_argument("paths", nargs="+", type=Path, metavar="PATH")
-    _actor(imp)
+    add_actor_argument(imp)
     imp.set_defaults(func=_import)
 
     audit = command_group(sub, "audit", "the append-only audit log")
@@ -115,60 +105,24 @@ def register(sub: Any) -> None:
     alog.add_argument("--json", action="store_true")
     alog.set_defaults(func=_audit_log)
 
-    keys = command_group(sub, "keys", "identities (signing key pairs with a name) and trusted colleagues")
-    create = keys.add_parser("create", help="make a new identity on this machine")
-    create.add_argument("name")
-    create.set_defaults(func=_keys_create)
-    klist = keys.add_parser("list", help="list the identities here and the trusted colleagues")
-    klist.set_defaults(func=_keys_list)
-    public = keys.add_parser(
-        "public", aliases=["card"], help="print (or write) an identity's public card for colleagues to trust"
-    )
-    public.add_argument("-o", "--output", type=Path)
-    _actor(public)
-    public.set_defaults(func=_keys_public)
-    trust = keys.add_parser("trust", help="trust the signatures of a colleague: give the card they sent you")
-    trust.add_argument("file", type=Path)
-    trust.set_defaults(func=_keys_trust)
-
-    settings = command_group(sub, "settings", "show or change settings (identity, approval gate, inference)")
-    show = settings.add_parser(
-        "show",
-        help="list every setting with its value and default",
-        description="List every setting by its key, with its current value, its default and what it means.",
-    )
-    show.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
-    show.set_defaults(func=_settings_show)
-    setp = settings.add_parser(
-        "set",
-        help="set one value, e.g. gate.min_valid_rate 0.5",
-        description="Set one setting by its key; `none` clears an optional value. The keys are listed below "
-        "(`studio settings show` prints their current values).",
-        epilog=_settings_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    setp.add_argument("key", metavar="KEY", help="a key listed below, e.g. gate.min_valid_rate")
-    setp.add_argument("value", metavar="VALUE", help="the new value (none clears an optional value)")
-    setp.set_defaults(func=_settings_set)
-
 
 def _lifecycle(store: Store) -> Lifecycle:
     return Lifecycle(store, load_settings())
 
 
-def _who(args: argparse.Namespace) -> Identity:
+def acting_identity(args: argparse.Namespace) -> Identity:
     return resolve_identity(args.actor, load_settings().identity)
 
 
 def _submit(args: argparse.Namespace) -> int:
-    with Store.open() as store, acting_as(_who(args)) as me:
+    with Store.open() as store, acting_as(acting_identity(args)) as me:
         config = _lifecycle(store).submit(args.config_id, me, args.version)
     print(f"{config.id} v{config.version} is now in review (submitted by {me.label()})")
     return int(ExitCode.OK)
 
 
 def _claim(args: argparse.Namespace) -> int:
-    with Store.open() as store, acting_as(_who(args)) as me:
+    with Store.open() as store, acting_as(acting_identity(args)) as me:
         config = _lifecycle(store).claim(args.config_id, me, args.version)
     print(f"{config.id} v{config.version} is now signed as written by {me.label()}")
     return int(ExitCode.OK)
@@ -191,7 +145,7 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def _approve(args: argparse.Namespace) -> int:
-    with Store.open() as store, acting_as(_who(args)) as me:
+    with Store.open() as store, acting_as(acting_identity(args)) as me:
         record = _lifecycle(store).approve(
             args.config_id, me, version=args.version, run_id=args.run_id, comment=args.comment
         )
@@ -201,21 +155,21 @@ def _approve(args: argparse.Namespace) -> int:
 
 
 def _reject(args: argparse.Namespace) -> int:
-    with Store.open() as store, acting_as(_who(args)) as me:
+    with Store.open() as store, acting_as(acting_identity(args)) as me:
         config = _lifecycle(store).reject(args.config_id, me, args.comment, args.version)
     print(f"{config.id} v{config.version} sent back to draft")
     return int(ExitCode.OK)
 
 
 def _retire(args: argparse.Namespace) -> int:
-    with Store.open() as store, acting_as(_who(args)) as me:
+    with Store.open() as store, acting_as(acting_identity(args)) as me:
         config = _lifecycle(store).retire(args.config_id, me, args.version, args.comment)
     print(f"{config.id} v{config.version} retired")
     return int(ExitCode.OK)
 
 
 def _export(args: argparse.Namespace) -> int:
-    with Store.open() as store, acting_as(_who(args)) as me:
+    with Store.open() as store, acting_as(acting_identity(args)) as me:
         lifecycle = _lifecycle(store)
         if args.all:
             if args.config_id or args.output is None:
@@ -270,7 +224,7 @@ def _import(args: argparse.Namespace) -> int:
         except StudioError as exc:
             print(f"studio: error: {path}: refused: {exc}", file=sys.stderr)
             return int(exc.exit_code)
-    with Store.open() as store, acting_as(_who(args)) as me:
+    with Store.open() as store, acting_as(acting_identity(args)) as me:
         lifecycle = _lifecycle(store)
         with lifecycle.recorded():
             for path in files:
@@ -302,73 +256,4 @@ def _audit_log(args: argparse.Namespace) -> int:
         for e in entries:
             version = f" v{e.version}" if e.version is not None else ""
             print(f"{e.seq:5d} {e.utc} {e.actor:<16} {e.action:<8} {e.subject}{version} {json.dumps(e.details)}")
-    return int(ExitCode.OK)
-
-
-def _keys_create(args: argparse.Namespace) -> int:
-    identity = create_identity(args.name)
-    print(f"created identity {identity.label()}; send `studio keys card --as {identity.name}` to colleagues")
-    return int(ExitCode.OK)
-
-
-def _keys_list(args: argparse.Namespace) -> int:
-    local = {k.key_id for k in local_identities()}
-    for known in trusted_keys().values():
-        where = "identity on this machine" if known.key_id in local else "trusted colleague"
-        print(f"{known.key_id}  {known.name:<20} {where}")
-    return int(ExitCode.OK)
-
-
-def _keys_public(args: argparse.Namespace) -> int:
-    card = json.dumps(_who(args).card(), indent=2) + "\n"
-    if args.output is None:
-        sys.stdout.write(card)
-    else:
-        atomic_write_text(args.output, card)
-    return int(ExitCode.OK)
-
-
-def _keys_trust(args: argparse.Namespace) -> int:
-    known = trust_card(args.file)
-    print(f"trusting {known.label()}")
-    return int(ExitCode.OK)
-
-
-def _settings_epilog() -> str:
-    lines = []
-    for key in setting_keys():
-        lines.append(f"  {key.key}\n      {key.description} Takes {key.accepts}; default {_shown(key.default)}.")
-    return "\n".join(lines) + "\n\nExample: studio settings set gate.min_valid_rate 0.5"
-
-
-def _shown(value: Any) -> str:
-    """A setting value as it is typed on the command line: plain text, none, true/false, numbers."""
-    if value is None:
-        return "none"
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def _settings_show(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    rows = [(key, setting_value(settings, key.key)) for key in setting_keys()]
-    if args.json:
-        records = [
-            {"key": k.key, "value": v, "default": k.default, "accepts": k.accepts, "description": k.description}
-            for k, v in rows
-        ]
-        print(json.dumps(records, indent=2))
-        return int(ExitCode.OK)
-    table = [["KEY", "VALUE", "DEFAULT", "MEANING"]]
-    table += [[k.key, _shown(v), _shown(k.default), k.description] for k, v in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(3)]
-    for row in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[3])
-    print(f"change one with: studio settings set KEY VALUE ({settings_path()})", file=sys.stderr)
-    return int(ExitCode.OK)
-
-
-def _settings_set(args: argparse.Namespace) -> int:
-    updated = with_setting(load_settings(), args.key, args.value)
-    save_settings(updated)
-    print(f"{args.key} = {_shown(setting_value(updated, args.key))}")
     return int(ExitCode.OK)

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from studio.core.cli import command_group
+from studio.cli.parser import command_group
 from studio.core.documents import ConfigKind, ConfigStatus, ProbeSuite, SafetyConfig
 from studio.core.errors import ExitCode, InputError, StudioError, validation_problem
 from studio.core.fileio import atomic_write_text

@@ -1,0 +1,57 @@
+"""Headless command-line interface: ``studio <command> ...``.
+
+Each command group lives in its own module of this package and adds its subcommands through a
+``register(subparsers)`` function; a handler takes the parsed arguments and returns an exit code
+(:class:`studio.core.errors.ExitCode`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from studio import __version__
+from studio.cli import approval, check, documents, keys, models, probe, settings
+from studio.cli.parser import StudioParser, closed_pipe_exit
+from studio.core.errors import ExitCode, StudioError
+
+COMMAND_MODULES = [models, check, documents, probe, approval, keys, settings]
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = StudioParser(
+        prog="studio",
+        description="CoSA Studio: write, probe, check and approve safety configs. Run without a command to open "
+        "the window.",
+        epilog="Exit codes: 0 ok, 1 negative outcome, 2 usage, 3 invalid input, 4 not found, 5 state conflict, "
+        "6 model/backend failure, 130 cancelled, 141 output closed early.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=StudioParser)
+    for module in COMMAND_MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    handler = getattr(args, "func", None)
+    if handler is None:
+        # A command group given without its subcommand: show that group's help.
+        target = getattr(args, "group_parser", parser)
+        target.print_help(sys.stderr)
+        return int(ExitCode.USAGE)
+    try:
+        code = int(handler(args))
+        sys.stdout.flush()  # a reader that went away is noticed here, not in the interpreter's exit
+        return code
+    except StudioError as exc:
+        print(f"studio: error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("studio: cancelled", file=sys.stderr)
+        return int(ExitCode.CANCELLED)
+    except BrokenPipeError:
+        return closed_pipe_exit()
