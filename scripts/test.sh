@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the studio with its test and training extras into .venv, fetches the embedded model, then runs the
-# layer contracts, the linters and the whole test suite. Extra arguments go to pytest.
+# layer contracts, the linters, the formatting check and the whole test suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
@@ -16,6 +16,7 @@ STUDIO_TEST_MODEL=$(.venv/bin/studio models install-default)
 export STUDIO_TEST_MODEL
 .venv/bin/lint-imports
 .venv/bin/ruff check studio tests bench
+.venv/bin/ruff format --check studio tests bench
 .venv/bin/mypy
 export QT_QPA_PLATFORM=offscreen
 exec "$PY" -m pytest "$@"
