@@ -47,6 +47,13 @@ class EndpointEntry:
     def as_record(self) -> dict[str, Any]:
         return {**asdict(self), "kind": "endpoint"}
 
+    @property
+    def key_source(self) -> str:
+        """Where the API key comes from, for listings (never the key itself)."""
+        if self.api_key_env:
+            return f"${self.api_key_env}"
+        return "OS keyring" if self.key_in_keyring else "none"
+
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> EndpointEntry:
         return cls(
@@ -249,6 +256,25 @@ def open_endpoint(entry: EndpointEntry, *, quick: bool = False) -> OpenAIBackend
     backend.extra_sampling = llama
     backend.describe(report)
     return backend
+
+
+def ask_server(entry: EndpointEntry) -> dict[str, Any]:
+    """What a registered endpoint's server reports about itself (asked quickly, as a Test button or registration
+    does); raises :class:`BackendError` when it does not answer."""
+    backend = open_endpoint(entry, quick=True)
+    try:
+        server: dict[str, Any] = backend.info.extra.get("server", {})
+        return server
+    finally:
+        backend.close()
+
+
+def server_summary(report: dict[str, Any]) -> str:
+    """One line on what a server reported about itself (:meth:`OpenAIBackend.server_report`)."""
+    software = report.get("software", "unknown")
+    version = f" {report['version']}" if report.get("version") else ""
+    models = ", ".join(str(m) for m in report.get("models", [])[:8]) or "none listed"
+    return f"server: {software}{version}; models: {models}"
 
 
 def marker_warnings(texts: dict[str, str]) -> list[str]:
