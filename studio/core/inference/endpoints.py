@@ -227,9 +227,10 @@ LLAMA_CPP_SERVERS = frozenset({"llama.cpp server", "llama-cpp-python"})
 def open_endpoint(entry: EndpointEntry, *, quick: bool = False) -> OpenAIBackend:
     """Connect to an endpoint and ask the server about itself (for provenance and for how to talk to it).
 
-    On llama.cpp servers the backend sends llama.cpp's own sampling options and defuses control-token text in
-    messages; elsewhere marker-like text is reported by :func:`marker_warnings` instead. ``quick`` tries the
-    server only twice (a Test button, registration), not with the patience of a run."""
+    On llama.cpp servers the backend sends llama.cpp's own sampling options and keeps control-token text in
+    messages from becoming control tokens: llama.cpp's own server gets prompts rendered here as token ids, the
+    Python server gets that text defused; elsewhere marker-like text is reported by :func:`marker_warnings`.
+    ``quick`` tries the server only twice (a Test button, registration), not with the patience of a run."""
     from studio.core.inference.openai_backend import OpenAIBackend, RetryPolicy
 
     backend = OpenAIBackend(
@@ -254,6 +255,8 @@ def open_endpoint(entry: EndpointEntry, *, quick: bool = False) -> OpenAIBackend
     llama = report.get("software") in LLAMA_CPP_SERVERS
     backend.guard = llama
     backend.extra_sampling = llama
+    if report.get("software") == "llama.cpp server" and backend.use_server_prompt():
+        report["prompt_route"] = "rendered by the studio, sent as token ids to /completion"
     backend.describe(report)
     return backend
 
