@@ -14,7 +14,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,8 @@ from studio.trainer.jobspec import add_job_flags
 from studio.trainer.progress import Progress
 
 if TYPE_CHECKING:
+    import sqlite_utils
+
     from studio.core.inference.opening import LoadOptions
 
 
@@ -113,9 +115,9 @@ def make_parser() -> argparse.ArgumentParser:
     hub.add_argument("--sdist", type=Path, help="llama-cpp-python sdist to take the converter from (offline)")
     hub.set_defaults(func=_convert_hub)
 
-    ev = sub.add_parser("evaluate", help="chosen-vs-rejected log-prob margins of GGUF models on held-out pairs")
+    ev = sub.add_parser("evaluate", help="chosen-vs-rejected log-prob margins of local models on held-out pairs")
     ev.add_argument("--pairs", required=True, type=Path)
-    ev.add_argument("--model", required=True, action="append", type=Path, help="GGUF file (repeatable)")
+    ev.add_argument("--model", required=True, action="append", help="registered model name or GGUF path (repeatable)")
     ev.add_argument("--limit", type=int, help="first N pairs only")
     ev.add_argument("--n-ctx", type=int, default=1024)
     ev.add_argument("--threads", type=int, default=2)
@@ -288,8 +290,11 @@ def _evaluate(args: argparse.Namespace, progress: Progress) -> int:
         rows = rows[: args.limit]
     if args.suite is not None and not args.config:
         raise InputError(None, "--suite needs at least one --config", where="--config")
-    reports = [pair_margins(m, rows, n_ctx=args.n_ctx, threads=args.threads, progress=progress) for m in args.model]
-    scores = _cosa_scores(args, progress) if args.suite is not None else []
+    with _database() as db:
+        reports = [
+            pair_margins(m, rows, n_ctx=args.n_ctx, threads=args.threads, progress=progress, db=db) for m in args.model
+        ]
+        scores = _cosa_scores(args, db, progress) if args.suite is not None else []
     if args.out:
         from studio.trainer.export import write_json
 
@@ -299,38 +304,42 @@ def _evaluate(args: argparse.Namespace, progress: Progress) -> int:
     return int(ExitCode.OK)
 
 
-def _cosa_scores(args: argparse.Namespace, progress: Progress) -> list[dict[str, Any]]:
+def _cosa_scores(args: argparse.Namespace, db: sqlite_utils.Database, progress: Progress) -> list[dict[str, Any]]:
     from studio.core.documents import ProbeSuite, SafetyConfig
     from studio.core.inference.opening import open_candidate_and_judge
-    from studio.core.paths import database_path
-    from studio.core.store.db import open_database
     from studio.core.yamlio import load_document
     from studio.trainer.evaluate import cosa_score
 
     suite = load_document(args.suite, ProbeSuite)
     configs = [load_document(path, SafetyConfig) for path in args.config]
-    db = open_database(database_path())
     results: list[dict[str, Any]] = []
-    try:
-        for model in args.model:
-            with open_candidate_and_judge(str(model), args.judge_model, _load_options(args), db=db) as (
+    for model in args.model:
+        with open_candidate_and_judge(model, args.judge_model, _load_options(args), db=db) as (candidate, judge):
+            result = cosa_score(
                 candidate,
                 judge,
-            ):
-                result = cosa_score(
-                    candidate,
-                    judge,
-                    suite,
-                    configs,
-                    db,
-                    label=model.name,
-                    max_tokens=args.max_tokens,
-                    progress=progress,
-                )
-            results.append({"model": str(model), **result})
+                suite,
+                configs,
+                db,
+                label=Path(model).name,
+                max_tokens=args.max_tokens,
+                progress=progress,
+            )
+        results.append({"model": model, **result})
+    return results
+
+
+@contextlib.contextmanager
+def _database() -> Iterator[sqlite_utils.Database]:
+    """The studio database for one command (model and endpoint names, check runs)."""
+    from studio.core.paths import database_path
+    from studio.core.store.db import open_database
+
+    db = open_database(database_path())
+    try:
+        yield db
     finally:
         db.close()
-    return results
 
 
 def _interrupt(_signum: int, _frame: Any) -> None:
