@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from studio import __version__
 from studio.cli.parser import StudioParser
 from studio.core.errors import ExitCode, InputError, StudioError
+from studio.core.store.store import Store
 from studio.trainer.jobspec import add_job_flags
 from studio.trainer.progress import Progress
 
@@ -163,10 +164,10 @@ def _synthesize(args: argparse.Namespace, progress: Progress) -> int:
         "start", command="synthesize", prompts=len(prompts), total=len(prompts) * args.responses, labeler=labeler
     )
     judge_ref = None if args.fake else args.judge_model
-    with open_candidate_and_judge(args.model, judge_ref, _load_options(args, fake=args.fake)) as (generator, judge):
+    options = _load_options(args, fake=args.fake)
+    with Store.open() as store, open_candidate_and_judge(args.model, judge_ref, options, store=store) as models:
         summary = synthesize(
-            generator,
-            judge,
+            *models,
             prompts,
             args.out,
             settings,
@@ -194,14 +195,8 @@ def _import(args: argparse.Namespace, progress: Progress) -> int:
     for source in args.sources:
         rows.extend(import_file(source))
     if args.exchanges:
-        from studio.core.paths import database_path
-        from studio.core.store.db import open_database
-
-        db = open_database(database_path())
-        try:
-            rows.extend(import_exchanges(db, args.config_id))
-        finally:
-            db.close()
+        with Store.open() as store:
+            rows.extend(import_exchanges(store, args.config_id))
     if not rows:
         raise InputError(None, "nothing to import: no rows, and no prompt with both a follows and a violates mark")
     for number, row in enumerate(rows):
@@ -222,6 +217,7 @@ def _train(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def _export(args: argparse.Namespace, progress: Progress) -> int:
+    from studio.core.inference.registry import ModelRegistry
     from studio.trainer.export import QUANT_KINDS, export_model, resolve_base
 
     for kind in args.quant:
@@ -233,17 +229,19 @@ def _export(args: argparse.Namespace, progress: Progress) -> int:
         trained = trained / "model"
     elif trained.is_file():
         trained = resolve_base(trained, sdist=args.sdist, log=progress.log)
-    result = export_model(
-        trained,
-        args.out,
-        name=args.name,
-        base=args.base,
-        quants=tuple(args.quant),
-        adapter_gguf=args.adapter_gguf,
-        register=not args.no_register,
-        sdist=args.sdist,
-        log=progress.log,
-    )
+    with contextlib.ExitStack() as stack:
+        registry = None if args.no_register else ModelRegistry(stack.enter_context(Store.open()).models)
+        result = export_model(
+            trained,
+            args.out,
+            name=args.name,
+            base=args.base,
+            quants=tuple(args.quant),
+            adapter_gguf=args.adapter_gguf,
+            registry=registry,
+            sdist=args.sdist,
+            log=progress.log,
+        )
     progress.emit(
         "done",
         command="export",
@@ -257,22 +255,25 @@ def _export(args: argparse.Namespace, progress: Progress) -> int:
 def _convert_hub(args: argparse.Namespace, progress: Progress) -> int:
     import os
 
+    from studio.core.inference.registry import ModelRegistry
     from studio.trainer.hubget import get_model, plan_get
 
     token = os.environ.get("HF_TOKEN") or None
     progress.emit("start", command="convert-hub", repo=args.repo, quant=args.quant)
     plan = plan_get(args.repo, quant=args.quant, revision=args.revision, name=args.name, out_dir=args.out, token=token)
     progress.log(f"{args.repo} at {plan.commit[:12]}: {len(plan.files)} files, {plan.weights_bytes / 1e9:.2f} GB")
-    lineage = get_model(
-        plan,
-        progress,
-        keep_f16=args.keep_f16,
-        keep_download=args.keep_download,
-        register=not args.no_register,
-        sdist=args.sdist,
-        token=token,
-        threads=args.threads,
-    )
+    with Store.open() as store:
+        lineage = get_model(
+            plan,
+            progress,
+            ModelRegistry(store.models),
+            keep_f16=args.keep_f16,
+            keep_download=args.keep_download,
+            register=not args.no_register,
+            sdist=args.sdist,
+            token=token,
+            threads=args.threads,
+        )
     progress.emit(
         "done", command="convert-hub", path=lineage["file"], registered=lineage["registered"], lineage=lineage
     )
@@ -302,18 +303,15 @@ def _evaluate(args: argparse.Namespace, progress: Progress) -> int:
 def _cosa_scores(args: argparse.Namespace, progress: Progress) -> list[dict[str, Any]]:
     from studio.core.documents import ProbeSuite, SafetyConfig
     from studio.core.inference.opening import open_candidate_and_judge
-    from studio.core.paths import database_path
-    from studio.core.store.db import open_database
     from studio.core.yamlio import load_document
     from studio.trainer.evaluate import cosa_score
 
     suite = load_document(args.suite, ProbeSuite)
     configs = [load_document(path, SafetyConfig) for path in args.config]
-    db = open_database(database_path())
     results: list[dict[str, Any]] = []
-    try:
+    with Store.open() as store:
         for model in args.model:
-            with open_candidate_and_judge(str(model), args.judge_model, _load_options(args), db=db) as (
+            with open_candidate_and_judge(str(model), args.judge_model, _load_options(args), store=store) as (
                 candidate,
                 judge,
             ):
@@ -322,14 +320,12 @@ def _cosa_scores(args: argparse.Namespace, progress: Progress) -> list[dict[str,
                     judge,
                     suite,
                     configs,
-                    db,
+                    store.runs,
                     label=model.name,
                     max_tokens=args.max_tokens,
                     progress=progress,
                 )
             results.append({"model": str(model), **result})
-    finally:
-        db.close()
     return results
 
 

@@ -14,15 +14,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from studio.core.documents import ProbeSuite, SafetyConfig
 from studio.core.errors import BackendError, InputError
 from studio.core.inference.base import Backend, GenerationParams, Message
 from studio.core.inference.embedded import sha256_file
 from studio.trainer.progress import Progress
+
+if TYPE_CHECKING:
+    from studio.core.store.runs import RunStore
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def cosa_score(
     judge: Backend,
     suite: ProbeSuite,
     configs: Sequence[SafetyConfig],
-    db: sqlite_utils.Database,
+    runs: RunStore,
     *,
     label: str,
     max_tokens: int = 128,
@@ -140,7 +141,7 @@ def cosa_score(
     from studio.core.evals.runner import Progress as RunProgress
 
     spec = CheckSpec(suite=suite, configs=tuple(configs), params=GenerationParams(max_tokens=max_tokens), label=label)
-    for event in CheckRunner(db, candidate, judge).check(spec):
+    for event in CheckRunner(runs, candidate, judge).check(spec):
         if isinstance(event, RunProgress) and progress is not None:
             progress.progress(f"check:{label}:{event.stage}", event.done, event.total)
         if isinstance(event, RunFinished):

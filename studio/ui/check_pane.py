@@ -50,7 +50,7 @@ from studio.core.evals.runner import (
 from studio.core.evals.scoring import Aggregate, Helpfulness, ScoreReport, Variant
 from studio.core.evals.suites import bundled_suites, suite_for_config
 from studio.core.inference.base import Backend, CancelToken, GenerationParams
-from studio.core.store.runs import RunRecord, RunStatus, RunStore
+from studio.core.store.runs import RunRecord, RunStatus
 from studio.ui.backends import BackendFactory, llama_backend_factory
 from studio.ui.charts import BAD, GOOD, MUTED, Bar, BarChart, signed_color
 from studio.ui.context import AppContext
@@ -165,8 +165,7 @@ class CheckPane(QWidget):
     ) -> None:
         super().__init__(parent)
         self.ctx = ctx
-        self.db = ctx.store.db
-        self.runs = RunStore(self.db)
+        self.runs = ctx.store.runs
         self.backend_factory = backend_factory
         self.run_id: str | None = None
         self.report: ScoreReport | None = None
@@ -352,7 +351,7 @@ class CheckPane(QWidget):
         for column, width in enumerate(ITEM_COLUMN_WIDTHS):
             self.item_table.setColumnWidth(column, width)
         self.item_table.selectionModel().currentRowChanged.connect(self._on_item_selected)
-        self.review = ReviewPanel(self.db)
+        self.review = ReviewPanel(self.ctx.store)
         self.review.item_changed.connect(self._on_item_reviewed)
         self.review.message.connect(self.message)
         items_split = QSplitter(Qt.Orientation.Horizontal)
@@ -512,7 +511,7 @@ class CheckPane(QWidget):
 
         def work(cancel: CancelToken) -> Iterable[RunEvent]:
             with _Backends(self, candidate_choice, judge_choice) as (candidate, judge):
-                runner = CheckRunner(self.db, candidate, judge)
+                runner = CheckRunner(self.runs, candidate, judge)
                 run_id = runner.create(spec)
                 yield Progress(run_id, "generate", 0, 2 * len(spec.configs) * len(spec.suite.probes), None)
                 yield from runner.execute(run_id, cancel)
@@ -539,7 +538,7 @@ class CheckPane(QWidget):
 
         def work(cancel: CancelToken) -> Iterable[RunEvent]:
             with _Backends(self, candidate, judge) as (candidate_backend, judge_backend):
-                yield from CheckRunner(self.db, candidate_backend, judge_backend).execute(run_id, cancel)
+                yield from CheckRunner(self.runs, candidate_backend, judge_backend).execute(run_id, cancel)
 
         self._begin(work)
         return True
@@ -691,7 +690,7 @@ class CheckPane(QWidget):
         if self.run_id is None:
             return
         choice = self.scoring_choice()
-        self.report = run_report(self.db, self.run_id, self.use, choice.helpfulness, choice.variant)
+        self.report = run_report(self.runs, self.run_id, self.use, choice.helpfulness, choice.variant)
         overall = self.report.overall
         self.headline.setText(headline_text(self.report))
         self.breakdown_chart.set_bars(breakdown_bars(overall))
@@ -726,7 +725,7 @@ class CheckPane(QWidget):
         if self.run_id is None:
             return False
         try:
-            export_run(self.db, self.run_id, path)
+            export_run(self.runs, self.run_id, path)
         except (OSError, StudioError) as exc:
             self.message.emit(f"{path}: could not export: {exc}")
             return False

@@ -168,7 +168,7 @@ class MainWindow(QMainWindow):
         self.start_here_dock.setVisible(self.start_here.wanted)
         self._update_title()
         self._update_recent_menu()
-        self.editor.offer_recovery(ctx.drafts.list())
+        self.editor.offer_recovery(ctx.store.drafts.list())
         if ctx.backends.info is not None:
             self._on_backend_loaded(ctx.backends.info)
 
@@ -354,7 +354,7 @@ class MainWindow(QMainWindow):
 
     def open_config_id(self, config_id: str) -> None:
         self.editor.autosave()
-        draft = self.ctx.drafts.get(f"config:{config_id}")
+        draft = self.ctx.store.drafts.get(f"config:{config_id}")
         config = self.ctx.store.configs.latest(config_id)
         self.editor.open_config(config, stored=True, text=draft.text if draft is not None else None)
 
@@ -528,7 +528,7 @@ class MainWindow(QMainWindow):
         except StudioError as exc:
             self._show_error(str(exc))
             return False
-        self.ctx.drafts.discard(draft_key(config_id, config_id))
+        self.ctx.store.drafts.discard(draft_key(config_id, config_id))
         if self.editor.config is not None and self.editor.config.id == config_id and self.editor.is_stored:
             self.editor.close_config()
         self.library.refresh()

@@ -212,7 +212,7 @@ class ModelManagerPane(QWidget):
         dialog = EndpointDialog(self._ctx, self)
         if dialog.exec() and dialog.entry is not None:
             self.message.emit(f"Registered endpoint {dialog.entry.name}")
-            self._ctx.backends.load_endpoint(dialog.entry.name)
+            self._ctx.backends.load_endpoint(dialog.entry)
 
     def load_selected(self) -> None:
         entry = self.selected()
@@ -277,7 +277,11 @@ class ModelManagerPane(QWidget):
         self.progress_label.setText(f"Downloading {filename}…")
         self._progress_timer.start()
         self._tasks.submit(
-            lambda: download(repo, str(filename), progress=progress.update, cancel=cancel),
+            lambda: self._ctx.with_own_registry(
+                lambda registry: download(
+                    repo, str(filename), progress=progress.update, cancel=cancel, registry=registry
+                )
+            ),
             self._on_download_done,
             self._on_download_failed,
         )

@@ -11,6 +11,7 @@ from studio.core.documents import ConfigKind, Probe, ProbeSuite, SafetyConfig
 from studio.core.evals.runner import run_report
 from studio.core.inference.fake import FakeBackend
 from studio.core.store.db import open_database
+from studio.core.store.runs import RunStore
 from studio.core.taxonomy import Category
 from studio.trainer.evaluate import _log_softmax_at, cosa_score
 from studio.trainer.progress import Progress
@@ -42,8 +43,10 @@ def test_cosa_score_runs_the_check_engine(tmp_path: Path) -> None:
     db = open_database(tmp_path / "studio.db")
     stream = io.StringIO()
     try:
-        result = cosa_score(FakeBackend(), FakeBackend(), suite, [config], db, label="fake", progress=Progress(stream))
-        stored = run_report(db, str(result["run_id"])).as_dict()
+        result = cosa_score(
+            FakeBackend(), FakeBackend(), suite, [config], RunStore(db), label="fake", progress=Progress(stream)
+        )
+        stored = run_report(RunStore(db), str(result["run_id"])).as_dict()
     finally:
         db.close()
     assert result["n_items"] == 2
