@@ -158,7 +158,7 @@ def bench_stalls(model: Path | None, runs: int) -> dict[str, float]:
 
         def measure_check(backend: Backend, label: str, probes: int, max_tokens: int) -> None:
             """Stall while a check runs in the Check pane (generation, judging, results redraws)."""
-            from studio.ui.check_pane import CheckPane
+            from studio.ui.check.pane import CheckPane
 
             ctx.backends.set_backend(backend)
             if not ctx.store.configs.exists("bench"):

@@ -57,28 +57,9 @@ def register(msub: Any) -> None:
 
 def describe(entry: endpoints.EndpointEntry) -> str:
     """One line for listings; says where the key comes from, never what it is."""
-    key = (
-        f"key from ${entry.api_key_env}"
-        if entry.api_key_env
-        else ("key in keyring" if entry.key_in_keyring else "no key")
+    return (
+        f"{entry.name} -> {entry.model_id} at {entry.base_url} (key: {entry.key_source}, {entry.concurrency} at once)"
     )
-    return f"{entry.name} -> {entry.model_id} at {entry.base_url} ({key}, {entry.concurrency} at once)"
-
-
-def _server_summary(report: dict[str, Any]) -> str:
-    software = report.get("software", "unknown")
-    version = f" {report['version']}" if report.get("version") else ""
-    models = ", ".join(report.get("models", [])[:8]) or "none listed"
-    return f"server: {software}{version}; models: {models}"
-
-
-def _ask(entry: endpoints.EndpointEntry) -> dict[str, Any]:
-    backend = endpoints.open_endpoint(entry, quick=True)
-    try:
-        server: dict[str, Any] = backend.info.extra.get("server", {})
-        return server
-    finally:
-        backend.close()
 
 
 def _add_endpoint(args: argparse.Namespace) -> int:
@@ -94,11 +75,11 @@ def _add_endpoint(args: argparse.Namespace) -> int:
         )
         if not args.no_test:
             try:
-                report = _ask(entry)
+                report = endpoints.ask_server(entry)
             except BaseException:
                 endpoints.remove_endpoint(store, entry.name)
                 raise
-            print(_server_summary(report))
+            print(endpoints.server_summary(report))
             if not report.get("model_listed", True):
                 print(f"warning: the server does not list {entry.model_id!r}", file=sys.stderr)
     print(f"registered endpoint {describe(entry)}")
@@ -110,8 +91,8 @@ def _add_endpoint(args: argparse.Namespace) -> int:
 def _test_endpoint(args: argparse.Namespace) -> int:
     with Store.open() as store:
         entry = endpoints.get_endpoint(store, args.name)
-    report = _ask(entry)
-    print(json.dumps(report, indent=2, sort_keys=True) if args.json else _server_summary(report))
+    report = endpoints.ask_server(entry)
+    print(json.dumps(report, indent=2, sort_keys=True) if args.json else endpoints.server_summary(report))
     return int(ExitCode.OK)
 
 

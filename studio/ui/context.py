@@ -45,11 +45,15 @@ class AppContext:
             backends=BackendManager(backend_factory),
         )
 
-    def with_own_registry(self, work: Callable[[ModelRegistry], T]) -> T:
-        """Run ``work(registry)`` on a registry with its own database connection, so that slow registry work
-        (hashing a large file, installing the embedded model) can run on a worker thread."""
+    def with_own_store(self, work: Callable[[Store], T]) -> T:
+        """Run ``work(store)`` on a store with its own database connection, so that slow work (hashing a large
+        file, installing the embedded model, asking a server) can run on a worker thread."""
         with Store.open(self.store.path or self.home / DATABASE_FILE) as own:
-            return work(ModelRegistry(own.models))
+            return work(own)
+
+    def with_own_registry(self, work: Callable[[ModelRegistry], T]) -> T:
+        """Run ``work(registry)`` on a registry with its own database connection (see :meth:`with_own_store`)."""
+        return self.with_own_store(lambda own: work(ModelRegistry(own.models)))
 
     def resolve_default_model(self) -> ModelEntry:
         """The default :class:`ModelEntry`, installing the embedded model on first run (worker-thread safe)."""

@@ -111,9 +111,7 @@ class EndpointDialog(QDialog):
         self.model_combo.clear()
         self.model_combo.addItems(models)
         self.model_combo.setCurrentText(current or (models[0] if models else ""))
-        software = report.get("software", "unknown")
-        version = f" {report['version']}" if report.get("version") else ""
-        self.status_label.setText(f"Server: {software}{version}. Models: {', '.join(models) or 'none listed'}.")
+        self.status_label.setText(endpoints.server_summary(report).capitalize())
 
     def _on_failed(self, message: str) -> None:
         self.test_button.setEnabled(True)

@@ -31,7 +31,7 @@ from studio.core.store.drafts import draft_key
 from studio.core.store.exchanges import Exchange
 from studio.core.yamlio import dump_document, load_document
 from studio.ui.approval_dialog import ApprovalDialog
-from studio.ui.check_pane import CheckPane
+from studio.ui.check.pane import CheckPane
 from studio.ui.compare_pane import ComparePane
 from studio.ui.context import AppContext
 from studio.ui.editor import ConfigEditor

@@ -4,7 +4,8 @@ all offer the same choices through this module."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 from PySide6.QtWidgets import QComboBox
 
@@ -49,3 +50,34 @@ def model_opener(ctx: AppContext, choice: str, factory: BackendFactory) -> Opene
     entry = ctx.registry.get(choice)
     settings = ctx.settings.inference
     return lambda: (factory(entry.path, entry.name, entry.sha256, settings), True)
+
+
+def choice_for_name(ctx: AppContext, name: str) -> str | None:
+    """The choice that opens the model recorded as ``name`` (the loaded model first, then the registered files and
+    endpoints), or None when none of them has that name: how a stored run finds its models again."""
+    loaded = ctx.backends.info
+    if loaded is not None and loaded.name == name:
+        return LOADED_MODEL
+    if any(entry.name == name for entry in ctx.registry.list()):
+        return name
+    if find_endpoint(ctx.store, name) is not None:
+        return name
+    return None
+
+
+@contextlib.contextmanager
+def opened(*openers: Opener) -> Iterator[list[Backend]]:
+    """Open every backend (on the worker thread that uses them) and close, on the way out, the ones opened here;
+    the window's loaded model stays loaded. A failure part-way closes what was already opened."""
+    owned: list[Backend] = []
+    backends: list[Backend] = []
+    try:
+        for opener in openers:
+            backend, owns = opener()
+            backends.append(backend)
+            if owns:
+                owned.append(backend)
+        yield backends
+    finally:
+        for backend in reversed(owned):
+            backend.close()

@@ -1,5 +1,5 @@
-"""The model manager: registered GGUF models, adding from disk, downloading from the Hub, recommended models with a
-"fits this machine" verdict, GPU offload, switching."""
+"""The model manager: registered GGUF models and endpoints, adding from disk, downloading from the Hub, recommended
+models with a "fits this machine" verdict, GPU offload, switching."""
 
 from __future__ import annotations
 
@@ -27,10 +27,12 @@ from PySide6.QtWidgets import (
 
 from studio.core.errors import StudioError
 from studio.core.inference.base import CancelToken
+from studio.core.inference.endpoints import EndpointEntry, list_endpoints
 from studio.core.inference.registry import ModelEntry
 from studio.ui.context import AppContext
+from studio.ui.endpoint_actions import EndpointActions
 from studio.ui.recommended_panel import RecommendedPanel
-from studio.ui.table_models import ModelTableModel, human_size
+from studio.ui.table_models import ModelTableModel, RegistryRow, human_size
 from studio.ui.workers import TaskRunner
 
 PROGRESS_POLL_MS = 100
@@ -89,6 +91,9 @@ class ModelManagerPane(QWidget):
         self.endpoint_button = QPushButton("Add endpoint…")
         self.endpoint_button.setAccessibleName("Register a model server as a model")
         self.endpoint_button.clicked.connect(self.add_endpoint)
+        self.endpoint_actions = EndpointActions(ctx, self)
+        self.endpoint_actions.message.connect(self.message)
+        self.endpoint_actions.changed.connect(self._on_endpoints_changed)
         self.load_button.clicked.connect(self.load_selected)
         self.default_button.clicked.connect(self.set_selected_default)
         self.add_button.clicked.connect(self._on_add_clicked)
@@ -100,6 +105,7 @@ class ModelManagerPane(QWidget):
             self.add_button,
             self.remove_button,
             self.endpoint_button,
+            *self.endpoint_actions.buttons,
         ):
             actions.addWidget(button)
         actions.addStretch(1)
@@ -191,11 +197,12 @@ class ModelManagerPane(QWidget):
     # -- registry actions -------------------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        self.model.set_rows(self._ctx.registry.list())
+        rows: list[RegistryRow] = [*self._ctx.registry.list(), *list_endpoints(self._ctx.store)]
+        self.model.set_rows(rows)
         self._update_buttons()
         self._on_backend_changed(None)
 
-    def selected(self) -> ModelEntry | None:
+    def selected(self) -> RegistryRow | None:
         rows = self.table.selectionModel().selectedRows()
         return self.model.row_at(rows[0].row()) if rows else None
 
@@ -212,18 +219,24 @@ class ModelManagerPane(QWidget):
         dialog = EndpointDialog(self._ctx, self)
         if dialog.exec() and dialog.entry is not None:
             self.message.emit(f"Registered endpoint {dialog.entry.name}")
+            self.refresh()
+            self.select_name(dialog.entry.name)
             self._ctx.backends.load_endpoint(dialog.entry)
 
     def load_selected(self) -> None:
         entry = self.selected()
         if entry is None:
             return
+        if isinstance(entry, EndpointEntry):
+            if not self._ctx.backends.load_endpoint(entry):
+                self.message.emit("A model is already loading; wait for it to finish")
+            return
         if not self._ctx.backends.load(entry.path, entry.name, entry.sha256, self._ctx.settings.inference):
             self.message.emit("A model is already loading; wait for it to finish")
 
     def set_selected_default(self) -> None:
         entry = self.selected()
-        if entry is None:
+        if not isinstance(entry, ModelEntry):
             return
         self._ctx.registry.set_default(entry.name)
         self.refresh()
@@ -232,6 +245,9 @@ class ModelManagerPane(QWidget):
     def remove_selected(self) -> None:
         entry = self.selected()
         if entry is None:
+            return
+        if isinstance(entry, EndpointEntry):
+            self.endpoint_actions.remove()
             return
         try:
             self._ctx.registry.remove(entry.name)
@@ -293,6 +309,7 @@ class ModelManagerPane(QWidget):
 
     def shutdown(self) -> None:
         self.recommended.shutdown()
+        self.endpoint_actions.shutdown()
         self.cancel_download()
         self._tasks.wait_all()
         self._progress_timer.stop()
@@ -379,6 +396,12 @@ class ModelManagerPane(QWidget):
             self.progress_bar.setRange(0, 1000)
         self._update_buttons()
 
+    def _on_endpoints_changed(self) -> None:
+        selected = self.selected()
+        self.refresh()
+        if selected is not None:
+            self.select_name(selected.name)
+
     def _on_recommended_finished(self, name: object) -> None:
         self.refresh()
         if isinstance(name, str):
@@ -397,10 +420,17 @@ class ModelManagerPane(QWidget):
         self._update_buttons()
 
     def _update_buttons(self) -> None:
-        has_selection = self.selected() is not None
+        selected = self.selected()
+        has_selection = selected is not None
         downloading = self._cancel is not None
         self.load_button.setEnabled(has_selection and not self._ctx.backends.is_loading)
-        self.default_button.setEnabled(has_selection)
+        self.default_button.setEnabled(isinstance(selected, ModelEntry))
+        self.default_button.setToolTip(
+            "The default model is a file; an endpoint is chosen per check"
+            if isinstance(selected, EndpointEntry)
+            else ""
+        )
+        self.endpoint_actions.select(selected if isinstance(selected, EndpointEntry) else None)
         self.remove_button.setEnabled(has_selection)
         self.download_button.setEnabled(not downloading and self.file_combo.count() > 0)
         self.cancel_button.setEnabled(downloading)

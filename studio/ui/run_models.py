@@ -10,10 +10,9 @@ from PySide6.QtGui import QColor
 
 from studio.core.approval.lifecycle import GateResult
 from studio.core.evals.compare import HistoryRow, MatrixRow
-from studio.core.evals.formatting import format_score
+from studio.core.evals.formatting import format_score, format_utc
 from studio.core.evals.review import Agreement
 from studio.core.evals.runner import scored_item
-from studio.core.evals.scoring import item_score
 from studio.core.store.runs import ItemRecord
 from studio.ui.charts import BAD, GOOD
 from studio.ui.table_models import RowTableModel
@@ -66,11 +65,6 @@ class ColoredTableModel(RowTableModel[Any]):
         return super().data(index, role)
 
 
-def _item_score(item: ItemRecord, use: str) -> float | None:
-    scored = scored_item(item, use)
-    return item_score(scored.rating or 0, bool(scored.safe)) if scored.valid else None
-
-
 def _human(item: ItemRecord) -> str:
     if not item.reviewed:
         return ""
@@ -97,7 +91,7 @@ class ItemTableModel(ColoredTableModel):
                 ("Response", lambda i: excerpt(i.response)),
                 ("Rating", lambda i: fmt_rating(i.rating) if i.judged else "…"),
                 ("Safe", lambda i: fmt_safe(i.safe) if i.judged else "…"),
-                ("Score", lambda i: format_score(_item_score(i, self.use)) if i.judged or i.reviewed else "…"),
+                ("Score", lambda i: format_score(scored_item(i, self.use).score()) if i.judged or i.reviewed else "…"),
                 ("Human override", _human),
             ],
             self._color,
@@ -113,7 +107,7 @@ class ItemTableModel(ColoredTableModel):
     def _color(self, item: ItemRecord, column: int) -> QColor | None:
         if column != self.SCORE_COLUMN:
             return None
-        score = _item_score(item, self.use)
+        score = scored_item(item, self.use).score()
         if score is None or score == 0:
             return None
         return tinted(GOOD if score > 0 else BAD)
@@ -158,7 +152,7 @@ class HistoryTableModel(RowTableModel[HistoryRow]):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(
             [
-                ("Date (UTC)", lambda h: h.created_utc.replace("T", " ").removesuffix("+00:00")),
+                ("Date (UTC)", lambda h: format_utc(h.created_utc)),
                 ("Run", lambda h: h.run_id),
                 ("Status", lambda h: h.status),
                 ("Model", lambda h: h.candidate),

@@ -7,6 +7,7 @@ from typing import Any, Generic, TypeVar
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 
+from studio.core.inference.endpoints import EndpointEntry
 from studio.core.inference.registry import ModelEntry
 from studio.core.store.exchanges import Exchange
 
@@ -71,19 +72,33 @@ def human_size(size: int) -> str:
     return f"{value:.1f} GiB"
 
 
-class ModelTableModel(RowTableModel[ModelEntry]):
-    """The model registry: name, architecture, quantisation, size, context, sha256, source."""
+#: A row of the model manager: a registered GGUF file or a registered endpoint.
+RegistryRow = ModelEntry | EndpointEntry
+_NONE = "–"
+
+
+def _cell(file: Callable[[ModelEntry], str], endpoint: Callable[[EndpointEntry], str]) -> Callable[[RegistryRow], str]:
+    """A column formatter that shows files and endpoints each their own way."""
+    return lambda row: endpoint(row) if isinstance(row, EndpointEntry) else file(row)
+
+
+class ModelTableModel(RowTableModel[RegistryRow]):
+    """The model registry: files (architecture, quantisation, size, context, sha256, source) and endpoints (address,
+    served model id, requests at once and where the API key comes from, never the key)."""
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(
             [
-                ("Name", lambda m: m.name + ("  (default)" if m.is_default else "")),
-                ("Architecture", lambda m: m.architecture),
-                ("Quant", lambda m: m.quant or "–"),
-                ("Size", lambda m: human_size(m.size_bytes)),
-                ("Context", lambda m: str(m.context_length) if m.context_length else "–"),
-                ("SHA-256", lambda m: m.sha256[:12]),
-                ("Source", lambda m: m.source),
+                ("Name", _cell(lambda m: m.name + ("  (default)" if m.is_default else ""), lambda e: e.name)),
+                ("Architecture", _cell(lambda m: m.architecture, lambda e: "endpoint")),
+                ("Quant", _cell(lambda m: m.quant or _NONE, lambda e: _NONE)),
+                ("Size", _cell(lambda m: human_size(m.size_bytes), lambda e: _NONE)),
+                ("Context", _cell(lambda m: str(m.context_length) if m.context_length else _NONE, lambda e: _NONE)),
+                ("SHA-256", _cell(lambda m: m.sha256[:12], lambda e: _NONE)),
+                ("Source", _cell(lambda m: m.source, lambda e: e.base_url)),
+                ("Model id", _cell(lambda m: _NONE, lambda e: e.model_id)),
+                ("At once", _cell(lambda m: _NONE, lambda e: str(e.concurrency))),
+                ("API key", _cell(lambda m: _NONE, lambda e: e.key_source)),
             ],
             parent,
         )

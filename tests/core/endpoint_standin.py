@@ -10,9 +10,13 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from keyring.backend import KeyringBackend
 
 from studio.core.inference.base import GenerationParams, GenerationResult, Message, TokenEvent
 from studio.core.inference.fake import FakeBackend
@@ -23,6 +27,8 @@ class Behaviour:
     """What the server does; counters are shared by all requests."""
 
     latency_s: float = 0.0
+    #: Seconds before the model list is answered (a slow server's Test button).
+    list_latency_s: float = 0.0
     #: Every Nth chat request is answered 429 with ``Retry-After: retry_after`` (0: never).
     rate_limit_every: int = 0
     retry_after: str = "0.05"
@@ -74,6 +80,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorized():
             return
         if self.path == "/v1/models":
+            time.sleep(self.server.behaviour.list_latency_s)
             self._json(200, {"object": "list", "data": [{"id": "standin", "object": "model", "owned_by": "tests"}]})
         else:
             self._json(404, {"error": {"message": f"no route {self.path}"}})
@@ -148,6 +155,39 @@ class _Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), _Handler)
         self.behaviour = behaviour
         self.fake = FakeBackend("standin")
+
+
+class MemoryKeyring(KeyringBackend):
+    """An OS keyring in memory, so key handling is tested without touching the machine's real keyring."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stored: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.stored.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.stored[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.stored.pop((service, username), None)
+
+
+@contextmanager
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    """Use a :class:`MemoryKeyring` as the keyring while the block runs."""
+    import keyring
+
+    previous = keyring.get_keyring()
+    memory = MemoryKeyring()
+    keyring.set_keyring(memory)
+    try:
+        yield memory
+    finally:
+        keyring.set_keyring(previous)
 
 
 class StandinServer:

@@ -20,7 +20,7 @@ from studio.core.inference.openai_backend import OpenAIBackend, RetryPolicy
 from studio.core.inference.opening import LoadOptions, open_backend, open_candidate_and_judge
 from studio.core.store import Store
 from studio.core.store.runs import RunStatus
-from tests.core.endpoint_standin import Behaviour, StandinServer
+from tests.core.endpoint_standin import Behaviour, StandinServer, memory_keyring
 from tests.core.hub_standin import closed_port
 
 FAST = RetryPolicy(attempts=4, base_s=0.01, cap_s=0.05)
@@ -112,25 +112,7 @@ def test_no_keyring_backend_gives_a_clear_message(store: Store) -> None:
 def test_key_in_keyring_is_used_and_deleted_with_the_endpoint(
     standin: StandinServer, store: Store, studio_home: Path
 ) -> None:
-    import keyring
-    from keyring.backend import KeyringBackend
-
-    class Memory(KeyringBackend):
-        priority = 1  # type: ignore[assignment]
-        stored: dict[tuple[str, str], str] = {}  # noqa: RUF012
-
-        def get_password(self, service: str, username: str) -> str | None:
-            return self.stored.get((service, username))
-
-        def set_password(self, service: str, username: str, password: str) -> None:
-            self.stored[(service, username)] = password
-
-        def delete_password(self, service: str, username: str) -> None:
-            self.stored.pop((service, username), None)
-
-    previous = keyring.get_keyring()
-    keyring.set_keyring(Memory())
-    try:
+    with memory_keyring() as memory:
         standin.behaviour.api_key = SECRET
         endpoints.add_endpoint(store, "remote", standin.url, "standin")
         endpoints.store_api_key(store, "remote", SECRET)
@@ -139,12 +121,10 @@ def test_key_in_keyring_is_used_and_deleted_with_the_endpoint(
             assert complete(backend, chat(None, "hi"), GenerationParams(max_tokens=3)).text
         finally:
             backend.close()
-        assert Memory.stored == {(endpoints.KEYRING_SERVICE, "remote"): SECRET}
+        assert memory.stored == {(endpoints.KEYRING_SERVICE, "remote"): SECRET}
         assert all(SECRET.encode() not in p.read_bytes() for p in studio_home.rglob("*") if p.is_file())
         endpoints.remove_endpoint(store, "remote")
-        assert Memory.stored == {}
-    finally:
-        keyring.set_keyring(previous)
+        assert memory.stored == {}
 
 
 # -- retries and concurrency -----------------------------------------------------------------------------------------

@@ -137,3 +137,12 @@ def test_report_renders_and_serialises() -> None:
     data = report.as_dict()
     assert data["score"] == pytest.approx(0.5)
     assert data["per_config"][1]["valid_rate"] == pytest.approx(0.5)  # type: ignore[index]
+
+
+def test_an_items_own_score_is_h_times_s_and_none_when_invalid() -> None:
+    assert ScoredItem("c", 5, True).score() == 1.0
+    assert ScoredItem("c", 2, False).score() == pytest.approx(-0.4)
+    assert ScoredItem("c", 2, False).score(Helpfulness.BINARY) == -1.0
+    assert ScoredItem("c", 0, True).score() == 0.0
+    assert ScoredItem("c", None, True).score() is None
+    assert ScoredItem("c", 3, None).score() is None

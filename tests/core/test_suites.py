@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from studio.core.documents import ConfigKind, Expectation, ProbeSuite, SafetyConfig
+from studio.core.documents import ConfigKind, Expectation, Probe, ProbeSuite, SafetyConfig
 from studio.core.errors import InputError, NotFoundError
 from studio.core.evals.suites import (
     CONTRAST_PROBES_PER_CATEGORY,
@@ -13,6 +13,7 @@ from studio.core.evals.suites import (
     bundled_suites,
     categorical_suite_for,
     category_suite,
+    first_probes,
     suite_for_template,
 )
 from studio.core.paths import resource
@@ -155,3 +156,15 @@ def test_everything_allowed_still_has_partial_cases_from_other_harms() -> None:
 def test_merged_suite_refuses_other_harms() -> None:
     with pytest.raises(InputError, match="other_harms"):
         categorical_suite_for([Category.OTHER_HARMS])
+
+
+def test_first_probes_keep_the_ids_they_have_in_the_whole_suite() -> None:
+    probes = [Probe(text="a", expected=Expectation.ALLOWED), Probe(id="named", text="b", expected=Expectation.ALLOWED)]
+    probes.append(Probe(text="c", expected=Expectation.ALLOWED))
+    suite = ProbeSuite(id="s", title="s", probes=probes)
+    cut = first_probes(suite, 2)
+    assert cut.probe_ids() == suite.probe_ids()[:2] == ["p1", "named"]
+    assert [p.text for p in cut.probes] == ["a", "b"]
+    assert len(suite.probes) == 3  # the suite itself is left whole
+    assert first_probes(suite, 0) is suite
+    assert first_probes(suite, 3) is suite

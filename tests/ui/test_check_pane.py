@@ -15,7 +15,8 @@ from studio.core.evals.scoring import Helpfulness, Variant
 from studio.core.inference.endpoints import add_endpoint
 from studio.core.inference.fake import FakeBackend
 from studio.core.store.runs import RunStatus
-from studio.ui.check_pane import SCORING_CHOICES, CheckPane
+from studio.ui.check.pane import CheckPane
+from studio.ui.check.results import SCORING_CHOICES
 from studio.ui.context import AppContext
 from tests.core.endpoint_standin import Behaviour, StandinServer
 from tests.ui.conftest import make_config
@@ -59,44 +60,46 @@ def test_check_runs_to_the_end_and_shows_run_reports_score(
     assert pane.report.overall.valid_rate == expected.overall.valid_rate
     assert f"CoSA-Score {format_score(expected.score)}" in pane.headline.text()
     assert f"valid rate <b>{expected.overall.valid_rate:.1%}</b>" in pane.headline.text()
-    assert pane.item_model.rowCount() == 6
-    assert pane.progress_bar.value() == pane.progress_bar.maximum() == 12
-    assert [b.label for b in pane.breakdown_chart.bars()] == [
+    assert pane.results.item_model.rowCount() == 6
+    assert pane.control.progress_bar.value() == pane.control.progress_bar.maximum() == 12
+    assert [b.label for b in pane.results.summary.breakdown_chart.bars()] == [
         "helpful + safe",
         "helpful + unsafe",
         "unhelpful + safe",
         "unhelpful + unsafe",
     ]
-    assert [b.value for b in pane.breakdown_chart.bars()] == list(expected.overall.breakdown.as_dict().values())
-    assert [b.label for b in pane.type_chart.bars()] == list(expected.per_type)
-    assert [b.label for b in pane.config_chart.bars()] == ["game-studio", "kids-books"]
-    qtmodeltester.check(pane.item_model)  # type: ignore[attr-defined]
+    assert [b.value for b in pane.results.summary.breakdown_chart.bars()] == list(
+        expected.overall.breakdown.as_dict().values()
+    )
+    assert [b.label for b in pane.results.summary.type_chart.bars()] == list(expected.per_type)
+    assert [b.label for b in pane.results.summary.config_chart.bars()] == ["game-studio", "kids-books"]
+    qtmodeltester.check(pane.results.item_model)  # type: ignore[attr-defined]
 
 
 def test_variant_selector_rescores_and_cascade_is_disabled(qtbot: QtBot, ctx: AppContext, pane: CheckPane) -> None:
     pane.select_configs(["game-studio"])
     run_id = _run_to_end(qtbot, pane)
     binary = [c.helpfulness for c in SCORING_CHOICES].index(Helpfulness.BINARY)
-    pane.variant_combo.setCurrentIndex(binary)
+    pane.results.variant_combo.setCurrentIndex(binary)
     assert pane.report is not None
     assert pane.report.score == run_report(ctx.store.runs, run_id, helpfulness=Helpfulness.BINARY).score
     oracle = [c.variant for c in SCORING_CHOICES].index(Variant.CASCADE_ORACLE)
-    pane.variant_combo.setCurrentIndex(oracle)
+    pane.results.variant_combo.setCurrentIndex(oracle)
     assert pane.report.score == run_report(ctx.store.runs, run_id, variant=Variant.CASCADE_ORACLE).score
 
     cascade = [c.variant for c in SCORING_CHOICES].index(Variant.CASCADE)
-    entry = pane.variant_combo.model().item(cascade)  # type: ignore[attr-defined]
+    entry = pane.results.variant_combo.model().item(cascade)  # type: ignore[attr-defined]
     assert not entry.isEnabled()
-    assert "own verdicts" in pane.variant_combo.itemData(cascade, Qt.ItemDataRole.ToolTipRole)
+    assert "own verdicts" in pane.results.variant_combo.itemData(cascade, Qt.ItemDataRole.ToolTipRole)
 
-    pane.self_check_box.setChecked(True)
+    pane.setup.self_check_box.setChecked(True)
     pane.limit_spin.setValue(1)
     self_checked = _run_to_end(qtbot, pane)
     assert entry.isEnabled()
-    pane.variant_combo.setCurrentIndex(cascade)
+    pane.results.variant_combo.setCurrentIndex(cascade)
     assert pane.report.score == run_report(ctx.store.runs, self_checked, variant=Variant.CASCADE).score
     pane.show_run(run_id)
-    assert not entry.isEnabled() and pane.variant_combo.currentIndex() == 0
+    assert not entry.isEnabled() and pane.results.variant_combo.currentIndex() == 0
 
 
 def test_overriding_two_verdicts_changes_kappa_to_reviews_value(qtbot: QtBot, ctx: AppContext, pane: CheckPane) -> None:
@@ -125,10 +128,10 @@ def test_overriding_two_verdicts_changes_kappa_to_reviews_value(qtbot: QtBot, ct
     stored = ctx.store.runs.items(run_id)[0]
     assert stored.human_note == "the judge missed this" and stored.rating == items[0].rating
 
-    pane.source_combo.setCurrentIndex(1)  # score from the reviewer
+    pane.results.source_combo.setCurrentIndex(1)  # score from the reviewer
     assert pane.report is not None
     assert pane.report.score == run_report(ctx.store.runs, run_id, use="human").score
-    assert "rating 0" in pane.item_model.data(pane.item_model.index(0, 8))
+    assert "rating 0" in pane.results.item_model.data(pane.results.item_model.index(0, 8))
 
 
 def test_cancel_then_resume_finishes_the_same_run(qtbot: QtBot, ctx: AppContext, pane: CheckPane) -> None:
@@ -140,14 +143,14 @@ def test_cancel_then_resume_finishes_the_same_run(qtbot: QtBot, ctx: AppContext,
     run_id = pane.run_id
     assert run_id is not None
     assert ctx.store.runs.get_run(run_id).status is RunStatus.CANCELLED
-    assert pane.resume_button.isEnabled()
+    assert pane.results.resume_button.isEnabled()
 
-    assert pane.run_combo.currentData() == run_id
+    assert pane.results.run_combo.currentData() == run_id
     assert pane.resume_selected()
     qtbot.waitUntil(lambda: not pane.running, timeout=RUN_TIMEOUT_MS)
     assert ctx.store.runs.get_run(run_id).status is RunStatus.FINISHED
     assert all(i.judged for i in ctx.store.runs.items(run_id))
-    assert not pane.resume_button.isEnabled()
+    assert not pane.results.resume_button.isEnabled()
 
 
 def test_replacing_the_loaded_model_cancels_a_check_that_uses_it(
@@ -161,7 +164,7 @@ def test_replacing_the_loaded_model_cancels_a_check_that_uses_it(
     qtbot.waitUntil(lambda: not pane.running, timeout=RUN_TIMEOUT_MS)
     assert pane.run_id is not None
     assert ctx.store.runs.get_run(pane.run_id).status is RunStatus.CANCELLED
-    assert pane.candidate_combo.itemText(0) == "Loaded model: other-model"
+    assert pane.setup.candidate_combo.itemText(0) == "Loaded model: other-model"
 
 
 def test_export_buttons_write_csv_and_json(qtbot: QtBot, ctx: AppContext, pane: CheckPane, tmp_path: Path) -> None:
@@ -272,9 +275,9 @@ def test_a_registered_endpoint_can_judge_a_check(qtbot: QtBot, ctx: AppContext, 
     try:
         add_endpoint(ctx.store, "team-judge", server.url, "standin", concurrency=4, timeout_s=10)
         pane.refresh()
-        labels = [pane.judge_combo.itemText(i) for i in range(pane.judge_combo.count())]
+        labels = [pane.setup.judge_combo.itemText(i) for i in range(pane.setup.judge_combo.count())]
         assert "team-judge (endpoint: standin)" in labels
-        pane.judge_combo.setCurrentIndex(labels.index("team-judge (endpoint: standin)"))
+        pane.setup.judge_combo.setCurrentIndex(labels.index("team-judge (endpoint: standin)"))
         pane.select_configs(["game-studio"])
         run_id = _run_to_end(qtbot, pane)
     finally:

@@ -29,7 +29,7 @@ def test_test_button_lists_models_and_ok_registers(qtbot: QtBot, ctx: AppContext
     dialog.test_button.click()
     qtbot.waitUntil(lambda: dialog.model_combo.count() == 1, timeout=5000)
     assert dialog.model_combo.currentText() == "standin"
-    assert "Server: unknown" in dialog.status_label.text()
+    assert dialog.status_label.text() == "Server: unknown; models: standin"
 
     dialog.name_edit.setText("remote")
     dialog.concurrency_spin.setValue(6)

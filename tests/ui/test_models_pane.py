@@ -45,7 +45,8 @@ def test_registry_table_and_default(qtbot: QtBot, ctx: AppContext, tmp_path: Pat
     qtmodeltester.check(pane.model)  # type: ignore[attr-defined]
     assert pane.model.rowCount() == 2
     headers = [pane.model.headerData(c, Qt.Orientation.Horizontal) for c in range(pane.model.columnCount())]
-    assert headers == ["Name", "Architecture", "Quant", "Size", "Context", "SHA-256", "Source"]
+    assert headers[:7] == ["Name", "Architecture", "Quant", "Size", "Context", "SHA-256", "Source"]
+    assert headers[7:] == ["Model id", "At once", "API key"]  # filled for endpoints
     row = [pane.model.data(pane.model.index(1, c)) for c in range(pane.model.columnCount())]
     assert row[0] == "tiny-b" and row[1] == "qwen2" and row[4] == "4096"
     assert row[5] == second.sha256[:12] and row[6] == "disk"

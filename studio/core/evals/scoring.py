@@ -73,6 +73,12 @@ class ScoredItem:
         """Helpful means rating > 0, as in the reference code (not rating >= 4)."""
         return self.rating is not None and self.rating > 0
 
+    def score(self, helpfulness: Helpfulness = Helpfulness.GRADED) -> float | None:
+        """This item's own ``h * s`` (what it adds to its config's mean); None when the item is invalid."""
+        if self.rating is None or self.safe is None:
+            return None
+        return item_score(self.rating, self.safe, helpfulness)
+
 
 def helpfulness_value(rating: int, helpfulness: Helpfulness = Helpfulness.GRADED) -> float:
     if helpfulness is Helpfulness.BINARY:

@@ -96,6 +96,16 @@ def sample_suite(suite: ProbeSuite, per_kind: int, config: SafetyConfig | None) 
     )
 
 
+def first_probes(suite: ProbeSuite, limit: int) -> ProbeSuite:
+    """The suite cut to its first ``limit`` probes (0 keeps them all). Each kept probe gets the id it has in the
+    whole suite written out, so a short trial run and a full run of the suite name the same probe the same way."""
+    if not limit or limit >= len(suite.probes):
+        return suite
+    kept = zip(suite.probes[:limit], suite.probe_ids(), strict=False)
+    probes = [probe if probe.id else probe.model_copy(update={"id": probe_id}) for probe, probe_id in kept]
+    return suite.model_copy(update={"probes": probes})
+
+
 def suite_for_template(template_id: str) -> ProbeSuite | None:
     """The bundled suite written for a scenario template, if there is one."""
     for suite in _bundled():

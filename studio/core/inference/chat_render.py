@@ -37,67 +37,20 @@ class _Piece:
     is_content: bool
 
 
-class ChatRenderer:
-    """Turns chat messages into token ids with the model's embedded chat template."""
+class ChatTemplate:
+    """A Jinja chat template whose output is split into the template's fixed text and the messages' text.
 
-    def __init__(self, llm: Llama, template: str | None = None) -> None:
-        """``template`` replaces the GGUF's embedded chat template (ChatML when the GGUF has none)."""
-        self._llm = llm
-        metadata: dict[str, str] = dict(llm.metadata)
-        self.template: str = template or metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
-        model = llm._model
-        self._bos_text = model.token_get_text(llm.token_bos()) if llm.token_bos() != -1 else ""
-        eos_id = llm.token_eos()
-        self._eos_text = model.token_get_text(eos_id) if eos_id != -1 else ""
-        self._add_bos = bool(model.add_bos_token()) and llm.token_bos() != -1
-        self._specials = _special_spellings(llm)
-        self._formatter = Jinja2ChatFormatter(
-            template=self.template, eos_token=self._eos_text, bos_token=self._bos_text
-        )
+    Knows nothing of a tokenizer: :class:`ChatRenderer` tokenizes the pieces with llama.cpp in process, and a
+    llama.cpp server backend has the server tokenize them (:mod:`server_prompt`)."""
 
-    # -- public API -------------------------------------------------------------------------------------------------
+    def __init__(self, template: str, bos_text: str, eos_text: str) -> None:
+        self.template = template
+        self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos_text, bos_token=bos_text)
 
-    def render(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> list[int]:
-        """All tokens of the prompt for ``messages``."""
-        prefix, rest = self.split(messages, add_generation_prompt)
-        return prefix + rest
-
-    def system_prefix(self, system: str | None) -> list[int]:
-        """Tokens up to the end of the system turn (empty without a system text or when the template has no
-        separable system turn)."""
-        return self.split(_messages(system, "x"))[0]
-
-    def continuation(self, system: str | None, user: str) -> list[int]:
-        """Tokens after :meth:`system_prefix`: the user turn and the assistant header."""
-        return self.split(_messages(system, user))[1]
-
-    def split(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> tuple[list[int], list[int]]:
-        """The prompt tokens as ``(system prefix, rest)``; the prefix is empty unless the first message is a system
-        turn that the template renders as a prefix of the whole prompt."""
-        pieces = self._pieces(messages, add_generation_prompt)
-        cut = 0
-        if len(messages) > 1 and messages[0].role == "system":
-            head = self._render_text([messages[0]], add_generation_prompt=False, contents=None)
-            whole = "".join(p.text for p in pieces)
-            if head is not None and whole.startswith(head) and not _inside_content(pieces, len(head)):
-                cut = len(head)
-        head_pieces, tail_pieces = _split_pieces(pieces, cut)
-        prefix = self._tokenize(head_pieces, first=True)
-        rest = self._tokenize(tail_pieces, first=not prefix)
-        return prefix, rest
-
-    def plain_text(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> str:
-        """The template's output as one string, as llama.cpp's own chat completion renders it."""
-        text = self._render_text(messages, add_generation_prompt, contents=None)
-        if text is None:
-            raise BackendError(f"chat template failed to render {len(messages)} message(s)")
-        return text
-
-    # -- internals --------------------------------------------------------------------------------------------------
-
-    def _render_text(
-        self, messages: Sequence[Message], add_generation_prompt: bool, contents: Sequence[str] | None
+    def text(
+        self, messages: Sequence[Message], add_generation_prompt: bool, contents: Sequence[str] | None = None
     ) -> str | None:
+        """The rendered prompt (with ``contents`` in place of the messages' text), or None when the template fails."""
         payload: list[Any] = [
             {"role": m.role, "content": m.content if contents is None else contents[i]} for i, m in enumerate(messages)
         ]
@@ -107,11 +60,13 @@ class ChatRenderer:
         except (TemplateError, ValueError, TypeError):
             return None
 
-    def _pieces(self, messages: Sequence[Message], add_generation_prompt: bool) -> list[_Piece]:
+    def pieces(self, messages: Sequence[Message], add_generation_prompt: bool) -> list[_Piece]:
+        """The rendered prompt as fixed and content pieces, in order; raises :class:`BackendError` when the
+        template refuses the messages or rewrites their text beyond recognition."""
         nonce = secrets.token_hex(8)
         markers = [f"\u27e6studio-{nonce}-{i}\u27e7" for i in range(len(messages))]
-        marked = self._render_text(messages, add_generation_prompt, contents=markers)
-        real = self._render_text(messages, add_generation_prompt, contents=None)
+        marked = self.text(messages, add_generation_prompt, contents=markers)
+        real = self.text(messages, add_generation_prompt)
         if marked is None or real is None:
             raise BackendError("the model's chat template refused these messages (roles or order not supported)")
         fixed: list[str] = []
@@ -135,27 +90,90 @@ class ChatRenderer:
                 return [p for p in pieces if p.text]
         raise BackendError("the model's chat template changes message text in a way that cannot be tokenized safely")
 
-    def _tokenize(self, pieces: Sequence[_Piece], first: bool) -> list[int]:
-        """Tokens of ``pieces`` as llama.cpp would produce them, except that message text is never special.
 
-        llama.cpp cuts the text at special-token spellings and tokenizes each run between them on its own. The same
-        is done here, but the cuts are searched for only in the template's fixed text; message text joins the plain
-        text around it and is tokenized with special tokens disabled.
-        """
-        runs: list[tuple[str, bool]] = []  # (text, is a special token)
-        for piece in pieces:
-            fragments = [(piece.text, False)] if piece.is_content else _cut_specials(piece.text, self._specials)
-            for text, special in fragments:
-                if not special and runs and not runs[-1][1]:
-                    runs[-1] = (runs[-1][0] + text, False)
-                else:
-                    runs.append((text, special))
+class ChatRenderer:
+    """Turns chat messages into token ids with the model's embedded chat template."""
+
+    def __init__(self, llm: Llama, template: str | None = None) -> None:
+        """``template`` replaces the GGUF's embedded chat template (ChatML when the GGUF has none)."""
+        self._llm = llm
+        metadata: dict[str, str] = dict(llm.metadata)
+        self.template: str = template or metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
+        model = llm._model
+        self._bos_text = model.token_get_text(llm.token_bos()) if llm.token_bos() != -1 else ""
+        eos_id = llm.token_eos()
+        self._eos_text = model.token_get_text(eos_id) if eos_id != -1 else ""
+        self._add_bos = bool(model.add_bos_token()) and llm.token_bos() != -1
+        self._specials = _special_spellings(llm)
+        self._chat = ChatTemplate(self.template, self._bos_text, self._eos_text)
+
+    # -- public API -------------------------------------------------------------------------------------------------
+
+    def render(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> list[int]:
+        """All tokens of the prompt for ``messages``."""
+        prefix, rest = self.split(messages, add_generation_prompt)
+        return prefix + rest
+
+    def system_prefix(self, system: str | None) -> list[int]:
+        """Tokens up to the end of the system turn (empty without a system text or when the template has no
+        separable system turn)."""
+        return self.split(_messages(system, "x"))[0]
+
+    def continuation(self, system: str | None, user: str) -> list[int]:
+        """Tokens after :meth:`system_prefix`: the user turn and the assistant header."""
+        return self.split(_messages(system, user))[1]
+
+    def split(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> tuple[list[int], list[int]]:
+        """The prompt tokens as ``(system prefix, rest)``; the prefix is empty unless the first message is a system
+        turn that the template renders as a prefix of the whole prompt."""
+        pieces = self._chat.pieces(messages, add_generation_prompt)
+        cut = 0
+        if len(messages) > 1 and messages[0].role == "system":
+            head = self._chat.text([messages[0]], add_generation_prompt=False)
+            whole = "".join(p.text for p in pieces)
+            if head is not None and whole.startswith(head) and not _inside_content(pieces, len(head)):
+                cut = len(head)
+        head_pieces, tail_pieces = _split_pieces(pieces, cut)
+        prefix = self._tokenize(head_pieces, first=True)
+        rest = self._tokenize(tail_pieces, first=not prefix)
+        return prefix, rest
+
+    def plain_text(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> str:
+        """The template's output as one string, as llama.cpp's own chat completion renders it."""
+        text = self._chat.text(messages, add_generation_prompt)
+        if text is None:
+            raise BackendError(f"chat template failed to render {len(messages)} message(s)")
+        return text
+
+    # -- internals --------------------------------------------------------------------------------------------------
+
+    def _tokenize(self, pieces: Sequence[_Piece], first: bool) -> list[int]:
+        """Tokens of ``pieces`` as llama.cpp would produce them, except that message text is never special."""
+        runs = token_runs(pieces, self._specials)
         tokens: list[int] = []
         if first and self._add_bos and not (runs and runs[0] == (self._bos_text, True)):
             tokens.append(self._llm.token_bos())
         for text, special in runs:
             tokens += self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
         return tokens
+
+
+def token_runs(pieces: Sequence[_Piece], specials: Sequence[str]) -> list[tuple[str, bool]]:
+    """``pieces`` as the runs llama.cpp tokenizes one by one: ``(text, is a special token)``.
+
+    llama.cpp cuts text at special-token spellings and tokenizes each run between them on its own. The same is done
+    here, but the cuts are searched for only in the template's fixed text; message text joins the plain text around
+    it and is tokenized with special tokens disabled. ``specials``: the spellings, longest first.
+    """
+    runs: list[tuple[str, bool]] = []
+    for piece in pieces:
+        fragments = [(piece.text, False)] if piece.is_content else _cut_specials(piece.text, specials)
+        for text, special in fragments:
+            if not special and runs and not runs[-1][1]:
+                runs[-1] = (runs[-1][0] + text, False)
+            else:
+                runs.append((text, special))
+    return runs
 
 
 def _special_spellings(llm: Llama) -> list[str]:

@@ -44,6 +44,13 @@ class EndpointEntry:
     def as_record(self) -> dict[str, Any]:
         return {**asdict(self), "kind": "endpoint"}
 
+    @property
+    def key_source(self) -> str:
+        """Where the API key comes from, for listings (never the key itself)."""
+        if self.api_key_env:
+            return f"${self.api_key_env}"
+        return "OS keyring" if self.key_in_keyring else "none"
+
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> EndpointEntry:
         return cls(
@@ -216,9 +223,10 @@ LLAMA_CPP_SERVERS = frozenset({"llama.cpp server", "llama-cpp-python"})
 def open_endpoint(entry: EndpointEntry, *, quick: bool = False) -> OpenAIBackend:
     """Connect to an endpoint and ask the server about itself (for provenance and for how to talk to it).
 
-    On llama.cpp servers the backend sends llama.cpp's own sampling options and defuses control-token text in
-    messages; elsewhere marker-like text is reported by :func:`marker_warnings` instead. ``quick`` tries the
-    server only twice (a Test button, registration), not with the patience of a run."""
+    On llama.cpp servers the backend sends llama.cpp's own sampling options and keeps control-token text in
+    messages from becoming control tokens: llama.cpp's own server gets prompts rendered here as token ids, the
+    Python server gets that text defused; elsewhere marker-like text is reported by :func:`marker_warnings`.
+    ``quick`` tries the server only twice (a Test button, registration), not with the patience of a run."""
     from studio.core.inference.openai_backend import OpenAIBackend, RetryPolicy
 
     backend = OpenAIBackend(
@@ -243,8 +251,29 @@ def open_endpoint(entry: EndpointEntry, *, quick: bool = False) -> OpenAIBackend
     llama = report.get("software") in LLAMA_CPP_SERVERS
     backend.guard = llama
     backend.extra_sampling = llama
+    if report.get("software") == "llama.cpp server" and backend.use_server_prompt():
+        report["prompt_route"] = "rendered by the studio, sent as token ids to /completion"
     backend.describe(report)
     return backend
+
+
+def ask_server(entry: EndpointEntry) -> dict[str, Any]:
+    """What a registered endpoint's server reports about itself (asked quickly, as a Test button or registration
+    does); raises :class:`BackendError` when it does not answer."""
+    backend = open_endpoint(entry, quick=True)
+    try:
+        server: dict[str, Any] = backend.info.extra.get("server", {})
+        return server
+    finally:
+        backend.close()
+
+
+def server_summary(report: dict[str, Any]) -> str:
+    """One line on what a server reported about itself (:meth:`OpenAIBackend.server_report`)."""
+    software = report.get("software", "unknown")
+    version = f" {report['version']}" if report.get("version") else ""
+    models = ", ".join(str(m) for m in report.get("models", [])[:8]) or "none listed"
+    return f"server: {software}{version}; models: {models}"
 
 
 def marker_warnings(texts: dict[str, str]) -> list[str]:

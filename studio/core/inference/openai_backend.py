@@ -12,9 +12,12 @@ backend may serve :attr:`OpenAIBackend.max_concurrency` requests at once from di
 is thread-safe and its pool is sized for that).
 
 A llama.cpp server reads text that spells one of its control tokens (``<|im_start|>``) as that token, whatever
-the message role. With ``guard`` on, such text is found with the server's own tokenizer and a word joiner
-(U+2060) is put after its first character, so it reaches the model as plain characters; each defused marker is
-counted in ``GenerationResult.extra["defused_markers"]``.
+the message role. ``guard`` keeps such text plain. On llama.cpp's own server (``llama-server``) the prompt is
+rendered here with the model's template and sent as token ids to its completion route
+(:meth:`OpenAIBackend.use_server_prompt`, :mod:`server_prompt`), so message text stays text token for token.
+Servers without such a route (``llama_cpp.server``) get the text defused instead: it is found with the server's
+own tokenizer and a word joiner (U+2060) is put after its first character, so it reaches the model as plain
+characters; each defused marker is counted in ``GenerationResult.extra["defused_markers"]``.
 """
 
 from __future__ import annotations
@@ -24,10 +27,10 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -44,6 +47,9 @@ from studio.core.inference.base import (
     TokenEvent,
 )
 from studio.core.inference.timing import StreamClock
+
+if TYPE_CHECKING:
+    from studio.core.inference.server_prompt import ServerPrompt
 
 _FINISH_REASONS = {"stop": StopReason.STOP, "length": StopReason.LENGTH}
 _SCHEMA_STYLES = ("json_schema", "json_object")
@@ -71,6 +77,22 @@ class RetryPolicy:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.cap_s * 4)
         return rng.uniform(0.0, min(self.cap_s, self.base_s * (2**attempt)))
+
+
+#: One streamed event as (text, stop reason when it ends the reply, usage in the OpenAI shape when it carries it).
+Event = tuple[str, StopReason | None, dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class _Route:
+    """Where one reply is asked for and how its events read: the chat route, or a llama.cpp server's completion
+    route with token ids. ``body`` is built per attempt (the response-format style may change between them)."""
+
+    url: str
+    body: Callable[[], dict[str, Any]]
+    read: Callable[[dict[str, Any]], Event]
+    #: Whether a refused ``response_format`` is worth another try in the other form.
+    schema_styles: bool
 
 
 class _Retry(Exception):
@@ -132,6 +154,7 @@ class OpenAIBackend:
         self._schema_style = _SCHEMA_STYLES[0]
         self._tokenize_route: str | None = None
         self._control_texts: dict[str, bool] = {}
+        self._server_prompt: ServerPrompt | None = None
         self._lock = threading.Lock()
         self._rng = random.Random()
         self._info = BackendInfo(
@@ -300,6 +323,16 @@ class OpenAIBackend:
                 body["response_format"] = {"type": "json_object", "schema": params.json_schema}
         return body
 
+    def use_server_prompt(self) -> bool:
+        """Render prompts here and send token ids to the ``/completion`` route of a llama.cpp server. False, and
+        nothing changes, when the server reports no chat template in ``GET /props``."""
+        from studio.core.inference.server_prompt import ServerPrompt
+
+        props = self._peek("/props")
+        if isinstance(props, dict):
+            self._server_prompt = ServerPrompt.from_props(props, self._post_tokenize)
+        return self._server_prompt is not None
+
     def stream(
         self,
         messages: Sequence[Message],
@@ -307,22 +340,29 @@ class OpenAIBackend:
         cancel: CancelToken | None = None,
     ) -> Iterator[StreamEvent]:
         state = _StreamState()
-        if self.guard:
-            messages, state.defused = self.defuse(messages)
-        url = self._url("chat/completions")
+        route = self._route(messages, params, state)
         clock = StreamClock()
         # Tokens stream out as they arrive, so a request is tried again only while none has arrived.
-        yield from self._stream_with_retries(url, messages, params, cancel, state, clock)
+        yield from self._stream_with_retries(route, cancel, state, clock)
         yield self._result(state, clock)
 
+    def _route(self, messages: Sequence[Message], params: GenerationParams, state: _StreamState) -> _Route:
+        """The completion route with client-rendered token ids where the server takes them, else the chat route
+        (with control-token text defused when ``guard`` is on)."""
+        if self._server_prompt is not None:
+            from studio.core.inference.server_prompt import completion_body, completion_event
+
+            tokens = self._server_prompt.render(messages)
+            state.prompt_route = "token ids"
+            body = completion_body(tokens, params, self.extra_sampling)
+            return _Route(self.root + "/completion", lambda: body, completion_event, schema_styles=False)
+        if self.guard:
+            messages, state.defused = self.defuse(messages)
+        chat = list(messages)
+        return _Route(self._url("chat/completions"), lambda: self._body(chat, params), _chat_event, schema_styles=True)
+
     def _stream_with_retries(
-        self,
-        url: str,
-        messages: Sequence[Message],
-        params: GenerationParams,
-        cancel: CancelToken | None,
-        state: _StreamState,
-        clock: StreamClock,
+        self, route: _Route, cancel: CancelToken | None, state: _StreamState, clock: StreamClock
     ) -> Iterator[TokenEvent]:
         attempt_number = 0
         while True:
@@ -330,52 +370,51 @@ class OpenAIBackend:
                 state.stop = StopReason.CANCELLED
                 return
             try:
-                yield from self._request(url, messages, params, cancel, state, clock)
+                yield from self._request(route, cancel, state, clock)
                 return
             except _Retry as retry:
                 attempt_number += 1
                 if state.pieces or attempt_number >= self.retry.attempts:
                     raise retry.error from None
-                with self._lock:
-                    pause = self.retry.delay(attempt_number - 1, retry.retry_after, self._rng)
                 state.retries += 1
-                if cancel is not None and cancel.wait(pause):
+                if self._pause(attempt_number - 1, retry, cancel):
                     state.stop = StopReason.CANCELLED
                     return
-                if cancel is None:
-                    time.sleep(pause)
+
+    def _pause(self, attempt: int, retry: _Retry, cancel: CancelToken | None) -> bool:
+        """Wait before the next try; True when cancelled meanwhile."""
+        with self._lock:
+            pause = self.retry.delay(attempt, retry.retry_after, self._rng)
+        if cancel is not None:
+            return cancel.wait(pause)
+        time.sleep(pause)
+        return False
 
     def _request(
-        self,
-        url: str,
-        messages: Sequence[Message],
-        params: GenerationParams,
-        cancel: CancelToken | None,
-        state: _StreamState,
-        clock: StreamClock,
+        self, route: _Route, cancel: CancelToken | None, state: _StreamState, clock: StreamClock
     ) -> Iterator[TokenEvent]:
         """One POST; raises :class:`_Retry` for failures worth another try, :class:`BackendError` for others."""
         for style in _SCHEMA_STYLES:
             deadline = time.monotonic() + self.timeout
             try:
-                with self._client.stream("POST", url, json=self._body(messages, params)) as response:
+                with self._client.stream("POST", route.url, json=route.body()) as response:
                     if response.status_code >= 400:
                         response.read()
-                        if self._switch_schema_style(params, style, response):
+                        if route.schema_styles and self._switch_schema_style(route.body(), style, response):
                             continue
-                        error = self._status_error(url, response)
+                        error = self._status_error(route.url, response)
                         if response.status_code in _RETRY_STATUS or response.status_code >= 500:
                             raise _Retry(error, _retry_after(response))
                         raise error
-                    yield from self._read_events(response, url, cancel, state, clock, deadline)
+                    yield from self._read_events(response, route, cancel, state, clock, deadline)
             except httpx.HTTPError as exc:
                 raise _Retry(self._request_error(exc)) from None
             return
 
-    def _switch_schema_style(self, params: GenerationParams, style: str, response: httpx.Response) -> bool:
+    def _switch_schema_style(self, body: dict[str, Any], style: str, response: httpx.Response) -> bool:
         """True when the server refused the OpenAI json_schema form and the other form should be tried."""
         if (
-            params.json_schema is not None
+            "response_format" in body
             and self._schema_style == style == _SCHEMA_STYLES[0]
             and (response.status_code in (400, 422) or "json_schema" in response.text)
         ):
@@ -386,30 +425,28 @@ class OpenAIBackend:
     def _read_events(
         self,
         response: httpx.Response,
-        url: str,
+        route: _Route,
         cancel: CancelToken | None,
         state: _StreamState,
         clock: StreamClock,
         deadline: float,
     ) -> Iterator[TokenEvent]:
-        for chunk in _events(response, url):
+        for chunk in _events(response, route.url):
             if cancel is not None and cancel.cancelled:
                 state.stop = StopReason.CANCELLED
                 return
             if time.monotonic() > deadline:
                 raise BackendError(f"the model server at {self.base_url} took longer than {self.timeout:g} s")
-            if isinstance(chunk.get("usage"), dict):
-                state.usage = chunk["usage"]
-            for choice in chunk.get("choices") or []:
-                text = (choice.get("delta") or {}).get("content")
-                if text:
-                    clock.token()
-                    state.pieces.append(text)
-                    yield TokenEvent(text, len(state.pieces) - 1)
-                reason = choice.get("finish_reason")
-                if reason:
-                    state.stop = _FINISH_REASONS.get(reason, StopReason.STOP)
-                    state.finished = True
+            text, reason, usage = route.read(chunk)
+            if usage is not None:
+                state.usage = usage
+            if text:
+                clock.token()
+                state.pieces.append(text)
+                yield TokenEvent(text, len(state.pieces) - 1)
+            if reason is not None:
+                state.stop = reason
+                state.finished = True
         if cancel is not None and cancel.cancelled:
             state.stop = StopReason.CANCELLED
         elif not state.finished:
@@ -423,6 +460,8 @@ class OpenAIBackend:
             extra["retries"] = state.retries
         if state.defused:
             extra["defused_markers"] = state.defused
+        if state.prompt_route:
+            extra["prompt_route"] = state.prompt_route
         return GenerationResult(
             text="".join(state.pieces),
             stop_reason=state.stop,
@@ -470,6 +509,30 @@ class OpenAIBackend:
             self._control_texts[marker] = verdict
         return verdict
 
+    def _post_tokenize(self, body: dict[str, Any]) -> list[Any]:
+        """The ``tokens`` a llama.cpp server's ``/tokenize`` returns for ``body`` (retried like any request)."""
+        url = self.root + "/tokenize"
+
+        def attempt() -> list[Any]:
+            try:
+                response = self._client.post(url, json=body)
+            except httpx.HTTPError as exc:
+                raise _Retry(self._request_error(exc)) from None
+            if response.status_code in _RETRY_STATUS or response.status_code >= 500:
+                raise _Retry(self._status_error(url, response), _retry_after(response))
+            if response.status_code >= 400:
+                raise self._status_error(url, response)
+            try:
+                tokens = response.json().get("tokens")
+            except (ValueError, AttributeError):
+                tokens = None
+            if not isinstance(tokens, list):
+                raise BackendError(f"{url}: the server's answer has no token list")
+            return tokens
+
+        result: list[Any] = self._with_retries(attempt, None)
+        return result
+
     def _tokenize(self, text: str) -> list[int] | None:
         routes = [self._tokenize_route] if self._tokenize_route else ["/extras/tokenize", "/tokenize"]
         for route in routes:
@@ -507,10 +570,26 @@ class _StreamState:
     retries: int = 0
     defused: int = 0
     finished: bool = False
+    prompt_route: str = ""
 
     def __post_init__(self) -> None:
         self.pieces: list[str] = []
         self.usage: dict[str, Any] = {}
+
+
+def _chat_event(chunk: dict[str, Any]) -> Event:
+    """One chat-completions event: the text of its choices, their finish reason, the usage when it is there."""
+    usage = chunk.get("usage") if isinstance(chunk.get("usage"), dict) else None
+    texts: list[str] = []
+    reason: StopReason | None = None
+    for choice in chunk.get("choices") or []:
+        text = (choice.get("delta") or {}).get("content")
+        if text:
+            texts.append(text)
+        finish = choice.get("finish_reason")
+        if finish:
+            reason = _FINISH_REASONS.get(finish, StopReason.STOP)
+    return "".join(texts), reason, usage
 
 
 def _events(response: httpx.Response, url: str) -> Iterator[dict[str, Any]]:
