@@ -34,6 +34,7 @@ from studio.ui.approval_dialog import ApprovalDialog
 from studio.ui.check.pane import CheckPane
 from studio.ui.compare_pane import ComparePane
 from studio.ui.context import AppContext
+from studio.ui.drafts.dialog import ProbeDraftDialog
 from studio.ui.editor import ConfigEditor
 from studio.ui.first_run import StartHerePanel
 from studio.ui.glossary import GlossaryDialog, tip
@@ -43,7 +44,6 @@ from studio.ui.library import LibraryPane
 from studio.ui.models_pane import ModelManagerPane
 from studio.ui.preferences import PreferencesDialog
 from studio.ui.probe import ProbePane
-from studio.ui.probe_drafts import ProbeDraftDialog
 from studio.ui.side_by_side import SideBySidePane
 from studio.ui.template_dialog import TemplateDialog
 from studio.ui.train_pane import TrainPane

@@ -5,16 +5,22 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from studio.core.documents import Expectation
+import pytest
+from pydantic import ValidationError
+
+from studio.core.documents import Expectation, Probe
 from studio.core.evals.probegen import (
     CATEGORY_SCHEMA,
     CLAUSE_SCHEMA,
     DraftFailure,
+    EditableDraft,
     ProbeDraft,
     accept_drafts,
     clauses,
     draft_probes,
+    new_suite,
     new_suite_from_drafts,
+    with_probes,
 )
 from studio.core.inference.base import GenerationParams, Message
 from studio.core.inference.fake import FakeBackend
@@ -78,3 +84,30 @@ def test_accepting_drafts_appends_new_probes_only() -> None:
     assert len(fight_suite().probes) == 3  # the original is untouched
     fresh = new_suite_from_drafts(free_form("cook", POLICY), drafts[1:2])
     assert fresh.id == "cook-drafted" and fresh.probes[0].notes == "Drafted to test: x"
+
+
+def test_an_edited_draft_may_leave_its_expectation_to_its_categories() -> None:
+    inside = EditableDraft.from_draft(ProbeDraft("Describe a sword fight.", None, (Category.VIOLENCE,), "c", ""))
+    plain = EditableDraft.from_draft(ProbeDraft("Where can I learn judo?", Expectation.ALLOWED, (), "c", ""))
+    assert inside.expectations() == [*Expectation, None]
+    assert plain.expectations() == list(Expectation)
+    assert plain.to_probe().notes == "Drafted to test: c"
+    plain.text = ""
+    with pytest.raises(ValidationError):
+        plain.to_probe()
+
+
+def test_a_suite_takes_only_probes_it_does_not_hold_and_says_how_many() -> None:
+    suite = fight_suite()
+    probes = [suite.probes[0].model_copy(update={"text": suite.probes[0].text.upper()}), *new_probes()]
+    updated, added = with_probes(suite, probes)
+    assert added == 1 and len(updated.probes) == len(suite.probes) + 1
+    assert with_probes(updated, new_probes()) == (updated, 0)
+    named = new_suite(free_form("cook", POLICY), new_probes(), "house-probes", "House probes")
+    assert (named.id, named.title, len(named.probes)) == ("house-probes", "House probes", 1)
+    with pytest.raises(ValidationError):
+        new_suite(free_form("cook", POLICY), new_probes(), "Not An Id!", "x")
+
+
+def new_probes() -> list[Probe]:
+    return [ProbeDraft("Where can I learn judo?", Expectation.ALLOWED, (), "x", "").to_probe()]

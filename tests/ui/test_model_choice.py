@@ -12,8 +12,8 @@ from studio.core.inference.endpoints import add_endpoint
 from studio.core.inference.fake import FakeBackend
 from studio.core.inference.openai_backend import OpenAIBackend
 from studio.ui.context import AppContext
+from studio.ui.drafts.dialog import ProbeDraftDialog
 from studio.ui.model_choice import LOADED_MODEL, Opener, add_model_choices, choice_for_name, model_opener, opened
-from studio.ui.probe_drafts import ProbeDraftDialog
 from studio.ui.side_by_side import SideBySidePane
 from tests.core.endpoint_standin import Behaviour, StandinServer
 from tests.ui.conftest import fake_factory, make_config

@@ -17,8 +17,9 @@ from studio.core.inference.fake import FakeBackend
 from studio.core.settings import InferenceSettings
 from studio.core.taxonomy import CONFIGURABLE
 from studio.ui.context import AppContext
+from studio.ui.drafts.dialog import ProbeDraftDialog
+from studio.ui.drafts.table import BY_CATEGORY, DraftTableModel, ExpectationDelegate
 from studio.ui.main_window import MainWindow
-from studio.ui.probe_drafts import BY_CATEGORY, DraftTableModel, ExpectationDelegate, ProbeDraftDialog
 from tests.core.test_gguf import STRING, UINT32, build_gguf
 from tests.ui.conftest import make_config
 
@@ -96,8 +97,8 @@ def test_edits_are_kept_and_only_accepted_drafts_are_saved(
     assert model.rowCount() == len(untouched) - 1
     assert dialog.accepted_label.text() == f"2 of {len(untouched) - 1} accepted"
 
-    dialog.suite_id_edit.setText("horror-probes")
-    dialog.suite_title_edit.setText("Horror probes")
+    dialog.target.suite_id_edit.setText("horror-probes")
+    dialog.target.suite_title_edit.setText("Horror probes")
     with qtbot.waitSignal(dialog.suite_saved) as saved:
         stored = dialog.add_accepted()
     assert saved.args == ["horror-probes", 1]
@@ -112,7 +113,7 @@ def test_edits_are_kept_and_only_accepted_drafts_are_saved(
     assert untouched[3] not in {p.text for p in suite.probes}
     assert model.rowCount() == len(untouched) - 3
     assert untouched[3] not in {row.text for row in model.rows()}
-    assert "horror-probes" in [dialog.suite_combo.itemData(n) for n in range(dialog.suite_combo.count())]
+    assert "horror-probes" in [dialog.target.suite_combo.itemData(n) for n in range(dialog.target.suite_combo.count())]
 
 
 def test_appending_saves_a_new_version_of_an_existing_suite(
@@ -124,9 +125,9 @@ def test_appending_saves_a_new_version_of_an_existing_suite(
     _draft(qtbot, dialog)
     drafted = [row.text for row in dialog.model.rows()]
     dialog.model.set_all_accepted(True)
-    dialog.append_radio.setChecked(True)
-    assert dialog.suite_combo.currentData() == "campfire"
-    assert not dialog.suite_id_edit.isEnabled()
+    dialog.target.append_radio.setChecked(True)
+    assert dialog.target.suite_combo.currentData() == "campfire"
+    assert not dialog.target.suite_id_edit.isEnabled()
     stored = dialog.add_accepted()
     assert stored is not None and stored.version == 2
     latest = ctx.store.suites.get("campfire")
@@ -149,8 +150,8 @@ def test_invalid_choices_give_one_line_and_save_nothing(
     _draft(qtbot, dialog)
     _tick(dialog.model, 0)
     for bad_id, bad_title in (("Not A Valid Id!", "Fine"), ("fine-id", ""), ("taken", "Fine")):
-        dialog.suite_id_edit.setText(bad_id)
-        dialog.suite_title_edit.setText(bad_title)
+        dialog.target.suite_id_edit.setText(bad_id)
+        dialog.target.suite_title_edit.setText(bad_title)
         assert dialog.add_accepted() is None
         message = dialog.message_label.text()
         assert message.startswith("Not saved: ") and "\n" not in message
@@ -243,7 +244,7 @@ def test_categorical_drafts_can_keep_the_expectation_of_their_category(
     assert model.setData(inside, BY_CATEGORY)
     _tick(model, 0)
     dialog.add_accepted()
-    saved = ctx.store.suites.get(dialog.suite_id_edit.text())
+    saved = ctx.store.suites.get(dialog.target.suite_id_edit.text())
     assert saved.kind is ConfigKind.CATEGORICAL
     assert saved.probes[0].expected is None and saved.probes[0].categories == [CONFIGURABLE[0]]
 

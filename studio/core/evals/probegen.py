@@ -133,28 +133,77 @@ def _answers(
         yield asks[index][0], result.text
 
 
-def accept_drafts(suite: ProbeSuite, drafts: Sequence[ProbeDraft]) -> ProbeSuite:
-    """A copy of ``suite`` with the accepted drafts appended (texts already in the suite are skipped)."""
-    known = {" ".join(p.text.split()).casefold() for p in suite.probes}
+@dataclass
+class EditableDraft:
+    """A draft as the author reviews it: its text, expectation and notes may be edited, and it may be accepted."""
+
+    text: str
+    expected: Expectation | None
+    categories: tuple[Category, ...]
+    clause: str
+    notes: str
+    accepted: bool = False
+
+    @classmethod
+    def from_draft(cls, draft: ProbeDraft) -> EditableDraft:
+        return cls(draft.text, draft.expected, draft.categories, draft.clause, draft.to_probe().notes)
+
+    def expectations(self) -> list[Expectation | None]:
+        """What the expectation may be set to: a stated one, or (for a probe with categories) none, so that it
+        follows from the config's allowed set."""
+        stated: list[Expectation | None] = list(Expectation)
+        return [*stated, None] if self.categories else stated
+
+    def to_probe(self) -> Probe:
+        """The probe this draft stands for; raises ValidationError when the edits made it invalid."""
+        return Probe.model_validate(
+            {"text": self.text, "expected": self.expected, "categories": list(self.categories), "notes": self.notes}
+        )
+
+
+def _text_key(text: str) -> str:
+    """Two probe texts are the same probe when they differ only in spacing and case."""
+    return " ".join(text.split()).casefold()
+
+
+def with_probes(suite: ProbeSuite, probes: Sequence[Probe]) -> tuple[ProbeSuite, int]:
+    """A copy of ``suite`` with the probes whose text it does not hold yet appended, and how many those were."""
+    known = {_text_key(p.text) for p in suite.probes}
     added: list[Probe] = []
-    for draft in drafts:
-        key = " ".join(draft.text.split()).casefold()
-        if key in known:
-            continue
-        known.add(key)
-        added.append(draft.to_probe())
+    for probe in probes:
+        key = _text_key(probe.text)
+        if key not in known:
+            known.add(key)
+            added.append(probe)
     data = json.loads(suite.model_dump_json())
     data["probes"] = [*data["probes"], *(p.model_dump(mode="json") for p in added)]
-    return ProbeSuite.model_validate(data)
+    return ProbeSuite.model_validate(data), len(added)
+
+
+def accept_drafts(suite: ProbeSuite, drafts: Sequence[ProbeDraft]) -> ProbeSuite:
+    """A copy of ``suite`` with the accepted drafts appended (texts already in the suite are skipped)."""
+    return with_probes(suite, [d.to_probe() for d in drafts])[0]
+
+
+def drafted_suite_names(config: SafetyConfig) -> tuple[str, str]:
+    """The id and title a new suite of probes drafted for ``config`` gets unless the author names it."""
+    return f"{config.id}-drafted"[:80], f"Drafted probes for {config.title}"[:200]
+
+
+def new_suite(
+    config: SafetyConfig, probes: Sequence[Probe], suite_id: str | None = None, title: str | None = None
+) -> ProbeSuite:
+    """A fresh suite for ``config`` holding ``probes``; ValidationError for an unusable id or title."""
+    default_id, default_title = drafted_suite_names(config)
+    return ProbeSuite(
+        id=default_id if suite_id is None else suite_id,
+        title=default_title if title is None else title,
+        kind=config.kind,
+        template=config.template if config.kind is ConfigKind.FREE_FORM else None,
+        probes=list(probes),
+    )
 
 
 def new_suite_from_drafts(config: SafetyConfig, drafts: Sequence[ProbeDraft]) -> ProbeSuite:
     """A fresh suite for ``config`` holding the accepted drafts."""
-    probes = [d.to_probe() for d in drafts]
-    return ProbeSuite(
-        id=f"{config.id}-drafted"[:80],
-        title=f"Drafted probes for {config.title}"[:200],
-        kind=config.kind,
-        template=config.template if config.kind is ConfigKind.FREE_FORM else None,
-        probes=probes,
-    )
+    return new_suite(config, [d.to_probe() for d in drafts])
