@@ -114,9 +114,9 @@ def make_parser() -> argparse.ArgumentParser:
     hub.add_argument("--sdist", type=Path, help="llama-cpp-python sdist to take the converter from (offline)")
     hub.set_defaults(func=_convert_hub)
 
-    ev = sub.add_parser("evaluate", help="chosen-vs-rejected log-prob margins of GGUF models on held-out pairs")
+    ev = sub.add_parser("evaluate", help="chosen-vs-rejected log-prob margins of local models on held-out pairs")
     ev.add_argument("--pairs", required=True, type=Path)
-    ev.add_argument("--model", required=True, action="append", type=Path, help="GGUF file (repeatable)")
+    ev.add_argument("--model", required=True, action="append", help="registered model name or GGUF path (repeatable)")
     ev.add_argument("--limit", type=int, help="first N pairs only")
     ev.add_argument("--n-ctx", type=int, default=1024)
     ev.add_argument("--threads", type=int, default=2)
@@ -289,8 +289,12 @@ def _evaluate(args: argparse.Namespace, progress: Progress) -> int:
         rows = rows[: args.limit]
     if args.suite is not None and not args.config:
         raise InputError(None, "--suite needs at least one --config", where="--config")
-    reports = [pair_margins(m, rows, n_ctx=args.n_ctx, threads=args.threads, progress=progress) for m in args.model]
-    scores = _cosa_scores(args, progress) if args.suite is not None else []
+    with Store.open() as store:
+        reports = [
+            pair_margins(m, rows, n_ctx=args.n_ctx, threads=args.threads, progress=progress, store=store)
+            for m in args.model
+        ]
+        scores = _cosa_scores(args, store, progress) if args.suite is not None else []
     if args.out:
         from studio.trainer.export import write_json
 
@@ -300,7 +304,7 @@ def _evaluate(args: argparse.Namespace, progress: Progress) -> int:
     return int(ExitCode.OK)
 
 
-def _cosa_scores(args: argparse.Namespace, progress: Progress) -> list[dict[str, Any]]:
+def _cosa_scores(args: argparse.Namespace, store: Store, progress: Progress) -> list[dict[str, Any]]:
     from studio.core.documents import ProbeSuite, SafetyConfig
     from studio.core.inference.opening import open_candidate_and_judge
     from studio.core.yamlio import load_document
@@ -309,23 +313,19 @@ def _cosa_scores(args: argparse.Namespace, progress: Progress) -> list[dict[str,
     suite = load_document(args.suite, ProbeSuite)
     configs = [load_document(path, SafetyConfig) for path in args.config]
     results: list[dict[str, Any]] = []
-    with Store.open() as store:
-        for model in args.model:
-            with open_candidate_and_judge(str(model), args.judge_model, _load_options(args), store=store) as (
+    for model in args.model:
+        with open_candidate_and_judge(model, args.judge_model, _load_options(args), store=store) as (candidate, judge):
+            result = cosa_score(
                 candidate,
                 judge,
-            ):
-                result = cosa_score(
-                    candidate,
-                    judge,
-                    suite,
-                    configs,
-                    store.runs,
-                    label=model.name,
-                    max_tokens=args.max_tokens,
-                    progress=progress,
-                )
-            results.append({"model": str(model), **result})
+                suite,
+                configs,
+                store.runs,
+                label=Path(model).name,
+                max_tokens=args.max_tokens,
+                progress=progress,
+            )
+        results.append({"model": model, **result})
     return results
 
 

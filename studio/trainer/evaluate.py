@@ -1,4 +1,4 @@
-"""``studio-train evaluate``: how strongly a GGUF model prefers the chosen reply of held-out pairs.
+"""``studio-train evaluate``: how strongly a local model prefers the chosen reply of held-out pairs.
 
 For each pair, the summed log-probability of the chosen and of the rejected reply is computed from llama.cpp
 logits, with the prompt rendered by the GGUF's own chat template (config in the system turn). The margin is
@@ -11,19 +11,20 @@ CoSA-Score of the base and the trained model can be compared on a held-out suite
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from studio.core.documents import ProbeSuite, SafetyConfig
-from studio.core.errors import BackendError, InputError
+from studio.core.errors import BackendError, InputError, StateError
 from studio.core.inference.base import Backend, GenerationParams, Message
 from studio.core.inference.embedded import sha256_file
 from studio.trainer.progress import Progress
 
 if TYPE_CHECKING:
     from studio.core.store.runs import RunStore
+    from studio.core.store.store import Store
 
 
 @dataclass(frozen=True)
@@ -69,28 +70,14 @@ def _sequence_logprob(llm: Any, prompt_ids: list[int], completion_ids: list[int]
     return total
 
 
-def pair_margins(
-    model_path: Path,
-    rows: Sequence[dict[str, Any]],
-    *,
-    n_ctx: int = 1024,
-    threads: int = 2,
-    progress: Progress | None = None,
-) -> MarginReport:
-    """Log-prob margins of ``rows`` (dicts with ``system``, ``prompt``, ``chosen``, ``rejected``) under a GGUF."""
-    if not model_path.is_file():
-        raise InputError(model_path, "model file not found")
-    from llama_cpp import Llama
+def _pair_logprobs(rows: Sequence[dict[str, Any]], n_ctx: int) -> Callable[[Any], Iterator[tuple[float, float]]]:
+    """The job that scores ``rows`` inside a llama.cpp backend's owner thread: (chosen, rejected) per row."""
 
-    from studio.core.inference.chat_render import ChatRenderer
+    def job(llm: Any) -> Iterator[tuple[float, float]]:
+        from studio.core.inference.chat_render import ChatRenderer
 
-    llm = Llama(str(model_path), n_ctx=n_ctx, n_threads=threads, logits_all=True, verbose=False)
-    try:
         renderer = ChatRenderer(llm)
-        margins: list[float] = []
-        chosen_lp: list[float] = []
-        rejected_lp: list[float] = []
-        for done, row in enumerate(rows, start=1):
+        for number, row in enumerate(rows, start=1):
             messages = [Message("system", row["system"])] if row.get("system") else []
             messages.append(Message("user", row["prompt"]))
             prompt_ids = renderer.render(messages, add_generation_prompt=True)
@@ -98,21 +85,53 @@ def pair_margins(
             for key in ("chosen", "rejected"):
                 completion = _completion_ids(renderer, messages, row[key], prompt_ids)
                 if len(prompt_ids) + len(completion) > n_ctx:
-                    raise InputError(None, f"pair {row.get('id', done)} needs more than n_ctx={n_ctx} tokens")
+                    raise InputError(None, f"pair {row.get('id', number)} needs more than n_ctx={n_ctx} tokens")
                 scores.append(_sequence_logprob(llm, prompt_ids, completion))
-            chosen_lp.append(scores[0])
-            rejected_lp.append(scores[1])
-            margins.append(scores[0] - scores[1])
-            if progress is not None:
-                progress.progress(f"evaluate:{model_path.name}", done, len(rows))
-    finally:
-        llm.close()
-    count = len(margins)
-    if count == 0:
+            yield scores[0], scores[1]
+
+    return job
+
+
+def pair_margins(
+    model: str,
+    rows: Sequence[dict[str, Any]],
+    *,
+    n_ctx: int = 1024,
+    threads: int = 2,
+    progress: Progress | None = None,
+    store: Store,
+) -> MarginReport:
+    """Log-prob margins of ``rows`` (dicts with ``system``, ``prompt``, ``chosen``, ``rejected``) under ``model``:
+    a registered model or a GGUF path, opened like every model of the studio. An endpoint cannot be scored: chat
+    servers return the log-probabilities of what they generate, not of a given reply."""
+    from studio.core.inference.llama_backend import LlamaCppBackend
+    from studio.core.inference.opening import LoadOptions, open_backend
+
+    if not rows:
         raise InputError(None, "no pairs to evaluate")
+    options = LoadOptions(max_context=n_ctx, threads=threads, use_cache=False, parallel_sequences=1, logits_all=True)
+    backend = open_backend(model, options, store=store)
+    chosen_lp: list[float] = []
+    rejected_lp: list[float] = []
+    try:
+        if not isinstance(backend, LlamaCppBackend):
+            raise StateError(
+                f"{model}: log-prob margins need a local GGUF model; a {backend.info.kind} endpoint does not return "
+                "the log-probabilities of a given reply (evaluate its GGUF file instead)"
+            )
+        for done, (chosen, rejected) in enumerate(backend.run_owned(_pair_logprobs(rows, n_ctx)), start=1):
+            chosen_lp.append(chosen)
+            rejected_lp.append(rejected)
+            if progress is not None:
+                progress.progress(f"evaluate:{Path(model).name}", done, len(rows))
+        path, sha256 = backend.model_path, backend.info.model_sha256 or sha256_file(backend.model_path)
+    finally:
+        backend.close()
+    margins = [c - r for c, r in zip(chosen_lp, rejected_lp, strict=True)]
+    count = len(margins)
     return MarginReport(
-        model=str(model_path),
-        model_sha256=sha256_file(model_path),
+        model=str(path),
+        model_sha256=sha256,
         pairs=count,
         mean_margin=sum(margins) / count,
         positive_share=sum(1 for m in margins if m > 0) / count,

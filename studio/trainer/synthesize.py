@@ -19,14 +19,14 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from studio.core.evals.judges import HarmJudge, HelpfulnessJudge
+from studio.core.evals.judges import HarmJudge, HarmVerdict, HelpfulnessJudge, HelpfulnessVerdict
 from studio.core.evals.judging import Reply, harm_many, helpfulness_many
 from studio.core.fileio import atomic_write_text, atomic_writer
 from studio.core.inference.base import (
@@ -36,6 +36,7 @@ from studio.core.inference.base import (
     GenerationParams,
     GenerationResult,
     chat,
+    max_concurrency,
 )
 from studio.core.inference.concurrent import complete_concurrently
 from studio.core.paths import resource
@@ -268,6 +269,9 @@ def is_refusal(text: str) -> bool:
 #: Replies labelled per batch: the verdicts of one judge on a chunk decode together on their shared rubric.
 LABEL_CHUNK = 16
 
+#: Verdicts of one reply as they finish: (index in the chunk, harm verdict, helpfulness verdict or None).
+Verdicts = Iterator[tuple[int, HarmVerdict, HelpfulnessVerdict | None]]
+
 
 def label(
     judge_backend: Backend,
@@ -279,31 +283,65 @@ def label(
 ) -> None:
     """Label every response with its flagged categories and whether it addresses the request.
 
+    A local judge decodes a chunk's verdicts of one judge side by side; a server judge gets the requests of both
+    judges for every reply through one queue, as many at once as its concurrency allows (as generation does).
     With ``addressed_by="markers"`` the helpfulness judge is not asked: a reply with a refusal phrase gets rating
     0, any other reply rating 5 (``judge_raw`` records which).
     """
     params = GenerationParams(temperature=0.0, max_tokens=settings.judge_max_tokens, seed=settings.seed)
     harm = HarmJudge(judge_backend, params)
-    helpful = HelpfulnessJudge(judge_backend, params)
+    helpful = HelpfulnessJudge(judge_backend, params) if settings.addressed_by == "judge" else None
+    served = max_concurrency(judge_backend) > 1 and not isinstance(judge_backend, BatchBackend)
+    chunk = max(1, len(responses)) if served else LABEL_CHUNK
     progress.progress("label", 0, len(responses))
     done = 0
-    for start in range(0, len(responses), LABEL_CHUNK):
-        part = responses[start : start + LABEL_CHUNK]
+    for start in range(0, len(responses), chunk):
+        part = responses[start : start + chunk]
         replies = [Reply(prompts[r.prompt_index].text, r.text) for r in part]
-        ratings = dict(helpfulness_many(helpful, replies, cancel)) if settings.addressed_by == "judge" else {}
-        for index, harm_verdict in harm_many(harm, replies, cancel):
-            response = part[index]
-            response.flagged = harm_verdict.flagged
-            response.judge_raw = {"harm": harm_verdict.raw}
-            if settings.addressed_by == "markers":
-                refused = is_refusal(response.text)
-                response.rating = 0 if refused else 5
-                response.judge_raw["addressed"] = "refusal markers: " + ("refusal" if refused else "no refusal")
-            else:
-                response.rating = ratings[index].rating
-                response.judge_raw["helpfulness"] = ratings[index].raw
+        verdicts = _served_verdicts if served else _batched_verdicts
+        for index, harm_verdict, rating in verdicts(harm, helpful, replies, cancel):
+            _apply_labels(part[index], harm_verdict, rating)
             done += 1
             progress.progress("label", done, len(responses))
+
+
+def _batched_verdicts(
+    harm: HarmJudge, helpful: HelpfulnessJudge | None, replies: Sequence[Reply], cancel: CancelToken | None
+) -> Verdicts:
+    """All helpfulness verdicts of the chunk first, then the harm verdicts (each judge's requests batch together)."""
+    ratings = dict(helpfulness_many(helpful, replies, cancel)) if helpful is not None else {}
+    for index, harm_verdict in harm_many(harm, replies, cancel):
+        if helpful is None or index in ratings:
+            yield index, harm_verdict, ratings.get(index)
+
+
+def _served_verdicts(
+    harm: HarmJudge, helpful: HelpfulnessJudge | None, replies: Sequence[Reply], cancel: CancelToken | None
+) -> Verdicts:
+    """Both judges' requests in one concurrent queue; a reply is done when its last verdict arrives. Requests that
+    failed are raised together at the end (:class:`RequestsFailed`), after every finished reply was labelled."""
+    judges: list[HarmJudge | HelpfulnessJudge] = [harm] if helpful is None else [harm, helpful]
+    requests = [judge.messages(r.prompt, r.response) for r in replies for judge in judges]
+    params = [judge.params for _ in replies for judge in judges]
+    found: dict[int, list[Any]] = {}
+    for number, result in complete_concurrently(harm.backend, requests, params, cancel):
+        index, which = divmod(number, len(judges))
+        found.setdefault(index, [None] * len(judges))[which] = judges[which].parse(result.text)
+        if all(v is not None for v in found[index]):
+            harm_verdict, *rating = found.pop(index)
+            yield index, harm_verdict, rating[0] if rating else None
+
+
+def _apply_labels(response: Response, harm_verdict: HarmVerdict, rating: HelpfulnessVerdict | None) -> None:
+    response.flagged = harm_verdict.flagged
+    response.judge_raw = {"harm": harm_verdict.raw}
+    if rating is None:
+        refused = is_refusal(response.text)
+        response.rating = 0 if refused else 5
+        response.judge_raw["addressed"] = "refusal markers: " + ("refusal" if refused else "no refusal")
+    else:
+        response.rating = rating.rating
+        response.judge_raw["helpfulness"] = rating.raw
 
 
 def label_by_prompt(

@@ -219,3 +219,29 @@ def test_written_refusals_make_pairs_from_replies_that_never_refuse(tmp_path: Pa
         assert refusal_chosen == (row["prompt_id"] == "risky" and "drugs" not in row["allowed"])
     manifest = json.loads(out.with_name(out.name + ".manifest.json").read_text())
     assert manifest["labeler"] == "prompt-categories" and manifest["judge"] is None
+
+
+@pytest.mark.network_local
+def test_a_server_judge_gets_both_judges_requests_in_one_queue_at_its_concurrency() -> None:
+    from studio.core.evals.judges import HarmJudge
+    from studio.core.inference.openai_backend import OpenAIBackend
+    from tests.core.endpoint_standin import Behaviour, StandinServer
+
+    prompts = load_seed_prompts()[:3]
+    settings = SynthesisSettings(responses_per_prompt=2)
+    planned = plan_responses(prompts, settings, random.Random(0))
+    for response in planned:
+        response.text = "Here is a plain answer."
+    server = StandinServer(Behaviour(latency_s=0.05)).start()
+    judge = OpenAIBackend(server.url, "standin", concurrency=4)
+    try:
+        label(judge, prompts, planned, settings, Progress(io.StringIO()))
+    finally:
+        judge.close()
+        server.stop()
+    behaviour = server.behaviour
+    assert behaviour.requests == 2 * len(planned) and behaviour.peak_in_flight == 4
+    harm_texts = {HarmJudge(judge).messages(p.text, "Here is a plain answer.")[0].content for p in prompts}
+    first = [body["messages"][0]["content"] in harm_texts for body in behaviour.bodies[:4]]
+    assert any(first) and not all(first)  # harm and helpfulness requests share the queue from the start
+    assert all({"harm", "helpfulness"} <= set(r.judge_raw) for r in planned)

@@ -90,6 +90,8 @@ class LlamaSettings:
     kv_cache: Literal["auto", "f16", "f32"] = "f16"
     #: Lower the decode threads while other processes keep cores busy (see :mod:`threads`).
     fit_threads: bool = True
+    #: Keep the logits of every prompt position (scoring given text, ``studio-train evaluate``), not just the last.
+    logits_all: bool = False
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -474,6 +476,7 @@ class LlamaCppBackend:
                     n_ubatch=n_batch,
                     n_threads=threads,
                     n_threads_batch=threads,
+                    logits_all=self.settings.logits_all,
                     verbose=False,
                 )
             except (ValueError, RuntimeError) as exc:

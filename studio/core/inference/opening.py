@@ -40,6 +40,8 @@ class LoadOptions:
     parallel_sequences: int | None = None
     #: The deterministic fake backend instead of a model (pipeline tests).
     fake: bool = False
+    #: Keep every position's logits (to score given text); local models only.
+    logits_all: bool = False
 
 
 def gpu_setting(text: str) -> GpuSetting:
@@ -91,6 +93,7 @@ def llama_settings(options: LoadOptions, inference: InferenceSettings | None = N
         n_threads=options.threads,
         cache_budget_mb=defaults.cache_budget_mb if options.use_cache else 0,
         cache_dir=app_home() / "cache" / "prefix-kv" if options.use_cache else None,
+        logits_all=options.logits_all,
     )
     if options.parallel_sequences is not None:
         settings = replace(settings, parallel_sequences=options.parallel_sequences)
