@@ -15,11 +15,9 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPlainTextEdit,
     QPushButton,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -32,6 +30,7 @@ from studio.core.evals.formatting import format_score
 from studio.core.identity import default_identity
 from studio.ui.context import AppContext
 from studio.ui.run_models import GateTableModel
+from studio.ui.tables import row_table
 
 STATUS_TEXT = {
     ConfigStatus.DRAFT: "draft — edit it, check it, then submit it for review",
@@ -82,15 +81,7 @@ class ApprovalDialog(QDialog):
         form.addRow("Gate:", QLabel(gate_text))
 
         self.gate_model = GateTableModel(self)
-        self.gate_table = QTableView()
-        self.gate_table.setModel(self.gate_model)
-        self.gate_table.setAccessibleName("Check runs against the gate")
-        self.gate_table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-        self.gate_table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
-        self.gate_table.verticalHeader().hide()
-        self.gate_table.verticalHeader().setDefaultSectionSize(self.gate_table.fontMetrics().height() + 8)
-        self.gate_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.gate_table.horizontalHeader().setStretchLastSection(True)
+        self.gate_table = row_table(self.gate_model, "Check runs against the gate", compact=True)
         self.gate_hint = QLabel("")
         self.gate_hint.setWordWrap(True)
 

@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSplitter,
-    QTableView,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
@@ -25,9 +24,10 @@ from PySide6.QtWidgets import (
 
 from studio.core.errors import StudioError
 from studio.core.evals.compare import Hunk, PairRow, compare_configs
-from studio.core.evals.formatting import format_score
+from studio.core.evals.formatting import format_score, format_utc
 from studio.ui.context import AppContext
 from studio.ui.run_models import PairTableModel, fmt_safe
+from studio.ui.tables import row_table
 
 REMOVED_BG = "#f6d3d1"
 ADDED_BG = "#d4efd9"
@@ -113,14 +113,7 @@ class ComparePane(QWidget):
         top.addLayout(buttons)
 
         self.pair_model = PairTableModel(self)
-        self.pair_table = QTableView()
-        self.pair_table.setModel(self.pair_model)
-        self.pair_table.setAccessibleName("Compared probes")
-        self.pair_table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-        self.pair_table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
-        self.pair_table.verticalHeader().hide()
-        self.pair_table.verticalHeader().setDefaultSectionSize(self.pair_table.fontMetrics().height() + 8)
-        self.pair_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.pair_table = row_table(self.pair_model, "Compared probes", stretch_last=False, compact=True)
         self.pair_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.pair_table.selectionModel().currentRowChanged.connect(self._on_pair_selected)
         self.diff_view = QTextBrowser()
@@ -184,7 +177,7 @@ class ComparePane(QWidget):
             combo.blockSignals(True)
             combo.clear()
             for record in records:
-                when = record.created_utc.replace("T", " ").removesuffix("+00:00")
+                when = format_utc(record.created_utc)
                 combo.addItem(f"{when} · {record.candidate.get('name')} · {record.status.value}", record.id)
             index = combo.findData(current)
             combo.setCurrentIndex(index if index >= 0 else (0 if records else -1))

@@ -9,11 +9,9 @@ from PySide6.QtWidgets import (
     QComboBox,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
     QSplitter,
-    QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -22,21 +20,11 @@ from PySide6.QtWidgets import (
 from studio.core.approval.lifecycle import Lifecycle
 from studio.core.errors import StudioError
 from studio.core.evals.compare import HistoryRow, MatrixRow, PairRow, config_history, diff_runs, regression_matrix
+from studio.core.evals.formatting import format_utc
 from studio.ui.charts import LineChart
 from studio.ui.context import AppContext
 from studio.ui.run_models import HistoryTableModel, MatrixTableModel, PairTableModel
-
-
-def _table(model: object, name: str) -> QTableView:
-    table = QTableView()
-    table.setModel(model)  # type: ignore[arg-type]
-    table.setAccessibleName(name)
-    table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-    table.verticalHeader().hide()
-    table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    table.horizontalHeader().setStretchLastSection(True)
-    return table
+from studio.ui.tables import row_table
 
 
 class HistoryPane(QWidget):
@@ -64,7 +52,7 @@ class HistoryPane(QWidget):
         top.addWidget(self.reload_button)
 
         self.history_model = HistoryTableModel(self)
-        self.history_table = _table(self.history_model, "Runs of the config")
+        self.history_table = row_table(self.history_model, "Runs of the config", single=False, compact=True)
         self.trend = LineChart("CoSA-Score over runs (oldest → newest)")
         self.trend.setAccessibleName("Score trend")
         runs_split = QSplitter(Qt.Orientation.Vertical)
@@ -85,7 +73,7 @@ class HistoryPane(QWidget):
         self.changes_only.toggled.connect(lambda _on: self._show_diff())
         self.diff_summary = QLabel("")
         self.diff_model = PairTableModel(self)
-        self.diff_table = _table(self.diff_model, "Run-vs-run differences")
+        self.diff_table = row_table(self.diff_model, "Run-vs-run differences", single=False, compact=True)
         diff_controls = QHBoxLayout()
         diff_controls.addWidget(QLabel("A:"))
         diff_controls.addWidget(self.diff_a, 1)
@@ -109,7 +97,7 @@ class HistoryPane(QWidget):
         self.matrix_summary = QLabel("")
         self.matrix_summary.setWordWrap(True)
         self.matrix_model = MatrixTableModel(self)
-        self.matrix_table = _table(self.matrix_model, "Regression matrix")
+        self.matrix_table = row_table(self.matrix_model, "Regression matrix", single=False, compact=True)
         self.matrix_table.horizontalHeader().setStretchLastSection(False)
         matrix_box = QGroupBox("Regression matrix: newest finished score per config and model, change from the first")
         matrix_layout = QVBoxLayout(matrix_box)
@@ -170,7 +158,7 @@ class HistoryPane(QWidget):
         for combo, default in ((self.diff_a, 1), (self.diff_b, 0)):
             combo.clear()
             for row in self.history:
-                combo.addItem(f"{row.created_utc.replace('T', ' ')[:19]} · {row.candidate} · {row.status}", row.run_id)
+                combo.addItem(f"{format_utc(row.created_utc)} · {row.candidate} · {row.status}", row.run_id)
             if combo.count():
                 combo.setCurrentIndex(min(default, combo.count() - 1))
         self.diff_button.setEnabled(len(self.history) >= 2)

@@ -8,19 +8,16 @@ from pathlib import Path
 
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
     QSpinBox,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -33,6 +30,7 @@ from studio.ui.context import AppContext
 from studio.ui.endpoint_actions import EndpointActions
 from studio.ui.recommended_panel import RecommendedPanel
 from studio.ui.table_models import ModelTableModel, RegistryRow, human_size
+from studio.ui.tables import row_table
 from studio.ui.workers import TaskRunner
 
 PROGRESS_POLL_MS = 100
@@ -69,14 +67,7 @@ class ModelManagerPane(QWidget):
         self._progress = _DownloadProgress()
 
         self.model = ModelTableModel(self)
-        self.table = QTableView()
-        self.table.setAccessibleName("Registered models")
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = row_table(self.model, "Registered models")
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
         self.table.activated.connect(lambda _index: self.load_selected())
 

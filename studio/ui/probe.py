@@ -7,7 +7,6 @@ from collections.abc import Callable
 from PySide6.QtCore import QItemSelectionModel, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDoubleSpinBox,
     QGridLayout,
@@ -19,7 +18,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QSplitter,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -30,7 +28,9 @@ from studio.core.store.exchanges import Exchange, Verdict
 from studio.ui.context import AppContext
 from studio.ui.editor import ProbeTarget
 from studio.ui.glossary import tip
+from studio.ui.marks import LONG_LABELS, MarkButtons
 from studio.ui.table_models import ExchangeTableModel
+from studio.ui.tables import row_table
 from studio.ui.wording import reply_details, reply_summary
 from studio.ui.workers import GenerationWorker
 
@@ -137,30 +137,14 @@ class ProbePane(QWidget):
         self.metrics_label.setToolTip(tip("First word after"))
 
         self.exchange_model = ExchangeTableModel(self)
-        self.exchange_table = QTableView()
-        self.exchange_table.setAccessibleName("Stored exchanges")
-        self.exchange_table.setModel(self.exchange_model)
-        self.exchange_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.exchange_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.exchange_table.verticalHeader().hide()
-        self.exchange_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.exchange_table.horizontalHeader().setStretchLastSection(True)
+        self.exchange_table = row_table(
+            self.exchange_model, "Stored exchanges", resize=QHeaderView.ResizeMode.Interactive
+        )
         self.exchange_table.selectionModel().selectionChanged.connect(self._on_exchange_selected)
 
-        self.verdict_buttons: dict[Verdict, QPushButton] = {}
-        verdict_row = QHBoxLayout()
-        verdict_row.addWidget(QLabel("Mark selected reply:"))
-        for verdict, label in (
-            (Verdict.FOLLOWS, "Follows config"),
-            (Verdict.PARTIALLY, "Partially"),
-            (Verdict.VIOLATES, "Violates config"),
-        ):
-            button = QPushButton(label)
-            button.setAccessibleName(f"Mark reply: {label}")
-            button.clicked.connect(lambda _checked=False, v=verdict: self.mark_selected(v))
-            self.verdict_buttons[verdict] = button
-            verdict_row.addWidget(button)
-        verdict_row.addStretch(1)
+        self.marks = MarkButtons("Mark selected reply:", "reply", LONG_LABELS)
+        self.marks.marked.connect(self.mark_selected)
+        self.verdict_buttons = self.marks.buttons
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.send_button)
@@ -181,7 +165,7 @@ class ProbePane(QWidget):
         bottom = QWidget()
         bottom_layout = QVBoxLayout(bottom)
         bottom_layout.setContentsMargins(0, 0, 0, 0)
-        bottom_layout.addLayout(verdict_row)
+        bottom_layout.addWidget(self.marks)
         bottom_layout.addWidget(self.exchange_table)
 
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -361,6 +345,4 @@ class ProbePane(QWidget):
         self.regenerate_button.setEnabled(ready and not streaming and self._last_prompt is not None)
         self.stop_button.setEnabled(streaming)
         has_selection = bool(self.exchange_table.selectionModel().selectedRows())
-        for button in self.verdict_buttons.values():
-            button.setEnabled(has_selection)
-            button.setToolTip("" if has_selection else "Select a reply in the list to mark it")
+        self.marks.set_ready(has_selection, "" if has_selection else "Select a reply in the list to mark it")

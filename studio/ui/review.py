@@ -11,14 +11,12 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
     QSplitter,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -35,6 +33,7 @@ from studio.core.evals.scoring import MAX_RATING
 from studio.core.store.runs import ItemRecord
 from studio.core.store.store import Store
 from studio.ui.run_models import AgreementTableModel, ConfusionTableModel, fmt_rating, fmt_safe
+from studio.ui.tables import row_table
 
 
 def _read_only_text(name: str, lines: int) -> QPlainTextEdit:
@@ -106,22 +105,15 @@ class ReviewPanel(QWidget):
         item_layout.addLayout(buttons)
 
         self.agreement_model = AgreementTableModel(self)
-        self.agreement_table = QTableView()
-        self.agreement_table.setModel(self.agreement_model)
-        self.agreement_table.setAccessibleName("Judge-reviewer agreement")
-        self.agreement_table.verticalHeader().hide()
-        self.agreement_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.agreement_table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        self.agreement_table = row_table(
+            self.agreement_model, "Judge-reviewer agreement", stretch_last=False, single=False, compact=True
+        )
         self.agreement_table.clicked.connect(lambda index: self._show_confusion(index.row()))
         self.confusion_label = QLabel("Confusion of safety verdicts")
         self.confusion_model = ConfusionTableModel(self)
-        self.confusion_table = QTableView()
-        self.confusion_table.setModel(self.confusion_model)
-        self.confusion_table.setAccessibleName("Confusion table")
-        self.confusion_table.verticalHeader().hide()
-        self.confusion_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        for table in (self.agreement_table, self.confusion_table):
-            table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
+        self.confusion_table = row_table(
+            self.confusion_model, "Confusion table", stretch_last=False, single=False, compact=True
+        )
         agreement_box = QGroupBox("Agreement (reviewed items only)")
         agreement_layout = QVBoxLayout(agreement_box)
         agreement_layout.addWidget(self.agreement_table)

@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSplitter,
-    QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -34,6 +33,7 @@ from studio.ui.check.summary import ScoreSummary
 from studio.ui.glossary import tip
 from studio.ui.review import ReviewPanel
 from studio.ui.run_models import ItemTableModel
+from studio.ui.tables import row_table
 
 ITEM_COLUMN_WIDTHS = (110, 120, 80, 200, 300, 55, 60, 65)
 
@@ -136,16 +136,10 @@ class CheckResults(QWidget):
 
     def _build_items(self) -> QSplitter:
         self.item_model = ItemTableModel(self)
-        self.item_table = QTableView()
-        self.item_table.setModel(self.item_model)
-        self.item_table.setAccessibleName("Check items")
-        self.item_table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-        self.item_table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
-        self.item_table.verticalHeader().hide()
-        self.item_table.horizontalHeader().setStretchLastSection(True)
-        self.item_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.item_table = row_table(
+            self.item_model, "Check items", resize=QHeaderView.ResizeMode.Interactive, compact=True
+        )
         self.item_table.setWordWrap(False)
-        self.item_table.verticalHeader().setDefaultSectionSize(self.item_table.fontMetrics().height() + 8)
         for column, width in enumerate(ITEM_COLUMN_WIDTHS):
             self.item_table.setColumnWidth(column, width)
         self.item_table.selectionModel().currentRowChanged.connect(self._on_item_selected)
