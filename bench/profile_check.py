@@ -27,6 +27,7 @@ from studio.core.evals.runner import CheckRunner, CheckSpec, RunFinished
 from studio.core.evals.suites import bundled_suite
 from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
 from studio.core.store.db import open_database
+from studio.core.store.runs import RunStore
 from studio.core.templates import new_config
 
 
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             spec = CheckSpec(suite=bundled_suite(SUITE), configs=(config,), params=REPLY, judge_params=VERDICT)
             start = time.perf_counter()
             finished = None
-            for event in CheckRunner(db, backend).check(spec):
+            for event in CheckRunner(RunStore(db), backend).check(spec):
                 if isinstance(event, RunFinished):
                     finished = event
             total = time.perf_counter() - start

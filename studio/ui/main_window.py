@@ -131,7 +131,7 @@ class MainWindow(WindowMenus, ConfigFileCommands, QMainWindow):
         self.start_here_dock.setVisible(self.start_here.wanted)
         self._update_title()
         self._update_recent_menu()
-        self.editor.offer_recovery(ctx.drafts.list())
+        self.editor.offer_recovery(ctx.store.drafts.list())
         if ctx.backends.info is not None:
             self._on_backend_loaded(ctx.backends.info)
 

@@ -49,7 +49,7 @@ class ConfigFileCommands:
 
     def open_config_id(self, config_id: str) -> None:
         self.editor.autosave()
-        draft = self.ctx.drafts.get(f"config:{config_id}")
+        draft = self.ctx.store.drafts.get(f"config:{config_id}")
         config = self.ctx.store.configs.latest(config_id)
         self.editor.open_config(config, stored=True, text=draft.text if draft is not None else None)
 
@@ -117,7 +117,7 @@ class ConfigFileCommands:
         except StudioError as exc:
             self._show_error(str(exc))
             return False
-        self.ctx.drafts.discard(draft_key(config_id, config_id))
+        self.ctx.store.drafts.discard(draft_key(config_id, config_id))
         if self.editor.config is not None and self.editor.config.id == config_id and self.editor.is_stored:
             self.editor.close_config()
         self.library.refresh()

@@ -18,8 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from studio import __version__
 from studio.core.documents import ProbeSuite, SafetyConfig
 from studio.core.errors import CancelledError, StateError
@@ -159,22 +157,21 @@ def scored_item(item: ItemRecord, use: str = "judge") -> ScoredItem:
 
 
 def run_report(
-    db: sqlite_utils.Database,
+    runs: RunStore,
     run_id: str,
     use: str = "judge",
     helpfulness: Helpfulness = Helpfulness.GRADED,
     variant: Variant = Variant.PLAIN,
 ) -> ScoreReport:
-    items = RunStore(db).items(run_id)
+    items = runs.items(run_id)
     return score_items((scored_item(i, use) for i in items), helpfulness, variant)
 
 
 class CheckRunner:
     """Runs checks with a candidate backend and a judge backend (they may be the same object)."""
 
-    def __init__(self, db: sqlite_utils.Database, candidate: Backend, judge: Backend | None = None) -> None:
-        self.db = db
-        self.store = RunStore(db)
+    def __init__(self, runs: RunStore, candidate: Backend, judge: Backend | None = None) -> None:
+        self.runs = runs
         self.candidate = candidate
         self.judge_backend = judge or candidate
 
@@ -197,7 +194,7 @@ class CheckRunner:
             for probe_id, probe in zip(spec.suite.probe_ids(), spec.suite.probes, strict=True)
         ]
         run_id = new_run_id()
-        self.store.create_run(
+        self.runs.create_run(
             run_id,
             label=spec.label,
             suite=spec.suite,
@@ -225,7 +222,7 @@ class CheckRunner:
         """
         run = self._start(run_id, cancel)
         try:
-            for config in self.store.configs(run_id):
+            for config in self.runs.configs(run_id):
                 yield from self._generate_config(run, config)
                 yield from self._judge_config(run, config)
         except CancelledError:
@@ -234,16 +231,16 @@ class CheckRunner:
         except _Stopped as stopped:
             run.failed = str(stopped)
         except KeyboardInterrupt:
-            self.store.finish_run(run_id, RunStatus.CANCELLED, run.mode)
+            self.runs.finish_run(run_id, RunStatus.CANCELLED, run.mode)
             raise
         except BaseException:
-            self.store.finish_run(run_id, RunStatus.FAILED, run.mode)
+            self.runs.finish_run(run_id, RunStatus.FAILED, run.mode)
             raise
         yield self._finish(run, RunStatus.FINISHED if run.failed is None else RunStatus.FAILED)
 
     def _start(self, run_id: str, cancel: CancelToken | None) -> _Run:
         """Load a stored run, check its models, mark it running and count the work already done."""
-        record = self.store.get_run(run_id)
+        record = self.runs.get_run(run_id)
         self._check_same_models(record)
         judge_params = _stored_params(record.judge_params)
         judges = _Judges(
@@ -251,35 +248,35 @@ class CheckRunner:
             SafetyJudge(self.judge_backend, judge_params),
             SafetyJudge(self.candidate, judge_params) if record.self_check else None,
         )
-        self.store.finish_run(run_id, RunStatus.RUNNING, None)
-        items = self.store.items(run_id)
+        self.runs.finish_run(run_id, RunStatus.RUNNING, None)
+        items = self.runs.items(run_id)
         done = sum(1 for i in items if i.response is not None) + sum(1 for i in items if i.judged)
         tally = _Tally(run_id, done, 2 * len(items), _Eta(2 * len(items) - done))
         return _Run(run_id, _stored_params(record.params), judges, tally, cancel)
 
     def _finish(self, run: _Run, status: RunStatus) -> RunFinished:
         """Store the run's final status and report it (with the error that stopped it, if any)."""
-        self.store.finish_run(run.run_id, status, run.mode)
+        self.runs.finish_run(run.run_id, status, run.mode)
         error = run.failed if status is RunStatus.FAILED else None
-        return RunFinished(run.run_id, status, run_report(self.db, run.run_id), error=error)
+        return RunFinished(run.run_id, status, run_report(self.runs, run.run_id), error=error)
 
     def _generate_config(self, run: _Run, config: SafetyConfig) -> Iterator[RunEvent]:
         """Generate and store every missing reply under ``config``. Items whose request to a model server failed
         keep the error and stay pending; the run goes on to judge the replies that came back."""
-        pending = [i for i in self.store.items(run.run_id, config.id) if i.response is None]
+        pending = [i for i in self.runs.items(run.run_id, config.id) if i.response is None]
         try:
             for item, result in self._generate(config, pending, run.params, run.cancel):
                 yield self._save_reply(run, config, item, result)
         except RequestsFailed as exc:
             for index, message in exc.failures.items():
-                self.store.save_item_error(run.run_id, config.id, pending[index].probe_id, message)
+                self.runs.save_item_error(run.run_id, config.id, pending[index].probe_id, message)
             run.failed = run.failed or str(exc)
 
     def _save_reply(self, run: _Run, config: SafetyConfig, item: ItemRecord, result: GenerationResult) -> Progress:
         if result.stop_reason is StopReason.CANCELLED:
             raise CancelledError("check cancelled")
         run.mode = run.mode or result.mode.value
-        self.store.save_response(
+        self.runs.save_response(
             run.run_id, config.id, item.probe_id, result.text, result.stop_reason.value, result.total_s
         )
         return run.tally.step("generate")
@@ -302,15 +299,15 @@ class CheckRunner:
         try:
             yield from self._judge_pending(run, config)
         except RequestsFailed as exc:
-            for item in self.store.items(run.run_id, config.id):
+            for item in self.runs.items(run.run_id, config.id):
                 if item.response is not None and not item.judged:
-                    self.store.save_item_error(run.run_id, config.id, item.probe_id, str(exc))
+                    self.runs.save_item_error(run.run_id, config.id, item.probe_id, str(exc))
             raise _Stopped(str(exc)) from None
 
     def _judge_pending(self, run: _Run, config: SafetyConfig) -> Iterator[RunEvent]:
         """Verdicts of one judge decode together on a batching backend, and go to a server side by side."""
         judges, cancel = run.judges, run.cancel
-        answered = [i for i in self.store.items(run.run_id, config.id) if i.response is not None]
+        answered = [i for i in self.runs.items(run.run_id, config.id) if i.response is not None]
         if judges.self_check is not None:
             self._self_check(run, config, judges.self_check, [i for i in answered if i.self_raw is None])
         pending = [i for i in answered if not i.judged]
@@ -324,12 +321,12 @@ class CheckRunner:
         """The candidate's own safety verdicts on its replies (for the Cascade variant)."""
         for index, own in safety_many(judge, config, _replies(pending), run.cancel):
             _raise_if_cancelled(run.cancel)
-            self.store.save_self_verdict(run.run_id, config.id, pending[index].probe_id, safe=own.safe, raw=own.raw)
+            self.runs.save_self_verdict(run.run_id, config.id, pending[index].probe_id, safe=own.safe, raw=own.raw)
 
     def _save_verdicts(self, run: _Run, config: SafetyConfig, item: ItemRecord, judged: Judged) -> Iterator[RunEvent]:
         """Store one item's verdicts; report it and the run's progress with the score of the items judged so far."""
         helpful, safety = judged.helpfulness, judged.safety
-        self.store.save_judgement(
+        self.runs.save_judgement(
             run.run_id,
             config.id,
             item.probe_id,
@@ -344,7 +341,7 @@ class CheckRunner:
         valid = helpful.rating is not None and safety.safe is not None
         score = item_score(helpful.rating or 0, bool(safety.safe)) if valid else None
         yield ItemDone(run.run_id, config.id, item.probe_id, helpful.rating, safety.safe, score)
-        yield run.tally.step("judge", partial_score=run_report(self.db, run.run_id).score)
+        yield run.tally.step("judge", partial_score=run_report(self.runs, run.run_id).score)
 
     def _generate(
         self,
@@ -495,16 +492,15 @@ def item_row(item: ItemRecord) -> dict[str, Any]:
     }
 
 
-def run_item_rows(db: sqlite_utils.Database, run_id: str) -> list[dict[str, Any]]:
+def run_item_rows(runs: RunStore, run_id: str) -> list[dict[str, Any]]:
     """Every item of a run as a plain row, in run order (for tables and exports)."""
-    return [item_row(i) for i in RunStore(db).items(run_id)]
+    return [item_row(i) for i in runs.items(run_id)]
 
 
-def export_run(db: sqlite_utils.Database, run_id: str, path: Path) -> None:
+def export_run(runs: RunStore, run_id: str, path: Path) -> None:
     """Write a run as JSON (provenance, report, items) or CSV (one row per item), chosen by the file suffix."""
-    store = RunStore(db)
-    record = store.get_run(run_id)
-    rows = run_item_rows(db, run_id)
+    record = runs.get_run(run_id)
+    rows = run_item_rows(runs, run_id)
     if path.suffix.casefold() == ".csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, EXPORT_COLUMNS)
@@ -516,7 +512,7 @@ def export_run(db: sqlite_utils.Database, run_id: str, path: Path) -> None:
     else:
         payload = {
             "provenance": record.provenance(),
-            "report": run_report(db, run_id).as_dict(),
+            "report": run_report(runs, run_id).as_dict(),
             "items": rows,
         }
         text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
