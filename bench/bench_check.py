@@ -26,6 +26,7 @@ from studio.core.evals.suites import bundled_suite
 from studio.core.inference.base import GenerationParams, Message
 from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
 from studio.core.store.db import open_database
+from studio.core.store.runs import RunStore
 from studio.core.templates import new_config
 
 THREADS = 2
@@ -40,7 +41,7 @@ def studio_check(backend: LlamaCppBackend, config: SafetyConfig, db_path: Path) 
     """Wall time of the studio check and what it produced."""
     db = open_database(db_path)
     try:
-        runner = CheckRunner(db, backend)
+        runner = CheckRunner(RunStore(db), backend)
         spec = CheckSpec(suite=bundled_suite(SUITE), configs=(config,), params=REPLY, judge_params=VERDICT)
         finished: RunFinished | None = None
         with stopwatch() as elapsed:

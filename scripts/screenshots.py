@@ -89,11 +89,11 @@ def _fake_run_with_a_flip(store: Store) -> str:
     configs = (store.configs.get("example-game-studio"), store.configs.get("game-studio"))
     suite = bundled_suite("scenario-game-studio")
     backend = FakeBackend(name=FAKE_MODEL_NAME)
-    runner = CheckRunner(store.db, backend, backend)
+    runner = CheckRunner(store.runs, backend, backend)
     for per_kind in range(1, 7):
         sample = sample_suite(suite, per_kind, configs[1])
         run_id = list(runner.check(CheckSpec(suite=sample, configs=configs)))[-1].run_id
-        _hunks, pairs = compare_configs(store.db, run_id, configs[0].id, run_id, configs[1].id)
+        _hunks, pairs = compare_configs(store.runs, run_id, configs[0].id, run_id, configs[1].id)
         if any(pair.flipped for pair in pairs):
             return run_id
     raise SystemExit("screenshots: no flip on the fake backend")

@@ -384,7 +384,7 @@ def _suite_export(args: argparse.Namespace) -> int:
     from studio.core.evals.suites import load_suite_ref
 
     with Store.open() as store:
-        suite = load_suite_ref(args.suite_id, store.db, args.version)
+        suite = load_suite_ref(args.suite_id, store.suites, args.version)
     _write_output(dump_document(suite), args.output)
     return int(ExitCode.OK)
 

@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
 from studio.core.errors import StudioError
 from studio.core.evals.compare import Hunk, PairRow, compare_configs
 from studio.core.evals.formatting import format_score, format_utc
-from studio.core.store.runs import RunStore
 from studio.ui.availability import offer
 from studio.ui.context import AppContext
 from studio.ui.glossary import tip
@@ -68,8 +67,7 @@ class ComparePane(QWidget):
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
-        self.db = ctx.store.db
-        self.runs = RunStore(self.db)
+        self.runs = ctx.store.runs
         self.hunks: list[Hunk] = []
         self.pairs: list[PairRow] = []
         self.highlighted_hunk: int | None = None
@@ -230,7 +228,7 @@ class ComparePane(QWidget):
             return []
         (run_a, config_a), (run_b, config_b) = sides
         try:
-            self.hunks, self.pairs = compare_configs(self.db, run_a, config_a, run_b, config_b)
+            self.hunks, self.pairs = compare_configs(self.runs, run_a, config_a, run_b, config_b)
         except StudioError as exc:
             self.message.emit(str(exc))
             return []

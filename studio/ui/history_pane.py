@@ -21,7 +21,6 @@ from studio.core.approval.lifecycle import Lifecycle
 from studio.core.errors import StudioError
 from studio.core.evals.compare import HistoryRow, MatrixRow, PairRow, config_history, diff_runs, regression_matrix
 from studio.core.evals.formatting import format_utc
-from studio.core.store.runs import RunStore
 from studio.ui.availability import offer
 from studio.ui.charts import LineChart
 from studio.ui.context import AppContext
@@ -36,8 +35,7 @@ class HistoryPane(QWidget):
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
-        self.db = ctx.store.db
-        self.runs = RunStore(self.db)
+        self.runs = ctx.store.runs
         self.history: list[HistoryRow] = []
         self.diff_rows: list[PairRow] = []
         self.matrix: list[MatrixRow] = []
@@ -156,7 +154,7 @@ class HistoryPane(QWidget):
 
     def show_config(self) -> None:
         config_id = self.config_combo.currentData()
-        self.history = config_history(self.db, config_id, self.use) if config_id is not None else []
+        self.history = config_history(self.runs, config_id, self.use) if config_id is not None else []
         self._show_signatures(config_id)
         self.history_model.set_rows(self.history)
         self.trend.set_values([h.score for h in reversed(self.history)])
@@ -188,7 +186,7 @@ class HistoryPane(QWidget):
         if run_a is None or run_b is None:
             return []
         try:
-            self.diff_rows = diff_runs(self.db, run_a, run_b, self.use)
+            self.diff_rows = diff_runs(self.runs, run_a, run_b, self.use)
         except StudioError as exc:
             self.message.emit(str(exc))
             self.diff_rows = []
@@ -230,7 +228,7 @@ class HistoryPane(QWidget):
             models.remove(baseline)
             models.insert(0, baseline)
         self.baseline_combo.blockSignals(False)
-        self.matrix = regression_matrix(self.db, config_ids, models, self.use) if models else []
+        self.matrix = regression_matrix(self.runs, config_ids, models, self.use) if models else []
         self.matrix_model.set_matrix(models, self.matrix)
         drops = self.matrix_model.drops()
         if not config_ids:

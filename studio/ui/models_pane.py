@@ -189,7 +189,7 @@ class ModelManagerPane(QWidget):
     # -- registry actions -------------------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        rows: list[RegistryRow] = [*self._ctx.registry.list(), *list_endpoints(self._ctx.store.db)]
+        rows: list[RegistryRow] = [*self._ctx.registry.list(), *list_endpoints(self._ctx.store)]
         self.model.set_rows(rows)
         self._update_buttons()
         self._on_backend_changed(None)
@@ -213,14 +213,14 @@ class ModelManagerPane(QWidget):
             self.message.emit(f"Registered endpoint {dialog.entry.name}")
             self.refresh()
             self.select_name(dialog.entry.name)
-            self._ctx.backends.load_endpoint(dialog.entry.name)
+            self._ctx.backends.load_endpoint(dialog.entry)
 
     def load_selected(self) -> None:
         entry = self.selected()
         if entry is None:
             return
         if isinstance(entry, EndpointEntry):
-            if not self._ctx.backends.load_endpoint(entry.name):
+            if not self._ctx.backends.load_endpoint(entry):
                 self.message.emit("A model is already loading; wait for it to finish")
             return
         if not self._ctx.backends.load(entry.path, entry.name, entry.sha256, self._ctx.settings.inference):
@@ -285,7 +285,11 @@ class ModelManagerPane(QWidget):
         self.progress_label.setText(f"Downloading {filename}…")
         self._progress_timer.start()
         self._tasks.submit(
-            lambda: download(repo, str(filename), progress=progress.update, cancel=cancel),
+            lambda: self._ctx.with_own_registry(
+                lambda registry: download(
+                    repo, str(filename), progress=progress.update, cancel=cancel, registry=registry
+                )
+            ),
             self._on_download_done,
             self._on_download_failed,
         )

@@ -218,13 +218,13 @@ class ProbePane(QWidget):
             self.message.emit("Select a reply in the list to mark it")
             return None
         row = rows[0].row()
-        updated = self._ctx.exchanges.mark(self.exchange_model.row_at(row).id, verdict)
+        updated = self._ctx.store.exchanges.mark(self.exchange_model.row_at(row).id, verdict)
         self.exchange_model.replace_row(row, updated)
         return updated
 
     def refresh_exchanges(self) -> None:
         """Reload the stored exchanges, newest first."""
-        self.exchange_model.set_rows(self._ctx.exchanges.list(limit=EXCHANGES_SHOWN))
+        self.exchange_model.set_rows(self._ctx.store.exchanges.list(limit=EXCHANGES_SHOWN))
 
     def _select_row(self, row: int) -> None:
         self.exchange_table.selectionModel().select(
@@ -271,7 +271,7 @@ class ProbePane(QWidget):
         if request is None or info is None:
             return
         target, prompt, params = request
-        exchange = self._ctx.exchanges.record(
+        exchange = self._ctx.store.exchanges.record(
             config_id=target.config_id,
             config_version=target.config_version,
             config_hash=target.config_hash,

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.inference.base import CancelToken
 from studio.core.inference.recommended import Fit, Verdict, gb
+from studio.core.inference.registry import ModelRegistry
 from studio.ui.context import AppContext
 from studio.ui.table_models import RowTableModel
 from studio.ui.tables import row_table
@@ -73,14 +74,14 @@ class _Bytes:
             return self.value
 
 
-def _download_gguf(repo: str, quant: str, progress: _Bytes, cancel: CancelToken) -> object:
+def _download_gguf(registry: ModelRegistry, repo: str, quant: str, progress: _Bytes, cancel: CancelToken) -> object:
     from studio.core.inference.hub import download, gguf_for_quant, list_files
     from studio.core.inference.recommended import require_disk
     from studio.core.paths import models_dir
 
     wanted = gguf_for_quant(repo, list_files(repo), quant)
     require_disk(models_dir(), wanted.size, f"downloading {wanted.path}")
-    return download(repo, wanted.path, progress=progress.update, cancel=cancel)
+    return download(repo, wanted.path, progress=progress.update, cancel=cancel, registry=registry)
 
 
 class RecommendedPanel(QGroupBox):
@@ -215,7 +216,13 @@ class RecommendedPanel(QGroupBox):
         self.progress_bar.setRange(0, 0)
         self.status_label.setText(f"Downloading {fit.model.title} {quant.upper()}…")
         self._poll.start()
-        self._tasks.submit(lambda: _download_gguf(repo, quant, progress, cancel), self._on_downloaded, self._on_failed)
+        self._tasks.submit(
+            lambda: self._ctx.with_own_registry(
+                lambda registry: _download_gguf(registry, repo, quant, progress, cancel)
+            ),
+            self._on_downloaded,
+            self._on_failed,
+        )
 
     def _start_conversion(self, fit: Fit) -> None:
         self.progress_bar.setRange(0, 0)

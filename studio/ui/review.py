@@ -30,7 +30,8 @@ from studio.core.evals.review import (
     set_human_verdict,
 )
 from studio.core.evals.scoring import MAX_RATING
-from studio.core.store.runs import ItemRecord, RunStore
+from studio.core.store.runs import ItemRecord
+from studio.core.store.store import Store
 from studio.ui.availability import offer
 from studio.ui.run_models import AgreementTableModel, ConfusionTableModel, fmt_rating, fmt_safe
 from studio.ui.tables import row_table
@@ -54,9 +55,9 @@ class ReviewPanel(QWidget):
     item_changed = Signal(object)
     message = Signal(str)
 
-    def __init__(self, db: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, store: Store, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.db = db
+        self.store = store
         self.run_id: str | None = None
         self.item: ItemRecord | None = None
         self._agreements: list[Agreement] = []
@@ -187,7 +188,7 @@ class ReviewPanel(QWidget):
             return None
         return self._apply(
             lambda: set_human_verdict(
-                self.db, item.run_id, item.config_id, item.probe_id, rating=rating, safe=safe, note=note
+                self.store, item.run_id, item.config_id, item.probe_id, rating=rating, safe=safe, note=note
             )
         )
 
@@ -195,7 +196,7 @@ class ReviewPanel(QWidget):
         item = self.item
         if item is None:
             return None
-        return self._apply(lambda: accept_judge_verdict(self.db, item.run_id, item.config_id, item.probe_id))
+        return self._apply(lambda: accept_judge_verdict(self.store, item.run_id, item.config_id, item.probe_id))
 
     def clear_review(self) -> ItemRecord | None:
         item = self.item
@@ -203,8 +204,8 @@ class ReviewPanel(QWidget):
             return None
 
         def clear() -> ItemRecord:
-            clear_human_verdict(self.db, item.run_id, item.config_id, item.probe_id)
-            return RunStore(self.db).item(item.run_id, item.config_id, item.probe_id)
+            clear_human_verdict(self.store, item.run_id, item.config_id, item.probe_id)
+            return self.store.runs.item(item.run_id, item.config_id, item.probe_id)
 
         return self._apply(clear)
 
@@ -212,7 +213,7 @@ class ReviewPanel(QWidget):
         return list(self._agreements)
 
     def refresh_agreement(self) -> None:
-        self._agreements = run_agreement(self.db, self.run_id) if self.run_id is not None else []
+        self._agreements = run_agreement(self.store.runs, self.run_id) if self.run_id is not None else []
         self.agreement_model.set_rows(self._agreements)
         self._show_confusion(len(self._agreements) - 1)
 

@@ -335,7 +335,7 @@ class SideBySidePane(QWidget):
         if exchange is None:
             self.message.emit(f"Side {SIDE_NAMES[index]} has no reply to mark yet")
             return None
-        updated = self._ctx.exchanges.mark(exchange.id, verdict)
+        updated = self._ctx.store.exchanges.mark(exchange.id, verdict)
         self.last_exchanges[index] = updated
         self.message.emit(f"Marked side {SIDE_NAMES[index]}'s reply: {verdict.value}")
         return updated
@@ -362,7 +362,7 @@ class SideBySidePane(QWidget):
         if sending is None or info is None:
             return
         target = sending[index].target
-        exchange = self._ctx.exchanges.record(
+        exchange = self._ctx.store.exchanges.record(
             config_id=target.config_id,
             config_version=target.config_version,
             config_hash=target.config_hash,

@@ -10,7 +10,8 @@ from studio.core.examples import EXAMPLE_TAG
 from studio.core.inference.fake import FakeBackend
 from studio.ui.context import AppContext
 from studio.ui.first_run import STEPS, StartHerePanel, add_examples_once
-from studio.ui.main_window import MainWindow, scrollable
+from studio.ui.main_window import MainWindow
+from studio.ui.window_layout import scrollable
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 

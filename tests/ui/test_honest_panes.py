@@ -36,7 +36,7 @@ def _window(qtbot: QtBot, ctx: AppContext) -> MainWindow:
 def _check(ctx: AppContext, config: SafetyConfig) -> str:
     suite = bundled_suite("scenario-game-studio")
     suite = suite.model_copy(update={"probes": suite.probes[:3]})
-    runner = CheckRunner(ctx.store.db, FakeBackend(name="fake-model"))
+    runner = CheckRunner(ctx.store.runs, FakeBackend(name="fake-model"))
     spec = CheckSpec(suite=suite, configs=(config,), params=GenerationParams(max_tokens=8))
     return list(runner.check(spec))[-1].run_id
 

@@ -32,9 +32,8 @@ from studio.core.evals.runner import scored_item
 from studio.core.evals.scoring import score_items
 from studio.core.identity import Identity, digest
 from studio.core.settings import GateSettings, StudioSettings
-from studio.core.store.approvals import ApprovalRecord, ApprovalRepo
-from studio.core.store.audit import AuditLog
-from studio.core.store.runs import RunStatus, RunStore
+from studio.core.store.approvals import ApprovalRecord
+from studio.core.store.runs import RunStatus
 from studio.core.store.statements import Checked, StatementRepo
 from studio.core.store.store import Store
 
@@ -62,13 +61,9 @@ class Approvable:
     roles: tuple[str, ...]
 
 
-def audit_log(store: Store) -> AuditLog:
-    return AuditLog(store.db)
-
-
 def run_evidence(store: Store, run_id: str, config: SafetyConfig) -> dict[str, Any]:
     """Scores and provenance of ``config`` in run ``run_id``: what an approval and an export carry."""
-    runs = RunStore(store.db)
+    runs = store.runs
     record = runs.get_run(run_id)
     items = [scored_item(i, "human") for i in runs.items(run_id, config.id)]
     report = score_items(items)
@@ -98,7 +93,7 @@ def run_evidence(store: Store, run_id: str, config: SafetyConfig) -> dict[str, A
 
 
 def evaluate_gate(store: Store, config: SafetyConfig, run_id: str, gate: GateSettings) -> GateResult:
-    runs = RunStore(store.db)
+    runs = store.runs
     record = runs.get_run(run_id)
     reasons: list[str] = []
     if record.status is not RunStatus.FINISHED:
@@ -127,8 +122,9 @@ class Lifecycle:
     def __init__(self, store: Store, settings: StudioSettings) -> None:
         self.store = store
         self.settings = settings
-        self.audit = audit_log(store)
-        self.approvals = ApprovalRepo(store.db)
+        self.audit = store.audit
+        self.approvals = store.approvals
+        # Its own repository, so the trusted keys are read afresh for each lifecycle, not once per open store.
         self.statements = StatementRepo(store.db)
 
     @contextmanager
@@ -203,7 +199,7 @@ class Lifecycle:
     def candidate_runs(self, config: SafetyConfig) -> list[GateResult]:
         """Every finished run that checked this exact version, evaluated against the gate, best first."""
         results = []
-        for record in RunStore(self.store.db).list_runs(config.id):
+        for record in self.store.runs.list_runs(config.id):
             if record.status is RunStatus.FINISHED:
                 results.append(evaluate_gate(self.store, config, record.id, self.settings.gate))
         return sorted(results, key=lambda r: (r.passed, r.evidence.get("score") or -2.0), reverse=True)
@@ -213,7 +209,7 @@ class Lifecycle:
         human verdict no trusted signed override backs."""
         found: list[Checked] = []
         unbacked: list[str] = []
-        for item in RunStore(self.store.db).items(run_id, config.id):
+        for item in self.store.runs.items(run_id, config.id):
             if item.human_rating is None and item.human_safe is None:
                 continue
             signed = self.statements.about_item(run_id, config.id, item.probe_id)
@@ -367,7 +363,7 @@ class Lifecycle:
     def _check_local_run(self, config: SafetyConfig, chain: Chain) -> None:
         """When the evidence run is stored here, it must have checked this content and still show that evidence."""
         run_id = str(chain.approval.get("run_id"))
-        runs = RunStore(self.store.db)
+        runs = self.store.runs
         if not any(r.id == run_id for r in runs.list_runs(config.id)):
             return
         checked = [c for c in runs.configs(run_id) if c.id == config.id]
