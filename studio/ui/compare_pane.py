@@ -25,7 +25,9 @@ from PySide6.QtWidgets import (
 from studio.core.errors import StudioError
 from studio.core.evals.compare import Hunk, PairRow, compare_configs
 from studio.core.evals.formatting import format_score, format_utc
+from studio.ui.availability import offer
 from studio.ui.context import AppContext
+from studio.ui.glossary import tip
 from studio.ui.run_models import PairTableModel, fmt_safe
 from studio.ui.tables import row_table
 
@@ -93,6 +95,7 @@ class ComparePane(QWidget):
         self.only_flips.toggled.connect(lambda _on: self._show_rows())
         self.summary = QLabel("Choose two sides and press Compare")
         self.summary.setWordWrap(True)
+        self.summary.setToolTip(tip("Flip"))
 
         sides = QGridLayout()
         sides.addWidget(QLabel("<b>A</b> run:"), 0, 0)
@@ -186,7 +189,11 @@ class ComparePane(QWidget):
         self._fill_configs(self.run_b, self.config_b)
         if self.config_b.count() > 1 and self.run_a.currentData() == self.run_b.currentData():
             self.config_b.setCurrentIndex(1)
-        self.compare_button.setEnabled(bool(records))
+        offer(
+            self.compare_button,
+            None if records else "No finished check run yet: run a check (Evaluate ▸ Check) to compare its configs",
+            "Compare the chosen configs probe by probe",
+        )
 
     def _fill_configs(self, run_combo: QComboBox, config_combo: QComboBox) -> None:
         current = config_combo.currentData()

@@ -21,8 +21,10 @@ from studio.core.approval.lifecycle import Lifecycle
 from studio.core.errors import StudioError
 from studio.core.evals.compare import HistoryRow, MatrixRow, PairRow, config_history, diff_runs, regression_matrix
 from studio.core.evals.formatting import format_utc
+from studio.ui.availability import offer
 from studio.ui.charts import LineChart
 from studio.ui.context import AppContext
+from studio.ui.glossary import tip
 from studio.ui.run_models import HistoryTableModel, MatrixTableModel, PairTableModel
 from studio.ui.tables import row_table
 
@@ -54,6 +56,7 @@ class HistoryPane(QWidget):
         self.history_model = HistoryTableModel(self)
         self.history_table = row_table(self.history_model, "Runs of the config", single=False, compact=True)
         self.trend = LineChart("CoSA-Score over runs (oldest → newest)")
+        self.trend.setToolTip(tip("CoSA-Score"))
         self.trend.setAccessibleName("Score trend")
         runs_split = QSplitter(Qt.Orientation.Vertical)
         runs_split.addWidget(self.history_table)
@@ -161,7 +164,11 @@ class HistoryPane(QWidget):
                 combo.addItem(f"{format_utc(row.created_utc)} · {row.candidate} · {row.status}", row.run_id)
             if combo.count():
                 combo.setCurrentIndex(min(default, combo.count() - 1))
-        self.diff_button.setEnabled(len(self.history) >= 2)
+        offer(
+            self.diff_button,
+            None if len(self.history) >= 2 else "This config needs two check runs to diff their verdicts",
+            "Which verdicts changed between the two chosen runs",
+        )
         self.diff_rows = []
         self._show_diff()
 

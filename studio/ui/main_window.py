@@ -11,6 +11,7 @@ from studio.core.inference.base import BackendInfo
 from studio.core.inference.prefix_cache import PrefixCache
 from studio.core.store.exchanges import Exchange
 from studio.ui.approval_dialog import ApprovalDialog
+from studio.ui.availability import offer
 from studio.ui.check.pane import CheckPane
 from studio.ui.compare_pane import ComparePane
 from studio.ui.context import AppContext
@@ -109,9 +110,10 @@ class MainWindow(WindowMenus, ConfigFileCommands, QMainWindow):
         self.editor.saved.connect(self._on_config_saved)
         self.editor.error.connect(self._show_error)
         self.editor.config_changed.connect(self._update_title)
+        self.editor.config_changed.connect(self._offer_config_actions)
+        self.editor.saved.connect(lambda _config: self._offer_config_actions())
         self.editor.dirty_changed.connect(lambda _dirty: self._update_title())
         self.probe.message.connect(self._show_message)
-        self.probe.streaming_changed.connect(self._on_streaming_changed)
         self.probe.send_enabled_changed.connect(self._on_send_enabled_changed)
         self.editor.config_changed.connect(self.probe.refresh_target)
         self.probe.reply_finished.connect(self._on_reply_finished)
@@ -127,6 +129,7 @@ class MainWindow(WindowMenus, ConfigFileCommands, QMainWindow):
         ctx.backends.failed.connect(self._on_backend_failed)
 
         self.probe.refresh_target()
+        self._offer_config_actions()
         self._needs_initial_dock_sizes = not self._restore_layout()
         self.start_here_dock.setVisible(self.start_here.wanted)
         self._update_title()
@@ -312,13 +315,27 @@ class MainWindow(WindowMenus, ConfigFileCommands, QMainWindow):
         self.status.show_loading("No model loaded")
         self._show_error(f"The model could not be loaded. {message}")
 
-    def _on_streaming_changed(self, streaming: bool) -> None:
-        self.stop_action.setEnabled(streaming)
-        self.regenerate_action.setEnabled(not streaming)
+    def _on_send_enabled_changed(self, _enabled: bool, _why_not: str) -> None:
+        """The Probe menu's actions can act exactly when the probe pane's buttons can, and say the same why not."""
+        for action, button in (
+            (self.send_action, self.probe.send_button),
+            (self.stop_action, self.probe.stop_button),
+            (self.regenerate_action, self.probe.regenerate_button),
+        ):
+            offer(action, None if button.isEnabled() else button.toolTip(), button.toolTip())
 
-    def _on_send_enabled_changed(self, enabled: bool, why_not: str) -> None:
-        self.send_action.setEnabled(enabled)
-        self.send_action.setToolTip("Send the prompt (Ctrl+Enter)" if enabled else why_not)
+    def _offer_config_actions(self) -> None:
+        """Actions on the open config are enabled only when there is one (stored, where they need its versions);
+        otherwise their tooltips say what to do first."""
+        config, stored = self.editor.config, self.editor.is_stored
+        none_open = "Open a config from the library or create one from a template first"
+        not_saved = none_open if config is None else "Save the config first: this works on its stored versions"
+        offer(self.save_action, none_open if config is None else None, "Save a new version of the config")
+        offer(self.export_action, none_open if config is None else None, "Write the config to a file")
+        offer(self.history_action, None if stored else not_saved, "Every stored version, with a diff between two")
+        offer(self.check_open_action, none_open if config is None else None, "Run the open config's own suite now")
+        offer(self.approval_action, None if stored else not_saved, "Submit, approve, reject or export this config")
+        offer(self.draft_probes_action, none_open if config is None else None, "Draft probes for it with a model")
 
     def _on_reply_finished(self, exchange: Exchange) -> None:
         self.status.show_cache(self._prefix_cache(), exchange)

@@ -26,6 +26,7 @@ from studio.core.errors import StudioError
 from studio.core.inference.base import CancelToken
 from studio.core.inference.endpoints import EndpointEntry, list_endpoints
 from studio.core.inference.registry import ModelEntry
+from studio.ui.availability import offer
 from studio.ui.context import AppContext
 from studio.ui.endpoint_actions import EndpointActions
 from studio.ui.recommended_panel import RecommendedPanel
@@ -414,17 +415,31 @@ class ModelManagerPane(QWidget):
         selected = self.selected()
         has_selection = selected is not None
         downloading = self._cancel is not None
-        self.load_button.setEnabled(has_selection and not self._ctx.backends.is_loading)
-        self.default_button.setEnabled(isinstance(selected, ModelEntry))
-        self.default_button.setToolTip(
+        pick = None if has_selection else "Select a model in the list first"
+        offer(
+            self.load_button,
+            "A model is loading" if self._ctx.backends.is_loading else pick,
+            "Load the selected model for probes and checks",
+        )
+        offer(
+            self.default_button,
             "The default model is a file; an endpoint is chosen per check"
             if isinstance(selected, EndpointEntry)
-            else ""
+            else pick,
+            "Load this model at every start",
         )
         self.endpoint_actions.select(selected if isinstance(selected, EndpointEntry) else None)
-        self.remove_button.setEnabled(has_selection)
-        self.download_button.setEnabled(not downloading and self.file_combo.count() > 0)
-        self.cancel_button.setEnabled(downloading)
+        offer(self.remove_button, pick, "Remove the selected entry from the registry")
+        offer(
+            self.download_button,
+            "A download is running"
+            if downloading
+            else None
+            if self.file_combo.count()
+            else "List a repo's files first",
+            "Download the chosen file into the model store",
+        )
+        offer(self.cancel_button, None if downloading else "Nothing is downloading", "Stop the download")
 
     def _on_add_clicked(self) -> None:
         path, _filter = QFileDialog.getOpenFileName(self, "Add a GGUF model", "", "GGUF models (*.gguf)")

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from studio.core.evals.suites import bundled_suites
 from studio.core.inference.base import GenerationParams, GenerationResult, chat
 from studio.core.store.exchanges import Exchange, Verdict
+from studio.ui.availability import offer
 from studio.ui.context import AppContext
 from studio.ui.editor import ProbeTarget
 from studio.ui.glossary import tip
@@ -331,6 +332,13 @@ class ProbePane(QWidget):
             return "Type a prompt first, or pick one from a bundled suite"
         return None
 
+    def _regenerate_blocker(self, ready: bool, streaming: bool) -> str | None:
+        if self._last_prompt is None:
+            return "Nothing to regenerate yet: send a prompt first"
+        if streaming:
+            return "A reply is streaming: stop it first (Esc)"
+        return None if ready else "No model is loaded"
+
     def refresh_target(self) -> None:
         """The open config changed: Send may have become able (or unable) to act."""
         self._update_buttons()
@@ -339,10 +347,11 @@ class ProbePane(QWidget):
         streaming = self._worker.running
         ready = self._ctx.backends.backend is not None and not self._ctx.backends.is_loading
         blocker = self.send_blocker()
-        self.send_button.setEnabled(blocker is None)
-        self.send_button.setToolTip(blocker or "Send the prompt under the open config (Ctrl+Enter)")
+        offer(self.send_button, blocker, "Send the prompt under the open config (Ctrl+Enter)")
+        offer(
+            self.regenerate_button, self._regenerate_blocker(ready, streaming), "Send the last prompt again, next seed"
+        )
+        offer(self.stop_button, None if streaming else "Nothing is streaming", "Stop the reply (Esc)")
         self.send_enabled_changed.emit(blocker is None, blocker or "")
-        self.regenerate_button.setEnabled(ready and not streaming and self._last_prompt is not None)
-        self.stop_button.setEnabled(streaming)
         has_selection = bool(self.exchange_table.selectionModel().selectedRows())
         self.marks.set_ready(has_selection, "" if has_selection else "Select a reply in the list to mark it")

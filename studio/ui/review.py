@@ -32,6 +32,7 @@ from studio.core.evals.review import (
 from studio.core.evals.scoring import MAX_RATING
 from studio.core.store.runs import ItemRecord
 from studio.core.store.store import Store
+from studio.ui.availability import offer
 from studio.ui.run_models import AgreementTableModel, ConfusionTableModel, fmt_rating, fmt_safe
 from studio.ui.tables import row_table
 
@@ -42,6 +43,10 @@ def _read_only_text(name: str, lines: int) -> QPlainTextEdit:
     edit.setAccessibleName(name)
     edit.setMaximumHeight(edit.fontMetrics().lineSpacing() * lines + 12)
     return edit
+
+
+#: Why the review buttons are greyed out before an item is chosen.
+NO_ITEM = "Select an item in the list to review it"
 
 
 class ReviewPanel(QWidget):
@@ -128,7 +133,7 @@ class ReviewPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
-        self._set_controls_enabled(False)
+        self._set_controls_enabled(False, NO_ITEM)
 
     # -- public API -------------------------------------------------------------------------------------------
 
@@ -144,7 +149,7 @@ class ReviewPanel(QWidget):
             self.prompt_view.clear()
             self.response_view.clear()
             self.judge_label.clear()
-            self._set_controls_enabled(False)
+            self._set_controls_enabled(False, NO_ITEM)
             return
         self.title.setText(f"<b>{item.probe_id}</b> under <b>{item.config_id}</b> — expected: {item.expected}")
         self.prompt_view.setPlainText(item.prompt)
@@ -169,11 +174,13 @@ class ReviewPanel(QWidget):
         self.safe_combo.setCurrentIndex(0 if safe is not False else 1)
         self.note_edit.setText(item.human_note if item.human_note != "accepted" else "")
         self._set_controls_enabled(True)
-        self.accept_button.setEnabled(item.judged and (item.rating is not None or item.safe is not None))
+        if not (item.judged and (item.rating is not None or item.safe is not None)):
+            offer(self.accept_button, "The judge gave no readable verdict to accept: save an override instead")
 
     def set_editable(self, editable: bool) -> None:
         """Reviews are paused while a check writes to the same run."""
-        self._set_controls_enabled(editable and self.item is not None)
+        why_not = None if editable else "A check is writing to this run: review when it has finished"
+        self._set_controls_enabled(why_not is None and self.item is not None, why_not or NO_ITEM)
 
     def override(self, rating: int, safe: bool, note: str = "") -> ItemRecord | None:
         item = self.item
@@ -235,13 +242,12 @@ class ReviewPanel(QWidget):
         self.confusion_label.setText(f"Confusion of safety verdicts — {chosen.config_id}")
         self.confusion_model.set_rows(chosen.confusion_rows())
 
-    def _set_controls_enabled(self, enabled: bool) -> None:
-        for widget in (
-            self.rating_spin,
-            self.safe_combo,
-            self.note_edit,
-            self.accept_button,
-            self.override_button,
-            self.clear_button,
-        ):
+    def _set_controls_enabled(self, enabled: bool, why_not: str = NO_ITEM) -> None:
+        for widget in (self.rating_spin, self.safe_combo, self.note_edit):
             widget.setEnabled(enabled)
+        for button, tip in (
+            (self.accept_button, "Record that you agree with the judge's verdict"),
+            (self.override_button, "Store your rating and safety verdict beside the judge's"),
+            (self.clear_button, "Remove your review of this item"),
+        ):
+            offer(button, None if enabled else why_not, tip)

@@ -32,6 +32,7 @@ from studio.core.evals.compare import diff_hunks
 from studio.core.inference.base import Backend, BackendInfo, CancelToken, GenerationParams, GenerationResult
 from studio.core.inference.pair import PairEvent, Side, stream_pair
 from studio.core.store.exchanges import Exchange, Verdict
+from studio.ui.availability import offer
 from studio.ui.backends import BackendFactory, llama_backend_factory
 from studio.ui.compare_pane import diff_html
 from studio.ui.context import AppContext
@@ -386,9 +387,8 @@ class SideBySidePane(QWidget):
 
     def _update_buttons(self) -> None:
         blocker = self.send_blocker()
-        self.send_button.setEnabled(blocker is None)
-        self.send_button.setToolTip(blocker or "Send every probe line to both sides")
-        self.stop_button.setEnabled(self.streaming)
+        offer(self.send_button, blocker, "Send every probe line to both sides")
+        offer(self.stop_button, None if self.streaming else "Nothing is streaming", "Stop both replies")
         for index, side in enumerate(self.sides):
             has_reply = self.last_exchanges[index] is not None
             side.marks.set_ready(

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.errors import StudioError
+from studio.ui.availability import offer
 from studio.ui.charts import LineChart
 from studio.ui.context import AppContext
 from studio.ui.workers import DEFAULT_TRAINER, TrainerProcess
@@ -449,8 +450,8 @@ class TrainPane(QWidget):
 
     def _update_buttons(self) -> None:
         running = self.state == "running"
-        self.start_button.setEnabled(not running)
-        self.cancel_button.setEnabled(running)
+        offer(self.start_button, "Training is running: cancel it first" if running else None, "Start the trainer")
+        offer(self.cancel_button, None if running else "Nothing is training", "Stop the trainer")
 
     def _log(self, text: str) -> None:
         self.log_view.appendPlainText(text)

@@ -48,6 +48,19 @@ class GateResult:
     evidence: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Approvable:
+    """The grounds of an approval: who wrote and submitted the version, the run that meets the gate, the signed
+    overrides of that run, and what else the reviewer did to the version (allowed only with single-person
+    approval)."""
+
+    authored: Checked
+    submitted: Checked
+    gate: GateResult
+    overrides: tuple[Checked, ...]
+    roles: tuple[str, ...]
+
+
 def run_evidence(store: Store, run_id: str, config: SafetyConfig) -> dict[str, Any]:
     """Scores and provenance of ``config`` in run ``run_id``: what an approval and an export carry."""
     runs = store.runs
@@ -218,9 +231,34 @@ class Lifecycle:
         comment: str = "",
     ) -> ApprovalRecord:
         config = self._version(config_id, version)
+        grounds = self.approval_grounds(config, reviewer, run_id)
+        with self.recorded():
+            statement = self._sign(
+                reviewer,
+                "approve",
+                config,
+                run_id=grounds.gate.run_id,
+                report_sha256=report_sha256(grounds.gate.evidence),
+                gate=self.settings.gate.model_dump(mode="json"),
+                evidence=grounds.gate.evidence,
+                single_person=bool(grounds.roles),
+                comment=comment,
+                version_statement=grounds.authored.digest,
+                submit_statement=grounds.submitted.digest,
+                override_statements=[o.digest for o in grounds.overrides],
+            )
+            record = _record(config, self.chain_of(config, statement))
+            self.approvals.add(record)
+            self.store.configs.set_status(config_id, config.version, ConfigStatus.APPROVED)
+        return record
+
+    def approval_grounds(self, config: SafetyConfig, reviewer: Identity, run_id: str | None = None) -> Approvable:
+        """Everything an approval of ``config`` by ``reviewer`` rests on; StateError naming the first thing that
+        stands in the way (not in review, no passing run, unsigned overrides, four-eyes). The window asks this
+        before it offers Approve, so a disabled button can say why."""
         if config.status is not ConfigStatus.IN_REVIEW:
             raise StateError(
-                f"{config_id} v{config.version} is {config.status.value}; submit it for review before approving"
+                f"{config.id} v{config.version} is {config.status.value}; submit it for review before approving"
             )
         authored, submitted = self.authorship(config), self.submission(config)
         gate = self._passing_gate(config, run_id)
@@ -233,28 +271,10 @@ class Lifecycle:
         roles = conflicting_roles(reviewer.key_id, authored, submitted, overrides)
         if roles and not self.settings.single_person_approval:
             raise StateError(
-                f"{reviewer.label()} {' and '.join(roles)} {config_id} v{config.version} and cannot approve it; "
+                f"{reviewer.label()} {' and '.join(roles)} {config.id} v{config.version} and cannot approve it; "
                 "another identity must review (or switch on single-person approval in the settings)"
             )
-        with self.recorded():
-            statement = self._sign(
-                reviewer,
-                "approve",
-                config,
-                run_id=gate.run_id,
-                report_sha256=report_sha256(gate.evidence),
-                gate=self.settings.gate.model_dump(mode="json"),
-                evidence=gate.evidence,
-                single_person=bool(roles),
-                comment=comment,
-                version_statement=authored.digest,
-                submit_statement=submitted.digest,
-                override_statements=[o.digest for o in overrides],
-            )
-            record = _record(config, self.chain_of(config, statement))
-            self.approvals.add(record)
-            self.store.configs.set_status(config_id, config.version, ConfigStatus.APPROVED)
-        return record
+        return Approvable(authored, submitted, gate, tuple(overrides), tuple(roles))
 
     def _passing_gate(self, config: SafetyConfig, run_id: str | None) -> GateResult:
         if run_id is not None:
