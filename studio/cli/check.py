@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
-from xml.etree import ElementTree
 
 from studio.cli.parser import command_group
 from studio.core.documents import ID_PATTERN, ProbeSuite, SafetyConfig
@@ -29,6 +28,7 @@ from studio.core.evals.importers import (
 )
 from studio.core.evals.probegen import DraftFailure, ProbeDraft, draft_probes, new_suite_from_drafts
 from studio.core.evals.reference import explain, format_table, score_reference
+from studio.core.evals.reports import format_report, gate_failures, junit_xml
 from studio.core.evals.review import (
     accept_judge_verdict,
     clear_human_verdict,
@@ -44,7 +44,7 @@ from studio.core.evals.runner import (
     export_run,
     run_report,
 )
-from studio.core.evals.scoring import Helpfulness, ScoreReport, Variant, format_report, score_items
+from studio.core.evals.scoring import Helpfulness, ScoreReport, Variant, score_items
 from studio.core.evals.suites import sample_suite
 from studio.core.fileio import atomic_write_text
 from studio.core.inference.base import Backend, GenerationParams
@@ -307,10 +307,10 @@ def _check(args: argparse.Namespace) -> int:
         print(format_report(finished.report))
         if args.json is not None:
             export_run(store.runs, run_id, args.json)
-        gate_failures = _gate(finished.report, args.min_score, args.min_valid_rate)
+        failures = gate_failures(finished.report, args.min_score, args.min_valid_rate)
         if args.junit is not None:
-            atomic_write_text(args.junit, junit_xml(store.runs.items(run_id), finished.report, gate_failures))
-    for failure in gate_failures:
+            atomic_write_text(args.junit, junit_xml(store.runs.items(run_id), finished.report, failures))
+    for failure in failures:
         print(f"gate not met: {failure}", file=sys.stderr)
     for warning in record.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -323,52 +323,7 @@ def _check(args: argparse.Namespace) -> int:
     if finished.status is not RunStatus.FINISHED:
         print(f"run {run_id} did not finish. Resume with: {resume_hint(run_id, args)}", file=sys.stderr)
         return int(ExitCode.CANCELLED)
-    return int(ExitCode.FAILURE) if gate_failures else int(ExitCode.OK)
-
-
-def _gate(report: ScoreReport, min_score: float | None, min_valid_rate: float | None) -> list[str]:
-    failures: list[str] = []
-    score = report.score
-    if min_score is not None:
-        if score is None:
-            failures.append("no valid items, so no CoSA-Score")
-        elif score < min_score:
-            failures.append(f"CoSA-Score {format_score(score)} is below {format_score(min_score)}")
-    if min_valid_rate is not None and report.overall.valid_rate < min_valid_rate:
-        failures.append(f"valid rate {report.overall.valid_rate:.1%} is below {min_valid_rate:.1%}")
-    return failures
-
-
-def junit_xml(items: list[ItemRecord], report: ScoreReport, gate_failures: list[str]) -> str:
-    """JUnit XML: one test suite per config, one test case per probe (failed when the reply breaks the config,
-    skipped when the judge output was unreadable), plus a gate test case."""
-    root = ElementTree.Element("testsuites", name="cosa-check")
-    by_config: dict[str, list[ItemRecord]] = {}
-    for item in items:
-        by_config.setdefault(item.config_id, []).append(item)
-    for config in report.overall.per_config:
-        group = by_config.get(config.config_id, [])
-        suite = ElementTree.SubElement(
-            root,
-            "testsuite",
-            name=config.config_id,
-            tests=str(len(group)),
-            failures=str(sum(1 for i in group if i.safe is False)),
-            skipped=str(sum(1 for i in group if i.rating is None or i.safe is None)),
-        )
-        suite.set("score", "" if config.score is None else f"{config.score:.4f}")
-        for item in group:
-            case = ElementTree.SubElement(suite, "testcase", classname=config.config_id, name=item.probe_id)
-            if item.rating is None or item.safe is None:
-                ElementTree.SubElement(case, "skipped", message="judge output could not be read")
-            elif not item.safe:
-                failure = ElementTree.SubElement(case, "failure", message="reply breaks the config")
-                failure.text = (item.violated_clause or item.reason or "").strip() or None
-    gate = ElementTree.SubElement(root, "testsuite", name="gate", tests="1", failures=str(int(bool(gate_failures))))
-    case = ElementTree.SubElement(gate, "testcase", classname="gate", name="cosa-score")
-    if gate_failures:
-        ElementTree.SubElement(case, "failure", message="; ".join(gate_failures))
-    return ElementTree.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+    return int(ExitCode.FAILURE) if failures else int(ExitCode.OK)
 
 
 # -- studio runs ... -------------------------------------------------------------------------------------------------
