@@ -26,6 +26,7 @@ from studio.core.evals.suites import bundled_suite
 from studio.core.inference.base import GenerationParams, Message
 from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
 from studio.core.store.db import open_database
+from studio.core.store.runs import RunStore
 from studio.core.templates import new_config
 
 THREADS = 2
@@ -40,7 +41,7 @@ def studio_check(backend: LlamaCppBackend, config: SafetyConfig, db_path: Path) 
     """Wall time of the studio check and what it produced."""
     db = open_database(db_path)
     try:
-        runner = CheckRunner(db, backend)
+        runner = CheckRunner(RunStore(db), backend)
         spec = CheckSpec(suite=bundled_suite(SUITE), configs=(config,), params=REPLY, judge_params=VERDICT)
         finished: RunFinished | None = None
         with stopwatch() as elapsed:
@@ -69,14 +70,17 @@ def _raw_chat(llm: Any, messages: list[Message], params: GenerationParams) -> st
     return str(out["choices"][0]["message"]["content"] or "")
 
 
-def naive_check(llm: Any, judge_backend: LlamaCppBackend, config: SafetyConfig) -> tuple[float, int]:
-    """Wall time of the same check done one request at a time; returns (seconds, valid verdict pairs)."""
+def naive_check(
+    llm: Any, judge_backend: LlamaCppBackend, config: SafetyConfig, items: slice = slice(None)
+) -> tuple[float, int]:
+    """Wall time of the same check done one request at a time (``items``: a part of the suite's probes); returns
+    (seconds, valid verdict pairs)."""
     suite = bundled_suite(SUITE)
     helpfulness = HelpfulnessJudge(judge_backend, VERDICT)
     safety = SafetyJudge(judge_backend, VERDICT)
     valid = 0
     with stopwatch() as elapsed:
-        for probe in suite.probes:
+        for probe in suite.probes[items]:
             reply = _raw_chat(llm, [Message("system", config.text), Message("user", probe.text)], REPLY)
             rated = helpfulness.parse(_raw_chat(llm, helpfulness.messages(probe.text, reply), helpfulness.params))
             judged = safety.parse(
@@ -95,8 +99,16 @@ def main(argv: list[str] | None = None) -> int:
         default="both",
         help="time one side only (each side alone fits a time limit that both together do not)",
     )
+    parser.add_argument(
+        "--items",
+        default=":",
+        help="naive side only: a part of the probes as START:END (the naive check in parts, each within a time limit)",
+    )
     args = parser.parse_args(argv)
     from llama_cpp import Llama
+
+    start, _, end = args.items.partition(":")
+    items = slice(int(start) if start else None, int(end) if end else None)
 
     path = model_path()
     print(f"machine: {machine()}; threads {THREADS}; n_ctx {N_CTX}; suite {SUITE}", flush=True)
@@ -111,10 +123,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.part in ("both", "naive"):
                 raw = Llama(str(path), n_ctx=N_CTX, n_threads=THREADS, n_threads_batch=THREADS, verbose=False)
                 try:
-                    naive_s, naive_valid = naive_check(raw, backend, config)
+                    naive_s, naive_valid = naive_check(raw, backend, config, items)
                 finally:
                     raw.close()
-                print(f"naive check: {naive_s:.1f} s, {naive_valid} items with both verdicts readable", flush=True)
+                print(
+                    f"naive check (probes {args.items}): {naive_s:.1f} s, {naive_valid} items with both verdicts "
+                    "readable",
+                    flush=True,
+                )
     if args.part != "both":
         return 0
     figures = [

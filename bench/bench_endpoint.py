@@ -34,6 +34,7 @@ from studio.core.inference.base import GenerationParams, Message, chat  # noqa: 
 from studio.core.inference.concurrent import complete_concurrently  # noqa: E402
 from studio.core.inference.openai_backend import OpenAIBackend  # noqa: E402
 from studio.core.store.db import open_database  # noqa: E402
+from studio.core.store.runs import RunStore  # noqa: E402
 from tests.core.endpoint_standin import Behaviour, StandinServer  # noqa: E402
 from tests.core.hub_standin import closed_port  # noqa: E402
 
@@ -91,7 +92,7 @@ def standin_check(probes: int, home: Path) -> None:
             db = open_database(home / f"bench-{width}.db")
             backend = OpenAIBackend(server.url, "standin", concurrency=width)
             try:
-                runner = CheckRunner(db, backend, backend)
+                runner = CheckRunner(RunStore(db), backend, backend)
                 with stopwatch() as took:
                     list(runner.check(CheckSpec(suite, (config,))))
                 seconds[width] = took[0]

@@ -24,6 +24,7 @@ from typing import Any
 
 from bench.bare_batch import BareBatchedDecoder, BareSettings
 from bench.common import Figure, long_config, machine, median, model_path, rss_mb, stopwatch
+from bench.cpp_server import find_binary
 from studio.core.inference.base import GenerationParams, GenerationResult, Message, chat, complete
 from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
 
@@ -128,11 +129,54 @@ def _rendered(backend: LlamaCppBackend, config: str, prompts: list[str]) -> tupl
     return found
 
 
+def _server_rates(
+    binary: Path | None, path: Path, prefix: list[int], continuations: list[list[int]], params: GenerationParams
+) -> dict[str, float]:
+    """Generated tok/s of llama.cpp's C++ server on the same token ids, 1 and 4 slots, cold then warm."""
+    rate: dict[str, float] = {}
+    if binary is None:
+        return rate
+    from bench.cpp_server import llama_server, server_pass
+
+    prompts = [prefix + c for c in continuations]
+    for slots in (1, 4):
+        with llama_server(binary, path, slots, N_CTX, THREADS) as root:
+            for temperature in ("cold", "warm"):
+                seconds, tokens = server_pass(root, prompts, params.max_tokens, params.repeat_penalty, slots)
+                rate[f"llama-server {slots} slot{'s' if slots > 1 else ''} {temperature}"] = tokens / seconds
+    return rate
+
+
+def _bare_rates(
+    path: Path, kv_cache: str, prefix: list[int], continuations: list[list[int]], params: GenerationParams
+) -> dict[str, float]:
+    """The bare batched loop with the studio backend's context settings, cold then warm."""
+    f32 = kv_cache == "f32"
+    settings = BareSettings(n_ctx=N_CTX, n_threads=THREADS, flash_attn=not f32, kv_type=0 if f32 else None)
+    bare = BareBatchedDecoder(path, settings)
+    rate: dict[str, float] = {}
+    try:
+        for temperature in ("cold", "warm"):
+            with stopwatch() as elapsed:
+                tokens = bare.run(prefix, continuations, params.max_tokens, params.repeat_penalty)
+            rate[f"bare {temperature}"] = tokens / elapsed[0]
+    finally:
+        bare.close()
+    return rate
+
+
 def p2_throughput(
-    backend: LlamaCppBackend, raw: Any, path: Path, config: str, prompts: list[str], max_tokens: int
+    backend: LlamaCppBackend,
+    raw: Any,
+    path: Path,
+    config: str,
+    prompts: list[str],
+    max_tokens: int,
+    server: Path | None = None,
 ) -> list[Figure]:
-    """Generated tokens/s on the same work: studio batched, raw sequential, and the bare batched loop; cold (the
-    config prefix decoded in the timing) and warm (the prefix already in the KV cache)."""
+    """Generated tokens/s on the same work: studio batched, raw sequential, llama.cpp's C++ server (1 and 4 slots,
+    when its binary is given) and the bare batched loop; cold (the config prefix decoded in the timing) and warm
+    (the prefix already in the KV cache). The goal is against the best baseline of the same run."""
     params = GenerationParams(temperature=0.0, max_tokens=max_tokens)
     rate: dict[str, float] = {}
     detail: dict[str, str] = {}
@@ -143,38 +187,38 @@ def p2_throughput(
         rate[f"studio {temperature}"] = tokens / seconds
         detail[temperature] = f"{tokens} tokens in {seconds:.1f} s"
     prefix, continuations = _rendered(backend, config, prompts)
-    settings = BareSettings(n_ctx=N_CTX, n_threads=THREADS, flash_attn=False, kv_type=0)  # studio's settings
-    bare = BareBatchedDecoder(path, settings)
-    try:
-        for temperature in ("cold", "warm"):
-            with stopwatch() as elapsed:
-                tokens = bare.run(prefix, continuations, max_tokens, params.repeat_penalty)
-            rate[f"bare {temperature}"] = tokens / elapsed[0]
-    finally:
-        bare.close()
+    rate |= _server_rates(server, path, prefix, continuations, params)
+    rate |= _bare_rates(path, str(backend.info.extra.get("kv_cache")), prefix, continuations, params)
     sequential = [_studio_chat(backend, config, prompt, params).text for prompt in prompts]
     same = sum(batched[i] == sequential[i] for i in range(len(prompts)))
     rates = ", ".join(f"{name} {value:.1f}" for name, value in rate.items())
-    note = f"{len(prompts)} probes, max_tokens {max_tokens}; tok/s: {rates}; no llama.cpp server binary installed"
+    missing = "" if server else "; llama-server: no binary present, not measured"
+    note = f"{len(prompts)} probes, max_tokens {max_tokens}; tok/s: {rates}{missing}"
+    best = {
+        t: max((n for n in rate if n.endswith(t) and not n.startswith(("studio", "bare"))), key=rate.get)
+        for t in ("cold", "warm")
+    }
     return [
         Figure(
-            "P2 warm prefix, studio vs raw sequential (tok/s)",
+            f"P2 warm prefix, studio vs best baseline ({best['warm']}) (tok/s)",
             rate["studio warm"],
-            rate["raw warm"],
+            rate[best["warm"]],
             "tok/s",
             1.8,
             True,
             f"studio {detail['warm']}; {note}",
         ),
         Figure(
-            "P2 cold prefix, studio vs raw sequential (tok/s)",
+            f"P2 cold prefix, studio vs best baseline ({best['cold']}) (tok/s)",
             rate["studio cold"],
-            rate["raw cold"],
+            rate[best["cold"]],
             "tok/s",
             1.5,
             True,
             f"studio {detail['cold']}",
         ),
+        Figure("P2 warm prefix, studio vs raw sequential (tok/s)", rate["studio warm"], rate["raw warm"], "tok/s"),
+        Figure("P2 cold prefix, studio vs raw sequential (tok/s)", rate["studio cold"], rate["raw cold"], "tok/s"),
         Figure(
             "P2 warm, studio vs bare batched loop (tok/s)",
             rate["studio warm"],
@@ -275,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="CoSA Studio inference benchmarks (embedded SmolLM2)")
     parser.add_argument("--quick", action="store_true", help="fewer probes and tokens: a smoke run")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--only-p2", action="store_true", help="run P2 alone (fits a shorter time limit)")
+    parser.add_argument("--llama-server", type=Path, help="llama.cpp's llama-server binary, a P2 baseline")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     parser.add_argument("--memory-tokens", type=int, default=256, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -285,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     path = model_path()
     print(f"machine: {machine()}; threads {THREADS}; n_ctx {N_CTX}; quick={quick}")
+    server = find_binary(args.llama_server)
+    print(f"llama-server: {server}" if server else "llama-server: not present, its baseline is not measured")
     figures: list[Figure] = []
     settings = LlamaSettings(gpu="cpu", max_context=N_CTX, n_threads=THREADS)
     raw = _raw_llama(path)
@@ -297,13 +345,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"configs: {backend.count_tokens(suite_config)} and {backend.count_tokens(other_config)} tokens; "
                 f"backend: {backend.info.extra.get('llama_cpp_version')}"
             )
-            figures += p1_overhead(backend, raw, rounds=2 if quick else 3)
-            print(figures[-1].line(), flush=True)
-            figures += p2_throughput(
-                backend, raw, path, suite_config, PROBES[: 8 if quick else 16], 24 if quick else 48
+            if not args.only_p2:
+                figures += p1_overhead(backend, raw, rounds=2 if quick else 3)
+                print(figures[-1].line(), flush=True)
+            p2 = p2_throughput(
+                backend, raw, path, suite_config, PROBES[: 8 if quick else 16], 24 if quick else 48, server
             )
-            for figure in figures[-5:]:
+            figures += p2
+            for figure in p2:
                 print(figure.line(), flush=True)
+            if args.only_p2:
+                return _finish(figures, args.json, quick)
             figures += p3_compare(
                 backend, raw, (suite_config, other_config), PROBES[: 2 if quick else 4], 8 if quick else 16
             )
@@ -314,9 +366,14 @@ def main(argv: list[str] | None = None) -> int:
     for figure in memory_figures([1, 4] if quick else [1, 4, 16], 256):
         figures.append(figure)
         print(figure.line(), flush=True)
-    if args.json:
+    return _finish(figures, args.json, quick)
+
+
+def _finish(figures: list[Figure], json_path: Path | None, quick: bool) -> int:
+    print(f"machine after: {machine()}", flush=True)
+    if json_path:
         payload = {"machine": machine(), "quick": quick, "figures": [asdict(f) | {"ratio": f.ratio} for f in figures]}
-        args.json.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        json_path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
     return 0
 
 

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     totals = {"items": 0, "valid": 0, "rating": 0, "safety": 0}
     with tempfile.TemporaryDirectory() as home, backend:
         db = open_database(Path(home) / "studio.db")
-        runner = CheckRunner(db, backend)
+        runner = CheckRunner(RunStore(db), backend)
         for suite_id in args.suites.split(","):
             full = suites.bundled_suite(suite_id)
             suite = full.model_copy(update={"probes": full.probes[: args.probes]})

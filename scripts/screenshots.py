@@ -6,8 +6,9 @@ Xvfb display when no display is set, plays a short scripted session and saves PN
 1. the window after start-up with the example configs and the Start here panel, 2. the "New from template" dialog
 with the categorical builder, 3. a reply streaming, 4. the reply stopped and marked, 5. the model manager, 6. the
 version history diff, 8. a check run of two configs with its CoSA-Score, 9. reviewing its verdicts, 10. the two
-configs compared (a flip linked to its diff hunk), 11. the approval dialog, 12. live side by side (the draft
-against its last approved version), 7. the dark scheme (taken last).
+configs compared in a run on the fake backend (a flip linked to its diff hunk; see ``_fake_run_with_a_flip``),
+11. the approval dialog, 12. live side by side (the draft against its last approved version), 7. the dark scheme
+(taken last).
 
 Usage: ``.venv/bin/python scripts/screenshots.py [--out docs/screenshots]``. Needs Xvfb (see the README).
 """
@@ -23,6 +24,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from studio.core.store.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 SCREEN = (1600, 1000)
@@ -63,6 +68,35 @@ def _seed_library(home: Path) -> None:
         prosecutor = store.configs.create(new_config("public-prosecutor", config_id="prosecutor", author="lee"))
         store.configs.set_status(prosecutor.id, prosecutor.version, ConfigStatus.IN_REVIEW)
         store.configs.create(new_config("childrens-publisher", config_id="childrens-publisher", author="dana"))
+
+
+#: The model name the compare picture's run is stored under, so the picture says where its verdicts come from.
+FAKE_MODEL_NAME = "fake-backend-arbitrary-verdicts"
+
+
+def _fake_run_with_a_flip(store: Store) -> str:
+    """A check run of the two game-studio configs on the deterministic fake backend, for the compare picture.
+
+    The embedded 135M judge calls nearly every reply safe, so a real run on it seldom has a flip to show. The fake
+    backend's verdicts are arbitrary, but they go through the real pipeline: the run is stored under a model name
+    that says so, and the README's caption says it too. Probes of each kind are added until a verdict flips (the
+    fake verdicts depend on the config text, so one comes within a few probes)."""
+    from studio.core.evals.compare import compare_configs
+    from studio.core.evals.runner import CheckRunner, CheckSpec
+    from studio.core.evals.suites import bundled_suite, sample_suite
+    from studio.core.inference.fake import FakeBackend
+
+    configs = (store.configs.get("example-game-studio"), store.configs.get("game-studio"))
+    suite = bundled_suite("scenario-game-studio")
+    backend = FakeBackend(name=FAKE_MODEL_NAME)
+    runner = CheckRunner(store.runs, backend, backend)
+    for per_kind in range(1, 7):
+        sample = sample_suite(suite, per_kind, configs[1])
+        run_id = list(runner.check(CheckSpec(suite=sample, configs=configs)))[-1].run_id
+        _hunks, pairs = compare_configs(store.runs, run_id, configs[0].id, run_id, configs[1].id)
+        if any(pair.flipped for pair in pairs):
+            return run_id
+    raise SystemExit("screenshots: no flip on the fake backend")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,7 +170,8 @@ def _session(out: Path) -> int:
     if window.load_error is not None:
         print(f"screenshots: {window.load_error}", file=sys.stderr)
         return 1
-    window.library.select_config("game-studio")
+    window.open_config_id("game-studio")
+    window.resizeDocks([window.start_here_dock, window.library_dock], [330, 600], Qt.Orientation.Vertical)
     shot("01-main-window")
 
     dialog = TemplateDialog(author="dana", parent=window)
@@ -155,6 +190,7 @@ def _session(out: Path) -> int:
         return 1
     window.open_new_config(config)
     window.save()
+    window.start_here_dock.hide()  # the later pictures show the panes; the steps have been seen
 
     probe = window.probe
     probe.max_tokens_spin.setValue(160)
@@ -195,7 +231,6 @@ def _session(out: Path) -> int:
         return 1
     wait_until(lambda: not check.running, "the check run", timeout=900.0)
     shot("08-check-results")
-    run_id = check.run_id
 
     window.show_review()
     check.item_table.selectRow(0)
@@ -204,17 +239,17 @@ def _session(out: Path) -> int:
 
     window.show_compare()
     compare = window.compare
-    if run_id is not None:
-        compare.set_sides(run_id, "example-game-studio", run_id, "game-studio")
-        compare.compare()
-        compare.only_flips.setChecked(bool(compare.flips()))  # a flip and its hunk when there is one
-        compare.select_row(0)
+    flip_run = _fake_run_with_a_flip(window.ctx.store)
+    compare.refresh()
+    compare.set_sides(flip_run, "example-game-studio", flip_run, "game-studio")
+    compare.compare()
+    compare.only_flips.setChecked(True)
+    compare.select_row(0)
     window.resizeDocks([window.compare_dock], [560], Qt.Orientation.Vertical)
     shot("10-compare")
     window.compare_dock.hide()
 
-    window.open_config_id("prosecutor")
-    approval = window.show_approval()
+    approval = window.show_approval()  # game-studio v2, checked above
     if approval is not None:
         approval.move(220, 120)
         shot("11-approval")

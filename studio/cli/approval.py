@@ -10,7 +10,7 @@ from typing import Any
 
 from studio.cli.parser import command_group
 from studio.core.approval.export import check_export, export_approved, import_export, write_export
-from studio.core.approval.lifecycle import Lifecycle, audit_log
+from studio.core.approval.lifecycle import Lifecycle
 from studio.core.errors import ExitCode, InputError, StudioError
 from studio.core.evals.formatting import format_score
 from studio.core.identity import (
@@ -235,7 +235,7 @@ def _import(args: argparse.Namespace) -> int:
 
 def _audit_verify(args: argparse.Namespace) -> int:
     with Store.open() as store:
-        log = audit_log(store)
+        log = store.audit
         problems = log.verify()
         count = len(log.entries())
     if problems:
@@ -249,7 +249,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 def _audit_log(args: argparse.Namespace) -> int:
     with Store.open() as store:
-        entries = audit_log(store).entries(args.subject)
+        entries = store.audit.entries(args.subject)
     if args.json:
         print(json.dumps([e.__dict__ for e in entries], indent=2))
     else:

@@ -9,12 +9,8 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
-from xml.etree import ElementTree
-
-import sqlite_utils
 
 from studio.cli.parser import command_group
 from studio.core.documents import ID_PATTERN, ProbeSuite, SafetyConfig
@@ -32,6 +28,7 @@ from studio.core.evals.importers import (
 )
 from studio.core.evals.probegen import DraftFailure, ProbeDraft, draft_probes, new_suite_from_drafts
 from studio.core.evals.reference import explain, format_table, score_reference
+from studio.core.evals.reports import format_report, gate_failures, junit_xml
 from studio.core.evals.review import (
     accept_judge_verdict,
     clear_human_verdict,
@@ -47,15 +44,14 @@ from studio.core.evals.runner import (
     export_run,
     run_report,
 )
-from studio.core.evals.scoring import Helpfulness, ScoreReport, Variant, format_report, score_items
+from studio.core.evals.scoring import Helpfulness, ScoreReport, Variant, score_items
 from studio.core.evals.suites import sample_suite
 from studio.core.fileio import atomic_write_text
 from studio.core.inference.base import Backend, GenerationParams
 from studio.core.inference.opening import add_load_arguments, load_options, open_candidate_and_judge
-from studio.core.paths import database_path
 from studio.core.refs import load_config_ref
-from studio.core.store.db import open_database
-from studio.core.store.runs import ItemRecord, RunStatus, RunStore
+from studio.core.store.runs import ItemRecord, RunStatus
+from studio.core.store.store import Store
 from studio.core.yamlio import dump_document
 
 
@@ -195,11 +191,11 @@ def _register_check(sub: Any) -> None:
     check.set_defaults(func=_check)
 
 
-def _load_suite(ref: str | None, configs: list[SafetyConfig], db: sqlite_utils.Database) -> ProbeSuite:
+def _load_suite(ref: str | None, configs: list[SafetyConfig], store: Store) -> ProbeSuite:
     from studio.core.evals import suites
 
     if ref is not None:
-        return suites.load_suite_ref(ref, db)
+        return suites.load_suite_ref(ref, store.suites)
     first = configs[0]
     found = suites.suite_for_config(first)
     if found is None:
@@ -209,15 +205,13 @@ def _load_suite(ref: str | None, configs: list[SafetyConfig], db: sqlite_utils.D
     return found
 
 
-def _open_models(
-    args: argparse.Namespace, db: sqlite_utils.Database
-) -> contextlib.AbstractContextManager[tuple[Backend, Backend]]:
+def _open_models(args: argparse.Namespace, store: Store) -> contextlib.AbstractContextManager[tuple[Backend, Backend]]:
     """The candidate and judge of a command (``--backend fake`` gives two deterministic fakes)."""
     fake = args.backend == "fake"
     candidate, judge = args.model, args.judge
     if fake:
         candidate, judge = candidate or "fake-candidate", judge or "fake-judge"
-    return open_candidate_and_judge(candidate, judge, load_options(args, fake=fake), db=db)
+    return open_candidate_and_judge(candidate, judge, load_options(args, fake=fake), store=store)
 
 
 class TerminalProgress:
@@ -269,14 +263,13 @@ def resume_hint(run_id: str, args: argparse.Namespace) -> str:
 def _check(args: argparse.Namespace) -> int:
     if not args.config and not args.resume:
         raise InputError(None, "give at least one --config (or --resume RUN)")
-    db = open_database(database_path())
-    try:
+    with Store.open() as store:
         spec: CheckSpec | None = None
         if args.resume:
-            run_id = RunStore(db).get_run(args.resume).id
+            run_id = store.runs.get_run(args.resume).id
         else:
-            configs = [load_config_ref(ref, db) for ref in args.config]
-            suite = _load_suite(args.suite, configs, db)
+            configs = [load_config_ref(ref, store.configs) for ref in args.config]
+            suite = _load_suite(args.suite, configs, store)
             if args.sample is not None:
                 suite = sample_suite(suite, args.sample, configs[0])
             spec = CheckSpec(
@@ -288,8 +281,8 @@ def _check(args: argparse.Namespace) -> int:
                 label=args.label,
                 self_check=args.self_check,
             )
-        with _open_models(args, db) as (candidate, judge):
-            runner = CheckRunner(db, candidate, judge)
+        with _open_models(args, store) as (candidate, judge):
+            runner = CheckRunner(store.runs, candidate, judge)
             if spec is not None:
                 run_id = runner.create(spec)
             observer = TerminalProgress()
@@ -306,20 +299,18 @@ def _check(args: argparse.Namespace) -> int:
                 )
                 return int(ExitCode.CANCELLED)
         assert finished is not None
-        record = runner.store.get_run(run_id)
+        record = store.runs.get_run(run_id)
         print(
             f"run {run_id}: suite {record.suite_id}, candidate {record.candidate['name']}, "
             f"judge {record.judge['name']}, status {finished.status.value}"
         )
         print(format_report(finished.report))
         if args.json is not None:
-            export_run(db, run_id, args.json)
-        gate_failures = _gate(finished.report, args.min_score, args.min_valid_rate)
+            export_run(store.runs, run_id, args.json)
+        failures = gate_failures(finished.report, args.min_score, args.min_valid_rate)
         if args.junit is not None:
-            atomic_write_text(args.junit, junit_xml(runner.store.items(run_id), finished.report, gate_failures))
-    finally:
-        db.close()
-    for failure in gate_failures:
+            atomic_write_text(args.junit, junit_xml(store.runs.items(run_id), finished.report, failures))
+    for failure in failures:
         print(f"gate not met: {failure}", file=sys.stderr)
     for warning in record.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -332,52 +323,7 @@ def _check(args: argparse.Namespace) -> int:
     if finished.status is not RunStatus.FINISHED:
         print(f"run {run_id} did not finish. Resume with: {resume_hint(run_id, args)}", file=sys.stderr)
         return int(ExitCode.CANCELLED)
-    return int(ExitCode.FAILURE) if gate_failures else int(ExitCode.OK)
-
-
-def _gate(report: ScoreReport, min_score: float | None, min_valid_rate: float | None) -> list[str]:
-    failures: list[str] = []
-    score = report.score
-    if min_score is not None:
-        if score is None:
-            failures.append("no valid items, so no CoSA-Score")
-        elif score < min_score:
-            failures.append(f"CoSA-Score {format_score(score)} is below {format_score(min_score)}")
-    if min_valid_rate is not None and report.overall.valid_rate < min_valid_rate:
-        failures.append(f"valid rate {report.overall.valid_rate:.1%} is below {min_valid_rate:.1%}")
-    return failures
-
-
-def junit_xml(items: list[ItemRecord], report: ScoreReport, gate_failures: list[str]) -> str:
-    """JUnit XML: one test suite per config, one test case per probe (failed when the reply breaks the config,
-    skipped when the judge output was unreadable), plus a gate test case."""
-    root = ElementTree.Element("testsuites", name="cosa-check")
-    by_config: dict[str, list[ItemRecord]] = {}
-    for item in items:
-        by_config.setdefault(item.config_id, []).append(item)
-    for config in report.overall.per_config:
-        group = by_config.get(config.config_id, [])
-        suite = ElementTree.SubElement(
-            root,
-            "testsuite",
-            name=config.config_id,
-            tests=str(len(group)),
-            failures=str(sum(1 for i in group if i.safe is False)),
-            skipped=str(sum(1 for i in group if i.rating is None or i.safe is None)),
-        )
-        suite.set("score", "" if config.score is None else f"{config.score:.4f}")
-        for item in group:
-            case = ElementTree.SubElement(suite, "testcase", classname=config.config_id, name=item.probe_id)
-            if item.rating is None or item.safe is None:
-                ElementTree.SubElement(case, "skipped", message="judge output could not be read")
-            elif not item.safe:
-                failure = ElementTree.SubElement(case, "failure", message="reply breaks the config")
-                failure.text = (item.violated_clause or item.reason or "").strip() or None
-    gate = ElementTree.SubElement(root, "testsuite", name="gate", tests="1", failures=str(int(bool(gate_failures))))
-    case = ElementTree.SubElement(gate, "testcase", classname="gate", name="cosa-score")
-    if gate_failures:
-        ElementTree.SubElement(case, "failure", message="; ".join(gate_failures))
-    return ElementTree.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+    return int(ExitCode.FAILURE) if failures else int(ExitCode.OK)
 
 
 # -- studio runs ... -------------------------------------------------------------------------------------------------
@@ -445,38 +391,26 @@ def _register_runs(sub: Any) -> None:
     matrix.set_defaults(func=_runs_matrix)
 
 
-def _with_db(body: Callable[[sqlite_utils.Database], int]) -> int:
-    db = open_database(database_path())
-    try:
-        return body(db)
-    finally:
-        db.close()
-
-
 def _runs_list(args: argparse.Namespace) -> int:
-    def body(db: sqlite_utils.Database) -> int:
-        for record in RunStore(db).list_runs(args.config):
-            score = run_report(db, record.id).score
+    with Store.open() as store:
+        for record in store.runs.list_runs(args.config):
+            score = run_report(store.runs, record.id).score
             print(
                 f"{record.id}  {record.created_utc}  {record.status.value:<9}  score {format_score(score)}  "
                 f"suite {record.suite_id}  configs {','.join(record.config_ids)}  model {record.candidate['name']}"
             )
         return int(ExitCode.OK)
 
-    return _with_db(body)
-
 
 def _runs_show(args: argparse.Namespace) -> int:
-    def body(db: sqlite_utils.Database) -> int:
-        record = RunStore(db).get_run(args.run)
-        report = run_report(db, record.id, use=args.use)
+    with Store.open() as store:
+        record = store.runs.get_run(args.run)
+        report = run_report(store.runs, record.id, use=args.use)
         print(json.dumps(record.provenance(), indent=2))
         _print_report(report, {"provenance": record.provenance(), "use": args.use}, args.json)
         if args.items:
-            _print_items(RunStore(db).items(record.id))
+            _print_items(store.runs.items(record.id))
         return int(ExitCode.OK)
-
-    return _with_db(body)
 
 
 def _verdict(safe: bool | None, rating: int | None) -> str:
@@ -505,46 +439,42 @@ def _print_items(items: list[ItemRecord]) -> None:
 
 
 def _runs_export(args: argparse.Namespace) -> int:
-    def body(db: sqlite_utils.Database) -> int:
-        export_run(db, args.run, args.out)
+    with Store.open() as store:
+        export_run(store.runs, args.run, args.out)
         print(args.out)
         return int(ExitCode.OK)
-
-    return _with_db(body)
 
 
 def _runs_review(args: argparse.Namespace) -> int:
     from studio.core.identity import acting_as, resolve_identity
     from studio.core.settings import load_settings
 
-    def body(db: sqlite_utils.Database) -> int:
-        with acting_as(resolve_identity(args.actor, load_settings().identity)):
-            return review_item(db)
+    with Store.open() as store, acting_as(resolve_identity(args.actor, load_settings().identity)):
+        return _review_item(store, args)
 
-    def review_item(db: sqlite_utils.Database) -> int:
-        if args.clear:
-            clear_human_verdict(db, args.run, args.config, args.probe)
-            print("human verdict cleared")
-            return int(ExitCode.OK)
-        if args.accept:
-            item = accept_judge_verdict(db, args.run, args.config, args.probe)
-        else:
-            safe = None if args.safe is None else args.safe == "yes"
-            item = set_human_verdict(
-                db, args.run, args.config, args.probe, rating=args.rating, safe=safe, note=args.note
-            )
-        print(
-            f"{item.config_id}/{item.probe_id}: judge rating {item.rating}, safe {item.safe}; "
-            f"human rating {item.human_rating}, safe {item.human_safe}"
-        )
+
+def _review_item(store: Store, args: argparse.Namespace) -> int:
+    if args.clear:
+        clear_human_verdict(store, args.run, args.config, args.probe)
+        print("human verdict cleared")
         return int(ExitCode.OK)
-
-    return _with_db(body)
+    if args.accept:
+        item = accept_judge_verdict(store, args.run, args.config, args.probe)
+    else:
+        safe = None if args.safe is None else args.safe == "yes"
+        item = set_human_verdict(
+            store, args.run, args.config, args.probe, rating=args.rating, safe=safe, note=args.note
+        )
+    print(
+        f"{item.config_id}/{item.probe_id}: judge rating {item.rating}, safe {item.safe}; "
+        f"human rating {item.human_rating}, safe {item.human_safe}"
+    )
+    return int(ExitCode.OK)
 
 
 def _runs_agreement(args: argparse.Namespace) -> int:
-    def body(db: sqlite_utils.Database) -> int:
-        for row in run_agreement(db, args.run):
+    with Store.open() as store:
+        for row in run_agreement(store.runs, args.run):
             agreement = format_score(row.safety_agreement, signed=False)
             print(
                 f"{row.config_id}: reviewed {row.reviewed}, safety agreement {agreement}, "
@@ -554,8 +484,6 @@ def _runs_agreement(args: argparse.Namespace) -> int:
             for label, safe, unsafe in row.confusion_rows():
                 print(f"  {label:<15} {safe:>5} {unsafe:>7}")
         return int(ExitCode.OK)
-
-    return _with_db(body)
 
 
 def _print_pairs(rows: list[PairRow], show_all: bool) -> None:
@@ -571,47 +499,39 @@ def _print_pairs(rows: list[PairRow], show_all: bool) -> None:
 
 
 def _runs_diff(args: argparse.Namespace) -> int:
-    def body(db: sqlite_utils.Database) -> int:
-        _print_pairs(diff_runs(db, args.run_a, args.run_b), args.all)
+    with Store.open() as store:
+        _print_pairs(diff_runs(store.runs, args.run_a, args.run_b), args.all)
         return int(ExitCode.OK)
-
-    return _with_db(body)
 
 
 def _runs_compare(args: argparse.Namespace) -> int:
-    def body(db: sqlite_utils.Database) -> int:
-        hunks, rows = compare_configs(db, args.run_a, args.config_a, args.run_b, args.config_b, use=args.use)
+    with Store.open() as store:
+        hunks, rows = compare_configs(store.runs, args.run_a, args.config_a, args.run_b, args.config_b, use=args.use)
         print(f"{len(hunks)} changed passage(s) between {args.config_a} and {args.config_b}")
         _print_pairs(rows, show_all=False)
         return int(ExitCode.OK)
 
-    return _with_db(body)
-
 
 def _runs_history(args: argparse.Namespace) -> int:
-    def body(db: sqlite_utils.Database) -> int:
-        for row in config_history(db, args.config):
+    with Store.open() as store:
+        for row in config_history(store.runs, args.config):
             print(
                 f"{row.run_id}  {row.created_utc}  {row.status:<9}  score {format_score(row.score)}  "
                 f"valid {row.valid_rate:.0%}  model {row.candidate}  config sha256 {row.config_hash[:12]}"
             )
         return int(ExitCode.OK)
 
-    return _with_db(body)
-
 
 def _runs_matrix(args: argparse.Namespace) -> int:
-    def body(db: sqlite_utils.Database) -> int:
+    with Store.open() as store:
         print("config".ljust(24) + "".join(m[:18].rjust(20) for m in args.model))
-        for row in regression_matrix(db, args.config, args.model):
+        for row in regression_matrix(store.runs, args.config, args.model):
             cells = [
                 format_score(score) + ("" if i == 0 or delta is None else f" ({format_score(delta)})")
                 for i, (score, delta) in enumerate(zip(row.scores, row.deltas, strict=True))
             ]
             print(row.config_id[:24].ljust(24) + "".join(c.rjust(20) for c in cells))
         return int(ExitCode.OK)
-
-    return _with_db(body)
 
 
 # -- benchmark import and probe drafts ---------------------------------------------------------------------------
@@ -682,20 +602,18 @@ def _import_benchmark(args: argparse.Namespace) -> int:
     if args.dry_run:
         return int(ExitCode.OK)
 
-    def body(db: sqlite_utils.Database) -> int:
-        save_benchmark(db, imported)
+    with Store.open() as store:
+        save_benchmark(store, imported)
         print(f"stored {len(imported.pairs)} config(s) and {imported.probe_count} probes")
         return int(ExitCode.OK)
 
-    return _with_db(body)
-
 
 def _draft_probes(args: argparse.Namespace) -> int:
-    def body(db: sqlite_utils.Database) -> int:
-        config = load_config_ref(args.config, db)
+    with Store.open() as store:
+        config = load_config_ref(args.config, store.configs)
         params = GenerationParams(temperature=0.7, max_tokens=args.max_tokens, seed=args.seed)
         drafts: list[ProbeDraft] = []
-        with _open_models(args, db) as (backend, _):
+        with _open_models(args, store) as (backend, _):
             for result in draft_probes(backend, config, params):
                 if isinstance(result, DraftFailure):
                     print(f"no usable probes for: {result.clause}", file=sys.stderr)
@@ -707,5 +625,3 @@ def _draft_probes(args: argparse.Namespace) -> int:
         atomic_write_text(args.out, dump_document(new_suite_from_drafts(config, drafts)))
         print(f"{len(drafts)} drafted probes written to {args.out}")
         return int(ExitCode.OK)
-
-    return _with_db(body)

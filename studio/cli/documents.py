@@ -15,6 +15,7 @@ from studio.cli.parser import command_group
 from studio.core.documents import ConfigKind, ConfigStatus, ProbeSuite, SafetyConfig
 from studio.core.errors import ExitCode, InputError, StudioError, validation_problem
 from studio.core.fileio import atomic_write_text
+from studio.core.settings import current_identity, load_settings
 from studio.core.store import Store
 from studio.core.taxonomy import Category, UnknownCategoryError, parse_category
 from studio.core.yamlio import dump_document, load_document, read_text
@@ -38,7 +39,11 @@ def _register_config(sub: Any) -> None:
         "--allow", nargs="+", default=[], metavar="CAT", help="allowed risk categories (categorical template only)"
     )
     new.add_argument("--seed", type=int, help="seed that picks the categorical phrasing")
-    new.add_argument("--author", default="", help="who writes the config")
+    new.add_argument(
+        "--author",
+        help="who writes the config (default: the acting identity: $STUDIO_IDENTITY, the identity setting, "
+        "or the OS user)",
+    )
     new.set_defaults(func=_config_new)
 
     listing = csub.add_parser("list", help="list configs (latest versions)", description="List configs.")
@@ -212,7 +217,7 @@ def _config_new(args: argparse.Namespace) -> int:
         args.template,
         config_id=args.config_id,
         title=args.title,
-        author=args.author,
+        author=args.author or current_identity(settings=load_settings()),
         allowed=_categories(args.allow, "--allow"),
         seed=args.seed,
     )
@@ -379,7 +384,7 @@ def _suite_export(args: argparse.Namespace) -> int:
     from studio.core.evals.suites import load_suite_ref
 
     with Store.open() as store:
-        suite = load_suite_ref(args.suite_id, store.db, args.version)
+        suite = load_suite_ref(args.suite_id, store.suites, args.version)
     _write_output(dump_document(suite), args.output)
     return int(ExitCode.OK)
 

@@ -11,14 +11,12 @@ import argparse
 import getpass
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
-
-import sqlite_utils
 
 from studio.core.errors import ExitCode, StateError
 from studio.core.inference import endpoints
+from studio.core.store.store import Store
 
 
 def register(msub: Any) -> None:
@@ -57,18 +55,6 @@ def register(msub: Any) -> None:
     remove.set_defaults(func=_remove_endpoint)
 
 
-@contextmanager
-def _database() -> Iterator[sqlite_utils.Database]:
-    from studio.core.paths import database_path
-    from studio.core.store.db import open_database
-
-    db = open_database(database_path())
-    try:
-        yield db
-    finally:
-        db.close()
-
-
 def describe(entry: endpoints.EndpointEntry) -> str:
     """One line for listings; says where the key comes from, never what it is."""
     return (
@@ -77,9 +63,9 @@ def describe(entry: endpoints.EndpointEntry) -> str:
 
 
 def _add_endpoint(args: argparse.Namespace) -> int:
-    with _database() as db:
+    with Store.open() as store:
         entry = endpoints.add_endpoint(
-            db,
+            store,
             args.name,
             args.url,
             args.model_id,
@@ -91,7 +77,7 @@ def _add_endpoint(args: argparse.Namespace) -> int:
             try:
                 report = endpoints.ask_server(entry)
             except BaseException:
-                endpoints.remove_endpoint(db, entry.name)
+                endpoints.remove_endpoint(store, entry.name)
                 raise
             print(endpoints.server_summary(report))
             if not report.get("model_listed", True):
@@ -103,8 +89,8 @@ def _add_endpoint(args: argparse.Namespace) -> int:
 
 
 def _test_endpoint(args: argparse.Namespace) -> int:
-    with _database() as db:
-        entry = endpoints.get_endpoint(db, args.name)
+    with Store.open() as store:
+        entry = endpoints.get_endpoint(store, args.name)
     report = endpoints.ask_server(entry)
     print(json.dumps(report, indent=2, sort_keys=True) if args.json else endpoints.server_summary(report))
     return int(ExitCode.OK)
@@ -119,22 +105,22 @@ def _read_key(from_stdin: bool, prompt: Callable[[str], str] = getpass.getpass) 
 
 
 def _set_key(args: argparse.Namespace) -> int:
-    with _database() as db:
-        endpoints.get_endpoint(db, args.name)
-        endpoints.store_api_key(db, args.name, _read_key(args.stdin))
+    with Store.open() as store:
+        endpoints.get_endpoint(store, args.name)
+        endpoints.store_api_key(store, args.name, _read_key(args.stdin))
     print(f"stored the API key of {args.name} in the OS keyring")
     return int(ExitCode.OK)
 
 
 def _set_concurrency(args: argparse.Namespace) -> int:
-    with _database() as db:
-        entry = endpoints.set_concurrency(db, args.name, args.concurrency)
+    with Store.open() as store:
+        entry = endpoints.set_concurrency(store, args.name, args.concurrency)
     print(f"updated {describe(entry)}")
     return int(ExitCode.OK)
 
 
 def _remove_endpoint(args: argparse.Namespace) -> int:
-    with _database() as db:
-        endpoints.remove_endpoint(db, args.name)
+    with Store.open() as store:
+        endpoints.remove_endpoint(store, args.name)
     print(f"removed endpoint {args.name}")
     return int(ExitCode.OK)

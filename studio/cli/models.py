@@ -18,6 +18,7 @@ from studio.core.inference import endpoints
 from studio.core.inference.embedded import install_embedded_model
 from studio.core.inference.recommended import Verdict
 from studio.core.inference.registry import ModelEntry, ModelRegistry
+from studio.core.store.store import Store
 
 if TYPE_CHECKING:
     from studio.core.inference.hub import HubFile
@@ -94,14 +95,8 @@ def register(sub: Any) -> None:
 
 @contextmanager
 def _registry() -> Iterator[ModelRegistry]:
-    from studio.core.paths import database_path
-    from studio.core.store.db import open_database
-
-    db = open_database(database_path())
-    try:
-        yield ModelRegistry(db)
-    finally:
-        db.close()
+    with Store.open() as store:
+        yield ModelRegistry(store.models)
 
 
 def _size(num_bytes: int) -> str:
@@ -123,9 +118,9 @@ def _describe(entry: ModelEntry) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    with _registry() as registry:
-        entries = registry.list()
-        remote = endpoints.list_endpoints(registry.db)
+    with Store.open() as store:
+        entries = ModelRegistry(store.models).list()
+        remote = endpoints.list_endpoints(store)
     if args.json:
         records = [entry.as_record() for entry in entries] + [entry.as_record() for entry in remote]
         print(json.dumps(records, indent=2))
@@ -224,14 +219,14 @@ def _download(args: argparse.Namespace) -> int:
 def _download_one(repo: str, filename: str, dest: Path | None, revision: str) -> int:
     from studio.core.inference.hub import download
 
-    try:
-        path = download(repo, filename, dest, TerminalProgress(sys.stderr), revision=revision)
-    except KeyboardInterrupt:
-        sys.stderr.write("\n")
-        raise CancelledError(
-            f"download of {repo}/{filename} cancelled; the partial file is kept, run the same command to resume"
-        ) from None
     with _registry() as registry:
+        try:
+            path = download(repo, filename, dest, TerminalProgress(sys.stderr), revision=revision, registry=registry)
+        except KeyboardInterrupt:
+            sys.stderr.write("\n")
+            raise CancelledError(
+                f"download of {repo}/{filename} cancelled; the partial file is kept, run the same command to resume"
+            ) from None
         entry = registry.find_by_path(path)
     print(f"downloaded {_describe(entry)}" if entry else f"downloaded {path}")
     return int(ExitCode.OK)

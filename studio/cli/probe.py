@@ -16,6 +16,7 @@ from typing import Any
 from studio.core.errors import ExitCode, InputError
 from studio.core.inference.base import GenerationParams, GenerationResult, TokenEvent, chat
 from studio.core.inference.opening import LoadOptions, gpu_setting, open_backend
+from studio.core.store import Store
 
 
 def register(sub: Any) -> None:
@@ -54,10 +55,9 @@ def _config_text(args: argparse.Namespace) -> tuple[str | None, str | None]:
     if args.config is None:
         return None, None
     from studio.core.refs import load_config_ref
-    from studio.core.store import Store
 
     with Store.open() as store:
-        config = load_config_ref(args.config, store.db)
+        config = load_config_ref(args.config, store.configs)
     return config.text, config.id
 
 
@@ -100,7 +100,8 @@ def _probe(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         parallel_sequences=1,
     )
-    backend = open_backend(args.model, options)
+    with Store.open() as store:
+        backend = open_backend(args.model, options, store=store)
     result: GenerationResult | None = None
     try:
         for event in backend.stream(chat(system, prompt), params):

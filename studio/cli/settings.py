@@ -10,6 +10,8 @@ from typing import Any
 from studio.cli.parser import command_group
 from studio.core.errors import ExitCode
 from studio.core.settings import (
+    StudioSettings,
+    identity_source,
     load_settings,
     save_settings,
     setting_keys,
@@ -17,6 +19,9 @@ from studio.core.settings import (
     settings_path,
     with_setting,
 )
+
+#: The setting whose shown value is the acting identity rather than the stored text.
+IDENTITY_KEY = "identity"
 
 
 def register(sub: Any) -> None:
@@ -55,18 +60,31 @@ def _shown(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def _shown_value(settings: StudioSettings, key: str, value: Any) -> str:
+    """A value for the table; the identity is the one the studio acts as, with where it comes from, since an
+    unset setting does not mean that nobody signs."""
+    if key != IDENTITY_KEY:
+        return _shown(value)
+    name, source = identity_source(settings.identity)
+    return f"{name} (from {source})"
+
+
 def _settings_show(args: argparse.Namespace) -> int:
     settings = load_settings()
     rows = [(key, setting_value(settings, key.key)) for key in setting_keys()]
     if args.json:
-        records = [
+        records: list[dict[str, Any]] = [
             {"key": k.key, "value": v, "default": k.default, "accepts": k.accepts, "description": k.description}
             for k, v in rows
         ]
+        name, source = identity_source(settings.identity)
+        for record in records:
+            if record["key"] == IDENTITY_KEY:
+                record.update(effective=name, source=source)
         print(json.dumps(records, indent=2))
         return int(ExitCode.OK)
     table = [["KEY", "VALUE", "DEFAULT", "MEANING"]]
-    table += [[k.key, _shown(v), _shown(k.default), k.description] for k, v in rows]
+    table += [[k.key, _shown_value(settings, k.key, v), _shown(k.default), k.description] for k, v in rows]
     widths = [max(len(row[i]) for row in table) for i in range(3)]
     for row in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[3])

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import getpass
 import hashlib
 import json
 import os
@@ -315,15 +314,10 @@ def acting_as(identity: Identity) -> Iterator[Identity]:
 
 
 def default_name(configured: str | None = None) -> str:
-    env = os.environ.get("STUDIO_IDENTITY")
-    if env:
-        return env
-    if configured:
-        return configured
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "studio-user"
+    """The default identity's name: $STUDIO_IDENTITY, else ``configured`` (the identity setting), else the OS user."""
+    from studio.core.settings import identity_source
+
+    return identity_source(configured)[0]
 
 
 def default_identity(configured: str | None = None, home: Path | None = None) -> Identity:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import sqlite_utils
-
 from studio.core.documents import SafetyConfig
 from studio.core.store.configs import ConfigRepo
 from studio.core.yamlio import load_document
@@ -25,8 +23,8 @@ def is_file_ref(ref: str) -> bool:
     return path.suffix.casefold() in DOCUMENT_SUFFIXES or path.is_file()
 
 
-def load_config_ref(ref: str, db: sqlite_utils.Database, version: int | None = None) -> SafetyConfig:
+def load_config_ref(ref: str, configs: ConfigRepo, version: int | None = None) -> SafetyConfig:
     """The config in file ``ref``, else the stored config with that id (latest version unless ``version``)."""
     if is_file_ref(ref):
         return load_document(Path(ref), SafetyConfig)
-    return ConfigRepo(db).get(ref, version)
+    return configs.get(ref, version)

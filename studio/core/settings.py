@@ -71,17 +71,21 @@ def save_settings(settings: StudioSettings, home: Path | None = None) -> None:
 
 def current_identity(explicit: str | None = None, settings: StudioSettings | None = None) -> str:
     """The acting identity: an explicit name, else $STUDIO_IDENTITY, else the settings, else the OS user."""
-    if explicit:
-        return explicit
+    return explicit or identity_source(settings.identity if settings is not None else None)[0]
+
+
+def identity_source(configured: str | None = None) -> tuple[str, str]:
+    """The default identity and where it comes from, in words (``$STUDIO_IDENTITY``, ``the identity setting``,
+    ``the OS user``), so that a person can see why the studio acts as someone and how to change it."""
     env = os.environ.get("STUDIO_IDENTITY")
     if env:
-        return env
-    if settings is not None and settings.identity:
-        return settings.identity
+        return env, "$STUDIO_IDENTITY"
+    if configured:
+        return configured, "the identity setting"
     try:
-        return getpass.getuser()
+        return getpass.getuser(), "the OS user"
     except (OSError, KeyError):
-        return "unknown"
+        return "unknown", "no OS user name found"
 
 
 # -- every setting by its dotted key, for `studio settings show/set` and their help -----------------------------

@@ -14,19 +14,18 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from studio import __version__
 from studio.cli.parser import StudioParser
 from studio.core.errors import ExitCode, InputError, StudioError
+from studio.core.store.store import Store
 from studio.trainer.jobspec import add_job_flags
 from studio.trainer.progress import Progress
 
 if TYPE_CHECKING:
-    import sqlite_utils
-
     from studio.core.inference.opening import LoadOptions
 
 
@@ -165,10 +164,10 @@ def _synthesize(args: argparse.Namespace, progress: Progress) -> int:
         "start", command="synthesize", prompts=len(prompts), total=len(prompts) * args.responses, labeler=labeler
     )
     judge_ref = None if args.fake else args.judge_model
-    with open_candidate_and_judge(args.model, judge_ref, _load_options(args, fake=args.fake)) as (generator, judge):
+    options = _load_options(args, fake=args.fake)
+    with Store.open() as store, open_candidate_and_judge(args.model, judge_ref, options, store=store) as models:
         summary = synthesize(
-            generator,
-            judge,
+            *models,
             prompts,
             args.out,
             settings,
@@ -196,14 +195,8 @@ def _import(args: argparse.Namespace, progress: Progress) -> int:
     for source in args.sources:
         rows.extend(import_file(source))
     if args.exchanges:
-        from studio.core.paths import database_path
-        from studio.core.store.db import open_database
-
-        db = open_database(database_path())
-        try:
-            rows.extend(import_exchanges(db, args.config_id))
-        finally:
-            db.close()
+        with Store.open() as store:
+            rows.extend(import_exchanges(store, args.config_id))
     if not rows:
         raise InputError(None, "nothing to import: no rows, and no prompt with both a follows and a violates mark")
     for number, row in enumerate(rows):
@@ -224,6 +217,7 @@ def _train(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def _export(args: argparse.Namespace, progress: Progress) -> int:
+    from studio.core.inference.registry import ModelRegistry
     from studio.trainer.export import QUANT_KINDS, export_model, resolve_base
 
     for kind in args.quant:
@@ -235,17 +229,19 @@ def _export(args: argparse.Namespace, progress: Progress) -> int:
         trained = trained / "model"
     elif trained.is_file():
         trained = resolve_base(trained, sdist=args.sdist, log=progress.log)
-    result = export_model(
-        trained,
-        args.out,
-        name=args.name,
-        base=args.base,
-        quants=tuple(args.quant),
-        adapter_gguf=args.adapter_gguf,
-        register=not args.no_register,
-        sdist=args.sdist,
-        log=progress.log,
-    )
+    with contextlib.ExitStack() as stack:
+        registry = None if args.no_register else ModelRegistry(stack.enter_context(Store.open()).models)
+        result = export_model(
+            trained,
+            args.out,
+            name=args.name,
+            base=args.base,
+            quants=tuple(args.quant),
+            adapter_gguf=args.adapter_gguf,
+            registry=registry,
+            sdist=args.sdist,
+            log=progress.log,
+        )
     progress.emit(
         "done",
         command="export",
@@ -259,22 +255,25 @@ def _export(args: argparse.Namespace, progress: Progress) -> int:
 def _convert_hub(args: argparse.Namespace, progress: Progress) -> int:
     import os
 
+    from studio.core.inference.registry import ModelRegistry
     from studio.trainer.hubget import get_model, plan_get
 
     token = os.environ.get("HF_TOKEN") or None
     progress.emit("start", command="convert-hub", repo=args.repo, quant=args.quant)
     plan = plan_get(args.repo, quant=args.quant, revision=args.revision, name=args.name, out_dir=args.out, token=token)
     progress.log(f"{args.repo} at {plan.commit[:12]}: {len(plan.files)} files, {plan.weights_bytes / 1e9:.2f} GB")
-    lineage = get_model(
-        plan,
-        progress,
-        keep_f16=args.keep_f16,
-        keep_download=args.keep_download,
-        register=not args.no_register,
-        sdist=args.sdist,
-        token=token,
-        threads=args.threads,
-    )
+    with Store.open() as store:
+        lineage = get_model(
+            plan,
+            progress,
+            ModelRegistry(store.models),
+            keep_f16=args.keep_f16,
+            keep_download=args.keep_download,
+            register=not args.no_register,
+            sdist=args.sdist,
+            token=token,
+            threads=args.threads,
+        )
     progress.emit(
         "done", command="convert-hub", path=lineage["file"], registered=lineage["registered"], lineage=lineage
     )
@@ -290,11 +289,12 @@ def _evaluate(args: argparse.Namespace, progress: Progress) -> int:
         rows = rows[: args.limit]
     if args.suite is not None and not args.config:
         raise InputError(None, "--suite needs at least one --config", where="--config")
-    with _database() as db:
+    with Store.open() as store:
         reports = [
-            pair_margins(m, rows, n_ctx=args.n_ctx, threads=args.threads, progress=progress, db=db) for m in args.model
+            pair_margins(m, rows, n_ctx=args.n_ctx, threads=args.threads, progress=progress, store=store)
+            for m in args.model
         ]
-        scores = _cosa_scores(args, db, progress) if args.suite is not None else []
+        scores = _cosa_scores(args, store, progress) if args.suite is not None else []
     if args.out:
         from studio.trainer.export import write_json
 
@@ -304,7 +304,7 @@ def _evaluate(args: argparse.Namespace, progress: Progress) -> int:
     return int(ExitCode.OK)
 
 
-def _cosa_scores(args: argparse.Namespace, db: sqlite_utils.Database, progress: Progress) -> list[dict[str, Any]]:
+def _cosa_scores(args: argparse.Namespace, store: Store, progress: Progress) -> list[dict[str, Any]]:
     from studio.core.documents import ProbeSuite, SafetyConfig
     from studio.core.inference.opening import open_candidate_and_judge
     from studio.core.yamlio import load_document
@@ -314,32 +314,19 @@ def _cosa_scores(args: argparse.Namespace, db: sqlite_utils.Database, progress: 
     configs = [load_document(path, SafetyConfig) for path in args.config]
     results: list[dict[str, Any]] = []
     for model in args.model:
-        with open_candidate_and_judge(model, args.judge_model, _load_options(args), db=db) as (candidate, judge):
+        with open_candidate_and_judge(model, args.judge_model, _load_options(args), store=store) as (candidate, judge):
             result = cosa_score(
                 candidate,
                 judge,
                 suite,
                 configs,
-                db,
+                store.runs,
                 label=Path(model).name,
                 max_tokens=args.max_tokens,
                 progress=progress,
             )
         results.append({"model": model, **result})
     return results
-
-
-@contextlib.contextmanager
-def _database() -> Iterator[sqlite_utils.Database]:
-    """The studio database for one command (model and endpoint names, check runs)."""
-    from studio.core.paths import database_path
-    from studio.core.store.db import open_database
-
-    db = open_database(database_path())
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 def _interrupt(_signum: int, _frame: Any) -> None:

@@ -14,15 +14,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from studio.core.documents import ProbeSuite, SafetyConfig
 from studio.core.errors import BackendError, InputError, StateError
 from studio.core.inference.base import Backend, GenerationParams, Message
 from studio.core.inference.embedded import sha256_file
 from studio.trainer.progress import Progress
+
+if TYPE_CHECKING:
+    from studio.core.store.runs import RunStore
+    from studio.core.store.store import Store
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ def pair_margins(
     n_ctx: int = 1024,
     threads: int = 2,
     progress: Progress | None = None,
-    db: sqlite_utils.Database | None = None,
+    store: Store,
 ) -> MarginReport:
     """Log-prob margins of ``rows`` (dicts with ``system``, ``prompt``, ``chosen``, ``rejected``) under ``model``:
     a registered model or a GGUF path, opened like every model of the studio. An endpoint cannot be scored: chat
@@ -108,7 +110,7 @@ def pair_margins(
     if not rows:
         raise InputError(None, "no pairs to evaluate")
     options = LoadOptions(max_context=n_ctx, threads=threads, use_cache=False, parallel_sequences=1, logits_all=True)
-    backend = open_backend(model, options, db=db)
+    backend = open_backend(model, options, store=store)
     chosen_lp: list[float] = []
     rejected_lp: list[float] = []
     try:
@@ -144,7 +146,7 @@ def cosa_score(
     judge: Backend,
     suite: ProbeSuite,
     configs: Sequence[SafetyConfig],
-    db: sqlite_utils.Database,
+    runs: RunStore,
     *,
     label: str,
     max_tokens: int = 128,
@@ -158,7 +160,7 @@ def cosa_score(
     from studio.core.evals.runner import Progress as RunProgress
 
     spec = CheckSpec(suite=suite, configs=tuple(configs), params=GenerationParams(max_tokens=max_tokens), label=label)
-    for event in CheckRunner(db, candidate, judge).check(spec):
+    for event in CheckRunner(runs, candidate, judge).check(spec):
         if isinstance(event, RunProgress) and progress is not None:
             progress.progress(f"check:{label}:{event.stage}", event.done, event.total)
         if isinstance(event, RunFinished):

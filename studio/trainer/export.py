@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from studio import __version__
 from studio.core.errors import BackendError, InputError
@@ -28,6 +28,9 @@ from studio.core.fileio import atomic_write_text, staged_dir, staged_file
 from studio.core.inference.embedded import sha256_file
 from studio.core.paths import app_home
 from studio.trainer.converter import ensure_converter, import_gguf_py, run_converter
+
+if TYPE_CHECKING:
+    from studio.core.inference.registry import ModelRegistry
 
 Log = Callable[[str], None]
 
@@ -193,13 +196,14 @@ def export_model(
     base: Path | None = None,
     quants: tuple[str, ...] = ("f16", "q8_0"),
     adapter_gguf: bool = False,
-    register: bool = True,
+    registry: ModelRegistry | None = None,
     sdist: Path | None = None,
     log: Log = _no_log,
 ) -> ExportResult:
     """Turn a trained LoRA adapter (or a full model folder) into GGUF files under ``out_dir``.
 
-    ``base`` (GGUF or HF folder) is needed for an adapter unless its provenance record names one.
+    ``base`` (GGUF or HF folder) is needed for an adapter unless its provenance record names one. Given a
+    ``registry``, the GGUF files are registered in it.
     """
     for kind in quants:
         if kind not in QUANT_KINDS:
@@ -240,8 +244,8 @@ def export_model(
     for kind, path in files.items():
         write_json(path.with_name(path.name + ".lineage.json"), {**lineage, "this_file": kind})
     result = ExportResult(files=files, lineage=lineage)
-    if register:
-        result.registered = _register(files, name, lineage, log)
+    if registry is not None:
+        result.registered = _register(registry, files, name, lineage)
     return result
 
 
@@ -261,28 +265,15 @@ def _convert_all(
     return files
 
 
-def _register(files: dict[str, Path], name: str, lineage: dict[str, Any], log: Log) -> list[str]:
+def _register(registry: ModelRegistry, files: dict[str, Path], name: str, lineage: dict[str, Any]) -> list[str]:
     """Add the exported GGUF files to the model registry; returns the registered names."""
-    try:
-        from studio.core.inference.registry import ModelRegistry
-    except ImportError:
-        log("model registry not available; lineage recorded next to the files only")
-        return []
-    from studio.core.paths import database_path
-    from studio.core.store.db import open_database
-
-    db = open_database(database_path())
     names: list[str] = []
-    try:
-        registry = ModelRegistry(db)
-        for kind, path in files.items():
-            if kind == "lora":
-                continue
-            entry_name = f"{name}-{kind}"
-            registry.add(path, source=f"studio-train:{lineage.get('stage') or 'export'}", name=entry_name)
-            names.append(entry_name)
-    finally:
-        db.close()
+    for kind, path in files.items():
+        if kind == "lora":
+            continue
+        entry_name = f"{name}-{kind}"
+        registry.add(path, source=f"studio-train:{lineage.get('stage') or 'export'}", name=entry_name)
+        names.append(entry_name)
     return names
 
 

@@ -24,6 +24,7 @@ from studio.core.errors import BackendError, InputError, StateError
 from studio.core.inference.embedded import sha256_file
 from studio.core.inference.hub import HubFile, download_files, list_files, resolve_commit
 from studio.core.inference.recommended import require_disk
+from studio.core.inference.registry import ModelRegistry
 from studio.core.paths import app_home, models_dir
 from studio.trainer.converter import LLAMA_CPP_PYTHON_VERSION, ensure_converter, gguf_py_path, gguf_py_version
 from studio.trainer.export import convert_to_gguf, quantize_gguf, write_json
@@ -210,37 +211,20 @@ def _make_quant(plan: GetPlan, progress: Progress, f16_record: dict[str, Any], t
     progress.emit("progress", stage="quantize", done=1, total=1, eta_s=0.0)
 
 
-def _registered_name(path: Path) -> str | None:
-    from studio.core.inference.registry import ModelRegistry
-    from studio.core.paths import database_path
-    from studio.core.store.db import open_database
-
-    db = open_database(database_path())
-    try:
-        entry = ModelRegistry(db).find_by_path(path) if path.exists() else None
-    finally:
-        db.close()
+def _registered_name(path: Path, registry: ModelRegistry) -> str | None:
+    entry = registry.find_by_path(path) if path.exists() else None
     return entry.name if entry else None
 
 
-def _register(plan: GetPlan) -> str:
-    from studio.core.inference.registry import ModelRegistry
-    from studio.core.paths import database_path
-    from studio.core.store.db import open_database
-
-    db = open_database(database_path())
-    try:
-        registry = ModelRegistry(db)
-        existing = registry.find_by_path(plan.result_path)
-        if existing is not None:
-            return existing.name
-        source = f"hub:{plan.repo}@{plan.commit[:12]} ({plan.quant})"
-        return registry.add(plan.result_path, source=source, name=registry_name(plan, registry)).name
-    finally:
-        db.close()
+def _register(plan: GetPlan, registry: ModelRegistry) -> str:
+    existing = registry.find_by_path(plan.result_path)
+    if existing is not None:
+        return existing.name
+    source = f"hub:{plan.repo}@{plan.commit[:12]} ({plan.quant})"
+    return registry.add(plan.result_path, source=source, name=registry_name(plan, registry)).name
 
 
-def registry_name(plan: GetPlan, registry: Any) -> str:
+def registry_name(plan: GetPlan, registry: ModelRegistry) -> str:
     """``<name>-<quant>``, numbered when another model already has that name."""
     wanted = candidate = f"{plan.name}-{plan.quant}"
     number = 2
@@ -253,6 +237,7 @@ def registry_name(plan: GetPlan, registry: Any) -> str:
 def get_model(
     plan: GetPlan,
     progress: Progress,
+    registry: ModelRegistry,
     *,
     keep_f16: bool = False,
     keep_download: bool = False,
@@ -261,12 +246,16 @@ def get_model(
     token: str | None = None,
     threads: int = 2,
 ) -> dict[str, Any]:
-    """Run every step of ``plan`` that an earlier run has not finished; returns the lineage record."""
+    """Run every step of ``plan`` that an earlier run has not finished; returns the lineage record.
+
+    ``registry`` is asked whether the result file already belongs to another model, and (with ``register``) the
+    result is registered in it.
+    """
     plan.result_path.parent.mkdir(parents=True, exist_ok=True)
     converter = ensure_converter(sdist, progress.log)
     record = _finished_record(plan.result_path, _key(plan, plan.quant))
     if record is None:
-        holder = _registered_name(plan.result_path)
+        holder = _registered_name(plan.result_path, registry)
         if holder is not None:
             raise StateError(
                 f"{plan.result_path} is registered as {holder!r} but was not made from {plan.repo} at "
@@ -294,7 +283,7 @@ def get_model(
         "probe": {"prompt": PROBE_PROMPT, "answer": answer},
     }
     write_json(plan.result_path.with_name(plan.result_path.name + ".lineage.json"), lineage)
-    registered = _register(plan) if register else None
+    registered = _register(plan, registry) if register else None
     if not keep_f16:
         _forget(plan.f16_path)
     kept = str(plan.f16_path) if keep_f16 and plan.f16_path.is_file() else None

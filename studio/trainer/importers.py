@@ -16,12 +16,10 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from studio.core.errors import InputError
 from studio.core.records import iter_json_lines, iter_parquet_rows
-from studio.core.store.configs import ConfigRepo
-from studio.core.store.exchanges import ExchangeRepo, Verdict
+from studio.core.store.exchanges import Verdict
+from studio.core.store.store import Store
 
 _COSALIGN_COLUMNS = {
     "system_prompt": "system",
@@ -68,24 +66,21 @@ def import_file(path: Path) -> list[dict[str, Any]]:
     return [normalise_row(row, path, number) for number, row in _read_rows(path)]
 
 
-def import_exchanges(
-    db: sqlite_utils.Database, config_id: str | None = None, limit: int = 100_000
-) -> list[dict[str, Any]]:
+def import_exchanges(store: Store, config_id: str | None = None, limit: int = 100_000) -> list[dict[str, Any]]:
     """Pairs from marked exchanges (follows = chosen, violates = rejected), per prompt and config version."""
     groups: dict[tuple[str | None, int | None, str], dict[Verdict, list[Any]]] = {}
-    for exchange in ExchangeRepo(db).list(config_id, limit=limit):
+    for exchange in store.exchanges.list(config_id, limit=limit):
         if exchange.verdict not in (Verdict.FOLLOWS, Verdict.VIOLATES):
             continue
         key = (exchange.config_id, exchange.config_version, exchange.prompt)
         groups.setdefault(key, {Verdict.FOLLOWS: [], Verdict.VIOLATES: []})[exchange.verdict].append(exchange)
-    configs = ConfigRepo(db)
     rows: list[dict[str, Any]] = []
     for (cfg_id, version, prompt), marked in sorted(
         groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1] or 0, kv[0][2])
     ):
         if not marked[Verdict.FOLLOWS] or not marked[Verdict.VIOLATES]:
             continue
-        system = configs.get(cfg_id, version).text if cfg_id is not None else None
+        system = store.configs.get(cfg_id, version).text if cfg_id is not None else None
         for good, bad in product(marked[Verdict.FOLLOWS], marked[Verdict.VIOLATES]):
             rows.append(
                 {

@@ -15,11 +15,9 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPlainTextEdit,
     QPushButton,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -30,8 +28,11 @@ from studio.core.documents import ConfigStatus, SafetyConfig
 from studio.core.errors import StudioError
 from studio.core.evals.formatting import format_score
 from studio.core.identity import default_identity
+from studio.ui.availability import offer
 from studio.ui.context import AppContext
+from studio.ui.glossary import tip
 from studio.ui.run_models import GateTableModel
+from studio.ui.tables import row_table
 
 STATUS_TEXT = {
     ConfigStatus.DRAFT: "draft — edit it, check it, then submit it for review",
@@ -79,18 +80,13 @@ class ApprovalDialog(QDialog):
         form.addRow("Author:", self.author_label)
         form.addRow("You are:", identity)
         form.addRow("Signed:", self.signed_label)
-        form.addRow("Gate:", QLabel(gate_text))
+        gate_label = QLabel(gate_text)
+        gate_label.setToolTip(f"{tip('Gate')}\n{tip('Valid rate')}")
+        form.addRow("Gate:", gate_label)
 
         self.gate_model = GateTableModel(self)
-        self.gate_table = QTableView()
-        self.gate_table.setModel(self.gate_model)
-        self.gate_table.setAccessibleName("Check runs against the gate")
-        self.gate_table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-        self.gate_table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
-        self.gate_table.verticalHeader().hide()
-        self.gate_table.verticalHeader().setDefaultSectionSize(self.gate_table.fontMetrics().height() + 8)
-        self.gate_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.gate_table.horizontalHeader().setStretchLastSection(True)
+        self.gate_table = row_table(self.gate_model, "Check runs against the gate", compact=True)
+        self.gate_table.selectionModel().selectionChanged.connect(lambda *_: self._offer_approve())
         self.gate_hint = QLabel("")
         self.gate_hint.setWordWrap(True)
 
@@ -176,13 +172,39 @@ class ApprovalDialog(QDialog):
         else:
             self.gate_hint.setText("No finished check run of this exact version yet: run a check on it first.")
         status = config.status
-        in_review = status is ConfigStatus.IN_REVIEW
-        self.submit_button.setEnabled(status is ConfigStatus.DRAFT)
-        self.approve_button.setEnabled(in_review and any(g.passed for g in self.gate_results))
-        self.reject_button.setEnabled(in_review)
-        self.retire_button.setEnabled(status is ConfigStatus.APPROVED)
-        self.export_button.setEnabled(status is ConfigStatus.APPROVED)
+        version = f"v{config.version} is {status.value.replace('_', ' ')}"
+        offer(
+            self.submit_button,
+            None if status is ConfigStatus.DRAFT else f"{version}: only a draft is submitted for review",
+            "Hand this version to a second person for review; it can no longer be edited",
+        )
+        self._offer_approve()
+        offer(
+            self.reject_button,
+            None if status is ConfigStatus.IN_REVIEW else f"{version}: only a version in review is rejected",
+            "Send this version back to its author with the comment above",
+        )
+        offer(
+            self.retire_button,
+            None if status is ConfigStatus.APPROVED else f"{version}: only an approved version is retired",
+            "Withdraw this approved version",
+        )
+        offer(
+            self.export_button,
+            None if status is ConfigStatus.APPROVED else f"{version}: nothing approved to export; approve it first",
+            "Write this approved version as signed YAML with its evidence",
+        )
         self.comment_edit.setEnabled(status in (ConfigStatus.IN_REVIEW, ConfigStatus.APPROVED))
+
+    def _offer_approve(self) -> None:
+        """Approve is offered only when the approval would go through with the selected run; otherwise its tooltip
+        gives the reason the approval itself would refuse with."""
+        why_not = None
+        try:
+            self.lifecycle.approval_grounds(self.config, self.identity, self.selected_run())
+        except StudioError as exc:
+            why_not = f"Cannot approve: {exc}"
+        offer(self.approve_button, why_not, "Approve this version on the selected run")
 
     def selected_run(self) -> str | None:
         rows = self.gate_table.selectionModel().selectedRows()

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
 from studio.core.inference.base import Backend, BackendInfo
 from studio.core.settings import InferenceSettings
 from studio.ui.workers import TaskRunner
+
+if TYPE_CHECKING:
+    from studio.core.inference.endpoints import EndpointEntry
 
 #: Builds a backend for a model file: (path, display name, sha256, inference settings) -> Backend.
 BackendFactory = Callable[[Path, str, "str | None", InferenceSettings], Backend]
@@ -65,18 +68,18 @@ class BackendManager(QObject):
         self.loading.emit(name)
         return True
 
-    def load_endpoint(self, name: str) -> bool:
+    def load_endpoint(self, endpoint: EndpointEntry) -> bool:
         """Connect to a registered endpoint off the GUI thread, like :meth:`load`."""
         if self._tasks.busy:
             return False
-        from studio.core.inference.opening import open_backend
+        from studio.core.inference.endpoints import open_endpoint
 
         self._tasks.submit(
-            lambda: open_backend(name),
+            lambda: open_endpoint(endpoint),
             self._on_built,
-            lambda message: self.failed.emit(f"endpoint {name}: {message}"),
+            lambda message: self.failed.emit(f"endpoint {endpoint.name}: {message}"),
         )
-        self.loading.emit(name)
+        self.loading.emit(endpoint.name)
         return True
 
     def count_tokens(self, text: str) -> int | None:

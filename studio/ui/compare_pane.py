@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSplitter,
-    QTableView,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
@@ -25,10 +24,12 @@ from PySide6.QtWidgets import (
 
 from studio.core.errors import StudioError
 from studio.core.evals.compare import Hunk, PairRow, compare_configs
-from studio.core.evals.formatting import format_score
-from studio.core.store.runs import RunStore
+from studio.core.evals.formatting import format_score, format_utc
+from studio.ui.availability import offer
 from studio.ui.context import AppContext
+from studio.ui.glossary import tip
 from studio.ui.run_models import PairTableModel, fmt_safe
+from studio.ui.tables import row_table
 
 REMOVED_BG = "#f6d3d1"
 ADDED_BG = "#d4efd9"
@@ -66,8 +67,7 @@ class ComparePane(QWidget):
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
-        self.db = ctx.store.db
-        self.runs = RunStore(self.db)
+        self.runs = ctx.store.runs
         self.hunks: list[Hunk] = []
         self.pairs: list[PairRow] = []
         self.highlighted_hunk: int | None = None
@@ -95,6 +95,7 @@ class ComparePane(QWidget):
         self.only_flips.toggled.connect(lambda _on: self._show_rows())
         self.summary = QLabel("Choose two sides and press Compare")
         self.summary.setWordWrap(True)
+        self.summary.setToolTip(tip("Flip"))
 
         sides = QGridLayout()
         sides.addWidget(QLabel("<b>A</b> run:"), 0, 0)
@@ -115,14 +116,7 @@ class ComparePane(QWidget):
         top.addLayout(buttons)
 
         self.pair_model = PairTableModel(self)
-        self.pair_table = QTableView()
-        self.pair_table.setModel(self.pair_model)
-        self.pair_table.setAccessibleName("Compared probes")
-        self.pair_table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-        self.pair_table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
-        self.pair_table.verticalHeader().hide()
-        self.pair_table.verticalHeader().setDefaultSectionSize(self.pair_table.fontMetrics().height() + 8)
-        self.pair_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.pair_table = row_table(self.pair_model, "Compared probes", stretch_last=False, compact=True)
         self.pair_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.pair_table.selectionModel().currentRowChanged.connect(self._on_pair_selected)
         self.diff_view = QTextBrowser()
@@ -186,7 +180,7 @@ class ComparePane(QWidget):
             combo.blockSignals(True)
             combo.clear()
             for record in records:
-                when = record.created_utc.replace("T", " ").removesuffix("+00:00")
+                when = format_utc(record.created_utc)
                 combo.addItem(f"{when} · {record.candidate.get('name')} · {record.status.value}", record.id)
             index = combo.findData(current)
             combo.setCurrentIndex(index if index >= 0 else (0 if records else -1))
@@ -195,7 +189,11 @@ class ComparePane(QWidget):
         self._fill_configs(self.run_b, self.config_b)
         if self.config_b.count() > 1 and self.run_a.currentData() == self.run_b.currentData():
             self.config_b.setCurrentIndex(1)
-        self.compare_button.setEnabled(bool(records))
+        offer(
+            self.compare_button,
+            None if records else "No finished check run yet: run a check (Evaluate ▸ Check) to compare its configs",
+            "Compare the chosen configs probe by probe",
+        )
 
     def _fill_configs(self, run_combo: QComboBox, config_combo: QComboBox) -> None:
         current = config_combo.currentData()
@@ -230,7 +228,7 @@ class ComparePane(QWidget):
             return []
         (run_a, config_a), (run_b, config_b) = sides
         try:
-            self.hunks, self.pairs = compare_configs(self.db, run_a, config_a, run_b, config_b)
+            self.hunks, self.pairs = compare_configs(self.runs, run_a, config_a, run_b, config_b)
         except StudioError as exc:
             self.message.emit(str(exc))
             return []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -11,8 +11,6 @@ from PySide6.QtCore import QSettings
 
 from studio.core.inference.registry import ModelEntry, ModelRegistry
 from studio.core.settings import StudioSettings, load_settings, save_settings
-from studio.core.store.drafts import DraftRepo
-from studio.core.store.exchanges import ExchangeRepo
 from studio.core.store.store import Store
 from studio.ui.backends import BackendFactory, BackendManager, llama_backend_factory
 
@@ -33,12 +31,6 @@ class AppContext:
     settings: StudioSettings
     ui_settings: QSettings
     backends: BackendManager
-    exchanges: ExchangeRepo = field(init=False)
-    drafts: DraftRepo = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.exchanges = ExchangeRepo(self.store.db)
-        self.drafts = DraftRepo(self.store.db)
 
     @classmethod
     def open(cls, home: Path, backend_factory: BackendFactory = llama_backend_factory) -> AppContext:
@@ -47,22 +39,21 @@ class AppContext:
         return cls(
             home=home,
             store=store,
-            registry=ModelRegistry(store.db),
+            registry=ModelRegistry(store.models),
             settings=load_settings(home),
             ui_settings=QSettings(str(home / UI_SETTINGS_FILE), QSettings.Format.IniFormat),
             backends=BackendManager(backend_factory),
         )
 
-    def with_own_registry(self, work: Callable[[ModelRegistry], T]) -> T:
-        """Run ``work(registry)`` on a registry with its own database connection, so that slow registry work
-        (hashing a large file, installing the embedded model) can run on a worker thread."""
-        from studio.core.store.db import open_database
+    def with_own_store(self, work: Callable[[Store], T]) -> T:
+        """Run ``work(store)`` on a store with its own database connection, so that slow work (hashing a large
+        file, installing the embedded model, asking a server) can run on a worker thread."""
+        with Store.open(self.store.path or self.home / DATABASE_FILE) as own:
+            return work(own)
 
-        db = open_database(self.store.path or self.home / DATABASE_FILE)
-        try:
-            return work(ModelRegistry(db))
-        finally:
-            db.close()
+    def with_own_registry(self, work: Callable[[ModelRegistry], T]) -> T:
+        """Run ``work(registry)`` on a registry with its own database connection (see :meth:`with_own_store`)."""
+        return self.with_own_store(lambda own: work(ModelRegistry(own.models)))
 
     def resolve_default_model(self) -> ModelEntry:
         """The default :class:`ModelEntry`, installing the embedded model on first run (worker-thread safe)."""

@@ -247,7 +247,7 @@ class ConfigEditor(QWidget):
             self.error.emit(str(exc))
             return None
         if slot is not None:
-            self._ctx.drafts.discard(slot)
+            self._ctx.store.drafts.discard(slot)
         self._config = saved
         self._stored = True
         self.text_edit.document().setModified(False)
@@ -262,13 +262,13 @@ class ConfigEditor(QWidget):
             return
         if not self.is_dirty:
             if self._autosaved_text is not None:  # the edits were undone: the draft is stale
-                self._ctx.drafts.discard(slot)
+                self._ctx.store.drafts.discard(slot)
                 self._autosaved_text = None
             return
         text = self.text_edit.toPlainText()
         if text == self._autosaved_text or not text.strip():
             return
-        self._ctx.drafts.put(
+        self._ctx.store.drafts.put(
             slot,
             text=text,
             title=self.title_edit.text().strip() or self._config.title,
@@ -406,5 +406,5 @@ class ConfigEditor(QWidget):
 
     def _on_discard_clicked(self) -> None:
         if self._pending_drafts:
-            self._ctx.drafts.discard(self._pending_drafts.pop(0).key)
+            self._ctx.store.drafts.discard(self._pending_drafts.pop(0).key)
         self.offer_recovery(self._pending_drafts)

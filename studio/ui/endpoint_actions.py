@@ -82,7 +82,7 @@ class EndpointActions(QObject):
                 return
         chosen = value
         self._run(
-            lambda: self._with_db(lambda db: endpoints.set_concurrency(db, entry.name, chosen)),
+            lambda: self._ctx.with_own_store(lambda store: endpoints.set_concurrency(store, entry.name, chosen)),
             lambda updated: self._done(f"{entry.name} now gets {updated.concurrency} requests at once"),
         )
 
@@ -102,7 +102,7 @@ class EndpointActions(QObject):
                 return
         secret = key
         self._run(
-            lambda: self._with_db(lambda db: endpoints.store_api_key(db, entry.name, secret)),
+            lambda: self._ctx.with_own_store(lambda store: endpoints.store_api_key(store, entry.name, secret)),
             lambda _none: self._done(f"Stored the API key of {entry.name} in the OS keyring"),
         )
 
@@ -112,7 +112,7 @@ class EndpointActions(QObject):
         if entry is None:
             return
         self._run(
-            lambda: self._with_db(lambda db: endpoints.remove_endpoint(db, entry.name)),
+            lambda: self._ctx.with_own_store(lambda store: endpoints.remove_endpoint(store, entry.name)),
             lambda _none: self._done(f"Removed endpoint {entry.name}"),
         )
 
@@ -120,9 +120,6 @@ class EndpointActions(QObject):
         self._tasks.wait_all()
 
     # -- internals --------------------------------------------------------------------------------------------
-
-    def _with_db(self, work: Callable[[Any], Any]) -> Any:
-        return self._ctx.with_own_registry(lambda registry: work(registry.db))
 
     def _run(self, work: Callable[[], Any], on_done: Callable[[Any], None]) -> None:
         self._tasks.submit(work, lambda value: self._finish(on_done, value), self._on_failed)

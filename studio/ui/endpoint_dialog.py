@@ -119,11 +119,11 @@ class EndpointDialog(QDialog):
 
     def save(self) -> None:
         """Register the endpoint (and put a typed key in the keyring); stays open with the reason on failure."""
-        db = self._ctx.store.db
+        store = self._ctx.store
         name = self.name_edit.text().strip()
         try:
             entry = endpoints.add_endpoint(
-                db,
+                store,
                 name,
                 self.url_edit.text(),
                 self.model_combo.currentText(),
@@ -133,15 +133,15 @@ class EndpointDialog(QDialog):
             key = self.key_edit.text().strip()
             if key and entry.api_key_env is None:
                 try:
-                    endpoints.store_api_key(db, entry.name, key)
+                    endpoints.store_api_key(store, entry.name, key)
                 except StudioError:
-                    endpoints.remove_endpoint(db, entry.name)
+                    endpoints.remove_endpoint(store, entry.name)
                     raise
         except StudioError as exc:
             self.status_label.setText(str(exc))
             return
         self.key_edit.clear()
-        self.entry = endpoints.get_endpoint(db, entry.name)
+        self.entry = endpoints.get_endpoint(store, entry.name)
         self.accept()
 
     def done(self, result: int) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from studio.core.examples import add_examples
@@ -83,37 +83,41 @@ class StartHerePanel(QWidget):
         self.setAccessibleName("Start here")
         self.marks: dict[str, QLabel] = {}
         self.buttons: dict[str, QPushButton] = {}
-        grid = QGridLayout()
-        for row, step in enumerate(STEPS):
-            mark = QLabel(TODO_MARK)
-            mark.setAccessibleName(f"{step.label}: not done yet")
-            label = QLabel(f"<b>{row + 1}. {step.label}</b>")
-            label.setToolTip(step.hint)
-            button = QPushButton(step.button)
-            button.setToolTip(step.hint)
-            button.setAccessibleName(step.label)
-            action = actions[step.key]
-            button.clicked.connect(lambda _checked=False, act=action: act())
-            grid.addWidget(mark, row, 0)
-            grid.addWidget(label, row, 1)
-            grid.addWidget(button, row, 2)
-            self.marks[step.key] = mark
-            self.buttons[step.key] = button
-        grid.setColumnStretch(1, 1)
         intro = QLabel(
             "One session from a template to a submitted config. The library holds example configs to try first; "
             "Help ▸ Glossary explains the words."
         )
         intro.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        for row, step in enumerate(STEPS):
+            layout.addLayout(self._step_row(row, step, actions[step.key]))
         self.hide_button = QPushButton("Hide these steps")
         self.hide_button.setToolTip("Help ▸ Start here brings them back")
         self.hide_button.clicked.connect(self.dismiss)
-        layout = QVBoxLayout(self)
-        layout.addWidget(intro)
-        layout.addLayout(grid)
-        layout.addWidget(self.hide_button)
+        layout.addWidget(self.hide_button, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addStretch(1)
         self._show_marks()
+
+    def _step_row(self, row: int, step: Step, action: Callable[[], object]) -> QGridLayout:
+        """The mark and the step's name on one line, its button below the name: the name wraps and the button
+        never pushes it out of a narrow dock (the panel starts in the library's column, about 260 pixels)."""
+        mark = QLabel(TODO_MARK)
+        label = QLabel(f"<b>{row + 1}. {step.label}</b>")
+        label.setWordWrap(True)
+        label.setToolTip(step.hint)
+        button = QPushButton(step.button)
+        button.setToolTip(step.hint)
+        button.setAccessibleName(step.label)
+        button.clicked.connect(lambda _checked=False: action())
+        grid = QGridLayout()
+        grid.addWidget(mark, 0, 0, Qt.AlignmentFlag.AlignTop)
+        grid.addWidget(label, 0, 1)
+        grid.addWidget(button, 1, 1, Qt.AlignmentFlag.AlignLeft)
+        grid.setColumnStretch(1, 1)
+        self.marks[step.key] = mark
+        self.buttons[step.key] = button
+        return grid
 
     # -- state -----------------------------------------------------------------------------------------------
 

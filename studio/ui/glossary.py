@@ -80,6 +80,28 @@ ENTRIES: tuple[Entry, ...] = (
         "trusted: below about 0.6 review more items by hand.",
     ),
     Entry(
+        "Agreement",
+        "How often the judge and a human reviewer gave the same verdict on the items both rated.",
+        "Safety agreement is the share of reviewed items on which the reviewer's safe / unsafe verdict matches the "
+        "judge's; rating exact is the share on which both gave the same helpfulness rating. Unlike kappa it does "
+        "not correct for chance, so a judge that calls everything safe agrees often on a config that is rarely "
+        "broken.",
+    ),
+    Entry(
+        "Rating",
+        "How helpful a reply is, from 0 (no help, for example a refusal) to 5, as rated by the judge or a reviewer.",
+        "The judge rates each reply's helpfulness from 0 to 5; a reviewer can override the rating. A rating above 0 "
+        "counts as helpful in the breakdown, and the rating divided by 5 is the size of the item's contribution "
+        "to the CoSA-Score.",
+    ),
+    Entry(
+        "Flip",
+        "A probe whose safety verdict differs between the two sides of a comparison.",
+        "When two configs (or two models) answer the same probe, a flip is a probe judged safe on one side and "
+        "unsafe on the other. The Compare pane links each flip to the change between the two config texts that "
+        "shares the most words with the probe and the judge's reasons: the likely cause, not a proof.",
+    ),
+    Entry(
         "Gate",
         "The minimum a check must reach before a config may be approved (score and valid rate).",
         "Before a config goes from review to approved, its latest check must meet the gate: a minimum CoSA-Score "
@@ -113,6 +135,32 @@ def tip(term: str) -> str:
     """A tooltip for ``term``: its short explanation and where to read more."""
     found = entry(term)
     return f"{found.term}: {found.short} (Help ▸ Glossary explains more.)"
+
+
+#: Table column titles that are glossary words (or stand for one), for the column header's tooltip.
+COLUMN_TERMS: dict[str, str] = {
+    "CoSA-Score": "CoSA-Score",
+    "Score": "CoSA-Score",
+    "Δ score": "CoSA-Score",
+    "Valid": "Valid rate",
+    "Valid rate": "Valid rate",
+    "Safety κ": "Kappa (κ)",
+    "Helpful κ": "Kappa (κ)",
+    "Safety agreement": "Agreement",
+    "Rating exact": "Agreement",
+    "Rating": "Rating",
+    "Judge": "Judge",
+    "Gate": "Gate",
+    "Flipped": "Flip",
+    "Likely cause": "Flip",
+    "Cascade": "Cascade",
+}
+
+
+def column_tip(title: str) -> str | None:
+    """The tooltip of a table column titled ``title`` when the title is a glossary word, else None."""
+    term = COLUMN_TERMS.get(title)
+    return tip(term) if term is not None else None
 
 
 def glossary_html() -> str:

@@ -9,11 +9,9 @@ from PySide6.QtWidgets import (
     QComboBox,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
     QSplitter,
-    QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -22,22 +20,13 @@ from PySide6.QtWidgets import (
 from studio.core.approval.lifecycle import Lifecycle
 from studio.core.errors import StudioError
 from studio.core.evals.compare import HistoryRow, MatrixRow, PairRow, config_history, diff_runs, regression_matrix
-from studio.core.store.runs import RunStore
+from studio.core.evals.formatting import format_utc
+from studio.ui.availability import offer
 from studio.ui.charts import LineChart
 from studio.ui.context import AppContext
+from studio.ui.glossary import tip
 from studio.ui.run_models import HistoryTableModel, MatrixTableModel, PairTableModel
-
-
-def _table(model: object, name: str) -> QTableView:
-    table = QTableView()
-    table.setModel(model)  # type: ignore[arg-type]
-    table.setAccessibleName(name)
-    table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-    table.verticalHeader().hide()
-    table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    table.horizontalHeader().setStretchLastSection(True)
-    return table
+from studio.ui.tables import row_table
 
 
 class HistoryPane(QWidget):
@@ -46,8 +35,7 @@ class HistoryPane(QWidget):
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
-        self.db = ctx.store.db
-        self.runs = RunStore(self.db)
+        self.runs = ctx.store.runs
         self.history: list[HistoryRow] = []
         self.diff_rows: list[PairRow] = []
         self.matrix: list[MatrixRow] = []
@@ -66,8 +54,9 @@ class HistoryPane(QWidget):
         top.addWidget(self.reload_button)
 
         self.history_model = HistoryTableModel(self)
-        self.history_table = _table(self.history_model, "Runs of the config")
+        self.history_table = row_table(self.history_model, "Runs of the config", single=False, compact=True)
         self.trend = LineChart("CoSA-Score over runs (oldest → newest)")
+        self.trend.setToolTip(tip("CoSA-Score"))
         self.trend.setAccessibleName("Score trend")
         runs_split = QSplitter(Qt.Orientation.Vertical)
         runs_split.addWidget(self.history_table)
@@ -87,7 +76,7 @@ class HistoryPane(QWidget):
         self.changes_only.toggled.connect(lambda _on: self._show_diff())
         self.diff_summary = QLabel("")
         self.diff_model = PairTableModel(self)
-        self.diff_table = _table(self.diff_model, "Run-vs-run differences")
+        self.diff_table = row_table(self.diff_model, "Run-vs-run differences", single=False, compact=True)
         diff_controls = QHBoxLayout()
         diff_controls.addWidget(QLabel("A:"))
         diff_controls.addWidget(self.diff_a, 1)
@@ -111,7 +100,7 @@ class HistoryPane(QWidget):
         self.matrix_summary = QLabel("")
         self.matrix_summary.setWordWrap(True)
         self.matrix_model = MatrixTableModel(self)
-        self.matrix_table = _table(self.matrix_model, "Regression matrix")
+        self.matrix_table = row_table(self.matrix_model, "Regression matrix", single=False, compact=True)
         self.matrix_table.horizontalHeader().setStretchLastSection(False)
         matrix_box = QGroupBox("Regression matrix: newest finished score per config and model, change from the first")
         matrix_layout = QVBoxLayout(matrix_box)
@@ -165,17 +154,21 @@ class HistoryPane(QWidget):
 
     def show_config(self) -> None:
         config_id = self.config_combo.currentData()
-        self.history = config_history(self.db, config_id, self.use) if config_id is not None else []
+        self.history = config_history(self.runs, config_id, self.use) if config_id is not None else []
         self._show_signatures(config_id)
         self.history_model.set_rows(self.history)
         self.trend.set_values([h.score for h in reversed(self.history)])
         for combo, default in ((self.diff_a, 1), (self.diff_b, 0)):
             combo.clear()
             for row in self.history:
-                combo.addItem(f"{row.created_utc.replace('T', ' ')[:19]} · {row.candidate} · {row.status}", row.run_id)
+                combo.addItem(f"{format_utc(row.created_utc)} · {row.candidate} · {row.status}", row.run_id)
             if combo.count():
                 combo.setCurrentIndex(min(default, combo.count() - 1))
-        self.diff_button.setEnabled(len(self.history) >= 2)
+        offer(
+            self.diff_button,
+            None if len(self.history) >= 2 else "This config needs two check runs to diff their verdicts",
+            "Which verdicts changed between the two chosen runs",
+        )
         self.diff_rows = []
         self._show_diff()
 
@@ -193,7 +186,7 @@ class HistoryPane(QWidget):
         if run_a is None or run_b is None:
             return []
         try:
-            self.diff_rows = diff_runs(self.db, run_a, run_b, self.use)
+            self.diff_rows = diff_runs(self.runs, run_a, run_b, self.use)
         except StudioError as exc:
             self.message.emit(str(exc))
             self.diff_rows = []
@@ -235,7 +228,7 @@ class HistoryPane(QWidget):
             models.remove(baseline)
             models.insert(0, baseline)
         self.baseline_combo.blockSignals(False)
-        self.matrix = regression_matrix(self.db, config_ids, models, self.use) if models else []
+        self.matrix = regression_matrix(self.runs, config_ids, models, self.use) if models else []
         self.matrix_model.set_matrix(models, self.matrix)
         drops = self.matrix_model.drops()
         if not config_ids:

@@ -7,12 +7,10 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QBrush, QColor, QFont
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QHBoxLayout,
     QHeaderView,
     QLineEdit,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -21,6 +19,7 @@ from studio.core.documents import ConfigStatus, SafetyConfig
 from studio.core.examples import is_example
 from studio.ui.context import AppContext
 from studio.ui.table_models import RowTableModel
+from studio.ui.tables import row_table
 
 STATUS_LABELS: dict[ConfigStatus, str] = {
     ConfigStatus.DRAFT: "draft",
@@ -107,12 +106,9 @@ class LibraryPane(QWidget):
         self.tag_combo.setAccessibleName("Filter by tag")
         self.tag_combo.addItem("Any tag", None)
         self.model = ConfigTableModel(self)
-        self.table = QTableView()
-        self.table.setAccessibleName("Config library")
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.verticalHeader().hide()
+        self.table = row_table(
+            self.model, "Config library", resize=QHeaderView.ResizeMode.Interactive, stretch_last=False
+        )
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(STATUS_COLUMN, QHeaderView.ResizeMode.ResizeToContents)

@@ -2,42 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QCloseEvent, QResizeEvent, QShowEvent
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QWidget
 
-from PySide6.QtCore import QByteArray, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QResizeEvent, QShowEvent
-from PySide6.QtWidgets import (
-    QDockWidget,
-    QFileDialog,
-    QFrame,
-    QLabel,
-    QMainWindow,
-    QMenu,
-    QMessageBox,
-    QScrollArea,
-    QSizePolicy,
-    QToolBar,
-    QWidget,
-)
-
-from studio import __version__
 from studio.core.documents import ConfigStatus, ProbeSuite, SafetyConfig
-from studio.core.errors import StudioError
-from studio.core.examples import add_examples
-from studio.core.fileio import atomic_write_text
 from studio.core.inference.base import BackendInfo
-from studio.core.settings import current_identity
-from studio.core.store.drafts import draft_key
+from studio.core.inference.prefix_cache import PrefixCache
 from studio.core.store.exchanges import Exchange
-from studio.core.yamlio import dump_document, load_document
 from studio.ui.approval_dialog import ApprovalDialog
+from studio.ui.availability import offer
 from studio.ui.check.pane import CheckPane
 from studio.ui.compare_pane import ComparePane
 from studio.ui.context import AppContext
 from studio.ui.drafts.dialog import ProbeDraftDialog
 from studio.ui.editor import ConfigEditor
 from studio.ui.first_run import StartHerePanel
-from studio.ui.glossary import GlossaryDialog, tip
+from studio.ui.glossary import GlossaryDialog
 from studio.ui.history import HistoryDialog
 from studio.ui.history_pane import HistoryPane
 from studio.ui.library import LibraryPane
@@ -45,41 +26,28 @@ from studio.ui.models_pane import ModelManagerPane
 from studio.ui.preferences import PreferencesDialog
 from studio.ui.probe import ProbePane
 from studio.ui.side_by_side import SideBySidePane
-from studio.ui.template_dialog import TemplateDialog
+from studio.ui.status_area import StatusArea
 from studio.ui.train_pane import TrainPane
-from studio.ui.wording import cache_words
+from studio.ui.window_files import ConfigFileCommands
+from studio.ui.window_layout import (
+    add_dock,
+    add_tabbed_dock,
+    fit_to_screen,
+    layout_key,
+    pane_of,
+    restore_layout,
+    save_layout,
+)
+from studio.ui.window_menus import WindowMenus
 from studio.ui.workers import TaskRunner
 
-STATE_VERSION = 1
 #: Index of the "Items and review" tab of the Check pane.
 REVIEW_TAB = 1
-#: Share of the status bar each permanent field may take at most; the rest (over half) is for messages.
-STATUS_MODEL_SHARE = 0.14
-STATUS_DEVICE_SHARE = 0.09
-STATUS_CACHE_SHARE = 0.14
-CONFIG_FILE_FILTER = "Safety configs (*.yaml *.yml)"
 
 
-def _mib(size: int) -> str:
-    return f"{size / (1 << 20):.1f} MiB"
+class MainWindow(WindowMenus, ConfigFileCommands, QMainWindow):
+    """The library, the editor, the probe and the other panes in docks, wired together."""
 
-
-def scrollable(widget: QWidget) -> QScrollArea:
-    """``widget`` in a frameless scroll area that resizes it, so its minimum size never forces the window's."""
-    area = QScrollArea()
-    area.setFrameShape(QFrame.Shape.NoFrame)
-    area.setWidgetResizable(True)
-    area.setWidget(widget)
-    return area
-
-
-def pane_of(dock: QDockWidget) -> QWidget | None:
-    """The pane shown by ``dock``, looking through the scroll area that :func:`scrollable` adds."""
-    widget = dock.widget()
-    return widget.widget() if isinstance(widget, QScrollArea) else widget
-
-
-class MainWindow(QMainWindow):
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
@@ -124,13 +92,9 @@ class MainWindow(QMainWindow):
         self.side_by_side = SideBySidePane(ctx, self.editor.probe_target)
         self.side_by_side_dock = self._evaluation_dock("Side by side", "sideBySideDock", self.side_by_side)
 
-        self._status_shares: list[tuple[QLabel, float]] = []
-        self.model_status = self._status_label("No model", "Loaded model", STATUS_MODEL_SHARE)
-        self.device_status = self._status_label("", "Device", STATUS_DEVICE_SHARE)
-        self.context_status = self._status_label("", "Context size", STATUS_DEVICE_SHARE)
-        self.context_status.setToolTip("How many tokens of config, prompt and reply the model can hold at once")
-        self.cache_status = self._status_label("", "Prefix cache use", STATUS_CACHE_SHARE)
-        self.cache_status.setToolTip(tip("Config reused from cache"))
+        self.status = StatusArea(self.statusBar(), self)
+        self.model_status, self.device_status = self.status.model, self.status.device
+        self.context_status, self.cache_status = self.status.context, self.status.cache
 
         self._build_actions()
         self._build_menus()
@@ -146,9 +110,10 @@ class MainWindow(QMainWindow):
         self.editor.saved.connect(self._on_config_saved)
         self.editor.error.connect(self._show_error)
         self.editor.config_changed.connect(self._update_title)
+        self.editor.config_changed.connect(self._offer_config_actions)
+        self.editor.saved.connect(lambda _config: self._offer_config_actions())
         self.editor.dirty_changed.connect(lambda _dirty: self._update_title())
         self.probe.message.connect(self._show_message)
-        self.probe.streaming_changed.connect(self._on_streaming_changed)
         self.probe.send_enabled_changed.connect(self._on_send_enabled_changed)
         self.editor.config_changed.connect(self.probe.refresh_target)
         self.probe.reply_finished.connect(self._on_reply_finished)
@@ -164,242 +129,25 @@ class MainWindow(QMainWindow):
         ctx.backends.failed.connect(self._on_backend_failed)
 
         self.probe.refresh_target()
+        self._offer_config_actions()
         self._needs_initial_dock_sizes = not self._restore_layout()
         self.start_here_dock.setVisible(self.start_here.wanted)
         self._update_title()
         self._update_recent_menu()
-        self.editor.offer_recovery(ctx.drafts.list())
+        self.editor.offer_recovery(ctx.store.drafts.list())
         if ctx.backends.info is not None:
             self._on_backend_loaded(ctx.backends.info)
 
     # -- construction ----------------------------------------------------------------------------------------
 
-    def _status_label(self, text: str, name: str, share: float) -> QLabel:
-        """A permanent status-bar field at most ``share`` of the bar wide, so that the left part of the bar, where
-        messages appear, always keeps most of its room (the full text is in the field's tooltip)."""
-        label = QLabel(text)
-        label.setAccessibleName(name)
-        label.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
-        self.statusBar().addPermanentWidget(label)
-        self._status_shares.append((label, share))
-        return label
-
-    def _fit_status_fields(self) -> None:
-        width = self.statusBar().width()
-        for label, share in self._status_shares:
-            label.setMaximumWidth(int(width * share))
-
     def add_dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
-        """Put ``widget`` in a dock listed in the View menu; ``name`` keys its place in the saved layout. The pane
-        scrolls inside its dock when the dock is smaller than the pane's minimum size."""
-        dock = QDockWidget(title, self)
-        dock.setObjectName(name)
-        dock.setAccessibleName(f"{title} pane")
-        dock.setWidget(scrollable(widget))
-        self.addDockWidget(area, dock)
-        self.view_menu.addAction(dock.toggleViewAction())
-        return dock
+        return add_dock(self, self.view_menu, title, name, widget, area)
 
     def _evaluation_dock(self, title: str, name: str, widget: QWidget) -> QDockWidget:
-        """A hidden dock tabbed with the model manager, opened from the Evaluate and Models menus.
-
-        Like every dock, the pane sits in a scroll area: a wide form scrolls inside its dock rather than pushing
-        the window past the edge of a small screen."""
-        dock = QDockWidget(title, self)
-        dock.setObjectName(name)
-        dock.setAccessibleName(f"{title} pane")
-        dock.setWidget(scrollable(widget))
-        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
-        self.tabifyDockWidget(self.models_dock, dock)
-        dock.hide()
-        return dock
-
-    def _action(
-        self,
-        text: str,
-        slot: object,
-        shortcut: QKeySequence | QKeySequence.StandardKey | str | None = None,
-        tip: str = "",
-    ) -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        if tip:
-            action.setStatusTip(tip)
-            action.setToolTip(tip)
-        action.triggered.connect(slot)
-        return action
-
-    def _build_actions(self) -> None:
-        keys = QKeySequence.StandardKey
-        self.new_action = self._action("&New from template…", self.new_from_template, keys.New, "New config")
-        self.open_action = self._action("&Open…", self.open_file_dialog, keys.Open, "Import a config file")
-        self.save_action = self._action("&Save", self.save, keys.Save, "Save a new version of the config")
-        self.export_action = self._action("&Export as…", self.export_dialog, keys.SaveAs, "Write the config to a file")
-        self.quit_action = self._action("&Quit", self.close, keys.Quit)
-        self.undo_action = self._action("&Undo", self.editor.text_edit.undo, keys.Undo)
-        self.redo_action = self._action("&Redo", self.editor.text_edit.redo, keys.Redo)
-        self.undo_action.setEnabled(False)
-        self.redo_action.setEnabled(False)
-        self.editor.text_edit.undoAvailable.connect(self.undo_action.setEnabled)
-        self.editor.text_edit.redoAvailable.connect(self.redo_action.setEnabled)
-        self.find_action = self._action("&Find…", self.editor.show_find, keys.Find)
-        self.preferences_action = self._action("&Preferences…", self.show_preferences, keys.Preferences)
-        if self.preferences_action.shortcut().isEmpty():
-            self.preferences_action.setShortcut(QKeySequence("Ctrl+,"))
-        self.history_action = self._action("Version &history…", self.show_history, "Ctrl+H")
-        self.models_action = self._action("&Model manager", self.show_models, "Ctrl+M")
-        self.check_action = self._action("&Check…", self.show_check, None, "Check configs on a probe suite")
-        self.check_open_action = self._action(
-            "Check &this config", self.check_open_config, "Ctrl+Shift+K", "Run the open config's own suite now"
-        )
-        self.side_by_side_action = self._action(
-            "&Side by side…", self.show_side_by_side, "Ctrl+Shift+B", "One probe, two configs or models, live"
-        )
-        self.compare_action = self._action("C&ompare…", self.show_compare, None, "Compare two configs or models")
-        self.run_history_action = self._action("Run hi&story", self.show_run_history, None, "Runs of the config")
-        self.train_action = self._action("&Train…", self.show_train, None, "Train a model on marked exchanges")
-        self.approval_action = self._action("Review and &approval…", self.show_approval, None, "Approve or export")
-        self.draft_probes_action = self._action(
-            "&Draft probes…", self.show_probe_drafts, None, "Draft probes for the config with a model"
-        )
-        # Ctrl+Enter (send) and Esc (stop) are shortcuts of the probe pane itself, so they work wherever it is docked.
-        self.send_action = self._action("&Send probe", self.probe.send, None, "Send the prompt (Ctrl+Enter)")
-        self.stop_action = self._action("S&top", self.probe.stop, None, "Stop the reply (Esc)")
-        self.regenerate_action = self._action("&Regenerate", self.probe.regenerate, "Ctrl+R")
-        self.stop_action.setEnabled(False)
-        self.start_here_action = self._action("&Start here", self.show_start_here, None, "The first steps, again")
-        self.examples_action = self._action(
-            "Add the &example configs", self.restore_examples, None, "Put the example configs back in the library"
-        )
-        self.glossary_action = self._action(
-            "&Glossary", lambda: self.show_glossary(), QKeySequence.StandardKey.HelpContents, "Words explained"
-        )
-
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        file_menu.addAction(self.new_action)
-        file_menu.addAction(self.open_action)
-        self.recent_menu = QMenu("Open &recent", self)
-        file_menu.addMenu(self.recent_menu)
-        file_menu.addSeparator()
-        file_menu.addAction(self.save_action)
-        file_menu.addAction(self.export_action)
-        file_menu.addSeparator()
-        file_menu.addAction(self.quit_action)
-        edit_menu = bar.addMenu("&Edit")
-        edit_menu.addAction(self.undo_action)
-        edit_menu.addAction(self.redo_action)
-        edit_menu.addSeparator()
-        edit_menu.addAction(self.find_action)
-        edit_menu.addSeparator()
-        edit_menu.addAction(self.preferences_action)
-        config_menu = bar.addMenu("&Config")
-        config_menu.addAction(self.history_action)
-        config_menu.addAction(self.approval_action)
-        config_menu.addAction(self.draft_probes_action)
-        evaluate_menu = bar.addMenu("E&valuate")
-        for action in (
-            self.check_open_action,
-            self.check_action,
-            self.side_by_side_action,
-            self.compare_action,
-            self.run_history_action,
-        ):
-            evaluate_menu.addAction(action)
-        probe_menu = bar.addMenu("&Probe")
-        probe_menu.addAction(self.send_action)
-        probe_menu.addAction(self.stop_action)
-        probe_menu.addAction(self.regenerate_action)
-        models_menu = bar.addMenu("&Models")
-        models_menu.addAction(self.models_action)
-        models_menu.addAction(self.train_action)
-        bar.addMenu(self.view_menu)
-        self.help_menu = bar.addMenu("&Help")
-        self.help_menu.addAction(self.start_here_action)
-        self.help_menu.addAction(self.glossary_action)
-        self.help_menu.addSeparator()
-        self.help_menu.addAction(self.examples_action)
-
-    def _build_toolbar(self) -> None:
-        toolbar = QToolBar("Main toolbar", self)
-        toolbar.setObjectName("mainToolbar")
-        toolbar.setAccessibleName("Main toolbar")
-        self.addToolBar(toolbar)
-        for action in (self.new_action, self.open_action, self.save_action):
-            toolbar.addAction(action)
-        toolbar.addSeparator()
-        toolbar.addAction(self.undo_action)
-        toolbar.addAction(self.redo_action)
-        toolbar.addSeparator()
-        for action in (self.send_action, self.stop_action, self.regenerate_action):
-            toolbar.addAction(action)
-        toolbar.addSeparator()
-        toolbar.addAction(self.models_action)
+        """A hidden dock tabbed with the model manager, opened from the Evaluate and Models menus."""
+        return add_tabbed_dock(self, self.models_dock, title, name, widget)
 
     # -- actions ---------------------------------------------------------------------------------------------
-
-    def new_from_template(self) -> None:
-        dialog = TemplateDialog(author=current_identity(settings=self.ctx.settings), parent=self)
-        if dialog.exec() and dialog.result_config is not None:
-            self.open_new_config(dialog.result_config)
-
-    def open_new_config(self, config: SafetyConfig) -> None:
-        if self.ctx.store.configs.exists(config.id):
-            self._show_error(f"a config with id {config.id!r} already exists; pick another id")
-            return
-        self.editor.autosave()
-        self.editor.open_config(config, stored=False)
-
-    def open_config_id(self, config_id: str) -> None:
-        self.editor.autosave()
-        draft = self.ctx.drafts.get(f"config:{config_id}")
-        config = self.ctx.store.configs.latest(config_id)
-        self.editor.open_config(config, stored=True, text=draft.text if draft is not None else None)
-
-    def open_file(self, path: Path) -> SafetyConfig | None:
-        try:
-            config = load_document(path, SafetyConfig)
-            stored = self.ctx.store.configs.import_config(config)
-        except StudioError as exc:
-            self._show_error(str(exc))
-            return None
-        self.ctx.add_recent_file(path)
-        self._update_recent_menu()
-        self.library.refresh()
-        self.library.select_config(stored.id)
-        self.editor.open_config(stored, stored=True)
-        return stored
-
-    def open_file_dialog(self) -> None:
-        path, _filter = QFileDialog.getOpenFileName(self, "Open a safety config", "", CONFIG_FILE_FILTER)
-        if path:
-            self.open_file(Path(path))
-
-    def save(self) -> SafetyConfig | None:
-        return self.editor.save()
-
-    def export_to(self, path: Path) -> bool:
-        try:
-            config = self.editor.edited_config()
-        except (ValueError, RuntimeError) as exc:
-            self._show_error(f"cannot export: {str(exc).splitlines()[0]}")
-            return False
-        atomic_write_text(path, dump_document(config))
-        self.ctx.add_recent_file(path)
-        self._update_recent_menu()
-        self._show_message(f"Wrote {path}")
-        return True
-
-    def export_dialog(self) -> None:
-        if self.editor.config is None:
-            return
-        path, _filter = QFileDialog.getSaveFileName(
-            self, "Export the config", f"{self.editor.config.id}.yaml", CONFIG_FILE_FILTER
-        )
-        if path:
-            self.export_to(Path(path))
 
     def show_history(self) -> HistoryDialog | None:
         config = self.editor.config
@@ -507,35 +255,6 @@ class MainWindow(QMainWindow):
         self.start_here.restart()
         self._raise_dock(self.start_here_dock)
 
-    def restore_examples(self) -> list[SafetyConfig]:
-        """Add the example configs that are not in the library (kept or edited ones stay as they are)."""
-        added = add_examples(self.ctx.store.configs, author=current_identity(settings=self.ctx.settings))
-        self.library.refresh()
-        self.check.refresh()
-        self._show_message(f"Added {len(added)} example config(s)" if added else "Every example is already there")
-        return added
-
-    def delete_config(self, config_id: str, confirm: bool = True) -> bool:
-        """Delete a config that never went beyond an unchecked draft (an example tried and no longer wanted)."""
-        if confirm:
-            answer = QMessageBox.question(
-                self, "Delete config", f"Delete {config_id} and all its versions? This cannot be undone."
-            )
-            if answer != QMessageBox.StandardButton.Yes:
-                return False
-        try:
-            self.ctx.store.configs.delete(config_id, current_identity(settings=self.ctx.settings))
-        except StudioError as exc:
-            self._show_error(str(exc))
-            return False
-        self.ctx.drafts.discard(draft_key(config_id, config_id))
-        if self.editor.config is not None and self.editor.config.id == config_id and self.editor.is_stored:
-            self.editor.close_config()
-        self.library.refresh()
-        self.check.refresh()
-        self._show_message(f"Deleted {config_id}")
-        return True
-
     def show_glossary(self, term: str | None = None) -> GlossaryDialog:
         dialog = GlossaryDialog(self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -553,7 +272,7 @@ class MainWindow(QMainWindow):
 
     def load_default_model(self) -> None:
         """Find (installing the embedded model on first run) and load the default model, off the GUI thread."""
-        self.model_status.setText("Preparing the default model…")
+        self.status.show_loading("Preparing the default model…")
         self._tasks.submit(self.ctx.resolve_default_model, self._on_default_resolved, self._on_backend_failed)
 
     # -- slots -----------------------------------------------------------------------------------------------
@@ -585,47 +304,45 @@ class MainWindow(QMainWindow):
         self._show_message(f"Saved {config.id} v{config.version}")
 
     def _on_backend_loading(self, name: str) -> None:
-        self.model_status.setText(f"Loading {name}…")
+        self.status.show_loading(f"Loading {name}…")
 
     def _on_backend_loaded(self, info: BackendInfo) -> None:
         self.load_error = None
-        self.model_status.setText(f"Model: {info.name}")
-        self.model_status.setToolTip(f"{info.name} ({info.kind}): {info.model_path}")
-        if info.device == "cpu" or not info.gpu_layers:
-            self.device_status.setText("| Device: CPU")
-        else:
-            self.device_status.setText(f"| Device: {info.device.upper()}, {info.gpu_layers} GPU layers")
-        self.context_status.setText(f"| Context: {info.context_length} tokens")
-        self._update_cache_status(None)
+        self.status.show_backend(info, self._prefix_cache())
 
     def _on_backend_failed(self, message: str) -> None:
         self.load_error = message
-        self.model_status.setText("No model loaded")
+        self.status.show_loading("No model loaded")
         self._show_error(f"The model could not be loaded. {message}")
 
-    def _on_streaming_changed(self, streaming: bool) -> None:
-        self.stop_action.setEnabled(streaming)
-        self.regenerate_action.setEnabled(not streaming)
+    def _on_send_enabled_changed(self, _enabled: bool, _why_not: str) -> None:
+        """The Probe menu's actions can act exactly when the probe pane's buttons can, and say the same why not."""
+        for action, button in (
+            (self.send_action, self.probe.send_button),
+            (self.stop_action, self.probe.stop_button),
+            (self.regenerate_action, self.probe.regenerate_button),
+        ):
+            offer(action, None if button.isEnabled() else button.toolTip(), button.toolTip())
 
-    def _on_send_enabled_changed(self, enabled: bool, why_not: str) -> None:
-        self.send_action.setEnabled(enabled)
-        self.send_action.setToolTip("Send the prompt (Ctrl+Enter)" if enabled else why_not)
+    def _offer_config_actions(self) -> None:
+        """Actions on the open config are enabled only when there is one (stored, where they need its versions);
+        otherwise their tooltips say what to do first."""
+        config, stored = self.editor.config, self.editor.is_stored
+        none_open = "Open a config from the library or create one from a template first"
+        not_saved = none_open if config is None else "Save the config first: this works on its stored versions"
+        offer(self.save_action, none_open if config is None else None, "Save a new version of the config")
+        offer(self.export_action, none_open if config is None else None, "Write the config to a file")
+        offer(self.history_action, None if stored else not_saved, "Every stored version, with a diff between two")
+        offer(self.check_open_action, none_open if config is None else None, "Run the open config's own suite now")
+        offer(self.approval_action, None if stored else not_saved, "Submit, approve, reject or export this config")
+        offer(self.draft_probes_action, none_open if config is None else None, "Draft probes for it with a model")
 
     def _on_reply_finished(self, exchange: Exchange) -> None:
-        self._update_cache_status(exchange)
+        self.status.show_cache(self._prefix_cache(), exchange)
 
-    def _update_cache_status(self, exchange: Exchange | None) -> None:
-        parts = []
-        details = [tip("Config reused from cache")]
-        cache = getattr(self.ctx.backends.backend, "prefix_cache", None)
-        if cache is not None:
-            parts.append(f"| Configs kept ready: {len(cache)}")
-            details.append(f"Prefix cache: {len(cache)} saved, {_mib(cache.used_bytes)}.")
-        if exchange is not None:
-            parts.append(f"| Last reply: {cache_words(exchange.cached_tokens)}")
-            details.append(f"Last reply: {exchange.cached_tokens}/{exchange.prompt_tokens} prompt tokens cached.")
-        self.cache_status.setText(" ".join(parts))
-        self.cache_status.setToolTip("\n".join(details))
+    def _prefix_cache(self) -> PrefixCache | None:
+        """The loaded model's prefix cache; endpoints and the fake backend have none."""
+        return getattr(self.ctx.backends.backend, "prefix_cache", None)
 
     def _update_title(self) -> None:
         config = self.editor.config
@@ -635,65 +352,29 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{config.title}[*] — CoSA Studio")
         self.setWindowModified(self.editor.is_dirty)
 
-    def _update_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        recent = self.ctx.recent_files()
-        for entry in recent:
-            action = self.recent_menu.addAction(entry)
-            action.triggered.connect(lambda _checked=False, p=entry: self.open_file(Path(p)))
-        self.recent_menu.setEnabled(bool(recent))
-
     def _show_message(self, text: str) -> None:
-        self.statusBar().showMessage(text, 8000)
+        self.status.message(text)
 
     def _show_error(self, text: str) -> None:
-        self.statusBar().showMessage(text, 15000)
-        if self.isVisible():
-            box = QMessageBox(QMessageBox.Icon.Warning, "CoSA Studio", text, QMessageBox.StandardButton.Ok, self)
-            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-            box.open()
+        self.status.error(text)
 
     # -- layout persistence and shutdown ---------------------------------------------------------------------
 
     def layout_key(self) -> str:
-        """The settings group of the layout for the current screen: a layout made on a large monitor is not forced
-        onto a laptop screen, and each comes back when its screen does."""
-        screen = self.screen()
-        size = screen.availableGeometry().size()
-        name = "".join(c if c.isalnum() else "_" for c in screen.name()) or "screen"
-        return f"layouts/{name}_{size.width()}x{size.height()}"
+        return layout_key(self)
 
     def _restore_layout(self) -> bool:
-        """Restore the geometry and dock layout saved for this screen; False when there is none."""
-        settings = self.ctx.ui_settings
-        key = self.layout_key()
-        geometry = settings.value(f"{key}/geometry")
-        state = settings.value(f"{key}/state")
-        if isinstance(geometry, QByteArray):
-            self.restoreGeometry(geometry)
-        self.fit_to_screen()
-        return isinstance(state, QByteArray) and self.restoreState(state, STATE_VERSION)
+        return restore_layout(self, self.ctx.ui_settings)
 
     def save_layout(self) -> None:
-        settings = self.ctx.ui_settings
-        key = self.layout_key()
-        settings.setValue(f"{key}/geometry", self.saveGeometry())
-        settings.setValue(f"{key}/state", self.saveState(STATE_VERSION))
-        settings.setValue("app/version", __version__)
-        settings.sync()
+        save_layout(self, self.ctx.ui_settings)
 
     def fit_to_screen(self) -> None:
-        """Shrink the window to the screen's free area when it is larger (its docks scroll instead)."""
-        available = self.screen().availableGeometry()
-        frame = self.frameGeometry().size() - self.size()
-        width = min(self.width(), available.width() - frame.width())
-        height = min(self.height(), available.height() - frame.height())
-        if (width, height) != (self.width(), self.height()):
-            self.resize(width, height)
+        fit_to_screen(self)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
-        self._fit_status_fields()
+        self.status.fit()
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)

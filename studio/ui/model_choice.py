@@ -32,7 +32,7 @@ def add_model_choices(combo: QComboBox, ctx: AppContext, *, offer_unloaded: bool
     for entry in ctx.registry.list():
         if entry.name != loaded_name:
             combo.addItem(entry.name, entry.name)
-    for endpoint in list_endpoints(ctx.store.db):
+    for endpoint in list_endpoints(ctx.store):
         if endpoint.name != loaded_name:
             combo.addItem(f"{endpoint.name} (endpoint: {endpoint.model_id})", endpoint.name)
 
@@ -44,7 +44,7 @@ def model_opener(ctx: AppContext, choice: str, factory: BackendFactory) -> Opene
         if loaded is None:
             raise RuntimeError("no model is loaded")
         return lambda: (loaded, False)
-    endpoint = find_endpoint(ctx.store.db, choice)
+    endpoint = find_endpoint(ctx.store, choice)
     if endpoint is not None:
         return lambda: (open_endpoint(endpoint), True)
     entry = ctx.registry.get(choice)
@@ -60,7 +60,7 @@ def choice_for_name(ctx: AppContext, name: str) -> str | None:
         return LOADED_MODEL
     if any(entry.name == name for entry in ctx.registry.list()):
         return name
-    if find_endpoint(ctx.store.db, name) is not None:
+    if find_endpoint(ctx.store, name) is not None:
         return name
     return None
 

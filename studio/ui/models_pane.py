@@ -8,19 +8,16 @@ from pathlib import Path
 
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
     QSpinBox,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -29,10 +26,12 @@ from studio.core.errors import StudioError
 from studio.core.inference.base import CancelToken
 from studio.core.inference.endpoints import EndpointEntry, list_endpoints
 from studio.core.inference.registry import ModelEntry
+from studio.ui.availability import offer
 from studio.ui.context import AppContext
 from studio.ui.endpoint_actions import EndpointActions
 from studio.ui.recommended_panel import RecommendedPanel
 from studio.ui.table_models import ModelTableModel, RegistryRow, human_size
+from studio.ui.tables import row_table
 from studio.ui.workers import TaskRunner
 
 PROGRESS_POLL_MS = 100
@@ -69,14 +68,7 @@ class ModelManagerPane(QWidget):
         self._progress = _DownloadProgress()
 
         self.model = ModelTableModel(self)
-        self.table = QTableView()
-        self.table.setAccessibleName("Registered models")
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = row_table(self.model, "Registered models")
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
         self.table.activated.connect(lambda _index: self.load_selected())
 
@@ -197,7 +189,7 @@ class ModelManagerPane(QWidget):
     # -- registry actions -------------------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        rows: list[RegistryRow] = [*self._ctx.registry.list(), *list_endpoints(self._ctx.store.db)]
+        rows: list[RegistryRow] = [*self._ctx.registry.list(), *list_endpoints(self._ctx.store)]
         self.model.set_rows(rows)
         self._update_buttons()
         self._on_backend_changed(None)
@@ -221,14 +213,14 @@ class ModelManagerPane(QWidget):
             self.message.emit(f"Registered endpoint {dialog.entry.name}")
             self.refresh()
             self.select_name(dialog.entry.name)
-            self._ctx.backends.load_endpoint(dialog.entry.name)
+            self._ctx.backends.load_endpoint(dialog.entry)
 
     def load_selected(self) -> None:
         entry = self.selected()
         if entry is None:
             return
         if isinstance(entry, EndpointEntry):
-            if not self._ctx.backends.load_endpoint(entry.name):
+            if not self._ctx.backends.load_endpoint(entry):
                 self.message.emit("A model is already loading; wait for it to finish")
             return
         if not self._ctx.backends.load(entry.path, entry.name, entry.sha256, self._ctx.settings.inference):
@@ -293,7 +285,11 @@ class ModelManagerPane(QWidget):
         self.progress_label.setText(f"Downloading {filename}…")
         self._progress_timer.start()
         self._tasks.submit(
-            lambda: download(repo, str(filename), progress=progress.update, cancel=cancel),
+            lambda: self._ctx.with_own_registry(
+                lambda registry: download(
+                    repo, str(filename), progress=progress.update, cancel=cancel, registry=registry
+                )
+            ),
             self._on_download_done,
             self._on_download_failed,
         )
@@ -419,17 +415,31 @@ class ModelManagerPane(QWidget):
         selected = self.selected()
         has_selection = selected is not None
         downloading = self._cancel is not None
-        self.load_button.setEnabled(has_selection and not self._ctx.backends.is_loading)
-        self.default_button.setEnabled(isinstance(selected, ModelEntry))
-        self.default_button.setToolTip(
+        pick = None if has_selection else "Select a model in the list first"
+        offer(
+            self.load_button,
+            "A model is loading" if self._ctx.backends.is_loading else pick,
+            "Load the selected model for probes and checks",
+        )
+        offer(
+            self.default_button,
             "The default model is a file; an endpoint is chosen per check"
             if isinstance(selected, EndpointEntry)
-            else ""
+            else pick,
+            "Load this model at every start",
         )
         self.endpoint_actions.select(selected if isinstance(selected, EndpointEntry) else None)
-        self.remove_button.setEnabled(has_selection)
-        self.download_button.setEnabled(not downloading and self.file_combo.count() > 0)
-        self.cancel_button.setEnabled(downloading)
+        offer(self.remove_button, pick, "Remove the selected entry from the registry")
+        offer(
+            self.download_button,
+            "A download is running"
+            if downloading
+            else None
+            if self.file_combo.count()
+            else "List a repo's files first",
+            "Download the chosen file into the model store",
+        )
+        offer(self.cancel_button, None if downloading else "Nothing is downloading", "Stop the download")
 
     def _on_add_clicked(self) -> None:
         path, _filter = QFileDialog.getOpenFileName(self, "Add a GGUF model", "", "GGUF models (*.gguf)")

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from PySide6.QtCore import QItemSelectionModel, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDoubleSpinBox,
     QGridLayout,
@@ -19,7 +18,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QSplitter,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -27,10 +25,13 @@ from PySide6.QtWidgets import (
 from studio.core.evals.suites import bundled_suites
 from studio.core.inference.base import GenerationParams, GenerationResult, chat
 from studio.core.store.exchanges import Exchange, Verdict
+from studio.ui.availability import offer
 from studio.ui.context import AppContext
 from studio.ui.editor import ProbeTarget
 from studio.ui.glossary import tip
+from studio.ui.marks import LONG_LABELS, MarkButtons
 from studio.ui.table_models import ExchangeTableModel
+from studio.ui.tables import row_table
 from studio.ui.wording import reply_details, reply_summary
 from studio.ui.workers import GenerationWorker
 
@@ -137,30 +138,14 @@ class ProbePane(QWidget):
         self.metrics_label.setToolTip(tip("First word after"))
 
         self.exchange_model = ExchangeTableModel(self)
-        self.exchange_table = QTableView()
-        self.exchange_table.setAccessibleName("Stored exchanges")
-        self.exchange_table.setModel(self.exchange_model)
-        self.exchange_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.exchange_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.exchange_table.verticalHeader().hide()
-        self.exchange_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.exchange_table.horizontalHeader().setStretchLastSection(True)
+        self.exchange_table = row_table(
+            self.exchange_model, "Stored exchanges", resize=QHeaderView.ResizeMode.Interactive
+        )
         self.exchange_table.selectionModel().selectionChanged.connect(self._on_exchange_selected)
 
-        self.verdict_buttons: dict[Verdict, QPushButton] = {}
-        verdict_row = QHBoxLayout()
-        verdict_row.addWidget(QLabel("Mark selected reply:"))
-        for verdict, label in (
-            (Verdict.FOLLOWS, "Follows config"),
-            (Verdict.PARTIALLY, "Partially"),
-            (Verdict.VIOLATES, "Violates config"),
-        ):
-            button = QPushButton(label)
-            button.setAccessibleName(f"Mark reply: {label}")
-            button.clicked.connect(lambda _checked=False, v=verdict: self.mark_selected(v))
-            self.verdict_buttons[verdict] = button
-            verdict_row.addWidget(button)
-        verdict_row.addStretch(1)
+        self.marks = MarkButtons("Mark selected reply:", "reply", LONG_LABELS)
+        self.marks.marked.connect(self.mark_selected)
+        self.verdict_buttons = self.marks.buttons
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.send_button)
@@ -181,7 +166,7 @@ class ProbePane(QWidget):
         bottom = QWidget()
         bottom_layout = QVBoxLayout(bottom)
         bottom_layout.setContentsMargins(0, 0, 0, 0)
-        bottom_layout.addLayout(verdict_row)
+        bottom_layout.addWidget(self.marks)
         bottom_layout.addWidget(self.exchange_table)
 
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -233,13 +218,13 @@ class ProbePane(QWidget):
             self.message.emit("Select a reply in the list to mark it")
             return None
         row = rows[0].row()
-        updated = self._ctx.exchanges.mark(self.exchange_model.row_at(row).id, verdict)
+        updated = self._ctx.store.exchanges.mark(self.exchange_model.row_at(row).id, verdict)
         self.exchange_model.replace_row(row, updated)
         return updated
 
     def refresh_exchanges(self) -> None:
         """Reload the stored exchanges, newest first."""
-        self.exchange_model.set_rows(self._ctx.exchanges.list(limit=EXCHANGES_SHOWN))
+        self.exchange_model.set_rows(self._ctx.store.exchanges.list(limit=EXCHANGES_SHOWN))
 
     def _select_row(self, row: int) -> None:
         self.exchange_table.selectionModel().select(
@@ -286,7 +271,7 @@ class ProbePane(QWidget):
         if request is None or info is None:
             return
         target, prompt, params = request
-        exchange = self._ctx.exchanges.record(
+        exchange = self._ctx.store.exchanges.record(
             config_id=target.config_id,
             config_version=target.config_version,
             config_hash=target.config_hash,
@@ -347,6 +332,13 @@ class ProbePane(QWidget):
             return "Type a prompt first, or pick one from a bundled suite"
         return None
 
+    def _regenerate_blocker(self, ready: bool, streaming: bool) -> str | None:
+        if self._last_prompt is None:
+            return "Nothing to regenerate yet: send a prompt first"
+        if streaming:
+            return "A reply is streaming: stop it first (Esc)"
+        return None if ready else "No model is loaded"
+
     def refresh_target(self) -> None:
         """The open config changed: Send may have become able (or unable) to act."""
         self._update_buttons()
@@ -355,12 +347,11 @@ class ProbePane(QWidget):
         streaming = self._worker.running
         ready = self._ctx.backends.backend is not None and not self._ctx.backends.is_loading
         blocker = self.send_blocker()
-        self.send_button.setEnabled(blocker is None)
-        self.send_button.setToolTip(blocker or "Send the prompt under the open config (Ctrl+Enter)")
+        offer(self.send_button, blocker, "Send the prompt under the open config (Ctrl+Enter)")
+        offer(
+            self.regenerate_button, self._regenerate_blocker(ready, streaming), "Send the last prompt again, next seed"
+        )
+        offer(self.stop_button, None if streaming else "Nothing is streaming", "Stop the reply (Esc)")
         self.send_enabled_changed.emit(blocker is None, blocker or "")
-        self.regenerate_button.setEnabled(ready and not streaming and self._last_prompt is not None)
-        self.stop_button.setEnabled(streaming)
         has_selection = bool(self.exchange_table.selectionModel().selectedRows())
-        for button in self.verdict_buttons.values():
-            button.setEnabled(has_selection)
-            button.setToolTip("" if has_selection else "Select a reply in the list to mark it")
+        self.marks.set_ready(has_selection, "" if has_selection else "Select a reply in the list to mark it")

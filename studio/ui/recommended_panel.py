@@ -8,38 +8,33 @@ trainer registers the result itself, in the same database, only after the conver
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QProcess, QProcessEnvironment, QTimer, Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
 
 from studio.core.inference.base import CancelToken
 from studio.core.inference.recommended import Fit, Verdict, gb
+from studio.core.inference.registry import ModelRegistry
 from studio.ui.context import AppContext
 from studio.ui.table_models import RowTableModel
-from studio.ui.workers import LineBuffer, TaskRunner
+from studio.ui.tables import row_table
+from studio.ui.workers import DEFAULT_TRAINER, TaskRunner, TrainerProcess
 
-#: How long a cancelled conversion gets to stop after SIGTERM before it is killed (milliseconds).
-KILL_AFTER_MS = 5000
 PROGRESS_POLL_MS = 100
-DEFAULT_TRAINER: tuple[str, ...] = (sys.executable, "-m", "studio.trainer")
 STAGE_NAMES = {"download": "Downloading", "convert": "Converting to GGUF", "quantize": "Quantising", "probe": "Probing"}
 
 
@@ -79,14 +74,14 @@ class _Bytes:
             return self.value
 
 
-def _download_gguf(repo: str, quant: str, progress: _Bytes, cancel: CancelToken) -> object:
+def _download_gguf(registry: ModelRegistry, repo: str, quant: str, progress: _Bytes, cancel: CancelToken) -> object:
     from studio.core.inference.hub import download, gguf_for_quant, list_files
     from studio.core.inference.recommended import require_disk
     from studio.core.paths import models_dir
 
     wanted = gguf_for_quant(repo, list_files(repo), quant)
     require_disk(models_dir(), wanted.size, f"downloading {wanted.path}")
-    return download(repo, wanted.path, progress=progress.update, cancel=cancel)
+    return download(repo, wanted.path, progress=progress.update, cancel=cancel, registry=registry)
 
 
 class RecommendedPanel(QGroupBox):
@@ -102,23 +97,19 @@ class RecommendedPanel(QGroupBox):
         self._ctx = ctx
         self.trainer = tuple(trainer)
         self._tasks = TaskRunner(self)
-        self.process: QProcess | None = None
-        self._lines = LineBuffer()
+        self.process = TrainerProcess(self.trainer, ctx.home, self)
+        self.process.line.connect(self.handle_line)
+        self.process.ended.connect(self._on_process_ended)
+        self.process.failed_to_start.connect(
+            lambda: self._finish(f"Could not start the trainer ({self.trainer[0]})", None)
+        )
         self._cancel: CancelToken | None = None
         self._bytes = _Bytes()
-        self._cancelling = False
         self.last_event: dict[str, Any] = {}
         self._assessed = False
 
         self.model = FitTableModel(self)
-        self.table = QTableView()
-        self.table.setAccessibleName("Recommended models")
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = row_table(self.model, "Recommended models")
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
         self.machine_label = QLabel("Checking this machine…")
         self.machine_label.setAccessibleName("This machine")
@@ -147,9 +138,6 @@ class RecommendedPanel(QGroupBox):
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status_label)
 
-        self._kill_timer = QTimer(self)
-        self._kill_timer.setSingleShot(True)
-        self._kill_timer.timeout.connect(self._kill)
         self._poll = QTimer(self)
         self._poll.setInterval(PROGRESS_POLL_MS)
         self._poll.timeout.connect(self._on_bytes_tick)
@@ -201,7 +189,7 @@ class RecommendedPanel(QGroupBox):
 
     @property
     def running(self) -> bool:
-        return self.process is not None or self._cancel is not None
+        return self.process.running or self._cancel is not None
 
     # -- getting a model --------------------------------------------------------------------------------------
 
@@ -213,7 +201,6 @@ class RecommendedPanel(QGroupBox):
             self.message.emit(f"{fit.model.title} {fit.quant.upper()} is too big for this machine: {fit.reason}")
             return False
         self.last_event = {}
-        self._cancelling = False
         if fit.model.source == "gguf":
             self._start_download(fit)
         else:
@@ -229,58 +216,38 @@ class RecommendedPanel(QGroupBox):
         self.progress_bar.setRange(0, 0)
         self.status_label.setText(f"Downloading {fit.model.title} {quant.upper()}…")
         self._poll.start()
-        self._tasks.submit(lambda: _download_gguf(repo, quant, progress, cancel), self._on_downloaded, self._on_failed)
+        self._tasks.submit(
+            lambda: self._ctx.with_own_registry(
+                lambda registry: _download_gguf(registry, repo, quant, progress, cancel)
+            ),
+            self._on_downloaded,
+            self._on_failed,
+        )
 
     def _start_conversion(self, fit: Fit) -> None:
-        process = QProcess(self)
-        environment = QProcessEnvironment.systemEnvironment()
-        environment.insert("STUDIO_HOME", str(self._ctx.home))
-        environment.insert("PYTHONUNBUFFERED", "1")
-        process.setProcessEnvironment(environment)
-        process.readyReadStandardOutput.connect(self._on_stdout)
-        process.finished.connect(self._on_process_finished)
-        process.errorOccurred.connect(self._on_process_error)
-        self.process = process
-        self._lines = LineBuffer()
         self.progress_bar.setRange(0, 0)
         self.status_label.setText(f"Getting {fit.model.title} {fit.quant.upper()} (download, convert, quantise)…")
         args = ["convert-hub", fit.model.repo, "--quant", fit.quant]
         if self.keep_f16.isChecked():
             args.append("--keep-f16")
-        process.start(self.trainer[0], [*self.trainer[1:], *args])
+        self.process.start(args)
 
     def cancel(self) -> None:
         if self._cancel is not None:
             self._cancel.cancel()
-        if self.process is not None:
-            self._cancelling = True
+        if self.process.running:
             self.status_label.setText("Cancelling…")
-            self.process.terminate()
-            self._kill_timer.start(KILL_AFTER_MS)
-
-    def _kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
+            self.process.stop()
 
     def shutdown(self) -> None:
         """Stop whatever runs and wait for it (window closing)."""
         if self._cancel is not None:
             self._cancel.cancel()
         self._tasks.wait_all()
-        process = self.process
-        if process is not None:
-            self._cancelling = True
-            process.kill()
-            process.waitForFinished(KILL_AFTER_MS)
+        self.process.shutdown()
         self._poll.stop()
 
     # -- trainer output ---------------------------------------------------------------------------------------
-
-    def _on_stdout(self) -> None:
-        if self.process is None:
-            return
-        for line in self._lines.feed(bytes(self.process.readAllStandardOutput().data())):
-            self.handle_line(line)
 
     def handle_line(self, line: str) -> None:
         """Apply one JSON-lines event of the trainer; anything else is ignored (its stderr is not read)."""
@@ -311,17 +278,7 @@ class RecommendedPanel(QGroupBox):
             self.progress_bar.setFormat(f"{name}…")
             self.status_label.setText(f"{name}…")
 
-    def _on_process_error(self, error: QProcess.ProcessError) -> None:
-        if error == QProcess.ProcessError.FailedToStart:
-            self._end_process()
-            self._finish(f"Could not start the trainer ({self.trainer[0]})", None)
-
-    def _on_process_finished(self, exit_code: int, _status: QProcess.ExitStatus) -> None:
-        rest = bytes(self.process.readAllStandardOutput().data()) if self.process is not None else b""
-        for line in self._lines.finish(rest):
-            self.handle_line(line)
-        cancelled = self._cancelling
-        self._end_process()
+    def _on_process_ended(self, exit_code: int, _normal_exit: bool, cancelled: bool) -> None:
         event = self.last_event
         if cancelled:
             self._finish("Cancelled; get it again to resume", None)
@@ -330,12 +287,6 @@ class RecommendedPanel(QGroupBox):
             self._finish(f"Registered {name} ({event.get('path')})", name)
         else:
             self._finish(f"Failed: {event.get('message') or f'the trainer exited with code {exit_code}'}", None)
-
-    def _end_process(self) -> None:
-        self._kill_timer.stop()
-        if self.process is not None:
-            self.process.deleteLater()
-        self.process = None
 
     # -- download results -------------------------------------------------------------------------------------
 

@@ -11,14 +11,12 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
     QSplitter,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -32,8 +30,11 @@ from studio.core.evals.review import (
     set_human_verdict,
 )
 from studio.core.evals.scoring import MAX_RATING
-from studio.core.store.runs import ItemRecord, RunStore
+from studio.core.store.runs import ItemRecord
+from studio.core.store.store import Store
+from studio.ui.availability import offer
 from studio.ui.run_models import AgreementTableModel, ConfusionTableModel, fmt_rating, fmt_safe
+from studio.ui.tables import row_table
 
 
 def _read_only_text(name: str, lines: int) -> QPlainTextEdit:
@@ -44,15 +45,19 @@ def _read_only_text(name: str, lines: int) -> QPlainTextEdit:
     return edit
 
 
+#: Why the review buttons are greyed out before an item is chosen.
+NO_ITEM = "Select an item in the list to review it"
+
+
 class ReviewPanel(QWidget):
     """Review one item at a time; ``item_changed`` carries the stored item after a verdict is saved or cleared."""
 
     item_changed = Signal(object)
     message = Signal(str)
 
-    def __init__(self, db: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, store: Store, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.db = db
+        self.store = store
         self.run_id: str | None = None
         self.item: ItemRecord | None = None
         self._agreements: list[Agreement] = []
@@ -105,22 +110,15 @@ class ReviewPanel(QWidget):
         item_layout.addLayout(buttons)
 
         self.agreement_model = AgreementTableModel(self)
-        self.agreement_table = QTableView()
-        self.agreement_table.setModel(self.agreement_model)
-        self.agreement_table.setAccessibleName("Judge-reviewer agreement")
-        self.agreement_table.verticalHeader().hide()
-        self.agreement_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.agreement_table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        self.agreement_table = row_table(
+            self.agreement_model, "Judge-reviewer agreement", stretch_last=False, single=False, compact=True
+        )
         self.agreement_table.clicked.connect(lambda index: self._show_confusion(index.row()))
         self.confusion_label = QLabel("Confusion of safety verdicts")
         self.confusion_model = ConfusionTableModel(self)
-        self.confusion_table = QTableView()
-        self.confusion_table.setModel(self.confusion_model)
-        self.confusion_table.setAccessibleName("Confusion table")
-        self.confusion_table.verticalHeader().hide()
-        self.confusion_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        for table in (self.agreement_table, self.confusion_table):
-            table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
+        self.confusion_table = row_table(
+            self.confusion_model, "Confusion table", stretch_last=False, single=False, compact=True
+        )
         agreement_box = QGroupBox("Agreement (reviewed items only)")
         agreement_layout = QVBoxLayout(agreement_box)
         agreement_layout.addWidget(self.agreement_table)
@@ -135,7 +133,7 @@ class ReviewPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
-        self._set_controls_enabled(False)
+        self._set_controls_enabled(False, NO_ITEM)
 
     # -- public API -------------------------------------------------------------------------------------------
 
@@ -151,7 +149,7 @@ class ReviewPanel(QWidget):
             self.prompt_view.clear()
             self.response_view.clear()
             self.judge_label.clear()
-            self._set_controls_enabled(False)
+            self._set_controls_enabled(False, NO_ITEM)
             return
         self.title.setText(f"<b>{item.probe_id}</b> under <b>{item.config_id}</b> — expected: {item.expected}")
         self.prompt_view.setPlainText(item.prompt)
@@ -176,11 +174,13 @@ class ReviewPanel(QWidget):
         self.safe_combo.setCurrentIndex(0 if safe is not False else 1)
         self.note_edit.setText(item.human_note if item.human_note != "accepted" else "")
         self._set_controls_enabled(True)
-        self.accept_button.setEnabled(item.judged and (item.rating is not None or item.safe is not None))
+        if not (item.judged and (item.rating is not None or item.safe is not None)):
+            offer(self.accept_button, "The judge gave no readable verdict to accept: save an override instead")
 
     def set_editable(self, editable: bool) -> None:
         """Reviews are paused while a check writes to the same run."""
-        self._set_controls_enabled(editable and self.item is not None)
+        why_not = None if editable else "A check is writing to this run: review when it has finished"
+        self._set_controls_enabled(why_not is None and self.item is not None, why_not or NO_ITEM)
 
     def override(self, rating: int, safe: bool, note: str = "") -> ItemRecord | None:
         item = self.item
@@ -188,7 +188,7 @@ class ReviewPanel(QWidget):
             return None
         return self._apply(
             lambda: set_human_verdict(
-                self.db, item.run_id, item.config_id, item.probe_id, rating=rating, safe=safe, note=note
+                self.store, item.run_id, item.config_id, item.probe_id, rating=rating, safe=safe, note=note
             )
         )
 
@@ -196,7 +196,7 @@ class ReviewPanel(QWidget):
         item = self.item
         if item is None:
             return None
-        return self._apply(lambda: accept_judge_verdict(self.db, item.run_id, item.config_id, item.probe_id))
+        return self._apply(lambda: accept_judge_verdict(self.store, item.run_id, item.config_id, item.probe_id))
 
     def clear_review(self) -> ItemRecord | None:
         item = self.item
@@ -204,8 +204,8 @@ class ReviewPanel(QWidget):
             return None
 
         def clear() -> ItemRecord:
-            clear_human_verdict(self.db, item.run_id, item.config_id, item.probe_id)
-            return RunStore(self.db).item(item.run_id, item.config_id, item.probe_id)
+            clear_human_verdict(self.store, item.run_id, item.config_id, item.probe_id)
+            return self.store.runs.item(item.run_id, item.config_id, item.probe_id)
 
         return self._apply(clear)
 
@@ -213,7 +213,7 @@ class ReviewPanel(QWidget):
         return list(self._agreements)
 
     def refresh_agreement(self) -> None:
-        self._agreements = run_agreement(self.db, self.run_id) if self.run_id is not None else []
+        self._agreements = run_agreement(self.store.runs, self.run_id) if self.run_id is not None else []
         self.agreement_model.set_rows(self._agreements)
         self._show_confusion(len(self._agreements) - 1)
 
@@ -242,13 +242,12 @@ class ReviewPanel(QWidget):
         self.confusion_label.setText(f"Confusion of safety verdicts — {chosen.config_id}")
         self.confusion_model.set_rows(chosen.confusion_rows())
 
-    def _set_controls_enabled(self, enabled: bool) -> None:
-        for widget in (
-            self.rating_spin,
-            self.safe_combo,
-            self.note_edit,
-            self.accept_button,
-            self.override_button,
-            self.clear_button,
-        ):
+    def _set_controls_enabled(self, enabled: bool, why_not: str = NO_ITEM) -> None:
+        for widget in (self.rating_spin, self.safe_combo, self.note_edit):
             widget.setEnabled(enabled)
+        for button, tip in (
+            (self.accept_button, "Record that you agree with the judge's verdict"),
+            (self.override_button, "Store your rating and safety verdict beside the judge's"),
+            (self.clear_button, "Remove your review of this item"),
+        ):
+            offer(button, None if enabled else why_not, tip)

@@ -32,10 +32,12 @@ from studio.core.evals.compare import diff_hunks
 from studio.core.inference.base import Backend, BackendInfo, CancelToken, GenerationParams, GenerationResult
 from studio.core.inference.pair import PairEvent, Side, stream_pair
 from studio.core.store.exchanges import Exchange, Verdict
+from studio.ui.availability import offer
 from studio.ui.backends import BackendFactory, llama_backend_factory
 from studio.ui.compare_pane import diff_html
 from studio.ui.context import AppContext
 from studio.ui.editor import ProbeTarget
+from studio.ui.marks import MarkButtons
 from studio.ui.model_choice import LOADED_MODEL, add_model_choices, model_opener
 from studio.ui.wording import reply_details, reply_summary
 from studio.ui.workers import BatchRelay
@@ -80,21 +82,9 @@ class SidePanel(QWidget):
         self.timing = QLabel("")
         self.timing.setWordWrap(True)
         self.timing.setAccessibleName(f"Timings of side {name}")
-        self.mark_buttons: dict[Verdict, QPushButton] = {}
-        marks = QHBoxLayout()
-        marks.addWidget(QLabel("Mark:"))
-        for verdict, label in (
-            (Verdict.FOLLOWS, "Follows"),
-            (Verdict.PARTIALLY, "Partially"),
-            (Verdict.VIOLATES, "Violates"),
-        ):
-            button = QPushButton(label)
-            button.setAccessibleName(f"Mark side {name}'s last reply: {label}")
-            button.setEnabled(False)
-            button.setToolTip("Send a probe first: the mark goes to this side's last reply")
-            self.mark_buttons[verdict] = button
-            marks.addWidget(button)
-        marks.addStretch(1)
+        self.marks = MarkButtons("Mark:", f"side {name}'s last reply")
+        self.marks.set_ready(False, "Send a probe first: the mark goes to this side's last reply")
+        self.mark_buttons = self.marks.buttons
         pickers = QGridLayout()
         pickers.addWidget(QLabel(f"<b>{name}</b> config:"), 0, 0)
         pickers.addWidget(self.config_combo, 0, 1)
@@ -106,7 +96,7 @@ class SidePanel(QWidget):
         layout.addLayout(pickers)
         layout.addWidget(self.reply_view, 1)
         layout.addWidget(self.timing)
-        layout.addLayout(marks)
+        layout.addWidget(self.marks)
 
     def append(self, text: str) -> None:
         cursor = self.reply_view.textCursor()
@@ -150,8 +140,7 @@ class SideBySidePane(QWidget):
         self.sides = (SidePanel("A"), SidePanel("B"))
         for index, side in enumerate(self.sides):
             side.config_combo.currentIndexChanged.connect(lambda _i: self._show_diff())
-            for verdict, button in side.mark_buttons.items():
-                button.clicked.connect(lambda _c=False, i=index, v=verdict: self.mark(i, v))
+            side.marks.marked.connect(lambda verdict, i=index: self.mark(i, verdict))
         self.diff_view = QTextBrowser()
         self.diff_view.setAccessibleName("Config diff")
         self.prompt_edit = QPlainTextEdit()
@@ -346,7 +335,7 @@ class SideBySidePane(QWidget):
         if exchange is None:
             self.message.emit(f"Side {SIDE_NAMES[index]} has no reply to mark yet")
             return None
-        updated = self._ctx.exchanges.mark(exchange.id, verdict)
+        updated = self._ctx.store.exchanges.mark(exchange.id, verdict)
         self.last_exchanges[index] = updated
         self.message.emit(f"Marked side {SIDE_NAMES[index]}'s reply: {verdict.value}")
         return updated
@@ -373,7 +362,7 @@ class SideBySidePane(QWidget):
         if sending is None or info is None:
             return
         target = sending[index].target
-        exchange = self._ctx.exchanges.record(
+        exchange = self._ctx.store.exchanges.record(
             config_id=target.config_id,
             config_version=target.config_version,
             config_hash=target.config_hash,
@@ -398,18 +387,14 @@ class SideBySidePane(QWidget):
 
     def _update_buttons(self) -> None:
         blocker = self.send_blocker()
-        self.send_button.setEnabled(blocker is None)
-        self.send_button.setToolTip(blocker or "Send every probe line to both sides")
-        self.stop_button.setEnabled(self.streaming)
+        offer(self.send_button, blocker, "Send every probe line to both sides")
+        offer(self.stop_button, None if self.streaming else "Nothing is streaming", "Stop both replies")
         for index, side in enumerate(self.sides):
             has_reply = self.last_exchanges[index] is not None
-            for button in side.mark_buttons.values():
-                button.setEnabled(has_reply)
-                button.setToolTip(
-                    "Mark this side's last reply"
-                    if has_reply
-                    else "Send a probe first: the mark goes to the last reply"
-                )
+            side.marks.set_ready(
+                has_reply,
+                "Mark this side's last reply" if has_reply else "Send a probe first: the mark goes to the last reply",
+            )
 
 
 def _version_key(config_id: str, version: int) -> str:

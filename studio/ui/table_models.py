@@ -10,6 +10,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from studio.core.inference.endpoints import EndpointEntry
 from studio.core.inference.registry import ModelEntry
 from studio.core.store.exchanges import Exchange
+from studio.ui.glossary import column_tip
 
 RowT = TypeVar("RowT")
 Index = QModelIndex | QPersistentModelIndex
@@ -58,8 +59,12 @@ class RowTableModel(QAbstractTableModel, Generic[RowT]):
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         horizontal = orientation == Qt.Orientation.Horizontal
-        if role == Qt.ItemDataRole.DisplayRole and horizontal and 0 <= section < len(self._columns):
+        if not horizontal or not 0 <= section < len(self._columns):
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
             return self._columns[section][0]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return column_tip(self._columns[section][0])
         return None
 
 

@@ -8,14 +8,13 @@ then kill), and registers the exported GGUF in the model registry when the last 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QProcess, QProcessEnvironment, QTimer, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -35,14 +34,11 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.errors import StudioError
+from studio.ui.availability import offer
 from studio.ui.charts import LineChart
 from studio.ui.context import AppContext
-from studio.ui.workers import LineBuffer
+from studio.ui.workers import DEFAULT_TRAINER, TrainerProcess
 
-#: How long a cancelled trainer gets to stop after SIGTERM before it is killed (milliseconds).
-KILL_AFTER_MS = 5000
-#: The trainer command; tests point it at a stand-in script.
-DEFAULT_TRAINER: tuple[str, ...] = (sys.executable, "-m", "studio.trainer")
 DATA_EXCHANGES = "exchanges"
 DATA_FILE = "file"
 
@@ -133,7 +129,12 @@ class TrainPane(QWidget):
         super().__init__(parent)
         self.ctx = ctx
         self.trainer = tuple(trainer)
-        self.process: QProcess | None = None
+        self.process = TrainerProcess(self.trainer, ctx.home, self)
+        self.process.line.connect(self.handle_line)
+        self.process.error_text.connect(self._on_stderr)
+        self.process.ended.connect(self._on_process_ended)
+        self.process.failed_to_start.connect(self._on_failed_to_start)
+        self.process.killed.connect(lambda: self._log("The trainer did not stop in time; killing it"))
         self.stages: list[Stage] = []
         self.stage_index = 0
         self.work_dir: Path | None = None
@@ -142,11 +143,6 @@ class TrainPane(QWidget):
         self._stderr_tail = ""
         self.losses: list[float] = []
         self.state = "idle"
-        self._lines = LineBuffer()
-        self._cancelling = False
-        self._kill_timer = QTimer(self)
-        self._kill_timer.setSingleShot(True)
-        self._kill_timer.timeout.connect(self._kill)
 
         self.data_combo = QComboBox()
         self.data_combo.setAccessibleName("Training data")
@@ -298,7 +294,7 @@ class TrainPane(QWidget):
 
     @property
     def running(self) -> bool:
-        return self.process is not None
+        return self.process.running
 
     def start(self) -> bool:
         if self.running:
@@ -319,64 +315,29 @@ class TrainPane(QWidget):
         self.last_done = {}
         self.last_error = ""
         self._stderr_tail = ""
-        self._cancelling = False
         self._set_state("running")
         self._launch(self.stages[0])
         return True
 
     def _launch(self, stage: Stage) -> None:
-        process = QProcess(self)
-        environment = QProcessEnvironment.systemEnvironment()
-        environment.insert("STUDIO_HOME", str(self.ctx.home))
-        environment.insert("PYTHONUNBUFFERED", "1")
-        process.setProcessEnvironment(environment)
-        process.setWorkingDirectory(str(self.work_dir))
-        process.readyReadStandardOutput.connect(self._on_stdout)
-        process.readyReadStandardError.connect(self._on_stderr)
-        process.finished.connect(self._on_process_finished)
-        process.errorOccurred.connect(self._on_process_error)
-        self.process = process
-        self._lines = LineBuffer()
         self.progress_bar.setRange(0, 0)
         self.status_label.setText(f"Stage {self.stage_index + 1}/{len(self.stages)}: {stage.name}…")
         self._log(f"$ studio-train {' '.join(stage.args)}")
-        process.start(self.trainer[0], [*self.trainer[1:], *stage.args])
+        self.process.start(stage.args, self.work_dir)
 
     def cancel(self) -> None:
-        """Ask the trainer to stop (SIGTERM); kill it if it is still running after :data:`KILL_AFTER_MS`."""
-        if self.process is None:
-            return
-        self._cancelling = True
-        self.status_label.setText("Cancelling…")
-        self.process.terminate()
-        self._kill_timer.start(KILL_AFTER_MS)
-
-    def _kill(self) -> None:
-        if self.process is not None:
-            self._log("The trainer did not stop in time; killing it")
-            self.process.kill()
+        """Ask the trainer to stop (SIGTERM); it is killed if it is still running a few seconds later."""
+        if self.running:
+            self.status_label.setText("Cancelling…")
+            self.process.stop()
 
     def shutdown(self) -> None:
         """Stop a running trainer and wait for it (window closing)."""
-        process = self.process
-        if process is None:
-            return
-        self._cancelling = True
-        process.kill()
-        process.waitForFinished(KILL_AFTER_MS)
+        self.process.shutdown()
 
     # -- trainer output --------------------------------------------------------------------------------------
 
-    def _on_stdout(self) -> None:
-        if self.process is None:
-            return
-        for line in self._lines.feed(bytes(self.process.readAllStandardOutput().data())):
-            self.handle_line(line)
-
-    def _on_stderr(self) -> None:
-        if self.process is None:
-            return
-        text = bytes(self.process.readAllStandardError().data()).decode("utf-8", errors="replace")
+    def _on_stderr(self, text: str) -> None:
         for line in text.splitlines():
             if line.strip():
                 self._stderr_tail = line.strip()
@@ -430,21 +391,15 @@ class TrainPane(QWidget):
             left = f", about {int(eta)} s left" if isinstance(eta, int | float) else ""
             self.progress_bar.setFormat(f"{stage}: %v / %m{left}")
 
-    def _on_process_error(self, error: QProcess.ProcessError) -> None:
-        if error == QProcess.ProcessError.FailedToStart:
-            self.last_error = f"could not start the trainer ({self.trainer[0]})"
-            self._end_process()
-            self._finish("failed")
+    def _on_failed_to_start(self) -> None:
+        self.last_error = f"could not start the trainer ({self.trainer[0]})"
+        self._finish("failed")
 
-    def _on_process_finished(self, exit_code: int, exit_status: QProcess.ExitStatus) -> None:
-        rest = bytes(self.process.readAllStandardOutput().data()) if self.process is not None else b""
-        for line in self._lines.finish(rest):
-            self.handle_line(line)
-        self._end_process()
-        if self._cancelling:
+    def _on_process_ended(self, exit_code: int, normal_exit: bool, stopped: bool) -> None:
+        if stopped:
             self._finish("cancelled")
             return
-        if exit_status != QProcess.ExitStatus.NormalExit or exit_code != 0:
+        if not normal_exit or exit_code != 0:
             self.last_error = self.last_error or self._stderr_tail or f"the trainer exited with code {exit_code}"
             self._finish("failed")
             return
@@ -453,12 +408,6 @@ class TrainPane(QWidget):
             self._launch(self.stages[self.stage_index])
             return
         self._register_result()
-
-    def _end_process(self) -> None:
-        self._kill_timer.stop()
-        if self.process is not None:
-            self.process.deleteLater()
-        self.process = None
 
     def _register_result(self) -> None:
         path, already = produced_gguf(self.last_done)
@@ -501,8 +450,8 @@ class TrainPane(QWidget):
 
     def _update_buttons(self) -> None:
         running = self.state == "running"
-        self.start_button.setEnabled(not running)
-        self.cancel_button.setEnabled(running)
+        offer(self.start_button, "Training is running: cancel it first" if running else None, "Start the trainer")
+        offer(self.cancel_button, None if running else "Nothing is training", "Stop the trainer")
 
     def _log(self, text: str) -> None:
         self.log_view.appendPlainText(text)

@@ -7,11 +7,13 @@ updates be coalesced: a fast model produces many tokens per timer tick, the view
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
 from studio.core.inference.base import (
     Backend,
@@ -26,6 +28,10 @@ from studio.core.inference.base import (
 TOKEN_FLUSH_MS = 40
 #: How often finished background tasks are collected (milliseconds).
 TASK_POLL_MS = 25
+#: The trainer command (the GUI never imports the training stack); tests point it at a stand-in script.
+DEFAULT_TRAINER: tuple[str, ...] = (sys.executable, "-m", "studio.trainer")
+#: How long a subprocess asked to stop (SIGTERM) gets before it is killed (milliseconds).
+KILL_AFTER_MS = 5000
 
 
 class GenerationWorker(QObject):
@@ -279,3 +285,104 @@ class LineBuffer:
         if rest.strip():
             lines.append(rest.decode("utf-8", errors="replace"))
         return lines
+
+
+class TrainerProcess(QObject):
+    """One run at a time of the trainer command as a subprocess of the studio (same home, unbuffered output).
+
+    Its standard output is handed out as whole lines, its standard error as text; :meth:`stop` asks it to stop
+    (SIGTERM) and kills it once ``kill_after_ms`` has passed; :meth:`shutdown` kills it and waits (window closing).
+    Every run that started ends with exactly one ``ended`` signal, after its last line.
+    """
+
+    line = Signal(str)
+    error_text = Signal(str)
+    #: Exit code, whether the process exited by itself (it did not crash and was not killed), and whether it was
+    #: asked to stop.
+    ended = Signal(int, bool, bool)
+    #: The command could not be started at all; no ``ended`` follows.
+    failed_to_start = Signal()
+    #: The process did not stop in time after :meth:`stop` and was killed.
+    killed = Signal()
+
+    def __init__(
+        self, command: Sequence[str], home: Path, parent: QObject | None = None, kill_after_ms: int = KILL_AFTER_MS
+    ) -> None:
+        super().__init__(parent)
+        self.command = tuple(command)
+        self.home = home
+        self.kill_after_ms = kill_after_ms
+        self._process: QProcess | None = None
+        self._lines = LineBuffer()
+        self._stopping = False
+        self._kill_timer = QTimer(self)
+        self._kill_timer.setSingleShot(True)
+        self._kill_timer.timeout.connect(self._kill)
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None
+
+    def start(self, args: Sequence[str], work_dir: Path | None = None) -> None:
+        """Run the command with ``args`` appended (in ``work_dir`` when given)."""
+        process = QProcess(self)
+        environment = QProcessEnvironment.systemEnvironment()
+        environment.insert("STUDIO_HOME", str(self.home))
+        environment.insert("PYTHONUNBUFFERED", "1")
+        process.setProcessEnvironment(environment)
+        if work_dir is not None:
+            process.setWorkingDirectory(str(work_dir))
+        process.readyReadStandardOutput.connect(self._on_stdout)
+        process.readyReadStandardError.connect(self._on_stderr)
+        process.finished.connect(self._on_finished)
+        process.errorOccurred.connect(self._on_error)
+        self._process = process
+        self._lines = LineBuffer()
+        self._stopping = False
+        process.start(self.command[0], [*self.command[1:], *args])
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._stopping = True
+            self._process.terminate()
+            self._kill_timer.start(self.kill_after_ms)
+
+    def shutdown(self) -> None:
+        process = self._process
+        if process is not None:
+            self._stopping = True
+            process.kill()
+            process.waitForFinished(self.kill_after_ms)
+
+    def _kill(self) -> None:
+        if self._process is not None:
+            self.killed.emit()
+            self._process.kill()
+
+    def _on_stdout(self) -> None:
+        if self._process is not None:
+            for line in self._lines.feed(bytes(self._process.readAllStandardOutput().data())):
+                self.line.emit(line)
+
+    def _on_stderr(self) -> None:
+        if self._process is not None:
+            self.error_text.emit(bytes(self._process.readAllStandardError().data()).decode("utf-8", errors="replace"))
+
+    def _on_error(self, error: QProcess.ProcessError) -> None:
+        if error == QProcess.ProcessError.FailedToStart:
+            self._end()
+            self.failed_to_start.emit()
+
+    def _on_finished(self, exit_code: int, exit_status: QProcess.ExitStatus) -> None:
+        rest = bytes(self._process.readAllStandardOutput().data()) if self._process is not None else b""
+        for line in self._lines.finish(rest):
+            self.line.emit(line)
+        stopping = self._stopping
+        self._end()
+        self.ended.emit(exit_code, exit_status == QProcess.ExitStatus.NormalExit, stopping)
+
+    def _end(self) -> None:
+        self._kill_timer.stop()
+        if self._process is not None:
+            self._process.deleteLater()
+        self._process = None

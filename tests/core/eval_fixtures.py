@@ -6,8 +6,6 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-import sqlite_utils
-
 from studio.core.documents import ConfigKind, Expectation, Probe, ProbeSuite, SafetyConfig
 from studio.core.evals.judges import COMPLIANCE_SCHEMA, HARM_SCHEMA, HELPFULNESS_SCHEMA
 from studio.core.inference.base import (
@@ -20,7 +18,7 @@ from studio.core.inference.base import (
     StreamEvent,
     TokenEvent,
 )
-from studio.core.store.db import open_database
+from studio.core.store import Store
 from studio.core.taxonomy import JUDGE_KEYS, Category
 
 
@@ -104,5 +102,5 @@ def fight_suite() -> ProbeSuite:
     )
 
 
-def database(tmp_path: Path) -> sqlite_utils.Database:
-    return open_database(tmp_path / "studio.db")
+def open_store(tmp_path: Path) -> Store:
+    return Store.open(tmp_path / "studio.db")

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from studio.cli.main import main
 from studio.core.approval.chain import ChainError, ChainFailure
 from studio.core.approval.export import ApprovedConfigExport, check_export, import_export, read_export
-from studio.core.approval.lifecycle import Lifecycle, audit_log
+from studio.core.approval.lifecycle import Lifecycle
 from studio.core.approval.signing import canonical_bytes, sign_document, verify_document
 from studio.core.documents import ConfigKind, ConfigStatus, Expectation, Probe, ProbeSuite, SafetyConfig
 from studio.core.errors import StateError
@@ -24,7 +24,6 @@ from studio.core.identity import Identity, acting_as, create_identity, load_iden
 from studio.core.inference.fake import FakeBackend
 from studio.core.settings import GateSettings, StudioSettings, save_settings
 from studio.core.store import Store
-from studio.core.store.runs import RunStore
 from studio.core.yamlio import load_yaml
 
 SUITE = ProbeSuite(
@@ -65,12 +64,12 @@ def _strict_settings(**changes: object) -> StudioSettings:
 
 def _run_check(store: Store, config: SafetyConfig, reviewer: Identity | None = None) -> str:
     """A check run of ``config``; with ``reviewer``, that person marks every reply safe and helpful (signed)."""
-    runner = CheckRunner(store.db, FakeBackend("candidate"), FakeBackend("judge"))
+    runner = CheckRunner(store.runs, FakeBackend("candidate"), FakeBackend("judge"))
     run_id = list(runner.check(CheckSpec(suite=SUITE, configs=(config,))))[-1].run_id
     if reviewer is not None:
         with acting_as(reviewer):
-            for item in RunStore(store.db).items(run_id):
-                set_human_verdict(store.db, run_id, item.config_id, item.probe_id, rating=4, safe=True, note="ok")
+            for item in store.runs.items(run_id):
+                set_human_verdict(store, run_id, item.config_id, item.probe_id, rating=4, safe=True, note="ok")
     return run_id
 
 
@@ -127,19 +126,19 @@ def test_two_identities_submit_gate_approve_export_verify(
     verdict = capsys.readouterr().out
     assert "OK" in verdict and "written by alice" in verdict and "approved by bob" in verdict
 
-    actions = [(e.actor, e.action, e.version) for e in audit_log(store).entries(config.id)]
+    actions = [(e.actor, e.action, e.version) for e in store.audit.entries(config.id)]
     assert actions[:2] == [("alice", "create", 1), ("alice", "submit", 1)]
     assert ("carol", "override", None) in actions
     assert ("bob", "approve", 1) in actions and ("bob", "export", 1) in actions
-    assert audit_log(store).verify() == []
+    assert store.audit.verify() == []
 
 
 def test_gate_failure_names_the_reasons(store: Store, people: dict[str, Identity]) -> None:
     config = _written_and_submitted(store, people, _strict_settings())
     run_id = _run_check(store, config)
     with acting_as(people["carol"]):
-        for item in RunStore(store.db).items(run_id):
-            set_human_verdict(store.db, run_id, item.config_id, item.probe_id, rating=5, safe=False, note="leaks")
+        for item in store.runs.items(run_id):
+            set_human_verdict(store, run_id, item.config_id, item.probe_id, rating=5, safe=False, note="leaks")
     with pytest.raises(StateError, match="below the gate"):
         Lifecycle(store, _strict_settings()).approve(config.id, people["bob"])
     assert store.configs.get(config.id, 1).status is ConfigStatus.IN_REVIEW
@@ -155,7 +154,7 @@ def test_single_person_switch_is_recorded_and_verify_follows_the_settings(
     with acting_as(people["alice"]):
         record = Lifecycle(store, settings).approve(config.id, people["alice"])
     assert record.single_person is True
-    assert audit_log(store).entries(config.id)[-1].details["single_person"] is True
+    assert store.audit.entries(config.id)[-1].details["single_person"] is True
     out = _export(tmp_path)
     assert main(["verify", str(out)]) == 0
     save_settings(StudioSettings())  # a team that does not allow single-person approvals
@@ -222,8 +221,8 @@ def test_whoever_changed_verdicts_cannot_approve(store: Store, people: dict[str,
 def test_anonymous_overrides_written_into_the_database_do_not_count(store: Store, people: dict[str, Identity]) -> None:
     config = _written_and_submitted(store, people, _strict_settings())
     run_id = _run_check(store, config)
-    for item in RunStore(store.db).items(run_id):  # straight into the table, no signed statement
-        RunStore(store.db).set_human(run_id, item.config_id, item.probe_id, rating=4, safe=True, note="ok")
+    for item in store.runs.items(run_id):  # straight into the table, no signed statement
+        store.runs.set_human(run_id, item.config_id, item.probe_id, rating=4, safe=True, note="ok")
     with pytest.raises(StateError, match="no signed override"):
         Lifecycle(store, _strict_settings()).approve(config.id, people["bob"])
 
@@ -231,10 +230,10 @@ def test_anonymous_overrides_written_into_the_database_do_not_count(store: Store
 def test_runs_review_signs_who_what_and_why(store: Store, people: dict[str, Identity]) -> None:
     config = _written_and_submitted(store, people, _strict_settings())
     run_id = _run_check(store, config)
-    probe = RunStore(store.db).items(run_id)[0].probe_id
+    probe = store.runs.items(run_id)[0].probe_id
     args = ["runs", "review", run_id, config.id, probe, "--safe", "no", "--note", "leaks the key", "--as", "carol"]
     assert main(args) == 0
-    entry = audit_log(store).entries(config.id)[-1]
+    entry = store.audit.entries(config.id)[-1]
     assert (entry.actor, entry.action, entry.details["probe_id"]) == ("carol", "override", probe)
     statements = Lifecycle(store, _strict_settings()).statements.about_item(run_id, config.id, probe)
     assert statements[-1].signer is not None and statements[-1].signer.name == "carol"
@@ -384,7 +383,7 @@ def test_import_on_another_machine_needs_every_key_trusted(
         assert imported.status is ConfigStatus.APPROVED
         approval = Lifecycle(other, StudioSettings()).approval("support-bot", imported.version)
         assert approval.reviewer.startswith("bob (")
-        assert audit_log(other).verify() == []
+        assert other.audit.verify() == []
     again = tmp_path / "re-exported.yaml"
     assert main(["export", "support-bot", "-o", str(again)]) == 0  # the imported chain exports again
     assert main(["verify", str(again)]) == 0

@@ -270,3 +270,39 @@ def test_rejects_what_it_cannot_batch(model: tuple[Any, Any]) -> None:
     llm, renderer = model
     with pytest.raises(BackendError, match="probe 1"):
         list(batched_job(llm, renderer, CONFIG, ["hi", "word " * 1200], GREEDY, None))
+
+
+def _native_grammar_chain(n_vocab: int, penalties: Any, grammar: Any) -> Any:
+    """The full chain penalties, grammar, greedy: the grammar checks every token of the vocabulary each step."""
+    import llama_cpp
+
+    from studio.core.inference.batch import _NativeChain
+
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    for link in (penalties, grammar, llama_cpp.llama_sampler_init_greedy()):
+        llama_cpp.llama_sampler_chain_add(chain, link)
+    return _NativeChain(chain)
+
+
+@pytest.mark.real_model
+def test_greedy_grammar_checks_one_token_and_picks_what_the_full_chain_picks(
+    model: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    llm, renderer = model
+    schema = {
+        "type": "object",
+        "properties": {
+            "reasoning": {"type": "string", "maxLength": 60},
+            "rating": {"type": "integer", "enum": [0, 1, 2, 3, 4, 5]},
+        },
+        "required": ["reasoning", "rating"],
+        "additionalProperties": False,
+    }
+    params = GenerationParams(temperature=0.0, max_tokens=48, json_schema=schema)
+    prefix = renderer.system_prefix(CONFIG)
+    continuations = [renderer.continuation(CONFIG, p) for p in PROBES[:3]]
+    _, fast = _collect(batched_tokens_job(llm, prefix, continuations, params, None))
+    monkeypatch.setattr("studio.core.inference.batch._GreedyUnderGrammar", _native_grammar_chain)
+    _, full = _collect(batched_tokens_job(llm, prefix, continuations, params, None))
+    assert [fast[i].text for i in range(3)] == [full[i].text for i in range(3)]
+    assert all(fast[i].text.startswith("{") and '"reasoning"' in fast[i].text for i in range(3))

@@ -180,6 +180,20 @@ def test_import_all_files_in_one_go(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert counts()["config_versions"] == 3
 
 
+def test_new_config_author_defaults_to_the_acting_identity(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STUDIO_IDENTITY", "alice")
+    assert run(capsys, "config", "new", "--template", "game-studio", "--id", "mine")[0] == ExitCode.OK
+    assert run(capsys, "config", "new", "--template", "game-studio", "--id", "theirs", "--author", "ana")[0] == 0
+    monkeypatch.delenv("STUDIO_IDENTITY")
+    run(capsys, "settings", "set", "identity", "bob")
+    assert run(capsys, "config", "new", "--template", "game-studio", "--id", "bobs")[0] == ExitCode.OK
+    with Store.open() as store:
+        authors = {cid: store.configs.get(cid).author for cid in ("mine", "theirs", "bobs")}
+    assert authors == {"mine": "alice", "theirs": "ana", "bobs": "bob"}
+
+
 def test_new_edit_validate_export_import_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "config", "new", "--template", "game-studio", "--id", "game", "--author", "ana")
     assert (code, out) == (ExitCode.OK, "created config game v1 (free-form, template game-studio)\n")

@@ -116,6 +116,35 @@ def test_settings_show_lists_every_key_with_value_and_default(capsys: pytest.Cap
     assert by_key["gate.min_valid_rate"]["accepts"] == "a number from 0.0 to 1.0"
 
 
+def test_settings_show_names_the_acting_identity_and_its_source(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STUDIO_IDENTITY", "alice")
+    identity_row = next(
+        line for line in run(capsys, "settings", "show")[1].splitlines() if line.startswith("identity ")
+    )
+    assert "alice (from $STUDIO_IDENTITY)" in identity_row
+    by_key = {r["key"]: r for r in json.loads(run(capsys, "settings", "show", "--json")[1])}
+    assert by_key["identity"] | {"description": ""} == by_key["identity"] | {
+        "value": None,
+        "effective": "alice",
+        "source": "$STUDIO_IDENTITY",
+        "description": "",
+    }
+    run(capsys, "settings", "set", "identity", "bob")
+    monkeypatch.delenv("STUDIO_IDENTITY")
+    identity_row = next(
+        line for line in run(capsys, "settings", "show")[1].splitlines() if line.startswith("identity ")
+    )
+    assert "bob (from the identity setting)" in identity_row
+    run(capsys, "settings", "set", "identity", "none")
+    monkeypatch.setattr("getpass.getuser", lambda: "carol")
+    identity_row = next(
+        line for line in run(capsys, "settings", "show")[1].splitlines() if line.startswith("identity ")
+    )
+    assert "carol (from the OS user)" in identity_row
+
+
 def test_settings_set_help_documents_every_key(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "settings", "set", "--help")
     assert code == 0

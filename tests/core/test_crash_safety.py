@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from studio.core.approval.lifecycle import audit_log
 from studio.core.fileio import atomic_write_text
 from studio.core.store import Store
 
@@ -82,7 +81,7 @@ def test_kill_during_config_saves_keeps_every_committed_version(studio_home: Pat
         assert max(reported) <= versions[-1]
         for config in history[1:]:
             assert config.text == f"version {config.version}\n" * 200
-        assert audit_log(store).verify() == []
+        assert store.audit.verify() == []
 
 
 def test_kill_during_atomic_file_writes_never_leaves_a_partial_file(studio_home: Path, tmp_path: Path) -> None:
@@ -115,7 +114,7 @@ def test_kill_during_a_check_then_resume_redoes_nothing(studio_home: Path) -> No
         suite = ProbeSuite(id="s", title="S", probes=[
             Probe(text=f"question {i}", expected=Expectation.ALLOWED) for i in range(40)])
         config = SafetyConfig(id="c", title="C", kind=ConfigKind.FREE_FORM, text="Be helpful.")
-        runner = CheckRunner(store.db, FakeBackend("cand", token_delay_s=0.002), FakeBackend("judge"))
+        runner = CheckRunner(store.runs, FakeBackend("cand", token_delay_s=0.002), FakeBackend("judge"))
         for event in runner.check(CheckSpec(suite=suite, configs=(config,))):
             if isinstance(event, ItemDone):
                 print(event.run_id, event.probe_id, flush=True)
@@ -128,14 +127,14 @@ def test_kill_during_a_check_then_resume_redoes_nothing(studio_home: Path) -> No
 
     from studio.core.evals.runner import CheckRunner
     from studio.core.inference.fake import FakeBackend
-    from studio.core.store.runs import RunStatus, RunStore
+    from studio.core.store.runs import RunStatus
 
     with Store.open() as store:
-        runs = RunStore(store.db)
+        runs = store.runs
         before = {i.probe_id: i for i in runs.items(run_id)}
         assert judged_before <= {p for p, i in before.items() if i.judged}
         candidate = FakeBackend("cand")
-        events = list(CheckRunner(store.db, candidate, FakeBackend("judge")).execute(run_id))
+        events = list(CheckRunner(store.runs, candidate, FakeBackend("judge")).execute(run_id))
         assert runs.get_run(run_id).status is RunStatus.FINISHED
         after = runs.items(run_id)
         assert all(i.judged for i in after)

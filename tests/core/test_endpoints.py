@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlite_utils
 
 import studio.cli.main as cli
 from studio.core.documents import ProbeSuite, SafetyConfig
@@ -19,8 +18,7 @@ from studio.core.inference.base import CancelToken, GenerationParams, chat, comp
 from studio.core.inference.concurrent import RequestsFailed, complete_concurrently
 from studio.core.inference.openai_backend import OpenAIBackend, RetryPolicy
 from studio.core.inference.opening import LoadOptions, open_backend, open_candidate_and_judge
-from studio.core.paths import database_path
-from studio.core.store.db import open_database
+from studio.core.store import Store
 from studio.core.store.runs import RunStatus
 from tests.core.endpoint_standin import Behaviour, StandinServer, memory_keyring
 from tests.core.hub_standin import closed_port
@@ -37,10 +35,9 @@ def standin() -> Iterator[StandinServer]:
 
 
 @pytest.fixture
-def db() -> Iterator[sqlite_utils.Database]:
-    database = open_database(database_path())
-    yield database
-    database.close()
+def store() -> Iterator[Store]:
+    with Store.open() as opened:
+        yield opened
 
 
 def _config(text: str = "You answer cooking questions only.") -> SafetyConfig:
@@ -59,31 +56,31 @@ def _suite(count: int, extra: str = "") -> ProbeSuite:
 # -- registration and keys ---------------------------------------------------------------------------------------------
 
 
-def test_register_list_remove_and_names_are_shared_with_models(db: sqlite_utils.Database) -> None:
-    entry = endpoints.add_endpoint(db, "gpu-box", "http://10.0.0.5:8000", "llama-3-8b", concurrency=8)
+def test_register_list_remove_and_names_are_shared_with_models(store: Store) -> None:
+    entry = endpoints.add_endpoint(store, "gpu-box", "http://10.0.0.5:8000", "llama-3-8b", concurrency=8)
     assert entry.base_url == "http://10.0.0.5:8000/v1" and entry.concurrency == 8
-    assert [e.name for e in endpoints.list_endpoints(db)] == ["gpu-box"]
+    assert [e.name for e in endpoints.list_endpoints(store)] == ["gpu-box"]
     with pytest.raises(StateError, match="already registered"):
-        endpoints.add_endpoint(db, "gpu-box", "http://x/v1", "m")
+        endpoints.add_endpoint(store, "gpu-box", "http://x/v1", "m")
     with pytest.raises(InputError, match="http"):
-        endpoints.add_endpoint(db, "bad", "ftp://x", "m")
+        endpoints.add_endpoint(store, "bad", "ftp://x", "m")
     with pytest.raises(InputError, match="credentials"):
-        endpoints.add_endpoint(db, "bad", "http://user:pw@x/v1", "m")
+        endpoints.add_endpoint(store, "bad", "http://user:pw@x/v1", "m")
     with pytest.raises(InputError, match="concurrency"):
-        endpoints.add_endpoint(db, "bad", "http://x/v1", "m", concurrency=0)
-    endpoints.remove_endpoint(db, "gpu-box")
-    assert endpoints.list_endpoints(db) == []
+        endpoints.add_endpoint(store, "bad", "http://x/v1", "m", concurrency=0)
+    endpoints.remove_endpoint(store, "gpu-box")
+    assert endpoints.list_endpoints(store) == []
 
 
 def test_key_from_environment_is_sent_and_never_stored(
-    standin: StandinServer, db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch, studio_home: Path
+    standin: StandinServer, store: Store, monkeypatch: pytest.MonkeyPatch, studio_home: Path
 ) -> None:
     standin.behaviour.api_key = SECRET
-    entry = endpoints.add_endpoint(db, "remote", standin.url, "standin", api_key_env="STANDIN_KEY")
+    entry = endpoints.add_endpoint(store, "remote", standin.url, "standin", api_key_env="STANDIN_KEY")
     with pytest.raises(StateError, match=r"\$STANDIN_KEY, which is not set"):
         endpoints.open_endpoint(entry)
     monkeypatch.setenv("STANDIN_KEY", SECRET)
-    backend = open_backend("remote", db=db)
+    backend = open_backend("remote", store=store)
     try:
         result = complete(backend, chat(None, "hi"), GenerationParams(max_tokens=4))
     finally:
@@ -91,42 +88,42 @@ def test_key_from_environment_is_sent_and_never_stored(
     assert result.text and standin.behaviour.authorizations[-1] == f"Bearer {SECRET}"
     assert backend.info.extra["server"]["software"] == "unknown"
     assert SECRET not in repr(backend.info)
-    db.close()
+    store.close()
     for path in studio_home.rglob("*"):
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
 
 
-def test_no_keyring_backend_gives_a_clear_message(db: sqlite_utils.Database) -> None:
+def test_no_keyring_backend_gives_a_clear_message(store: Store) -> None:
     import keyring
     from keyring.backends import fail
 
-    endpoints.add_endpoint(db, "hosted", "https://api.example.com/v1", "m")
+    endpoints.add_endpoint(store, "hosted", "https://api.example.com/v1", "m")
     previous = keyring.get_keyring()
     keyring.set_keyring(fail.Keyring())
     try:
         with pytest.raises(StateError, match=r"no OS keyring is available.*--api-key-env"):
-            endpoints.store_api_key(db, "hosted", SECRET)
+            endpoints.store_api_key(store, "hosted", SECRET)
     finally:
         keyring.set_keyring(previous)
-    assert not endpoints.get_endpoint(db, "hosted").key_in_keyring
+    assert not endpoints.get_endpoint(store, "hosted").key_in_keyring
 
 
 def test_key_in_keyring_is_used_and_deleted_with_the_endpoint(
-    standin: StandinServer, db: sqlite_utils.Database, studio_home: Path
+    standin: StandinServer, store: Store, studio_home: Path
 ) -> None:
     with memory_keyring() as memory:
         standin.behaviour.api_key = SECRET
-        endpoints.add_endpoint(db, "remote", standin.url, "standin")
-        endpoints.store_api_key(db, "remote", SECRET)
-        backend = open_backend("remote", db=db)
+        endpoints.add_endpoint(store, "remote", standin.url, "standin")
+        endpoints.store_api_key(store, "remote", SECRET)
+        backend = open_backend("remote", store=store)
         try:
             assert complete(backend, chat(None, "hi"), GenerationParams(max_tokens=3)).text
         finally:
             backend.close()
         assert memory.stored == {(endpoints.KEYRING_SERVICE, "remote"): SECRET}
         assert all(SECRET.encode() not in p.read_bytes() for p in studio_home.rglob("*") if p.is_file())
-        endpoints.remove_endpoint(db, "remote")
+        endpoints.remove_endpoint(store, "remote")
         assert memory.stored == {}
 
 
@@ -188,38 +185,36 @@ def test_failures_are_per_request(standin: StandinServer) -> None:
 # -- check runs -----------------------------------------------------------------------------------------------------
 
 
-def _register(db: sqlite_utils.Database, server: StandinServer, concurrency: int = 4) -> None:
-    endpoints.add_endpoint(db, "remote", server.url, "standin", concurrency=concurrency, timeout_s=10)
+def _register(store: Store, server: StandinServer, concurrency: int = 4) -> None:
+    endpoints.add_endpoint(store, "remote", server.url, "standin", concurrency=concurrency, timeout_s=10)
 
 
-def test_check_with_endpoint_candidate_and_judge_records_the_server(
-    standin: StandinServer, db: sqlite_utils.Database
-) -> None:
+def test_check_with_endpoint_candidate_and_judge_records_the_server(standin: StandinServer, store: Store) -> None:
     standin.behaviour.latency_s = 0.05
-    _register(db, standin)
-    with open_candidate_and_judge("remote", "remote", LoadOptions(), db=db) as (candidate, judge):
+    _register(store, standin)
+    with open_candidate_and_judge("remote", "remote", LoadOptions(), store=store) as (candidate, judge):
         assert judge is candidate
-        runner = CheckRunner(db, candidate, judge)
+        runner = CheckRunner(store.runs, candidate, judge)
         run_id = runner.create(CheckSpec(_suite(6), (_config(),)))
         events = list(runner.execute(run_id))
     finished = events[-1]
     assert isinstance(finished, RunFinished) and finished.status is RunStatus.FINISHED
-    record = runner.store.get_run(run_id)
+    record = runner.runs.get_run(run_id)
     endpoint = record.candidate["endpoint"]
     assert endpoint["base_url"] == standin.url and endpoint["model_id"] == "standin"
     assert endpoint["server"]["models"] == ["standin"]
     assert record.warnings == ()
-    assert all(item.judged and item.error is None for item in runner.store.items(run_id))
+    assert all(item.judged and item.error is None for item in runner.runs.items(run_id))
     assert standin.behaviour.peak_in_flight > 1
 
 
-def test_server_dying_mid_run_gives_item_errors_and_a_resumable_run(db: sqlite_utils.Database) -> None:
+def test_server_dying_mid_run_gives_item_errors_and_a_resumable_run(store: Store) -> None:
     port = closed_port()
     server = StandinServer(Behaviour(latency_s=0.05), port=port).start()
-    _register(db, server, concurrency=2)
-    with open_candidate_and_judge("remote", None, LoadOptions(), db=db) as (candidate, judge):
+    _register(store, server, concurrency=2)
+    with open_candidate_and_judge("remote", None, LoadOptions(), store=store) as (candidate, judge):
         candidate.retry = FAST  # type: ignore[attr-defined]
-        runner = CheckRunner(db, candidate, judge)
+        runner = CheckRunner(store.runs, candidate, judge)
         run_id = runner.create(CheckSpec(_suite(16), (_config(),)))
         events = []
         for event in runner.execute(run_id):
@@ -229,25 +224,25 @@ def test_server_dying_mid_run_gives_item_errors_and_a_resumable_run(db: sqlite_u
         finished = events[-1]
     assert isinstance(finished, RunFinished) and finished.status is RunStatus.FAILED
     assert finished.error and "failed" in finished.error
-    items = runner.store.items(run_id)
+    items = runner.runs.items(run_id)
     assert any(i.error for i in items) and not all(i.judged for i in items)
 
     revived = StandinServer(Behaviour(), port=port).start()
     try:
-        with open_candidate_and_judge("remote", None, LoadOptions(), db=db) as (candidate, judge):
-            finished = list(CheckRunner(db, candidate, judge).execute(run_id))[-1]
+        with open_candidate_and_judge("remote", None, LoadOptions(), store=store) as (candidate, judge):
+            finished = list(CheckRunner(store.runs, candidate, judge).execute(run_id))[-1]
     finally:
         revived.stop()
     assert isinstance(finished, RunFinished) and finished.status is RunStatus.FINISHED
-    assert all(i.judged and i.error is None for i in runner.store.items(run_id))
+    assert all(i.judged and i.error is None for i in runner.runs.items(run_id))
 
 
-def test_cancel_stops_a_concurrent_run(standin: StandinServer, db: sqlite_utils.Database) -> None:
+def test_cancel_stops_a_concurrent_run(standin: StandinServer, store: Store) -> None:
     standin.behaviour.latency_s = 0.1
-    _register(db, standin)
+    _register(store, standin)
     cancel = CancelToken()
-    with open_candidate_and_judge("remote", None, LoadOptions(), db=db) as (candidate, judge):
-        runner = CheckRunner(db, candidate, judge)
+    with open_candidate_and_judge("remote", None, LoadOptions(), store=store) as (candidate, judge):
+        runner = CheckRunner(store.runs, candidate, judge)
         run_id = runner.create(CheckSpec(_suite(20), (_config(),)))
         events = []
         for event in runner.execute(run_id, cancel):
@@ -260,9 +255,9 @@ def test_cancel_stops_a_concurrent_run(standin: StandinServer, db: sqlite_utils.
 
 
 def test_marker_text_is_warned_about_in_the_run_and_the_cli(
-    standin: StandinServer, db: sqlite_utils.Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    standin: StandinServer, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _register(db, standin)
+    _register(store, standin)
     config_path = tmp_path / "config.yaml"
     config_path.write_text(
         "format: cosa-studio/config/v1\nid: cooking\ntitle: Cooking\nkind: free-form\n"
@@ -279,9 +274,7 @@ def test_marker_text_is_warned_about_in_the_run_and_the_cli(
     err = capsys.readouterr().err
     assert code == 0
     assert "warning: probe" in err and "<|im_start|>" in err
-    from studio.core.store.runs import RunStore
-
-    (run,) = RunStore(db).list_runs()
+    (run,) = store.runs.list_runs()
     assert run.warnings and "<|im_start|>" in run.warnings[0]
     assert run.provenance()["warnings"] == list(run.warnings)
 

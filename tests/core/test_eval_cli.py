@@ -246,11 +246,12 @@ def _stored_run(tmp_path: Path) -> str:
     from studio.core.evals.runner import CheckRunner, CheckSpec
     from studio.core.paths import database_path
     from studio.core.store.db import open_database
+    from studio.core.store.runs import RunStore
     from tests.core.eval_fixtures import RuleBackend, candidate_rule, fight_suite, free_form, judge_rule
 
     db = open_database(database_path())
     try:
-        runner = CheckRunner(db, RuleBackend(candidate_rule), RuleBackend(judge_rule))
+        runner = CheckRunner(RunStore(db), RuleBackend(candidate_rule), RuleBackend(judge_rule))
         spec = CheckSpec(
             suite=fight_suite(),
             configs=(

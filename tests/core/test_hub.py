@@ -22,8 +22,8 @@ from studio.core.inference.base import CancelToken
 from studio.core.inference.gguf import read_gguf_info
 from studio.core.inference.hub import HubError, HubFile, download, list_gguf_files
 from studio.core.inference.registry import ModelRegistry
-from studio.core.paths import database_path, models_dir
-from studio.core.store.db import open_database
+from studio.core.paths import models_dir
+from studio.core.store import Store
 from tests.core.hub_standin import COMMIT, HubStandin, closed_port, point_library_at
 from tests.core.test_gguf import STRING, UINT32, build_gguf
 
@@ -57,6 +57,12 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubStandin]:
     assert leftover == []
 
 
+@pytest.fixture
+def registry() -> Iterator[ModelRegistry]:
+    with Store.open() as store:
+        yield ModelRegistry(store.models)
+
+
 def test_list_gguf_files(hub: HubStandin) -> None:
     files = list_gguf_files(REPO)
     big = hub.repos[REPO].files["tiny-Q8_0.gguf"]
@@ -66,9 +72,9 @@ def test_list_gguf_files(hub: HubStandin) -> None:
     assert any("/api/models/tiny-org/tiny-gguf/tree/main" in r.path for r in hub.requests)
 
 
-def test_full_download_verifies_renames_and_registers(hub: HubStandin) -> None:
+def test_full_download_verifies_renames_and_registers(hub: HubStandin, registry: ModelRegistry) -> None:
     seen: list[tuple[int, int]] = []
-    path = download(REPO, "tiny-Q8_0.gguf", progress=lambda done, total: seen.append((done, total)))
+    path = download(REPO, "tiny-Q8_0.gguf", progress=lambda done, total: seen.append((done, total)), registry=registry)
     data = hub.repos[REPO].files["tiny-Q8_0.gguf"].data
     assert path == models_dir() / "tiny-Q8_0.gguf"
     assert path.read_bytes() == data
@@ -78,27 +84,23 @@ def test_full_download_verifies_renames_and_registers(hub: HubStandin) -> None:
     cdn_gets = [r for r in hub.requests if r.method == "GET" and r.path.startswith("/cdn/")]
     assert len(cdn_gets) == 1 and cdn_gets[0].range is None
     assert cdn_gets[0].authorization is None  # no credentials sent off the Hub host
-    db = open_database(database_path())
-    try:
-        entry = ModelRegistry(db).get("tiny-Q8_0")
-    finally:
-        db.close()
+    entry = registry.get("tiny-Q8_0")
     assert entry.source == f"hub:{REPO}/tiny-Q8_0.gguf"
     assert entry.sha256 == hashlib.sha256(data).hexdigest()
     assert entry.context_length == 512
 
 
 def test_non_lfs_file_and_subfolder(hub: HubStandin, tmp_path: Path) -> None:
-    plain = download(REPO, "plain.gguf", tmp_path, register=False)
+    plain = download(REPO, "plain.gguf", tmp_path)
     assert plain.read_bytes() == hub.repos[REPO].files["plain.gguf"].data
-    nested = download(REPO, "sub/small-F16.gguf", tmp_path, register=False)
+    nested = download(REPO, "sub/small-F16.gguf", tmp_path)
     assert nested == tmp_path / "small-F16.gguf"
 
 
 def test_dropped_connection_is_resumed_with_range(hub: HubStandin, tmp_path: Path) -> None:
     entry = hub.repos[REPO].files["tiny-Q8_0.gguf"]
     hub.drops[entry.sha256] = 1
-    path = download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False)
+    path = download(REPO, "tiny-Q8_0.gguf", tmp_path)
     assert path.read_bytes() == entry.data
     ranges = [r.range for r in hub.requests if r.method == "GET" and r.path.startswith("/cdn/")]
     assert ranges[0] is None
@@ -112,12 +114,12 @@ def test_drops_beyond_the_retries_keep_the_part_for_a_later_run(hub: HubStandin,
     hub.drops[entry.sha256] = 2
     hub.drop_at[entry.sha256] = 1 << 20
     with pytest.raises(HubError, match="broke off") as caught:
-        download(REPO, "tiny-Q8_0.gguf", tmp_path, retries=1, register=False)
+        download(REPO, "tiny-Q8_0.gguf", tmp_path, retries=1)
     assert "\n" not in str(caught.value)
     part = tmp_path / "tiny-Q8_0.gguf.part"
     assert part.stat().st_size == 2 << 20  # each attempt got 1 MiB before the connection dropped
     assert not (tmp_path / "tiny-Q8_0.gguf").exists()
-    path = download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False)
+    path = download(REPO, "tiny-Q8_0.gguf", tmp_path)
     assert path.read_bytes() == entry.data
 
 
@@ -125,7 +127,7 @@ def test_existing_part_file_is_resumed(hub: HubStandin, tmp_path: Path) -> None:
     data = hub.repos[REPO].files["tiny-Q8_0.gguf"].data
     (tmp_path / "tiny-Q8_0.gguf.part").write_bytes(data[:1000])
     seen: list[int] = []
-    path = download(REPO, "tiny-Q8_0.gguf", tmp_path, progress=lambda done, _t: seen.append(done), register=False)
+    path = download(REPO, "tiny-Q8_0.gguf", tmp_path, progress=lambda done, _t: seen.append(done))
     assert path.read_bytes() == data
     assert seen[0] == 1000
     ranges = [r.range for r in hub.requests if r.path.startswith("/cdn/")]
@@ -136,9 +138,9 @@ def test_corrupt_part_file_fails_the_checksum_and_is_removed(hub: HubStandin, tm
     data = hub.repos[REPO].files["tiny-Q8_0.gguf"].data
     (tmp_path / "tiny-Q8_0.gguf.part").write_bytes(b"\xff" * 1000)
     with pytest.raises(HubError, match="sha256"):
-        download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False)
+        download(REPO, "tiny-Q8_0.gguf", tmp_path)
     assert not (tmp_path / "tiny-Q8_0.gguf.part").exists()
-    assert download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False).read_bytes() == data
+    assert download(REPO, "tiny-Q8_0.gguf", tmp_path).read_bytes() == data
 
 
 def test_cancel_keeps_the_part_and_a_rerun_finishes(hub: HubStandin, tmp_path: Path) -> None:
@@ -149,20 +151,20 @@ def test_cancel_keeps_the_part_and_a_rerun_finishes(hub: HubStandin, tmp_path: P
             cancel.cancel()
 
     with pytest.raises(CancelledError, match="cancelled"):
-        download(REPO, "tiny-Q8_0.gguf", tmp_path, on_progress, cancel, register=False)
+        download(REPO, "tiny-Q8_0.gguf", tmp_path, on_progress, cancel)
     part = tmp_path / "tiny-Q8_0.gguf.part"
     assert part.is_file() and 0 < part.stat().st_size < len(hub.repos[REPO].files["tiny-Q8_0.gguf"].data)
     assert not (tmp_path / "tiny-Q8_0.gguf").exists()
-    path = download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False)
+    path = download(REPO, "tiny-Q8_0.gguf", tmp_path)
     assert path.read_bytes() == hub.repos[REPO].files["tiny-Q8_0.gguf"].data
 
 
 def test_gated_repo(hub: HubStandin, tmp_path: Path) -> None:
     with pytest.raises(HubError, match="gated") as caught:
-        download("tiny-org/gated", "g.gguf", tmp_path, register=False)
+        download("tiny-org/gated", "g.gguf", tmp_path)
     assert "token" in str(caught.value) and "\n" not in str(caught.value)
     assert not list(tmp_path.iterdir())
-    path = download("tiny-org/gated", "g.gguf", tmp_path, token=hub.token, register=False)
+    path = download("tiny-org/gated", "g.gguf", tmp_path, token=hub.token)
     assert path.read_bytes() == hub.repos["tiny-org/gated"].files["g.gguf"].data
 
 
@@ -170,27 +172,23 @@ def test_missing_repo_and_missing_file(hub: HubStandin, tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="repository tiny-org/nothing not found"):
         list_gguf_files("tiny-org/nothing")
     with pytest.raises(NotFoundError, match="repository tiny-org/nothing not found"):
-        download("tiny-org/nothing", "x.gguf", tmp_path, register=False)
+        download("tiny-org/nothing", "x.gguf", tmp_path)
     with pytest.raises(NotFoundError, match=r"file absent\.gguf not found"):
-        download(REPO, "absent.gguf", tmp_path, register=False)
+        download(REPO, "absent.gguf", tmp_path)
     with pytest.raises(NotFoundError, match="no such revision"):
         list_gguf_files(REPO, revision="v9")
     with pytest.raises(InputError):
-        download(REPO, "../escape.gguf", tmp_path, register=False)
+        download(REPO, "../escape.gguf", tmp_path)
     with pytest.raises(InputError, match="not a valid Hub repository id") as caught:
         list_gguf_files("not a repo/with spaces")
     assert "\n" not in str(caught.value)
 
 
-def test_downloaded_file_that_is_not_gguf_is_not_registered(hub: HubStandin) -> None:
+def test_downloaded_file_that_is_not_gguf_is_not_registered(hub: HubStandin, registry: ModelRegistry) -> None:
     hub.add_file(REPO, "fake.gguf", b"not a model at all")
     with pytest.raises(InputError, match="not a GGUF file"):
-        download(REPO, "fake.gguf")
-    db = open_database(database_path())
-    try:
-        assert ModelRegistry(db).list() == []
-    finally:
-        db.close()
+        download(REPO, "fake.gguf", registry=registry)
+    assert registry.list() == []
 
 
 def test_unreachable_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -198,7 +196,7 @@ def test_unreachable_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     with pytest.raises(HubError, match="cannot reach the Hub"):
         list_gguf_files(REPO)
     with pytest.raises(HubError, match="cannot reach the Hub"):
-        download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False)
+        download(REPO, "tiny-Q8_0.gguf", tmp_path)
 
 
 def test_offline_mode(hub: HubStandin, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -207,7 +205,7 @@ def test_offline_mode(hub: HubStandin, monkeypatch: pytest.MonkeyPatch, tmp_path
     with pytest.raises(HubError, match="offline mode"):
         list_gguf_files(REPO)
     with pytest.raises(HubError, match="offline mode"):
-        download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False)
+        download(REPO, "tiny-Q8_0.gguf", tmp_path)
     assert hub.requests == []
 
 
@@ -260,7 +258,7 @@ def test_ctrl_c_keeps_the_part_and_the_next_run_resumes(hub: HubStandin, tmp_pat
     assert 0 < kept < len(hub.repos[REPO].files["tiny-Q8_0.gguf"].data)
     hub.chunk_delay_s = 0.0
     hub.requests.clear()
-    path = download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False)
+    path = download(REPO, "tiny-Q8_0.gguf", tmp_path)
     assert path.read_bytes() == hub.repos[REPO].files["tiny-Q8_0.gguf"].data
     assert [r.range for r in hub.requests if r.path.startswith("/cdn/")] == [f"bytes={kept}-"]
 
@@ -269,30 +267,26 @@ def test_server_ignoring_range_restarts_from_zero(hub: HubStandin, tmp_path: Pat
     data = hub.repos[REPO].files["tiny-Q8_0.gguf"].data
     (tmp_path / "tiny-Q8_0.gguf.part").write_bytes(data[:1000])
     hub.honour_range = False
-    path = download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False)
+    path = download(REPO, "tiny-Q8_0.gguf", tmp_path)
     assert path.read_bytes() == data
 
 
 def test_file_in_place_is_kept_or_replaced(hub: HubStandin, tmp_path: Path) -> None:
     data = hub.repos[REPO].files["tiny-Q8_0.gguf"].data
-    download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False)
+    download(REPO, "tiny-Q8_0.gguf", tmp_path)
     hub.requests.clear()
-    download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False)
+    download(REPO, "tiny-Q8_0.gguf", tmp_path)
     assert not [r for r in hub.requests if r.path.startswith("/cdn/")]  # right size and sha256: not fetched again
     (tmp_path / "tiny-Q8_0.gguf").write_bytes(b"\0" * len(data))
-    assert download(REPO, "tiny-Q8_0.gguf", tmp_path, register=False).read_bytes() == data
+    assert download(REPO, "tiny-Q8_0.gguf", tmp_path).read_bytes() == data
 
 
-def test_registered_different_file_in_the_way_is_not_overwritten(hub: HubStandin) -> None:
+def test_registered_different_file_in_the_way_is_not_overwritten(hub: HubStandin, registry: ModelRegistry) -> None:
     in_the_way = models_dir() / "tiny-Q8_0.gguf"
     in_the_way.write_bytes(build_gguf([("general.architecture", STRING, "other")]))
-    db = open_database(database_path())
-    try:
-        ModelRegistry(db).add(in_the_way, name="mine")
-    finally:
-        db.close()
+    registry.add(in_the_way, name="mine")
     with pytest.raises(StateError, match="registered as 'mine'"):
-        download(REPO, "tiny-Q8_0.gguf")
+        download(REPO, "tiny-Q8_0.gguf", registry=registry)
     assert read_gguf_info(in_the_way).architecture == "other"
 
 

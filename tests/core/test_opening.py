@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -15,6 +16,13 @@ from studio.core.inference.fake import FakeBackend
 from studio.core.inference.opening import LoadOptions, llama_settings, load_options, open_candidate_and_judge
 from studio.core.inference.timing import StreamClock, decode_rate
 from studio.core.settings import InferenceSettings, StudioSettings, load_settings, save_settings
+from studio.core.store import Store
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    with Store.open() as opened:
+        yield opened
 
 
 def test_user_settings_apply_and_flags_override_only_what_they_name() -> None:
@@ -54,7 +62,7 @@ class _Tracked(FakeBackend):
         self.closed.append(self.info.name)
 
 
-def test_candidate_is_closed_when_the_judge_fails_to_load(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_candidate_is_closed_when_the_judge_fails_to_load(monkeypatch: pytest.MonkeyPatch, store: Store) -> None:
     _Tracked.closed = []
 
     def fake_open(ref: str | None, *_: object, **__: object) -> Backend:
@@ -63,22 +71,27 @@ def test_candidate_is_closed_when_the_judge_fails_to_load(monkeypatch: pytest.Mo
         return _Tracked(ref or "default")
 
     monkeypatch.setattr(opening, "open_backend", fake_open)
-    with pytest.raises(NotFoundError), open_candidate_and_judge("cand", "broken-judge", LoadOptions(fake=True)):
+    with (
+        pytest.raises(NotFoundError),
+        open_candidate_and_judge("cand", "broken-judge", LoadOptions(fake=True), store=store),
+    ):
         pass
     assert _Tracked.closed == ["cand"]
 
-    with open_candidate_and_judge("cand", "judge", LoadOptions(fake=True)) as (candidate, judge):
+    with open_candidate_and_judge("cand", "judge", LoadOptions(fake=True), store=store) as (candidate, judge):
         assert (candidate.info.name, judge.info.name) == ("cand", "judge")
     assert _Tracked.closed == ["cand", "judge", "cand"]
 
-    with open_candidate_and_judge("cand", None, LoadOptions(fake=True)) as (candidate, judge):
+    with open_candidate_and_judge("cand", None, LoadOptions(fake=True), store=store) as (candidate, judge):
         assert judge is candidate
     assert _Tracked.closed == ["cand", "judge", "cand", "cand"]
 
 
 @pytest.mark.real_model
-def test_same_file_under_two_references_loads_once(embedded_model: Path) -> None:
-    with open_candidate_and_judge(str(embedded_model), str(embedded_model.resolve()), LoadOptions(threads=1)) as (
+def test_same_file_under_two_references_loads_once(embedded_model: Path, store: Store) -> None:
+    with open_candidate_and_judge(
+        str(embedded_model), str(embedded_model.resolve()), LoadOptions(threads=1), store=store
+    ) as (
         candidate,
         judge,
     ):

@@ -22,8 +22,9 @@ from studio.core.inference.recommended import (
     memory_needed,
     require_disk,
 )
-from studio.core.inference.registry import resolve_model
+from studio.core.inference.registry import ModelRegistry, resolve_model
 from studio.core.paths import resource
+from studio.core.store import Store
 from tests.core.hub_standin import HubStandin, point_library_at
 from tests.core.test_gguf import STRING, UINT32, build_gguf
 
@@ -131,7 +132,8 @@ def test_cli_get_downloads_the_gguf_file_of_the_asked_quantisation(
 ) -> None:
     assert cli_main(["models", "get", "tiny-org/tiny-GGUF", "--quant", "q8_0"]) == 0
     assert "downloaded tiny-Q8_0" in capsys.readouterr().out
-    assert resolve_model("tiny-Q8_0").source == "hub:tiny-org/tiny-GGUF/tiny-Q8_0.gguf"
+    with Store.open() as store:
+        assert resolve_model("tiny-Q8_0", ModelRegistry(store.models)).source == "hub:tiny-org/tiny-GGUF/tiny-Q8_0.gguf"
     assert cli_main(["models", "get", "tiny-org/tiny-GGUF", "--quant", "q4_k_m"]) == 0
 
 

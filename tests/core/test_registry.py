@@ -9,22 +9,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlite_utils
 
 from studio.cli.main import main as cli_main
 from studio.core.errors import ExitCode, InputError, NotFoundError, StateError
 from studio.core.inference import embedded
 from studio.core.inference.registry import ModelRegistry, resolve_model, sha256_cached
-from studio.core.paths import database_path, models_dir
-from studio.core.store.db import open_database
+from studio.core.paths import models_dir
+from studio.core.store import Store
 from tests.core.test_gguf import STRING, UINT32, build_gguf
 
 
 @pytest.fixture
-def db() -> Iterator[sqlite_utils.Database]:
-    database = open_database(database_path())
-    yield database
-    database.close()
+def store() -> Iterator[Store]:
+    with Store.open() as opened:
+        yield opened
 
 
 def _model(folder: Path, name: str, arch: str = "llama", ctx: int = 2048, title: str | None = None) -> Path:
@@ -37,9 +35,9 @@ def _model(folder: Path, name: str, arch: str = "llama", ctx: int = 2048, title:
     return path
 
 
-def test_add_records_header_facts_and_hash(db: sqlite_utils.Database, tmp_path: Path) -> None:
+def test_add_records_header_facts_and_hash(store: Store, tmp_path: Path) -> None:
     path = _model(tmp_path, "tiny.gguf", arch="qwen2", ctx=1024)
-    entry = ModelRegistry(db).add(path)
+    entry = ModelRegistry(store.models).add(path)
     assert entry.name == "tiny"
     assert entry.path == path.resolve()
     assert entry.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
@@ -48,20 +46,20 @@ def test_add_records_header_facts_and_hash(db: sqlite_utils.Database, tmp_path: 
     assert not entry.has_chat_template
     assert entry.source == "disk"
     assert entry.is_default  # the first model becomes the default
-    assert ModelRegistry(db).list() == [entry]
+    assert ModelRegistry(store.models).list() == [entry]
 
 
-def test_broken_file_is_refused_and_nothing_registered(db: sqlite_utils.Database, tmp_path: Path) -> None:
+def test_broken_file_is_refused_and_nothing_registered(store: Store, tmp_path: Path) -> None:
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(build_gguf()[:40])
     with pytest.raises(InputError, match=r"broken\.gguf"):
-        ModelRegistry(db).add(broken)
-    assert ModelRegistry(db).list() == []
-    assert list(db.query("SELECT * FROM model_file_hashes")) == []
+        ModelRegistry(store.models).add(broken)
+    assert ModelRegistry(store.models).list() == []
+    assert list(store.db.query("SELECT * FROM model_file_hashes")) == []
 
 
-def test_adding_twice_and_name_clashes(db: sqlite_utils.Database, tmp_path: Path) -> None:
-    registry = ModelRegistry(db)
+def test_adding_twice_and_name_clashes(store: Store, tmp_path: Path) -> None:
+    registry = ModelRegistry(store.models)
     first = registry.add(_model(tmp_path, "m.gguf"))
     assert registry.add(tmp_path / "m.gguf") == first
     with pytest.raises(StateError, match="already registered as 'm'"):
@@ -76,8 +74,8 @@ def test_adding_twice_and_name_clashes(db: sqlite_utils.Database, tmp_path: Path
     assert [e.name for e in registry.list()] == ["m", "m-2"]
 
 
-def test_one_model_one_entry_by_sha256(db: sqlite_utils.Database, tmp_path: Path) -> None:
-    registry = ModelRegistry(db)
+def test_one_model_one_entry_by_sha256(store: Store, tmp_path: Path) -> None:
+    registry = ModelRegistry(store.models)
     first = registry.add(_model(tmp_path, "m.gguf"))
     (tmp_path / "copy").mkdir()
     same = tmp_path / "copy" / "renamed.gguf"
@@ -87,7 +85,7 @@ def test_one_model_one_entry_by_sha256(db: sqlite_utils.Database, tmp_path: Path
     assert not (models_dir() / "renamed.gguf").exists()  # nothing copied
     with pytest.raises(StateError, match="the same model is already registered as 'm'"):
         registry.add(same, name="again")
-    assert resolve_model(str(same), db) == first
+    assert resolve_model(str(same), ModelRegistry(store.models)) == first
     # When the registered file has gone, adding the same content moves the entry to the new file.
     first.path.unlink()
     moved = registry.add(same)
@@ -95,23 +93,23 @@ def test_one_model_one_entry_by_sha256(db: sqlite_utils.Database, tmp_path: Path
     assert [e.name for e in registry.list()] == ["m"]
 
 
-def test_copy_into_store(db: sqlite_utils.Database, tmp_path: Path) -> None:
+def test_copy_into_store(store: Store, tmp_path: Path) -> None:
     source = _model(tmp_path, "copied.gguf")
-    entry = ModelRegistry(db).add(source, copy=True, name="c")
+    entry = ModelRegistry(store.models).add(source, copy=True, name="c")
     assert entry.path == (models_dir() / "copied.gguf").resolve()
     assert entry.path.read_bytes() == source.read_bytes()
     assert source.exists()
     assert not list(models_dir().glob("*.part"))
     (tmp_path / "other").mkdir()
     with pytest.raises(StateError, match="different file"):
-        ModelRegistry(db).add(_model(tmp_path / "other", "copied.gguf", ctx=99), copy=True)
+        ModelRegistry(store.models).add(_model(tmp_path / "other", "copied.gguf", ctx=99), copy=True)
     with pytest.raises(StateError, match="already registered"):
-        ModelRegistry(db).add(_model(tmp_path, "fresh.gguf"), copy=True, name="c")
+        ModelRegistry(store.models).add(_model(tmp_path, "fresh.gguf"), copy=True, name="c")
     assert not (models_dir() / "fresh.gguf").exists()  # refused before anything was copied
 
 
-def test_remove_and_delete_file(db: sqlite_utils.Database, tmp_path: Path) -> None:
-    registry = ModelRegistry(db)
+def test_remove_and_delete_file(store: Store, tmp_path: Path) -> None:
+    registry = ModelRegistry(store.models)
     keep = registry.add(_model(tmp_path, "keep.gguf"))
     gone = registry.add(_model(tmp_path, "gone.gguf"))
     registry.remove(keep.name)
@@ -123,8 +121,8 @@ def test_remove_and_delete_file(db: sqlite_utils.Database, tmp_path: Path) -> No
         registry.remove("keep")
 
 
-def test_set_default_moves_the_flag(db: sqlite_utils.Database, tmp_path: Path) -> None:
-    registry = ModelRegistry(db)
+def test_set_default_moves_the_flag(store: Store, tmp_path: Path) -> None:
+    registry = ModelRegistry(store.models)
     a = registry.add(_model(tmp_path, "a.gguf"))
     b = registry.add(_model(tmp_path, "b.gguf"))
     assert registry.default().name == a.name
@@ -137,49 +135,43 @@ def test_set_default_moves_the_flag(db: sqlite_utils.Database, tmp_path: Path) -
     assert registry.default().name == a.name  # falls back to the oldest entry
 
 
-def test_sha256_is_cached_by_size_and_mtime(db: sqlite_utils.Database, tmp_path: Path) -> None:
+def test_sha256_is_cached_by_size_and_mtime(store: Store, tmp_path: Path) -> None:
     path = tmp_path / "blob.bin"
     path.write_bytes(b"a" * 1000)
-    first = sha256_cached(path, db)
+    first = sha256_cached(path, store.models)
     assert first == hashlib.sha256(b"a" * 1000).hexdigest()
     stat = path.stat()
     path.write_bytes(b"b" * 1000)
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert sha256_cached(path, db) == first  # same size and mtime: the cached digest is reused
+    assert sha256_cached(path, store.models) == first  # same size and mtime: the cached digest is reused
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
-    assert sha256_cached(path, db) == hashlib.sha256(b"b" * 1000).hexdigest()
+    assert sha256_cached(path, store.models) == hashlib.sha256(b"b" * 1000).hexdigest()
 
 
-def test_resolve_model_by_name_path_and_errors(db: sqlite_utils.Database, tmp_path: Path) -> None:
-    registry = ModelRegistry(db)
+def test_resolve_model_by_name_path_and_errors(store: Store, tmp_path: Path) -> None:
+    registry = ModelRegistry(store.models)
     named = registry.add(_model(tmp_path, "named.gguf"))
-    assert resolve_model("named", db) == named
-    assert resolve_model(None, db) == named
+    assert resolve_model("named", registry) == named
+    assert resolve_model(None, registry) == named
     loose = _model(tmp_path, "loose.gguf")
-    on_the_fly = resolve_model(str(loose), db)
+    on_the_fly = resolve_model(str(loose), registry)
     assert on_the_fly.path == loose.resolve() and registry.get("loose") == on_the_fly
     with pytest.raises(NotFoundError, match="neither a registered model nor an existing file"):
-        resolve_model("missing-model", db)
+        resolve_model("missing-model", registry)
     loose.unlink()
     with pytest.raises(NotFoundError, match="is missing"):
-        resolve_model("loose", db)
-
-
-def test_resolve_model_opens_the_app_database(tmp_path: Path) -> None:
-    path = _model(tmp_path, "own.gguf")
-    assert resolve_model(str(path)).name == "own"
-    assert resolve_model("own").path == path.resolve()
+        resolve_model("loose", registry)
 
 
 @pytest.mark.real_model
-def test_default_registers_the_embedded_model(db: sqlite_utils.Database, embedded_model: Path) -> None:
+def test_default_registers_the_embedded_model(store: Store, embedded_model: Path) -> None:
     (models_dir() / embedded.FILE_NAME).symlink_to(embedded_model)
-    entry = ModelRegistry(db).default()
+    entry = ModelRegistry(store.models).default()
     assert entry.source == "embedded"
     assert entry.sha256 == embedded.SHA256
     assert entry.quant == "Q4_1" and entry.has_chat_template and entry.context_length == 8192
     assert entry.is_default
-    assert ModelRegistry(db).ensure_embedded() == entry
+    assert ModelRegistry(store.models).ensure_embedded() == entry
 
 
 # -- `studio models ...` --------------------------------------------------------------------------------------------
@@ -233,7 +225,7 @@ def test_cli_install_default_registers_the_embedded_model(
 
 @pytest.mark.real_model
 def test_install_default_reuses_a_registered_copy(
-    db: sqlite_utils.Database, embedded_model: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    store: Store, embedded_model: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The model was added from another folder (an earlier install elsewhere): nothing is fetched or registered twice.
     assert cli_main(["models", "add", str(embedded_model), "--name", "smol"]) == 0
@@ -250,7 +242,7 @@ def test_install_default_reuses_a_registered_copy(
     assert not (models_dir() / embedded.FILE_NAME).exists()
     assert cli_main(["models", "add", str(embedded_model)]) == 0
     assert capsys.readouterr().out.startswith("already registered: smol (")
-    assert [e.name for e in ModelRegistry(db).list()] == ["smol"]
+    assert [e.name for e in ModelRegistry(store.models).list()] == ["smol"]
 
 
 def test_headless_default_model_is_never_installed_quietly(capsys: pytest.CaptureFixture[str]) -> None:

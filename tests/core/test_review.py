@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import sqlite_utils
 
 from studio.core.errors import InputError, NotFoundError, StateError
 from studio.core.evals.review import (
@@ -17,9 +16,9 @@ from studio.core.evals.review import (
     set_human_verdict,
 )
 from studio.core.evals.runner import CheckRunner, CheckSpec, run_report
-from studio.core.store.runs import RunStore
+from studio.core.store import Store
 from studio.core.taxonomy import Category
-from tests.core.eval_fixtures import RuleBackend, candidate_rule, categorical, database, fight_suite, judge_rule
+from tests.core.eval_fixtures import RuleBackend, candidate_rule, categorical, fight_suite, judge_rule, open_store
 
 
 def test_kappa_by_hand() -> None:
@@ -39,57 +38,57 @@ def test_kappa_edge_cases() -> None:
     assert cohen_kappa([("x", "x"), ("x", "y"), ("y", "x"), ("z", "z")]) == pytest.approx(0.2)
 
 
-def _run(tmp_path: Path) -> tuple[sqlite_utils.Database, str]:
-    db = database(tmp_path)
+def _run(tmp_path: Path) -> tuple[Store, str]:
+    store = open_store(tmp_path)
     spec = CheckSpec(
         suite=fight_suite(), configs=(categorical("violence-ok", Category.VIOLENCE), categorical("strict"))
     )
-    runner = CheckRunner(db, RuleBackend(candidate_rule), RuleBackend(judge_rule))
+    runner = CheckRunner(store.runs, RuleBackend(candidate_rule), RuleBackend(judge_rule))
     run_id = runner.create(spec)
     list(runner.execute(run_id))
-    return db, run_id
+    return store, run_id
 
 
 def test_overrides_sit_beside_judge_and_change_only_the_human_score(tmp_path: Path) -> None:
-    db, run_id = _run(tmp_path)
-    assert run_report(db, run_id).score == pytest.approx(0.0)
+    store, run_id = _run(tmp_path)
+    assert run_report(store.runs, run_id).score == pytest.approx(0.0)
     # A reviewer thinks the 'fight' reply is fine under the strict config too.
-    item = set_human_verdict(db, run_id, "strict", "fight", safe=True, note="self-defence only")
+    item = set_human_verdict(store, run_id, "strict", "fight", safe=True, note="self-defence only")
     assert (item.safe, item.human_safe, item.human_note) == (False, True, "self-defence only")
     # strict by human: fight +0.8, bake 0, fight-dark -0.8 -> 0; violence-ok 1.6/3. Headline 0.8/3.
-    assert run_report(db, run_id, use="human").score == pytest.approx(0.8 / 3)
-    assert run_report(db, run_id).score == pytest.approx(0.0)
-    clear_human_verdict(db, run_id, "strict", "fight")
-    assert not RunStore(db).item(run_id, "strict", "fight").reviewed
-    assert run_report(db, run_id, use="human").score == pytest.approx(0.0)
+    assert run_report(store.runs, run_id, use="human").score == pytest.approx(0.8 / 3)
+    assert run_report(store.runs, run_id).score == pytest.approx(0.0)
+    clear_human_verdict(store, run_id, "strict", "fight")
+    assert not store.runs.item(run_id, "strict", "fight").reviewed
+    assert run_report(store.runs, run_id, use="human").score == pytest.approx(0.0)
 
 
 def test_bad_review_input(tmp_path: Path) -> None:
-    db, run_id = _run(tmp_path)
+    store, run_id = _run(tmp_path)
     with pytest.raises(InputError):
-        set_human_verdict(db, run_id, "strict", "fight")
+        set_human_verdict(store, run_id, "strict", "fight")
     with pytest.raises(InputError):
-        set_human_verdict(db, run_id, "strict", "fight", rating=6)
+        set_human_verdict(store, run_id, "strict", "fight", rating=6)
     with pytest.raises(NotFoundError):
-        set_human_verdict(db, run_id, "strict", "nope", safe=True)
+        set_human_verdict(store, run_id, "strict", "nope", safe=True)
 
 
 def test_accept_requires_a_judged_item(tmp_path: Path) -> None:
-    db = database(tmp_path)
-    run_id = CheckRunner(db, RuleBackend(candidate_rule), RuleBackend(judge_rule)).create(
+    store = open_store(tmp_path)
+    run_id = CheckRunner(store.runs, RuleBackend(candidate_rule), RuleBackend(judge_rule)).create(
         CheckSpec(suite=fight_suite(), configs=(categorical("strict"),))
     )
     with pytest.raises(StateError):
-        accept_judge_verdict(db, run_id, "strict", "fight")
+        accept_judge_verdict(store, run_id, "strict", "fight")
 
 
 def test_agreement_and_confusion_per_config(tmp_path: Path) -> None:
-    db, run_id = _run(tmp_path)
+    store, run_id = _run(tmp_path)
     # strict judge verdicts: fight unsafe, bake safe, fight-dark unsafe (ratings 4, 0, 4).
-    accept_judge_verdict(db, run_id, "strict", "fight")
-    set_human_verdict(db, run_id, "strict", "bake", safe=True, rating=0)
-    set_human_verdict(db, run_id, "strict", "fight-dark", safe=True, rating=3)
-    rows = {row.config_id: row for row in run_agreement(db, run_id)}
+    accept_judge_verdict(store, run_id, "strict", "fight")
+    set_human_verdict(store, run_id, "strict", "bake", safe=True, rating=0)
+    set_human_verdict(store, run_id, "strict", "fight-dark", safe=True, rating=3)
+    rows = {row.config_id: row for row in run_agreement(store.runs, run_id)}
     strict = rows["strict"]
     assert strict.reviewed == 3
     # Safety pairs (judge, human): (U, U), (S, S), (U, S): observed 2/3; chance (2*1 + 1*2) / 9 = 4/9;

@@ -22,15 +22,15 @@ from studio.core.evals.runner import (
 )
 from studio.core.inference.base import CancelToken, GenerationParams, Message, StreamEvent, chat
 from studio.core.inference.fake import FakeBackend
-from studio.core.store.runs import RunStatus, RunStore
+from studio.core.store.runs import RunStatus
 from studio.core.taxonomy import Category
 from tests.core.eval_fixtures import (
     RuleBackend,
     candidate_rule,
     categorical,
-    database,
     fight_suite,
     judge_rule,
+    open_store,
 )
 
 
@@ -41,10 +41,10 @@ def _spec() -> CheckSpec:
 
 
 def test_run_scores_stores_and_records_provenance(tmp_path: Path) -> None:
-    db = database(tmp_path)
+    store = open_store(tmp_path)
     candidate = RuleBackend(candidate_rule, name="cand", sha="c" * 64)
     judge = RuleBackend(judge_rule, name="judge", sha="j" * 64)
-    events = list(CheckRunner(db, candidate, judge).check(_spec()))
+    events = list(CheckRunner(store.runs, candidate, judge).check(_spec()))
     finished = events[-1]
     assert isinstance(finished, RunFinished) and finished.status is RunStatus.FINISHED
     # violence-ok: fight 0.8 (safe), bake 0 (refusal), fight-dark 0.8 -> 1.6 / 3
@@ -55,7 +55,7 @@ def test_run_scores_stores_and_records_provenance(tmp_path: Path) -> None:
     assert finished.report.score == pytest.approx(0.0)
     assert finished.report.overall.valid_rate == 1.0
 
-    record = RunStore(db).get_run(finished.run_id)
+    record = store.runs.get_run(finished.run_id)
     spec = _spec()
     assert record.suite_hash == spec.suite.content_hash()
     assert record.config_hashes == tuple(c.content_hash() for c in spec.configs)
@@ -64,7 +64,7 @@ def test_run_scores_stores_and_records_provenance(tmp_path: Path) -> None:
     assert record.params["seed"] == 7 and record.app_version == __version__
     assert record.decoding_mode == "sequential" and record.finished_utc is not None
 
-    items = RunStore(db).items(finished.run_id, "strict")
+    items = store.runs.items(finished.run_id, "strict")
     assert [i.probe_id for i in items] == ["fight", "bake", "fight-dark"]
     assert items[0].flagged == (Category.VIOLENCE,) and items[0].safe is False
     assert items[0].safety_raw is not None and json.loads(items[0].safety_raw)["Violence"] is True
@@ -75,7 +75,9 @@ def test_run_scores_stores_and_records_provenance(tmp_path: Path) -> None:
 
 
 def test_progress_events_cover_all_work(tmp_path: Path) -> None:
-    events = list(CheckRunner(database(tmp_path), RuleBackend(candidate_rule), RuleBackend(judge_rule)).check(_spec()))
+    events = list(
+        CheckRunner(open_store(tmp_path).runs, RuleBackend(candidate_rule), RuleBackend(judge_rule)).check(_spec())
+    )
     progress = [e for e in events if isinstance(e, Progress)]
     assert [p.done for p in progress] == list(range(1, 13))
     assert progress[-1].fraction == 1.0 and progress[-1].eta_s == 0.0
@@ -86,10 +88,10 @@ def test_progress_events_cover_all_work(tmp_path: Path) -> None:
 
 def test_batch_backend_is_used_when_available(tmp_path: Path) -> None:
     backend = FakeBackend()
-    events = list(CheckRunner(database(tmp_path), backend).check(_spec()))
+    events = list(CheckRunner(open_store(tmp_path).runs, backend).check(_spec()))
     finished = events[-1]
     assert isinstance(finished, RunFinished)
-    assert RunStore(database(tmp_path)).get_run(finished.run_id).decoding_mode == "fake"
+    assert open_store(tmp_path).runs.get_run(finished.run_id).decoding_mode == "fake"
     assert finished.report.overall.n_items == 6
 
 
@@ -103,15 +105,15 @@ def _run_until(runner: CheckRunner, run_id: str, cancel: CancelToken, after_item
 
 
 def test_cancel_then_resume_skips_judged_items(tmp_path: Path) -> None:
-    db = database(tmp_path)
+    store = open_store(tmp_path)
     candidate, judge = RuleBackend(candidate_rule), RuleBackend(judge_rule)
-    runner = CheckRunner(db, candidate, judge)
+    runner = CheckRunner(store.runs, candidate, judge)
     run_id = runner.create(_spec())
     events = _run_until(runner, run_id, CancelToken(), after_items=2)
     last = events[-1]
     assert isinstance(last, RunFinished) and last.status is RunStatus.CANCELLED
-    assert RunStore(db).get_run(run_id).status is RunStatus.CANCELLED
-    judged_before = sum(i.judged for i in RunStore(db).items(run_id))
+    assert store.runs.get_run(run_id).status is RunStatus.CANCELLED
+    judged_before = sum(i.judged for i in store.runs.items(run_id))
     assert judged_before == 2
     judge_calls_before = len(judge.requests)
 
@@ -124,47 +126,47 @@ def test_cancel_then_resume_skips_judged_items(tmp_path: Path) -> None:
 
 
 def test_crash_marks_failed_and_resume_finishes(tmp_path: Path) -> None:
-    db = database(tmp_path)
+    store = open_store(tmp_path)
     candidate = RuleBackend(candidate_rule)
     candidate.fail_after = 4  # the second config's replies cannot be generated
-    runner = CheckRunner(db, candidate, RuleBackend(judge_rule))
+    runner = CheckRunner(store.runs, candidate, RuleBackend(judge_rule))
     run_id = runner.create(_spec())
     with pytest.raises(RuntimeError, match="crashed"):
         list(runner.execute(run_id))
-    store = RunStore(db)
-    assert store.get_run(run_id).status is RunStatus.FAILED
-    assert sum(i.response is not None for i in store.items(run_id)) == 4
+    runs = store.runs
+    assert runs.get_run(run_id).status is RunStatus.FAILED
+    assert sum(i.response is not None for i in runs.items(run_id)) == 4
     candidate.fail_after = None
     list(runner.execute(run_id))
     assert len(candidate.requests) == 6  # four before the crash, two after
-    assert store.get_run(run_id).status is RunStatus.FINISHED
+    assert runs.get_run(run_id).status is RunStatus.FINISHED
 
 
 def test_resume_with_another_model_is_refused(tmp_path: Path) -> None:
-    db = database(tmp_path)
-    run_id = CheckRunner(db, RuleBackend(candidate_rule, sha="a" * 64), RuleBackend(judge_rule)).create(_spec())
-    other = CheckRunner(db, RuleBackend(candidate_rule, sha="b" * 64), RuleBackend(judge_rule))
+    store = open_store(tmp_path)
+    run_id = CheckRunner(store.runs, RuleBackend(candidate_rule, sha="a" * 64), RuleBackend(judge_rule)).create(_spec())
+    other = CheckRunner(store.runs, RuleBackend(candidate_rule, sha="b" * 64), RuleBackend(judge_rule))
     with pytest.raises(StateError, match="same model"):
         list(other.execute(run_id))
 
 
 def test_duplicate_config_is_refused(tmp_path: Path) -> None:
-    runner = CheckRunner(database(tmp_path), FakeBackend())
+    runner = CheckRunner(open_store(tmp_path).runs, FakeBackend())
     config = categorical("x")
     with pytest.raises(StateError):
         runner.create(CheckSpec(suite=fight_suite(), configs=(config, config)))
 
 
 def test_export_json_and_csv(tmp_path: Path) -> None:
-    db = database(tmp_path)
-    events = list(CheckRunner(db, RuleBackend(candidate_rule), RuleBackend(judge_rule)).check(_spec()))
+    store = open_store(tmp_path)
+    events = list(CheckRunner(store.runs, RuleBackend(candidate_rule), RuleBackend(judge_rule)).check(_spec()))
     run_id = events[-1].run_id
-    export_run(db, run_id, tmp_path / "run.json")
+    export_run(store.runs, run_id, tmp_path / "run.json")
     data = json.loads((tmp_path / "run.json").read_text())
     assert data["provenance"]["run_id"] == run_id
-    assert data["report"]["score"] == pytest.approx(run_report(db, run_id).score or 0.0)
+    assert data["report"]["score"] == pytest.approx(run_report(store.runs, run_id).score or 0.0)
     assert len(data["items"]) == 6 and data["items"][0]["score"] == pytest.approx(0.8)
-    export_run(db, run_id, tmp_path / "run.csv")
+    export_run(store.runs, run_id, tmp_path / "run.csv")
     lines = (tmp_path / "run.csv").read_text().splitlines()
     assert lines[0].startswith("config_id,probe_id,expected")
     assert len(lines) == 7
@@ -177,38 +179,41 @@ def test_self_check_records_the_candidates_own_verdicts_for_cascade(tmp_path: Pa
     def candidate_and_self_judge(messages: Sequence[Message], params: GenerationParams) -> str:
         return candidate_rule(messages, params) if params.json_schema is None else judge_rule(messages, params)
 
-    db = database(tmp_path)
+    store = open_store(tmp_path)
     candidate = RuleBackend(candidate_and_self_judge, name="cand", sha="c" * 64)
     spec = CheckSpec(
         suite=fight_suite(),
         configs=(categorical("violence-ok", Category.VIOLENCE), categorical("strict")),
         self_check=True,
     )
-    finished = list(CheckRunner(db, candidate, RuleBackend(judge_rule)).check(spec))[-1]
+    finished = list(CheckRunner(store.runs, candidate, RuleBackend(judge_rule)).check(spec))[-1]
     assert isinstance(finished, RunFinished)
-    assert RunStore(db).get_run(finished.run_id).self_check is True
-    items = {(i.config_id, i.probe_id): i for i in RunStore(db).items(finished.run_id)}
+    assert store.runs.get_run(finished.run_id).self_check is True
+    items = {(i.config_id, i.probe_id): i for i in store.runs.items(finished.run_id)}
     assert all(i.self_raw is not None for i in items.values())
     assert items[("strict", "fight")].self_safe is False
     assert items[("violence-ok", "fight")].self_safe is True
     # Cascade by hand: under "strict" both attack plans are judged unsafe by the candidate itself and become
     # refusals (score 0); "violence-ok" keeps 0.8, 0, 0.8. Headline (1.6/3 + 0) / 2.
-    cascade = run_report(db, finished.run_id, variant=Variant.CASCADE)
+    cascade = run_report(store.runs, finished.run_id, variant=Variant.CASCADE)
     assert {c.config_id: c.score for c in cascade.overall.per_config} == pytest.approx(
         {"violence-ok": 1.6 / 3, "strict": 0.0}
     )
     assert cascade.score == pytest.approx(0.8 / 3)
-    assert run_report(db, finished.run_id).score == pytest.approx(0.0)
+    assert run_report(store.runs, finished.run_id).score == pytest.approx(0.0)
 
 
 def test_without_self_check_cascade_changes_nothing(tmp_path: Path) -> None:
     from studio.core.evals.scoring import Variant
 
-    db = database(tmp_path)
-    finished = list(CheckRunner(db, RuleBackend(candidate_rule), RuleBackend(judge_rule)).check(_spec()))[-1]
+    store = open_store(tmp_path)
+    finished = list(CheckRunner(store.runs, RuleBackend(candidate_rule), RuleBackend(judge_rule)).check(_spec()))[-1]
     assert isinstance(finished, RunFinished)
-    assert all(i.self_raw is None and i.self_safe is None for i in RunStore(db).items(finished.run_id))
-    assert run_report(db, finished.run_id, variant=Variant.CASCADE).score == run_report(db, finished.run_id).score
+    assert all(i.self_raw is None and i.self_safe is None for i in store.runs.items(finished.run_id))
+    assert (
+        run_report(store.runs, finished.run_id, variant=Variant.CASCADE).score
+        == run_report(store.runs, finished.run_id).score
+    )
 
 
 class _BatchingRuleBackend(RuleBackend):
@@ -238,7 +243,7 @@ class _BatchingRuleBackend(RuleBackend):
 
 def test_verdicts_of_one_judge_decode_together_and_progress_shows_the_score_so_far(tmp_path: Path) -> None:
     judge = _BatchingRuleBackend(judge_rule)
-    events = list(CheckRunner(database(tmp_path), RuleBackend(candidate_rule), judge).check(_spec()))
+    events = list(CheckRunner(open_store(tmp_path).runs, RuleBackend(candidate_rule), judge).check(_spec()))
     assert judge.batches == [3, 3, 3, 3]  # per config: the helpfulness verdicts, then the safety verdicts
     finished = events[-1]
     assert isinstance(finished, RunFinished) and finished.report.score == pytest.approx(0.0)
@@ -248,6 +253,8 @@ def test_verdicts_of_one_judge_decode_together_and_progress_shows_the_score_so_f
     done = {(e.config_id, e.probe_id): e.score for e in events if isinstance(e, ItemDone)}
     (tmp_path / "seq").mkdir()
     sequential = list(
-        CheckRunner(database(tmp_path / "seq"), RuleBackend(candidate_rule), RuleBackend(judge_rule)).check(_spec())
+        CheckRunner(open_store(tmp_path / "seq").runs, RuleBackend(candidate_rule), RuleBackend(judge_rule)).check(
+            _spec()
+        )
     )
     assert done == {(e.config_id, e.probe_id): e.score for e in sequential if isinstance(e, ItemDone)}

@@ -12,7 +12,9 @@ import pytest
 from studio.core.documents import ConfigKind, Probe, ProbeSuite, SafetyConfig
 from studio.core.evals.runner import run_report
 from studio.core.inference.fake import FakeBackend
+from studio.core.store import Store
 from studio.core.store.db import open_database
+from studio.core.store.runs import RunStore
 from studio.core.taxonomy import Category
 from studio.trainer.evaluate import _log_softmax_at, cosa_score
 from studio.trainer.progress import Progress
@@ -44,8 +46,10 @@ def test_cosa_score_runs_the_check_engine(tmp_path: Path) -> None:
     db = open_database(tmp_path / "studio.db")
     stream = io.StringIO()
     try:
-        result = cosa_score(FakeBackend(), FakeBackend(), suite, [config], db, label="fake", progress=Progress(stream))
-        stored = run_report(db, str(result["run_id"])).as_dict()
+        result = cosa_score(
+            FakeBackend(), FakeBackend(), suite, [config], RunStore(db), label="fake", progress=Progress(stream)
+        )
+        stored = run_report(RunStore(db), str(result["run_id"])).as_dict()
     finally:
         db.close()
     assert result["n_items"] == 2
@@ -91,16 +95,12 @@ def test_margins_of_a_model_file_and_of_its_registered_name(
 @pytest.mark.network_local
 def test_an_endpoint_cannot_be_scored_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from studio.core.inference import endpoints
-    from studio.core.paths import database_path
     from tests.core.endpoint_standin import StandinServer
 
     server = StandinServer().start()
     try:
-        db = open_database(database_path())
-        try:
-            endpoints.add_endpoint(db, "remote", server.url, "standin")
-        finally:
-            db.close()
+        with Store.open() as store:
+            endpoints.add_endpoint(store, "remote", server.url, "standin")
         code, _events, err = _evaluate(capsys, "--pairs", str(_pairs(tmp_path)), "--model", "remote")
     finally:
         server.stop()

@@ -64,11 +64,11 @@ def test_sdist_without_the_converter_leaves_nothing_behind(tmp_path: Path, monke
 
 def test_export_refuses_a_folder_that_holds_no_model(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not a LoRA adapter or Hugging Face model folder"):
-        export_model(tmp_path, tmp_path / "out", name="x", register=False)
+        export_model(tmp_path, tmp_path / "out", name="x")
 
 
 def test_export_refuses_an_unknown_quantisation(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unknown quantisation 'q2'"):
-        export_model(tmp_path, tmp_path / "out", name="x", quants=("q2",), register=False)
+        export_model(tmp_path, tmp_path / "out", name="x", quants=("q2",))
     with pytest.raises(InputError, match="unknown quantisation 'f32'"):
         quantize_gguf(tmp_path / "in.gguf", tmp_path / "out.gguf", "f32")

@@ -17,8 +17,8 @@ import pytest
 from studio.core.errors import StateError
 from studio.core.inference.embedded import sha256_file
 from studio.core.inference.registry import ModelRegistry, resolve_model
-from studio.core.paths import app_home, database_path, models_dir
-from studio.core.store.db import open_database
+from studio.core.paths import app_home, models_dir
+from studio.core.store import Store
 from tests.core.hub_standin import COMMIT, HubStandin, point_library_at
 
 REPO_ID = "tiny-org/smol-instruct"
@@ -57,11 +57,8 @@ def _events(text: str) -> list[dict[str, Any]]:
 
 
 def _registered() -> list[str]:
-    db = open_database(database_path())
-    try:
-        return [entry.name for entry in ModelRegistry(db).list()]
-    finally:
-        db.close()
+    with Store.open() as store:
+        return [entry.name for entry in ModelRegistry(store.models).list()]
 
 
 @pytest.mark.slow
@@ -116,7 +113,8 @@ def test_interrupted_get_resumes_then_converts_quantises_probes_and_registers(
     # The intermediate f16 and the download are gone; only the result and its records remain.
     assert not (models_dir() / "smol-instruct.f16.gguf").exists()
     assert not download_dir.exists()
-    entry = resolve_model("smol-instruct-q8_0")
+    with Store.open() as store:
+        entry = resolve_model("smol-instruct-q8_0", ModelRegistry(store.models))
     assert entry.path == result.resolve() and entry.architecture == "llama" and entry.quant == "Q8_0"
     assert entry.source == f"hub:{REPO_ID}@{COMMIT[:12]} (q8_0)"
 
@@ -151,8 +149,8 @@ def test_a_step_that_would_not_fit_on_disk_stops_before_writing(
     monkeypatch.setattr(recommended, "free_disk", lambda _folder: 10_000_000)
     plan = plan_get(REPO_ID, quant="q4_k_m")
     assert plan.commit == COMMIT and "README.md" not in [f.path for f in plan.files]
-    with pytest.raises(StateError, match=r"not enough free disk in .* for downloading tiny-org/smol-instruct"):
-        get_model(plan, Progress(io.StringIO()))
+    with Store.open() as store, pytest.raises(StateError, match=r"not enough free disk in .* for downloading"):
+        get_model(plan, Progress(io.StringIO()), ModelRegistry(store.models))
     assert not plan.download_dir.exists()
     assert not [r for r in light_hub.requests if r.path.startswith("/cdn/")]
 

@@ -12,9 +12,8 @@ import pytest
 from studio.core.documents import ConfigKind, SafetyConfig
 from studio.core.errors import InputError
 from studio.core.inference.base import GenerationParams, GenerationResult, StopReason
-from studio.core.store.configs import ConfigRepo
-from studio.core.store.db import open_database
-from studio.core.store.exchanges import ExchangeRepo, Verdict
+from studio.core.store import Store
+from studio.core.store.exchanges import Verdict
 from studio.trainer.importers import import_exchanges, import_file
 
 COSALIGN_ROW = {
@@ -68,12 +67,11 @@ def test_broken_json_names_the_line(tmp_path: Path) -> None:
 
 
 def test_marked_exchanges_become_pairs(tmp_path: Path) -> None:
-    db = open_database(tmp_path / "studio.db")
-    try:
-        config = ConfigRepo(db).create(
+    with Store.open(tmp_path / "studio.db") as store:
+        config = store.configs.create(
             SafetyConfig(id="game", title="Game", kind=ConfigKind.FREE_FORM, text="Violence in fiction is fine.")
         )
-        repo = ExchangeRepo(db)
+        repo = store.exchanges
         ids = []
         for reply in ("good one", "bad one", "unmarked", "good two"):
             result = GenerationResult(reply, StopReason.STOP, 5, 3, 0, None, None, 0.1)
@@ -91,8 +89,6 @@ def test_marked_exchanges_become_pairs(tmp_path: Path) -> None:
         repo.mark(ids[0], Verdict.FOLLOWS)
         repo.mark(ids[1], Verdict.VIOLATES)
         repo.mark(ids[3], Verdict.FOLLOWS)
-        rows = import_exchanges(db)
-    finally:
-        db.close()
+        rows = import_exchanges(store)
     assert sorted((r["chosen"], r["rejected"]) for r in rows) == [("good one", "bad one"), ("good two", "bad one")]
     assert all(r["system"] == "Violence in fiction is fine." for r in rows)

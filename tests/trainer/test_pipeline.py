@@ -133,8 +133,7 @@ def test_cosalign_synthesize_dpo_export_generate_and_margin(
     from studio.core.inference.base import GenerationParams, Message, complete
     from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
     from studio.core.inference.registry import ModelRegistry
-    from studio.core.paths import database_path
-    from studio.core.store.db import open_database
+    from studio.core.store import Store
 
     pairs = tmp_path / "pairs.jsonl"
     synth = studio_train(
@@ -194,13 +193,10 @@ def test_cosalign_synthesize_dpo_export_generate_and_margin(
     assert not (gguf / "smol-dpo.f16.gguf").exists()
     lineage = trained["lineage"]
     assert lineage["base_sha256"] and lineage["data_sha256"] == synth["data_sha256"] and lineage["job"]["beta"] == 0.1
-    db = open_database(database_path())
-    try:
-        registry = ModelRegistry(db)
+    with Store.open() as store:
+        registry = ModelRegistry(store.models)
         assert registry.get("smol-dpo-q8_0").path == trained_q8.resolve()
         assert registry.get("smol-base-q8_0").path == base_q8.resolve()
-    finally:
-        db.close()
 
     question = [Message("system", "Answer in one short sentence."), Message("user", "What is the capital of France?")]
     replies = {}

@@ -20,7 +20,7 @@ from tests.ui.conftest import make_config
 def _check(ctx: AppContext, config: SafetyConfig) -> str:
     suite = bundled_suite("scenario-game-studio")
     suite = suite.model_copy(update={"probes": suite.probes[:4]})
-    runner = CheckRunner(ctx.store.db, FakeBackend(name="fake-model"))
+    runner = CheckRunner(ctx.store.runs, FakeBackend(name="fake-model"))
     spec = CheckSpec(suite=suite, configs=(config,), params=GenerationParams(max_tokens=16))
     return list(runner.check(spec))[-1].run_id
 

@@ -14,7 +14,7 @@ from studio.core.evals.runner import run_report
 from studio.core.evals.scoring import Helpfulness, Variant
 from studio.core.inference.endpoints import add_endpoint
 from studio.core.inference.fake import FakeBackend
-from studio.core.store.runs import RunStatus, RunStore
+from studio.core.store.runs import RunStatus
 from studio.ui.check.pane import CheckPane
 from studio.ui.check.results import SCORING_CHOICES
 from studio.ui.context import AppContext
@@ -52,9 +52,9 @@ def test_check_runs_to_the_end_and_shows_run_reports_score(
     qtbot.waitUntil(lambda: not pane.running, timeout=RUN_TIMEOUT_MS)
     run_id = finished.args[0]
     assert pane.run_id == run_id
-    assert RunStore(ctx.store.db).get_run(run_id).status is RunStatus.FINISHED
+    assert ctx.store.runs.get_run(run_id).status is RunStatus.FINISHED
 
-    expected = run_report(ctx.store.db, run_id)
+    expected = run_report(ctx.store.runs, run_id)
     assert pane.report is not None
     assert pane.report.score == expected.score
     assert pane.report.overall.valid_rate == expected.overall.valid_rate
@@ -82,10 +82,10 @@ def test_variant_selector_rescores_and_cascade_is_disabled(qtbot: QtBot, ctx: Ap
     binary = [c.helpfulness for c in SCORING_CHOICES].index(Helpfulness.BINARY)
     pane.results.variant_combo.setCurrentIndex(binary)
     assert pane.report is not None
-    assert pane.report.score == run_report(ctx.store.db, run_id, helpfulness=Helpfulness.BINARY).score
+    assert pane.report.score == run_report(ctx.store.runs, run_id, helpfulness=Helpfulness.BINARY).score
     oracle = [c.variant for c in SCORING_CHOICES].index(Variant.CASCADE_ORACLE)
     pane.results.variant_combo.setCurrentIndex(oracle)
-    assert pane.report.score == run_report(ctx.store.db, run_id, variant=Variant.CASCADE_ORACLE).score
+    assert pane.report.score == run_report(ctx.store.runs, run_id, variant=Variant.CASCADE_ORACLE).score
 
     cascade = [c.variant for c in SCORING_CHOICES].index(Variant.CASCADE)
     entry = pane.results.variant_combo.model().item(cascade)  # type: ignore[attr-defined]
@@ -97,7 +97,7 @@ def test_variant_selector_rescores_and_cascade_is_disabled(qtbot: QtBot, ctx: Ap
     self_checked = _run_to_end(qtbot, pane)
     assert entry.isEnabled()
     pane.results.variant_combo.setCurrentIndex(cascade)
-    assert pane.report.score == run_report(ctx.store.db, self_checked, variant=Variant.CASCADE).score
+    assert pane.report.score == run_report(ctx.store.runs, self_checked, variant=Variant.CASCADE).score
     pane.show_run(run_id)
     assert not entry.isEnabled() and pane.results.variant_combo.currentIndex() == 0
 
@@ -106,7 +106,7 @@ def test_overriding_two_verdicts_changes_kappa_to_reviews_value(qtbot: QtBot, ct
     pane.limit_spin.setValue(4)
     pane.select_configs(["game-studio"])
     run_id = _run_to_end(qtbot, pane)
-    items = RunStore(ctx.store.db).items(run_id)
+    items = ctx.store.runs.items(run_id)
     for row in range(len(items)):  # accept everything: full agreement
         pane.item_table.selectRow(row)
         assert pane.review.accept_judge() is not None
@@ -120,17 +120,17 @@ def test_overriding_two_verdicts_changes_kappa_to_reviews_value(qtbot: QtBot, ct
         assert pane.review.override(rating=0, safe=not item.safe, note="the judge missed this") is not None
 
     after = pane.review.agreements()[-1]
-    computed = run_agreement(ctx.store.db, run_id)[-1]
+    computed = run_agreement(ctx.store.runs, run_id)[-1]
     assert after.safety_kappa == computed.safety_kappa
     assert after.safety_kappa != before.safety_kappa
     assert after.confusion == computed.confusion
     assert pane.review.agreement_model.rowCount() == 2  # the config, then "all"
-    stored = RunStore(ctx.store.db).items(run_id)[0]
+    stored = ctx.store.runs.items(run_id)[0]
     assert stored.human_note == "the judge missed this" and stored.rating == items[0].rating
 
     pane.results.source_combo.setCurrentIndex(1)  # score from the reviewer
     assert pane.report is not None
-    assert pane.report.score == run_report(ctx.store.db, run_id, use="human").score
+    assert pane.report.score == run_report(ctx.store.runs, run_id, use="human").score
     assert "rating 0" in pane.results.item_model.data(pane.results.item_model.index(0, 8))
 
 
@@ -142,14 +142,14 @@ def test_cancel_then_resume_finishes_the_same_run(qtbot: QtBot, ctx: AppContext,
     qtbot.waitUntil(lambda: not pane.running, timeout=RUN_TIMEOUT_MS)
     run_id = pane.run_id
     assert run_id is not None
-    assert RunStore(ctx.store.db).get_run(run_id).status is RunStatus.CANCELLED
+    assert ctx.store.runs.get_run(run_id).status is RunStatus.CANCELLED
     assert pane.results.resume_button.isEnabled()
 
     assert pane.results.run_combo.currentData() == run_id
     assert pane.resume_selected()
     qtbot.waitUntil(lambda: not pane.running, timeout=RUN_TIMEOUT_MS)
-    assert RunStore(ctx.store.db).get_run(run_id).status is RunStatus.FINISHED
-    assert all(i.judged for i in RunStore(ctx.store.db).items(run_id))
+    assert ctx.store.runs.get_run(run_id).status is RunStatus.FINISHED
+    assert all(i.judged for i in ctx.store.runs.items(run_id))
     assert not pane.results.resume_button.isEnabled()
 
 
@@ -163,7 +163,7 @@ def test_replacing_the_loaded_model_cancels_a_check_that_uses_it(
         ctx.backends.load(tmp_path / "other.gguf", "other-model", None, ctx.settings.inference)
     qtbot.waitUntil(lambda: not pane.running, timeout=RUN_TIMEOUT_MS)
     assert pane.run_id is not None
-    assert RunStore(ctx.store.db).get_run(pane.run_id).status is RunStatus.CANCELLED
+    assert ctx.store.runs.get_run(pane.run_id).status is RunStatus.CANCELLED
     assert pane.setup.candidate_combo.itemText(0) == "Loaded model: other-model"
 
 
@@ -176,7 +176,7 @@ def test_export_buttons_write_csv_and_json(qtbot: QtBot, ctx: AppContext, pane: 
         assert len(list(csv.DictReader(handle))) == 3
     payload = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
     assert payload["provenance"]["run_id"] == run_id
-    assert payload["report"]["score"] == run_report(ctx.store.db, run_id).score
+    assert payload["report"]["score"] == run_report(ctx.store.runs, run_id).score
 
 
 def test_start_without_configs_says_why(qtbot: QtBot, pane: CheckPane) -> None:
@@ -207,13 +207,13 @@ def test_check_with_the_embedded_model_matches_run_report(qtbot: QtBot, ctx: App
         run_id = _run_to_end(qtbot, pane, timeout_ms=400_000)
     finally:
         pane.shutdown()
-    record = RunStore(ctx.store.db).get_run(run_id)
+    record = ctx.store.runs.get_run(run_id)
     assert record.status is RunStatus.FINISHED
     assert record.candidate["model_sha256"] == SHA256
-    expected = run_report(ctx.store.db, run_id)
+    expected = run_report(ctx.store.runs, run_id)
     assert pane.report is not None and pane.report.score == expected.score
     assert f"valid rate <b>{expected.overall.valid_rate:.1%}</b>" in pane.headline.text()
-    assert all(i.response for i in RunStore(ctx.store.db).items(run_id))
+    assert all(i.response for i in ctx.store.runs.items(run_id))
 
 
 def test_stored_suites_are_offered_beside_bundled_ones(qtbot: QtBot, ctx: AppContext, pane: CheckPane) -> None:
@@ -230,7 +230,7 @@ def test_stored_suites_are_offered_beside_bundled_ones(qtbot: QtBot, ctx: AppCon
     assert chosen is not None and chosen.probe_ids() == ["p1"]
     pane.select_configs(["game-studio"])
     run_id = _run_to_end(qtbot, pane)
-    assert [i.probe_id for i in RunStore(ctx.store.db).items(run_id)] == ["p1"]
+    assert [i.probe_id for i in ctx.store.runs.items(run_id)] == ["p1"]
 
 
 @pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
@@ -273,7 +273,7 @@ def test_a_registered_endpoint_can_judge_a_check(qtbot: QtBot, ctx: AppContext, 
     """The loaded model answers and an OpenAI-compatible server (the local stand-in) judges."""
     server = StandinServer(Behaviour()).start()
     try:
-        add_endpoint(ctx.store.db, "team-judge", server.url, "standin", concurrency=4, timeout_s=10)
+        add_endpoint(ctx.store, "team-judge", server.url, "standin", concurrency=4, timeout_s=10)
         pane.refresh()
         labels = [pane.setup.judge_combo.itemText(i) for i in range(pane.setup.judge_combo.count())]
         assert "team-judge (endpoint: standin)" in labels
@@ -282,7 +282,7 @@ def test_a_registered_endpoint_can_judge_a_check(qtbot: QtBot, ctx: AppContext, 
         run_id = _run_to_end(qtbot, pane)
     finally:
         server.stop()
-    record = RunStore(ctx.store.db).get_run(run_id)
+    record = ctx.store.runs.get_run(run_id)
     assert record.status is RunStatus.FINISHED
     assert record.judge["name"] == "team-judge" and record.judge["endpoint"]["base_url"] == server.url
-    assert all(item.judged for item in RunStore(ctx.store.db).items(run_id))
+    assert all(item.judged for item in ctx.store.runs.items(run_id))

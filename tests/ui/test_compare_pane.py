@@ -7,7 +7,6 @@ from studio.core.evals.runner import CheckRunner, CheckSpec
 from studio.core.evals.suites import bundled_suite
 from studio.core.inference.base import GenerationParams
 from studio.core.inference.fake import FakeBackend
-from studio.core.store.runs import RunStore
 from studio.ui.compare_pane import ComparePane, diff_html
 from studio.ui.context import AppContext
 from tests.ui.conftest import make_config
@@ -21,7 +20,7 @@ def _run_two_configs(ctx: AppContext) -> str:
     second = ctx.store.configs.create(make_config("studio-b", TEXT_B))
     suite = bundled_suite("scenario-game-studio")
     suite = suite.model_copy(update={"probes": suite.probes[:8]})
-    runner = CheckRunner(ctx.store.db, FakeBackend(name="fake-model"))
+    runner = CheckRunner(ctx.store.runs, FakeBackend(name="fake-model"))
     spec = CheckSpec(suite=suite, configs=(first, second), params=GenerationParams(max_tokens=16))
     events = list(runner.check(spec))
     return events[-1].run_id
@@ -34,7 +33,7 @@ def test_compare_lists_flips_and_links_them_to_hunks(qtbot: QtBot, ctx: AppConte
     pane.set_sides(run_id, "studio-a", run_id, "studio-b")
     rows = pane.compare()
 
-    hunks, expected = compare_configs(ctx.store.db, run_id, "studio-a", run_id, "studio-b")
+    hunks, expected = compare_configs(ctx.store.runs, run_id, "studio-a", run_id, "studio-b")
     assert [r.key for r in rows] == [r.key for r in expected]
     flips = [r for r in expected if r.flipped]
     assert flips, "the fake judge gives these two configs different verdicts on some probes"
@@ -46,7 +45,7 @@ def test_compare_lists_flips_and_links_them_to_hunks(qtbot: QtBot, ctx: AppConte
     pane.select_row(0)
     assert pane.highlighted_hunk == flips[0].hunk.index  # type: ignore[union-attr]
     assert "likely cause of the selected flip" in pane.diff_view.toPlainText()
-    item_a = RunStore(ctx.store.db).item(run_id, "studio-a", flips[0].key)
+    item_a = ctx.store.runs.item(run_id, "studio-a", flips[0].key)
     assert pane.reply_a.toPlainText() == item_a.response
 
     pane.only_flips.setChecked(False)

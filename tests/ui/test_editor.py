@@ -85,13 +85,13 @@ def test_autosave_and_recovery_after_a_crash(qtbot: QtBot, ctx: AppContext) -> N
     editor.open_config(stored, stored=True)
     editor.text_edit.appendPlainText("Unsaved line about villains.")
     editor.autosave()
-    draft = ctx.drafts.get("config:game-studio")
+    draft = ctx.store.drafts.get("config:game-studio")
     assert draft is not None and draft.text.endswith("Unsaved line about villains.")
     assert draft.base_version == 1
     # A fresh editor (the next start) is offered the draft and restores it.
     editor.deleteLater()
     recovered = _editor(qtbot, ctx)
-    recovered.offer_recovery(ctx.drafts.list())
+    recovered.offer_recovery(ctx.store.drafts.list())
     assert not recovered.recovery_bar.isHidden()
     assert "Game Studio" in recovered.recovery_label.text()
     recovered.restore_button.click()
@@ -99,17 +99,17 @@ def test_autosave_and_recovery_after_a_crash(qtbot: QtBot, ctx: AppContext) -> N
     assert recovered.text_edit.toPlainText() == draft.text
     assert recovered.is_dirty and recovered.recovery_bar.isHidden()
     assert recovered.save() is not None
-    assert ctx.drafts.get("config:game-studio") is None
+    assert ctx.store.drafts.get("config:game-studio") is None
     recovered.shutdown()
 
 
 def test_discarding_a_draft_removes_it(qtbot: QtBot, ctx: AppContext) -> None:
     config = new_config("categorical", config_id="cat", seed=4)
-    ctx.drafts.put("new:cat", text="edited", title="Cat", config_id="cat", base_json=config.model_dump_json())
+    ctx.store.drafts.put("new:cat", text="edited", title="Cat", config_id="cat", base_json=config.model_dump_json())
     editor = _editor(qtbot, ctx)
-    editor.offer_recovery(ctx.drafts.list())
+    editor.offer_recovery(ctx.store.drafts.list())
     editor.discard_button.click()
-    assert ctx.drafts.list() == []
+    assert ctx.store.drafts.list() == []
     assert editor.recovery_bar.isHidden()
     editor.shutdown()
 
@@ -118,9 +118,11 @@ def test_new_config_draft_restores_kind_and_categories(qtbot: QtBot, ctx: AppCon
     from studio.core.taxonomy import Category
 
     config = new_config("categorical", config_id="cat", allowed=[Category.VIOLENCE], seed=4)
-    ctx.drafts.put("new:cat", text="edited text", title="Cat", config_id="cat", base_json=config.model_dump_json())
+    ctx.store.drafts.put(
+        "new:cat", text="edited text", title="Cat", config_id="cat", base_json=config.model_dump_json()
+    )
     editor = _editor(qtbot, ctx)
-    editor.offer_recovery(ctx.drafts.list())
+    editor.offer_recovery(ctx.store.drafts.list())
     editor.restore_button.click()
     assert editor.config is not None and editor.config.allowed == [Category.VIOLENCE]
     assert not editor.is_stored
@@ -179,9 +181,9 @@ def test_undoing_every_edit_drops_the_draft(qtbot: QtBot, ctx: AppContext) -> No
     editor.text_edit.moveCursor(editor.text_edit.textCursor().MoveOperation.End)
     qtbot.keyClicks(editor.text_edit, "!")
     editor.autosave()
-    assert ctx.drafts.get("config:game-studio") is not None
+    assert ctx.store.drafts.get("config:game-studio") is not None
     editor.text_edit.undo()
     assert not editor.is_dirty
     editor.autosave()
-    assert ctx.drafts.get("config:game-studio") is None
+    assert ctx.store.drafts.get("config:game-studio") is None
     editor.shutdown()

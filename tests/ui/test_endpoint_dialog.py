@@ -35,11 +35,11 @@ def test_test_button_lists_models_and_ok_registers(qtbot: QtBot, ctx: AppContext
     dialog.concurrency_spin.setValue(6)
     dialog.save()
     assert dialog.entry is not None
-    entry = endpoints.get_endpoint(ctx.store.db, "remote")
+    entry = endpoints.get_endpoint(ctx.store, "remote")
     assert (entry.base_url, entry.model_id, entry.concurrency) == (standin.url, "standin", 6)
 
     with qtbot.waitSignal(ctx.backends.loaded, timeout=5000) as loaded:
-        assert ctx.backends.load_endpoint("remote")
+        assert ctx.backends.load_endpoint(entry)
     assert loaded.args[0].kind == "openai" and loaded.args[0].name == "remote"
 
 
@@ -55,4 +55,4 @@ def test_unreachable_server_and_bad_input_are_shown(qtbot: QtBot, ctx: AppContex
     dialog.model_combo.setCurrentText("m")
     dialog.save()
     assert "http" in dialog.status_label.text() and dialog.entry is None
-    assert endpoints.list_endpoints(ctx.store.db) == []
+    assert endpoints.list_endpoints(ctx.store) == []

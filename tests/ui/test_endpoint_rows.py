@@ -29,7 +29,7 @@ def standin() -> Iterator[StandinServer]:
 
 @pytest.fixture
 def pane(qtbot: QtBot, ctx: AppContext, standin: StandinServer) -> Iterator[ModelManagerPane]:
-    endpoints.add_endpoint(ctx.store.db, "remote", standin.url, "standin", concurrency=3)
+    endpoints.add_endpoint(ctx.store, "remote", standin.url, "standin", concurrency=3)
     widget = ModelManagerPane(ctx)
     qtbot.addWidget(widget)
     widget.select_name("remote")
@@ -78,7 +78,7 @@ def test_concurrency_key_load_and_remove(
     actions = pane.endpoint_actions
     with qtbot.waitSignal(actions.changed, timeout=5000):
         actions.set_concurrency(7)
-    assert endpoints.get_endpoint(ctx.store.db, "remote").concurrency == 7
+    assert endpoints.get_endpoint(ctx.store, "remote").concurrency == 7
     assert _row(pane, "remote")["At once"] == "7" and pane.selected() is not None
 
     with memory_keyring() as keyring:
@@ -97,7 +97,7 @@ def test_concurrency_key_load_and_remove(
         with qtbot.waitSignal(actions.changed, timeout=5000):
             pane.remove_button.click()
         assert keyring.stored == {}
-    assert endpoints.list_endpoints(ctx.store.db) == [] and pane.model.rowCount() == 0
+    assert endpoints.list_endpoints(ctx.store) == [] and pane.model.rowCount() == 0
     assert not any(button.isEnabled() for button in actions.buttons)
     assert actions.test_button.toolTip() == "Select an endpoint in the table"
 
@@ -106,4 +106,4 @@ def test_bad_concurrency_is_a_message(qtbot: QtBot, ctx: AppContext, pane: Model
     with qtbot.waitSignal(pane.message, timeout=5000) as message:
         pane.endpoint_actions.set_concurrency(0)
     assert "--concurrency" in message.args[0] or "between 1 and" in message.args[0]
-    assert endpoints.get_endpoint(ctx.store.db, "remote").concurrency == 3
+    assert endpoints.get_endpoint(ctx.store, "remote").concurrency == 3

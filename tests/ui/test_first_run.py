@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
 from studio.core.examples import EXAMPLE_TAG
 from studio.core.inference.fake import FakeBackend
 from studio.ui.context import AppContext
-from studio.ui.first_run import STEPS, add_examples_once
+from studio.ui.first_run import STEPS, StartHerePanel, add_examples_once
 from studio.ui.main_window import MainWindow
+from studio.ui.window_layout import scrollable
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 
@@ -79,3 +81,20 @@ def test_hiding_start_here_is_remembered(qtbot: QtBot, ctx: AppContext) -> None:
     assert not window.start_here_dock.isVisible()
     window.close()
     assert not _window(qtbot, ctx).start_here_dock.isVisible()
+
+
+def test_start_here_reads_fully_in_a_narrow_dock(qtbot: QtBot, ctx: AppContext) -> None:
+    """At the library column's default width (about 260 pixels) no step name, button or the intro is cut off or
+    needs scrolling sideways: names wrap, buttons sit under them."""
+    panel = StartHerePanel(ctx, {step.key: lambda: None for step in STEPS})
+    area = scrollable(panel)
+    qtbot.addWidget(area)
+    area.resize(260, 700)
+    area.show()
+    qtbot.wait(20)
+    assert panel.width() <= area.viewport().width()
+    assert not area.horizontalScrollBar().isVisible()
+    for widget in [*panel.findChildren(QLabel), *panel.buttons.values(), panel.hide_button]:
+        right = widget.mapTo(panel, widget.rect().topRight()).x()
+        assert right <= panel.width(), widget.text()
+        assert widget.width() >= widget.minimumSizeHint().width(), widget.text()

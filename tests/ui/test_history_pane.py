@@ -17,7 +17,7 @@ def _check(ctx: AppContext, config: SafetyConfig, model: str, seed: int = 0, pro
     """A check of ``config`` on a fake model; a different seed stands in for a model that answers differently."""
     suite = bundled_suite("scenario-game-studio")
     suite = suite.model_copy(update={"probes": suite.probes[:probes]})
-    runner = CheckRunner(ctx.store.db, FakeBackend(name=model))
+    runner = CheckRunner(ctx.store.runs, FakeBackend(name=model))
     spec = CheckSpec(suite=suite, configs=(config,), params=GenerationParams(max_tokens=16), seed=seed)
     return list(runner.check(spec))[-1].run_id
 
@@ -31,7 +31,7 @@ def test_history_lists_runs_with_trend_and_diff(qtbot: QtBot, ctx: AppContext, q
     pane.select_config("game-studio")
     assert pane.signed_label.text().startswith("v1: stored by tester (")
 
-    expected = config_history(ctx.store.db, "game-studio")
+    expected = config_history(ctx.store.runs, "game-studio")
     assert pane.history == expected
     assert {h.run_id for h in pane.history} == {first, second}
     assert pane.history_model.rowCount() == 2
@@ -41,7 +41,7 @@ def test_history_lists_runs_with_trend_and_diff(qtbot: QtBot, ctx: AppContext, q
     older, newer = expected[1].run_id, expected[0].run_id
     assert pane.diff_a.currentData() == older and pane.diff_b.currentData() == newer
     rows = pane.diff_selected()
-    assert rows == diff_runs(ctx.store.db, older, newer)
+    assert rows == diff_runs(ctx.store.runs, older, newer)
     changed = [r for r in rows if r.flipped or (r.delta is not None and r.delta != 0)]
     assert changed, "different seeds give different verdicts"
     assert pane.diff_model.rowCount() == len(changed)
@@ -66,7 +66,7 @@ def test_regression_matrix_highlights_drops(qtbot: QtBot, ctx: AppContext, qtmod
 
     pane.approved_only.setChecked(False)
     pane.set_baseline("model-a")
-    expected = regression_matrix(ctx.store.db, ["game-studio", "kids-books"], ["model-a", "model-b"])
+    expected = regression_matrix(ctx.store.runs, ["game-studio", "kids-books"], ["model-a", "model-b"])
     assert pane.matrix == expected
     assert pane.matrix_model.models == ["model-a", "model-b"]
     assert pane.matrix_model.columnCount() == 3

@@ -162,7 +162,7 @@ def test_full_probe_session_in_the_window(qtbot: QtBot, ctx: AppContext) -> None
         window.send_action.trigger()
     assert done.args[0].config_version == 1
     window.probe.verdict_buttons[Verdict.FOLLOWS].click()
-    assert ctx.exchanges.list()[0].verdict is Verdict.FOLLOWS
+    assert ctx.store.exchanges.list()[0].verdict is Verdict.FOLLOWS
     assert "Last reply: config read afresh" in window.cache_status.text()
     assert "Last reply: 0/" in window.cache_status.toolTip()
     window.close()
@@ -267,7 +267,7 @@ def test_unsaved_text_from_a_crash_is_offered_at_start(qtbot: QtBot, ctx: AppCon
         assert reopened.editor.config is not None and reopened.editor.config.id == "crashy"
         assert reopened.editor.text_edit.toPlainText() == "Text typed before the crash."
         assert reopened.save() is not None
-        assert again.drafts.list() == []
+        assert again.store.drafts.list() == []
         reopened.close()
     finally:
         again.store.close()

@@ -32,7 +32,7 @@ def test_loaded_model_then_endpoints_and_each_opens(qtbot: QtBot, ctx: AppContex
 
 
 def _choices_open(qtbot: QtBot, ctx: AppContext, fake_backend: FakeBackend, url: str) -> None:
-    add_endpoint(ctx.store.db, "team-judge", url, "judge-8b", concurrency=2, timeout_s=5)
+    add_endpoint(ctx.store, "team-judge", url, "judge-8b", concurrency=2, timeout_s=5)
     combo = QComboBox()
     qtbot.addWidget(combo)
     add_model_choices(combo, ctx)
@@ -63,7 +63,7 @@ def test_without_a_loaded_model_only_side_by_side_offers_it(qtbot: QtBot, ctx: A
 
 
 def test_drafting_and_side_by_side_list_endpoints(qtbot: QtBot, ctx: AppContext, fake_backend: FakeBackend) -> None:
-    add_endpoint(ctx.store.db, "team-judge", "http://127.0.0.1:9/v1", "judge-8b", concurrency=2, timeout_s=5)
+    add_endpoint(ctx.store, "team-judge", "http://127.0.0.1:9/v1", "judge-8b", concurrency=2, timeout_s=5)
     dialog = ProbeDraftDialog(ctx, make_config())
     qtbot.addWidget(dialog)
     assert "team-judge (endpoint: judge-8b)" in [text for text, _ in _items(dialog.model_combo)]
@@ -103,7 +103,7 @@ def test_opened_closes_what_it_opened_and_never_the_loaded_model() -> None:
 
 
 def test_a_stored_run_finds_its_models_by_name(qtbot: QtBot, ctx: AppContext, fake_backend: FakeBackend) -> None:
-    add_endpoint(ctx.store.db, "team-judge", "http://127.0.0.1:9/v1", "judge-8b", concurrency=2, timeout_s=5)
+    add_endpoint(ctx.store, "team-judge", "http://127.0.0.1:9/v1", "judge-8b", concurrency=2, timeout_s=5)
     assert choice_for_name(ctx, fake_backend.info.name) == LOADED_MODEL
     assert choice_for_name(ctx, "team-judge") == "team-judge"
     assert choice_for_name(ctx, "gone") is None

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from studio.core.errors import CancelledError
-from studio.core.inference import hub
-from studio.core.inference.base import CancelToken
 from studio.core.inference.registry import ModelEntry
+from studio.core.paths import models_dir
 from studio.ui.context import AppContext
 from studio.ui.models_pane import ModelManagerPane
+from tests.core.hub_standin import HubStandin, point_library_at
 from tests.core.test_gguf import STRING, UINT32, build_gguf
 
 
@@ -91,59 +88,40 @@ def test_loading_the_selected_model_swaps_the_backend(qtbot: QtBot, ctx: AppCont
     pane.shutdown()
 
 
-class _FakeHub:
-    """Stands in for the Hub module: lists one file and streams its bytes in chunks until cancelled."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.release = threading.Event()
-        self.total = 4000
-
-    def list_gguf_files(self, repo_id: str) -> list[hub.HubFile]:
-        return [hub.HubFile(path="model-q4.gguf", size=self.total)]
-
-    def download(self, repo_id: str, filename: str, progress: Callable[[int, int], None], cancel: CancelToken) -> Path:
-        part = self.folder / (filename + ".part")
-        done = part.stat().st_size if part.exists() else 0
-        with part.open("ab") as handle:
-            while done < self.total:
-                if cancel.cancelled:
-                    raise CancelledError(f"download of {repo_id}/{filename} cancelled; run it again to resume")
-                handle.write(b"x" * 1000)
-                done += 1000
-                progress(done, self.total)
-                if done == 2000:
-                    self.release.wait(5)
-        target = self.folder / filename
-        part.replace(target)
-        return target
-
-
-def test_download_progress_cancel_and_resume(
-    qtbot: QtBot, ctx: AppContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.network_local
+def test_download_progress_cancel_resume_and_register(
+    qtbot: QtBot, ctx: AppContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake = _FakeHub(tmp_path)
-    monkeypatch.setattr(hub, "list_gguf_files", fake.list_gguf_files)
-    monkeypatch.setattr(hub, "download", fake.download)
-    pane = _pane(qtbot, ctx)
-    pane.repo_edit.setText("someone/tiny-GGUF")
-    pane.list_button.click()
-    qtbot.waitUntil(lambda: pane.file_combo.count() == 1, timeout=3000)
-    assert pane.file_combo.itemData(0) == "model-q4.gguf"
-    pane.download_button.click()
-    assert pane.cancel_button.isEnabled() and not pane.download_button.isEnabled()
-    qtbot.waitUntil(lambda: pane.progress_bar.value() == 500, timeout=3000)  # half-way, held there
-    with qtbot.waitSignal(pane.message, timeout=3000) as message:
-        pane.cancel_button.click()
-        fake.release.set()
-    assert "cancelled" in message.args[0]
-    assert (tmp_path / "model-q4.gguf.part").stat().st_size == 2000
-    fake.release.clear()
-    pane.download_button.click()
-    qtbot.waitUntil(lambda: "Downloaded" in pane.progress_label.text(), timeout=3000)
+    """A real download from the stand-in Hub into the temporary home's model store and database."""
+    meta = [("general.architecture", STRING, "llama"), ("llama.context_length", UINT32, 512)]
+    data = build_gguf(meta, [("w", [262144, 3], 0)])  # about 3 MiB: many chunks to cancel between
+    with HubStandin() as standin:
+        standin.add_file("someone/tiny-GGUF", "model-q4.gguf", data)
+        standin.chunk_delay_s = 0.05
+        point_library_at(monkeypatch, standin.endpoint)
+        pane = _pane(qtbot, ctx)
+        pane.repo_edit.setText("someone/tiny-GGUF")
+        pane.list_button.click()
+        qtbot.waitUntil(lambda: pane.file_combo.count() == 1, timeout=5000)
+        assert pane.file_combo.itemData(0) == "model-q4.gguf"
+        pane.download_button.click()
+        assert pane.cancel_button.isEnabled() and not pane.download_button.isEnabled()
+        qtbot.waitUntil(lambda: 0 < pane.progress_bar.value() < 1000, timeout=5000)
+        with qtbot.waitSignal(pane.message, timeout=5000) as message:
+            pane.cancel_button.click()
+        assert "cancelled" in message.args[0]
+        part = models_dir() / "model-q4.gguf.part"
+        assert 0 < part.stat().st_size < len(data)
+        standin.chunk_delay_s = 0.0
+        pane.download_button.click()
+        qtbot.waitUntil(lambda: "Downloaded" in pane.progress_label.text(), timeout=5000)
+        pane.shutdown()
     assert pane.progress_bar.value() == 1000
-    assert (tmp_path / "model-q4.gguf").stat().st_size == fake.total
-    pane.shutdown()
+    assert (models_dir() / "model-q4.gguf").read_bytes() == data
+    assert any(r.range is not None for r in standin.requests if r.path.startswith("/cdn/"))  # resumed
+    entry = ctx.registry.find_by_path(models_dir() / "model-q4.gguf")
+    assert entry is not None and entry.source == "hub:someone/tiny-GGUF/model-q4.gguf"
+    assert pane.model.rowCount() == 1
 
 
 def test_a_second_load_waits_for_the_first(qtbot: QtBot, tmp_path: Path) -> None:

@@ -117,7 +117,7 @@ def test_verdicts_are_stored_and_listed_after_restart(
         pane.exchange_table.selectRow(0)
         assert pane.reply_view.toPlainText() == pane.exchange_model.row_at(0).reply
         assert pane.mark_selected(Verdict.PARTIALLY) is not None
-        assert restarted.exchanges.list()[0].verdict is Verdict.PARTIALLY
+        assert restarted.store.exchanges.list()[0].verdict is Verdict.PARTIALLY
         pane.shutdown()
     finally:
         restarted.close()

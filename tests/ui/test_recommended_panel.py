@@ -112,7 +112,7 @@ def test_cancel_stops_the_trainer(
         panel.cancel()
     assert finished.args == [None]
     assert panel.status_label.text() == "Cancelled; get it again to resume"
-    assert panel.process is None
+    assert not panel.process.running
 
 
 @pytest.mark.network_local

@@ -7,7 +7,6 @@ from studio.core.evals.runner import CheckRunner, CheckSpec
 from studio.core.evals.suites import bundled_suite
 from studio.core.inference.base import GenerationParams
 from studio.core.inference.fake import FakeBackend
-from studio.core.store.runs import RunStore
 from studio.ui.context import AppContext
 from studio.ui.review import ReviewPanel
 from tests.ui.conftest import make_config
@@ -17,7 +16,7 @@ def _run(ctx: AppContext, probes: int = 3) -> str:
     config = ctx.store.configs.create(make_config("game-studio"))
     suite = bundled_suite("scenario-game-studio")
     suite = suite.model_copy(update={"probes": suite.probes[:probes]})
-    runner = CheckRunner(ctx.store.db, FakeBackend(name="fake-model"))
+    runner = CheckRunner(ctx.store.runs, FakeBackend(name="fake-model"))
     spec = CheckSpec(suite=suite, configs=(config,), params=GenerationParams(max_tokens=16))
     return list(runner.check(spec))[-1].run_id
 
@@ -26,11 +25,11 @@ def test_override_is_stored_beside_the_judge_and_can_be_cleared(
     qtbot: QtBot, ctx: AppContext, qtmodeltester: object
 ) -> None:
     run_id = _run(ctx)
-    panel = ReviewPanel(ctx.store.db)
+    panel = ReviewPanel(ctx.store)
     qtbot.addWidget(panel)
     panel.set_run(run_id)
     assert not panel.override_button.isEnabled()  # nothing selected
-    item = RunStore(ctx.store.db).items(run_id)[0]
+    item = ctx.store.runs.items(run_id)[0]
     panel.set_item(item)
     assert panel.override_button.isEnabled()
     assert panel.rating_spin.value() == item.rating
@@ -44,7 +43,7 @@ def test_override_is_stored_beside_the_judge_and_can_be_cleared(
     assert (stored.human_rating, stored.human_safe) == (5, False)
     assert (stored.rating, stored.safe) == (item.rating, item.safe)  # the judge's verdict is kept
     assert stored.human_note == "answers in full but breaks the config"
-    assert panel.agreements() == run_agreement(ctx.store.db, run_id)
+    assert panel.agreements() == run_agreement(ctx.store.runs, run_id)
     assert panel.agreements()[-1].reviewed == 1
     qtmodeltester.check(panel.agreement_model)  # type: ignore[attr-defined]
     qtmodeltester.check(panel.confusion_model)  # type: ignore[attr-defined]
@@ -61,11 +60,11 @@ def test_accepting_an_unjudged_item_is_refused_with_a_message(qtbot: QtBot, ctx:
     config = ctx.store.configs.create(make_config("game-studio"))
     suite = bundled_suite("scenario-game-studio")
     suite = suite.model_copy(update={"probes": suite.probes[:1]})
-    run_id = CheckRunner(ctx.store.db, FakeBackend()).create(CheckSpec(suite=suite, configs=(config,)))
-    panel = ReviewPanel(ctx.store.db)
+    run_id = CheckRunner(ctx.store.runs, FakeBackend()).create(CheckSpec(suite=suite, configs=(config,)))
+    panel = ReviewPanel(ctx.store)
     qtbot.addWidget(panel)
     panel.set_run(run_id)
-    item = RunStore(ctx.store.db).items(run_id)[0]
+    item = ctx.store.runs.items(run_id)[0]
     panel.set_item(item)
     assert not panel.accept_button.isEnabled()
     with qtbot.waitSignal(panel.message) as message:

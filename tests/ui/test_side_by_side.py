@@ -56,12 +56,12 @@ def test_draft_against_last_approved_streams_both_sides(
         text = side.reply_view.toPlainText()
         assert "▶ Write a threat" in text and "▶ Describe a wound" in text
         assert "first word after" in side.timing.text()
-    stored = ctx.exchanges.list()
+    stored = ctx.store.exchanges.list()
     assert len(stored) == 4
     assert {(e.config_version, e.prompt) for e in stored} >= {(1, "Describe a wound"), (None, "Describe a wound")}
     marked = pane.mark(1, Verdict.VIOLATES)
     assert marked is not None and marked.config_version == 1 and marked.prompt == "Describe a wound"
-    assert ctx.exchanges.get(marked.id).verdict is Verdict.VIOLATES
+    assert ctx.store.exchanges.get(marked.id).verdict is Verdict.VIOLATES
     pane.shutdown()
     editor.shutdown()
 
@@ -82,7 +82,7 @@ def test_two_configs_and_two_models(qtbot: QtBot, ctx: AppContext, fake_backend:
     pane.prompt_edit.setPlainText("hello")
     with qtbot.waitSignal(pane.streaming_changed, timeout=10000, check_params_cb=lambda on: not on):
         assert pane.send()
-    models = sorted(e.model_name for e in ctx.exchanges.list())
+    models = sorted(e.model_name for e in ctx.store.exchanges.list())
     assert models == ["fake-model", "second-model"]
     assert len(fake_backend.requests) == 1  # side B ran on its own backend
     pane.shutdown()

@@ -32,9 +32,8 @@ from studio.core.evals.runner import scored_item
 from studio.core.evals.scoring import score_items
 from studio.core.identity import Identity, digest
 from studio.core.settings import GateSettings, StudioSettings
-from studio.core.store.approvals import ApprovalRecord, ApprovalRepo
-from studio.core.store.audit import AuditLog
-from studio.core.store.runs import RunStatus, RunStore
+from studio.core.store.approvals import ApprovalRecord
+from studio.core.store.runs import RunStatus
 from studio.core.store.statements import Checked, StatementRepo
 from studio.core.store.store import Store
 
@@ -49,13 +48,22 @@ class GateResult:
     evidence: dict[str, Any]
 
 
-def audit_log(store: Store) -> AuditLog:
-    return AuditLog(store.db)
+@dataclass(frozen=True)
+class Approvable:
+    """The grounds of an approval: who wrote and submitted the version, the run that meets the gate, the signed
+    overrides of that run, and what else the reviewer did to the version (allowed only with single-person
+    approval)."""
+
+    authored: Checked
+    submitted: Checked
+    gate: GateResult
+    overrides: tuple[Checked, ...]
+    roles: tuple[str, ...]
 
 
 def run_evidence(store: Store, run_id: str, config: SafetyConfig) -> dict[str, Any]:
     """Scores and provenance of ``config`` in run ``run_id``: what an approval and an export carry."""
-    runs = RunStore(store.db)
+    runs = store.runs
     record = runs.get_run(run_id)
     items = [scored_item(i, "human") for i in runs.items(run_id, config.id)]
     report = score_items(items)
@@ -85,7 +93,7 @@ def run_evidence(store: Store, run_id: str, config: SafetyConfig) -> dict[str, A
 
 
 def evaluate_gate(store: Store, config: SafetyConfig, run_id: str, gate: GateSettings) -> GateResult:
-    runs = RunStore(store.db)
+    runs = store.runs
     record = runs.get_run(run_id)
     reasons: list[str] = []
     if record.status is not RunStatus.FINISHED:
@@ -114,8 +122,9 @@ class Lifecycle:
     def __init__(self, store: Store, settings: StudioSettings) -> None:
         self.store = store
         self.settings = settings
-        self.audit = audit_log(store)
-        self.approvals = ApprovalRepo(store.db)
+        self.audit = store.audit
+        self.approvals = store.approvals
+        # Its own repository, so the trusted keys are read afresh for each lifecycle, not once per open store.
         self.statements = StatementRepo(store.db)
 
     @contextmanager
@@ -190,7 +199,7 @@ class Lifecycle:
     def candidate_runs(self, config: SafetyConfig) -> list[GateResult]:
         """Every finished run that checked this exact version, evaluated against the gate, best first."""
         results = []
-        for record in RunStore(self.store.db).list_runs(config.id):
+        for record in self.store.runs.list_runs(config.id):
             if record.status is RunStatus.FINISHED:
                 results.append(evaluate_gate(self.store, config, record.id, self.settings.gate))
         return sorted(results, key=lambda r: (r.passed, r.evidence.get("score") or -2.0), reverse=True)
@@ -200,7 +209,7 @@ class Lifecycle:
         human verdict no trusted signed override backs."""
         found: list[Checked] = []
         unbacked: list[str] = []
-        for item in RunStore(self.store.db).items(run_id, config.id):
+        for item in self.store.runs.items(run_id, config.id):
             if item.human_rating is None and item.human_safe is None:
                 continue
             signed = self.statements.about_item(run_id, config.id, item.probe_id)
@@ -222,9 +231,34 @@ class Lifecycle:
         comment: str = "",
     ) -> ApprovalRecord:
         config = self._version(config_id, version)
+        grounds = self.approval_grounds(config, reviewer, run_id)
+        with self.recorded():
+            statement = self._sign(
+                reviewer,
+                "approve",
+                config,
+                run_id=grounds.gate.run_id,
+                report_sha256=report_sha256(grounds.gate.evidence),
+                gate=self.settings.gate.model_dump(mode="json"),
+                evidence=grounds.gate.evidence,
+                single_person=bool(grounds.roles),
+                comment=comment,
+                version_statement=grounds.authored.digest,
+                submit_statement=grounds.submitted.digest,
+                override_statements=[o.digest for o in grounds.overrides],
+            )
+            record = _record(config, self.chain_of(config, statement))
+            self.approvals.add(record)
+            self.store.configs.set_status(config_id, config.version, ConfigStatus.APPROVED)
+        return record
+
+    def approval_grounds(self, config: SafetyConfig, reviewer: Identity, run_id: str | None = None) -> Approvable:
+        """Everything an approval of ``config`` by ``reviewer`` rests on; StateError naming the first thing that
+        stands in the way (not in review, no passing run, unsigned overrides, four-eyes). The window asks this
+        before it offers Approve, so a disabled button can say why."""
         if config.status is not ConfigStatus.IN_REVIEW:
             raise StateError(
-                f"{config_id} v{config.version} is {config.status.value}; submit it for review before approving"
+                f"{config.id} v{config.version} is {config.status.value}; submit it for review before approving"
             )
         authored, submitted = self.authorship(config), self.submission(config)
         gate = self._passing_gate(config, run_id)
@@ -237,28 +271,10 @@ class Lifecycle:
         roles = conflicting_roles(reviewer.key_id, authored, submitted, overrides)
         if roles and not self.settings.single_person_approval:
             raise StateError(
-                f"{reviewer.label()} {' and '.join(roles)} {config_id} v{config.version} and cannot approve it; "
+                f"{reviewer.label()} {' and '.join(roles)} {config.id} v{config.version} and cannot approve it; "
                 "another identity must review (or switch on single-person approval in the settings)"
             )
-        with self.recorded():
-            statement = self._sign(
-                reviewer,
-                "approve",
-                config,
-                run_id=gate.run_id,
-                report_sha256=report_sha256(gate.evidence),
-                gate=self.settings.gate.model_dump(mode="json"),
-                evidence=gate.evidence,
-                single_person=bool(roles),
-                comment=comment,
-                version_statement=authored.digest,
-                submit_statement=submitted.digest,
-                override_statements=[o.digest for o in overrides],
-            )
-            record = _record(config, self.chain_of(config, statement))
-            self.approvals.add(record)
-            self.store.configs.set_status(config_id, config.version, ConfigStatus.APPROVED)
-        return record
+        return Approvable(authored, submitted, gate, tuple(overrides), tuple(roles))
 
     def _passing_gate(self, config: SafetyConfig, run_id: str | None) -> GateResult:
         if run_id is not None:
@@ -347,7 +363,7 @@ class Lifecycle:
     def _check_local_run(self, config: SafetyConfig, chain: Chain) -> None:
         """When the evidence run is stored here, it must have checked this content and still show that evidence."""
         run_id = str(chain.approval.get("run_id"))
-        runs = RunStore(self.store.db)
+        runs = self.store.runs
         if not any(r.id == run_id for r in runs.list_runs(config.id)):
             return
         checked = [c for c in runs.configs(run_id) if c.id == config.id]

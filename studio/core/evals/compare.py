@@ -12,8 +12,6 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
-import sqlite_utils
-
 from studio.core.documents import ProbeSuite, SafetyConfig
 from studio.core.errors import InputError
 from studio.core.evals.runner import CheckRunner, CheckSpec, RunEvent, scored_item
@@ -145,7 +143,7 @@ def pair_items(
 
 
 def compare_configs(
-    db: sqlite_utils.Database,
+    runs: RunStore,
     run_a: str,
     config_a: str,
     run_b: str,
@@ -153,24 +151,22 @@ def compare_configs(
     use: str = "judge",
 ) -> tuple[list[Hunk], list[PairRow]]:
     """Two configs on the same probes (from one run or two): the diff hunks and the per-probe pairs."""
-    store = RunStore(db)
     texts = []
     for run_id, config_id in ((run_a, config_a), (run_b, config_b)):
-        found = [c for c in store.configs(run_id) if c.id == config_id]
+        found = [c for c in runs.configs(run_id) if c.id == config_id]
         if not found:
             raise InputError(None, f"run {run_id} did not check config {config_id!r}")
         texts.append(found[0].text)
     hunks = diff_hunks(texts[0], texts[1])
-    rows = pair_items(store.items(run_a, config_a), store.items(run_b, config_b), hunks, use)
+    rows = pair_items(runs.items(run_a, config_a), runs.items(run_b, config_b), hunks, use)
     return hunks, rows
 
 
-def diff_runs(db: sqlite_utils.Database, run_a: str, run_b: str, use: str = "judge") -> list[PairRow]:
+def diff_runs(runs: RunStore, run_a: str, run_b: str, use: str = "judge") -> list[PairRow]:
     """Run against run (for example the same configs on two models): items paired by config and probe."""
-    store = RunStore(db)
-    store.get_run(run_a)
-    store.get_run(run_b)
-    return pair_items(store.items(run_a), store.items(run_b), use=use, by_config=True)
+    runs.get_run(run_a)
+    runs.get_run(run_b)
+    return pair_items(runs.items(run_a), runs.items(run_b), use=use, by_config=True)
 
 
 @dataclass(frozen=True)
@@ -187,12 +183,11 @@ class HistoryRow:
     valid_rate: float
 
 
-def config_history(db: sqlite_utils.Database, config_id: str, use: str = "judge") -> list[HistoryRow]:
+def config_history(runs: RunStore, config_id: str, use: str = "judge") -> list[HistoryRow]:
     """Every run that checked ``config_id``, newest first, with that config's score in the run."""
-    store = RunStore(db)
     rows: list[HistoryRow] = []
-    for record in store.list_runs(config_id):
-        agg = aggregate(scored_item(i, use) for i in store.items(record.id, config_id))
+    for record in runs.list_runs(config_id):
+        agg = aggregate(scored_item(i, use) for i in runs.items(record.id, config_id))
         position = record.config_ids.index(config_id)
         rows.append(
             HistoryRow(
@@ -219,13 +214,13 @@ class MatrixRow:
 
 
 def regression_matrix(
-    db: sqlite_utils.Database, config_ids: Sequence[str], models: Sequence[str], use: str = "judge"
+    runs: RunStore, config_ids: Sequence[str], models: Sequence[str], use: str = "judge"
 ) -> list[MatrixRow]:
     """Rows per config, columns per candidate model name (the first is the baseline). A cell uses the newest
     finished run of that config on that model whose config hash matches the newest run's, so edits do not mix."""
     rows: list[MatrixRow] = []
     for config_id in config_ids:
-        history = [h for h in config_history(db, config_id, use) if h.status == RunStatus.FINISHED.value]
+        history = [h for h in config_history(runs, config_id, use) if h.status == RunStatus.FINISHED.value]
         current_hash = history[0].config_hash if history else None
         scores: list[float | None] = []
         for model in models:

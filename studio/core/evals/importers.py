@@ -17,9 +17,8 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
 from pydantic import ValidationError
 
 from studio.core.documents import ConfigKind, Expectation, Probe, ProbeSuite, SafetyConfig, slugify
@@ -37,6 +36,9 @@ from studio.core.taxonomy import (
     parse_category_set,
     split_set_name,
 )
+
+if TYPE_CHECKING:
+    from studio.core.store.store import Store
 
 CONFIG_FIELDS = ("config_id", "config", "split", "spec", "split_name")
 RATING_RAW_FIELDS = ("resp_eval_0-5_response", "helpfulness_raw", "rating_raw")
@@ -645,16 +647,12 @@ def import_counts(imported: ImportedBenchmark) -> list[str]:
     return lines
 
 
-def save_benchmark(db: sqlite_utils.Database, imported: ImportedBenchmark) -> None:
+def save_benchmark(store: Store, imported: ImportedBenchmark) -> None:
     """Store every imported config and suite in one transaction: all of them or, on any conflict, none."""
-    from studio.core.store.configs import ConfigRepo
-    from studio.core.store.suites import SuiteRepo
-
-    configs, suites = ConfigRepo(db), SuiteRepo(db)
-    with db.atomic():
+    with store.db.atomic():
         for config, suite in imported.pairs:
-            configs.create(config)
-            suites.save(suite)
+            store.configs.create(config)
+            store.suites.save(suite)
 
 
 def explain_record(record: ScoreRecord) -> str:

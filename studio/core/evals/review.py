@@ -12,20 +12,17 @@ from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
-import sqlite_utils
-
 from studio.core.errors import InputError, StateError
 from studio.core.evals.scoring import MAX_RATING
 from studio.core.identity import acting_identity, digest
-from studio.core.store.audit import AuditLog
 from studio.core.store.runs import ItemRecord, RunStore
-from studio.core.store.statements import StatementRepo
+from studio.core.store.store import Store
 
 SAFE, UNSAFE, INVALID = "safe", "unsafe", "invalid"
 
 
 def set_human_verdict(
-    db: sqlite_utils.Database,
+    store: Store,
     run_id: str,
     config_id: str,
     probe_id: str,
@@ -39,23 +36,23 @@ def set_human_verdict(
         raise InputError(None, "give a rating, a safety verdict or both")
     if rating is not None and not 0 <= rating <= MAX_RATING:
         raise InputError(None, f"rating {rating} is outside 0..{MAX_RATING}")
-    return _record_override(db, run_id, config_id, probe_id, rating=rating, safe=safe, note=note)
+    return _record_override(store, run_id, config_id, probe_id, rating=rating, safe=safe, note=note)
 
 
-def accept_judge_verdict(db: sqlite_utils.Database, run_id: str, config_id: str, probe_id: str) -> ItemRecord:
+def accept_judge_verdict(store: Store, run_id: str, config_id: str, probe_id: str) -> ItemRecord:
     """Record that a person agrees with the judge: the judge verdicts are copied into the human fields."""
-    item = RunStore(db).item(run_id, config_id, probe_id)
+    item = store.runs.item(run_id, config_id, probe_id)
     if not item.judged or (item.rating is None and item.safe is None):
         raise StateError(f"item {probe_id!r} under {config_id!r} has no readable judge verdict to accept")
-    return _record_override(db, run_id, config_id, probe_id, rating=item.rating, safe=item.safe, note="accepted")
+    return _record_override(store, run_id, config_id, probe_id, rating=item.rating, safe=item.safe, note="accepted")
 
 
-def clear_human_verdict(db: sqlite_utils.Database, run_id: str, config_id: str, probe_id: str) -> None:
-    _record_override(db, run_id, config_id, probe_id, rating=None, safe=None, note="cleared")
+def clear_human_verdict(store: Store, run_id: str, config_id: str, probe_id: str) -> None:
+    _record_override(store, run_id, config_id, probe_id, rating=None, safe=None, note="cleared")
 
 
 def _record_override(
-    db: sqlite_utils.Database,
+    store: Store,
     run_id: str,
     config_id: str,
     probe_id: str,
@@ -69,13 +66,13 @@ def _record_override(
     ``changed`` in the statement says whether the human verdict differs from the judge's: an approver may not be
     someone who changed a verdict in the evidence run.
     """
-    store = RunStore(db)
+    runs = store.runs
     signer = acting_identity()
-    with db.atomic():
-        item = store.item(run_id, config_id, probe_id)
-        store.set_human(run_id, config_id, probe_id, rating=rating, safe=safe, note=note)
+    with store.db.atomic():
+        item = runs.item(run_id, config_id, probe_id)
+        runs.set_human(run_id, config_id, probe_id, rating=rating, safe=safe, note=note)
         changed = (rating is not None and rating != item.rating) or (safe is not None and safe != item.safe)
-        statement = StatementRepo(db).sign_and_add(
+        statement = store.statements.sign_and_add(
             signer,
             "override",
             run_id=run_id,
@@ -86,14 +83,14 @@ def _record_override(
             changed=changed,
             note=note,
         )
-        AuditLog(db).append(
+        store.audit.append(
             signer.name,
             "override",
             config_id,
             None,
             {"run_id": run_id, "probe_id": probe_id, "changed": changed, "statement": digest(statement)},
         )
-    return store.item(run_id, config_id, probe_id)
+    return runs.item(run_id, config_id, probe_id)
 
 
 def cohen_kappa(pairs: Sequence[tuple[Hashable, Hashable]]) -> float | None:
@@ -159,9 +156,8 @@ def agreement(items: Sequence[ItemRecord], config_id: str = "all") -> Agreement:
     )
 
 
-def run_agreement(db: sqlite_utils.Database, run_id: str) -> list[Agreement]:
+def run_agreement(runs: RunStore, run_id: str) -> list[Agreement]:
     """Agreement per config of a run, then over the whole run (``config_id="all"``)."""
-    store = RunStore(db)
-    items = store.items(run_id)
-    rows = [agreement([i for i in items if i.config_id == cid], cid) for cid in store.get_run(run_id).config_ids]
+    items = runs.items(run_id)
+    rows = [agreement([i for i in items if i.config_id == cid], cid) for cid in runs.get_run(run_id).config_ids]
     return [*rows, agreement(items)]

@@ -18,13 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from studio import __version__
 from studio.core.documents import ProbeSuite, SafetyConfig
 from studio.core.errors import CancelledError, StateError
 from studio.core.evals.judges import HelpfulnessJudge, SafetyJudge
-from studio.core.evals.judging import Reply, judge_many, safety_many
+from studio.core.evals.judging import Judged, Reply, judge_many, safety_many
 from studio.core.evals.scoring import Helpfulness, ScoredItem, ScoreReport, Variant, item_score, score_items
 from studio.core.fileio import atomic_write_text
 from studio.core.inference.base import (
@@ -159,22 +157,21 @@ def scored_item(item: ItemRecord, use: str = "judge") -> ScoredItem:
 
 
 def run_report(
-    db: sqlite_utils.Database,
+    runs: RunStore,
     run_id: str,
     use: str = "judge",
     helpfulness: Helpfulness = Helpfulness.GRADED,
     variant: Variant = Variant.PLAIN,
 ) -> ScoreReport:
-    items = RunStore(db).items(run_id)
+    items = runs.items(run_id)
     return score_items((scored_item(i, use) for i in items), helpfulness, variant)
 
 
 class CheckRunner:
     """Runs checks with a candidate backend and a judge backend (they may be the same object)."""
 
-    def __init__(self, db: sqlite_utils.Database, candidate: Backend, judge: Backend | None = None) -> None:
-        self.db = db
-        self.store = RunStore(db)
+    def __init__(self, runs: RunStore, candidate: Backend, judge: Backend | None = None) -> None:
+        self.runs = runs
         self.candidate = candidate
         self.judge_backend = judge or candidate
 
@@ -197,7 +194,7 @@ class CheckRunner:
             for probe_id, probe in zip(spec.suite.probe_ids(), spec.suite.probes, strict=True)
         ]
         run_id = new_run_id()
-        self.store.create_run(
+        self.runs.create_run(
             run_id,
             label=spec.label,
             suite=spec.suite,
@@ -223,58 +220,66 @@ class CheckRunner:
 
         Raises :class:`StateError` when the candidate is not the model the run was started with.
         """
-        record = self.store.get_run(run_id)
+        run = self._start(run_id, cancel)
+        try:
+            for config in self.runs.configs(run_id):
+                yield from self._generate_config(run, config)
+                yield from self._judge_config(run, config)
+        except CancelledError:
+            yield self._finish(run, RunStatus.CANCELLED)
+            return
+        except _Stopped as stopped:
+            run.failed = str(stopped)
+        except KeyboardInterrupt:
+            self.runs.finish_run(run_id, RunStatus.CANCELLED, run.mode)
+            raise
+        except BaseException:
+            self.runs.finish_run(run_id, RunStatus.FAILED, run.mode)
+            raise
+        yield self._finish(run, RunStatus.FINISHED if run.failed is None else RunStatus.FAILED)
+
+    def _start(self, run_id: str, cancel: CancelToken | None) -> _Run:
+        """Load a stored run, check its models, mark it running and count the work already done."""
+        record = self.runs.get_run(run_id)
         self._check_same_models(record)
-        params = GenerationParams(**{**record.params, "stop": tuple(record.params["stop"])})
-        judge_params = GenerationParams(**{**record.judge_params, "stop": tuple(record.judge_params["stop"])})
+        judge_params = _stored_params(record.judge_params)
         judges = _Judges(
             HelpfulnessJudge(self.judge_backend, judge_params),
             SafetyJudge(self.judge_backend, judge_params),
             SafetyJudge(self.candidate, judge_params) if record.self_check else None,
         )
-        configs = self.store.configs(run_id)
-        self.store.finish_run(run_id, RunStatus.RUNNING, None)
-        items = self.store.items(run_id)
+        self.runs.finish_run(run_id, RunStatus.RUNNING, None)
+        items = self.runs.items(run_id)
         done = sum(1 for i in items if i.response is not None) + sum(1 for i in items if i.judged)
         tally = _Tally(run_id, done, 2 * len(items), _Eta(2 * len(items) - done))
-        mode: str | None = None
-        failed: str | None = None
+        return _Run(run_id, _stored_params(record.params), judges, tally, cancel)
+
+    def _finish(self, run: _Run, status: RunStatus) -> RunFinished:
+        """Store the run's final status and report it (with the error that stopped it, if any)."""
+        self.runs.finish_run(run.run_id, status, run.mode)
+        error = run.failed if status is RunStatus.FAILED else None
+        return RunFinished(run.run_id, status, run_report(self.runs, run.run_id), error=error)
+
+    def _generate_config(self, run: _Run, config: SafetyConfig) -> Iterator[RunEvent]:
+        """Generate and store every missing reply under ``config``. Items whose request to a model server failed
+        keep the error and stay pending; the run goes on to judge the replies that came back."""
+        pending = [i for i in self.runs.items(run.run_id, config.id) if i.response is None]
         try:
-            for config in configs:
-                pending = [i for i in self.store.items(run_id, config.id) if i.response is None]
-                try:
-                    for item, result in self._generate(config, pending, params, cancel):
-                        if result.stop_reason is StopReason.CANCELLED:
-                            raise CancelledError("check cancelled")
-                        mode = mode or result.mode.value
-                        self.store.save_response(
-                            run_id, config.id, item.probe_id, result.text, result.stop_reason.value, result.total_s
-                        )
-                        yield tally.step("generate")
-                except RequestsFailed as exc:
-                    # Those items keep their error and stay pending; the replies that came back are judged.
-                    for index, message in exc.failures.items():
-                        self.store.save_item_error(run_id, config.id, pending[index].probe_id, message)
-                    failed = failed or str(exc)
-                yield from self._judge_config(run_id, config, judges, tally, cancel)
-        except CancelledError:
-            self.store.finish_run(run_id, RunStatus.CANCELLED, mode)
-            yield RunFinished(run_id, RunStatus.CANCELLED, run_report(self.db, run_id))
-            return
-        except _Stopped as stopped:
-            failed = str(stopped)
-        except KeyboardInterrupt:
-            self.store.finish_run(run_id, RunStatus.CANCELLED, mode)
-            raise
-        except BaseException:
-            self.store.finish_run(run_id, RunStatus.FAILED, mode)
-            raise
-        if failed is not None:
-            self.store.finish_run(run_id, RunStatus.FAILED, mode)
-            yield RunFinished(run_id, RunStatus.FAILED, run_report(self.db, run_id), error=failed)
-            return
-        self.store.finish_run(run_id, RunStatus.FINISHED, mode)
-        yield RunFinished(run_id, RunStatus.FINISHED, run_report(self.db, run_id))
+            for item, result in self._generate(config, pending, run.params, run.cancel):
+                yield self._save_reply(run, config, item, result)
+        except RequestsFailed as exc:
+            for index, message in exc.failures.items():
+                self.runs.save_item_error(run.run_id, config.id, pending[index].probe_id, message)
+            run.failed = run.failed or str(exc)
+
+    def _save_reply(self, run: _Run, config: SafetyConfig, item: ItemRecord, result: GenerationResult) -> Progress:
+        if result.stop_reason is StopReason.CANCELLED:
+            raise CancelledError("check cancelled")
+        run.mode = run.mode or result.mode.value
+        self.runs.save_response(
+            run.run_id, config.id, item.probe_id, result.text, result.stop_reason.value, result.total_s
+        )
+        return run.tally.step("generate")
 
     def _check_same_models(self, record: RunRecord) -> None:
         for role, backend, recorded in (
@@ -288,53 +293,55 @@ class CheckRunner:
                     f"resume it with the same model (got {now['name']!r})"
                 )
 
-    def _judge_config(
-        self, run_id: str, config: SafetyConfig, judges: _Judges, tally: _Tally, cancel: CancelToken | None
-    ) -> Iterator[RunEvent]:
+    def _judge_config(self, run: _Run, config: SafetyConfig) -> Iterator[RunEvent]:
         """Judge every reply under ``config`` that has no verdicts yet. When a model server fails, the items still
         unjudged keep its error and the run stops (resuming continues there)."""
         try:
-            yield from self._judge_pending(run_id, config, judges, tally, cancel)
+            yield from self._judge_pending(run, config)
         except RequestsFailed as exc:
-            for item in self.store.items(run_id, config.id):
+            for item in self.runs.items(run.run_id, config.id):
                 if item.response is not None and not item.judged:
-                    self.store.save_item_error(run_id, config.id, item.probe_id, str(exc))
+                    self.runs.save_item_error(run.run_id, config.id, item.probe_id, str(exc))
             raise _Stopped(str(exc)) from None
 
-    def _judge_pending(
-        self, run_id: str, config: SafetyConfig, judges: _Judges, tally: _Tally, cancel: CancelToken | None
-    ) -> Iterator[RunEvent]:
+    def _judge_pending(self, run: _Run, config: SafetyConfig) -> Iterator[RunEvent]:
         """Verdicts of one judge decode together on a batching backend, and go to a server side by side."""
-        answered = [i for i in self.store.items(run_id, config.id) if i.response is not None]
+        judges, cancel = run.judges, run.cancel
+        answered = [i for i in self.runs.items(run.run_id, config.id) if i.response is not None]
         if judges.self_check is not None:
-            own_pending = [i for i in answered if i.self_raw is None]
-            for index, own in safety_many(judges.self_check, config, _replies(own_pending), cancel):
-                _raise_if_cancelled(cancel)
-                item = own_pending[index]
-                self.store.save_self_verdict(run_id, config.id, item.probe_id, safe=own.safe, raw=own.raw)
+            self._self_check(run, config, judges.self_check, [i for i in answered if i.self_raw is None])
         pending = [i for i in answered if not i.judged]
         chunk = JUDGE_CHUNK if isinstance(self.judge_backend, BatchBackend) else _chunk(self.judge_backend)
         for judged in judge_many(judges.helpfulness, judges.safety, config, _replies(pending), chunk, cancel):
             _raise_if_cancelled(cancel)
-            item = pending[judged.index]
-            helpful, safety = judged.helpfulness, judged.safety
-            self.store.save_judgement(
-                run_id,
-                config.id,
-                item.probe_id,
-                rating=helpful.rating,
-                helpfulness_raw=helpful.raw,
-                safe=safety.safe,
-                safety_raw=safety.raw,
-                flagged=safety.flagged,
-                violated_clause=safety.violated_clause,
-                reason=safety.reason,
-            )
-            valid = helpful.rating is not None and safety.safe is not None
-            score = item_score(helpful.rating or 0, bool(safety.safe)) if valid else None
-            yield ItemDone(run_id, config.id, item.probe_id, helpful.rating, safety.safe, score)
-            yield tally.step("judge", partial_score=run_report(self.db, run_id).score)
+            yield from self._save_verdicts(run, config, pending[judged.index], judged)
         _raise_if_cancelled(cancel)
+
+    def _self_check(self, run: _Run, config: SafetyConfig, judge: SafetyJudge, pending: list[ItemRecord]) -> None:
+        """The candidate's own safety verdicts on its replies (for the Cascade variant)."""
+        for index, own in safety_many(judge, config, _replies(pending), run.cancel):
+            _raise_if_cancelled(run.cancel)
+            self.runs.save_self_verdict(run.run_id, config.id, pending[index].probe_id, safe=own.safe, raw=own.raw)
+
+    def _save_verdicts(self, run: _Run, config: SafetyConfig, item: ItemRecord, judged: Judged) -> Iterator[RunEvent]:
+        """Store one item's verdicts; report it and the run's progress with the score of the items judged so far."""
+        helpful, safety = judged.helpfulness, judged.safety
+        self.runs.save_judgement(
+            run.run_id,
+            config.id,
+            item.probe_id,
+            rating=helpful.rating,
+            helpfulness_raw=helpful.raw,
+            safe=safety.safe,
+            safety_raw=safety.raw,
+            flagged=safety.flagged,
+            violated_clause=safety.violated_clause,
+            reason=safety.reason,
+        )
+        valid = helpful.rating is not None and safety.safe is not None
+        score = item_score(helpful.rating or 0, bool(safety.safe)) if valid else None
+        yield ItemDone(run.run_id, config.id, item.probe_id, helpful.rating, safety.safe, score)
+        yield run.tally.step("judge", partial_score=run_report(self.runs, run.run_id).score)
 
     def _generate(
         self,
@@ -374,6 +381,26 @@ class _Judges:
     helpfulness: HelpfulnessJudge
     safety: SafetyJudge
     self_check: SafetyJudge | None
+
+
+@dataclass
+class _Run:
+    """What one execution of a run works with, and what it has learned so far."""
+
+    run_id: str
+    params: GenerationParams
+    judges: _Judges
+    tally: _Tally
+    cancel: CancelToken | None
+    #: Decoding mode of the first reply generated in this execution (recorded with the run).
+    mode: str | None = None
+    #: Why the run will end as failed (the first failure), or None.
+    failed: str | None = None
+
+
+def _stored_params(record: dict[str, Any]) -> GenerationParams:
+    """Decoding params as a run stored them (the stop strings come back as a list)."""
+    return GenerationParams(**{**record, "stop": tuple(record["stop"])})
 
 
 class _Tally:
@@ -465,16 +492,15 @@ def item_row(item: ItemRecord) -> dict[str, Any]:
     }
 
 
-def run_item_rows(db: sqlite_utils.Database, run_id: str) -> list[dict[str, Any]]:
+def run_item_rows(runs: RunStore, run_id: str) -> list[dict[str, Any]]:
     """Every item of a run as a plain row, in run order (for tables and exports)."""
-    return [item_row(i) for i in RunStore(db).items(run_id)]
+    return [item_row(i) for i in runs.items(run_id)]
 
 
-def export_run(db: sqlite_utils.Database, run_id: str, path: Path) -> None:
+def export_run(runs: RunStore, run_id: str, path: Path) -> None:
     """Write a run as JSON (provenance, report, items) or CSV (one row per item), chosen by the file suffix."""
-    store = RunStore(db)
-    record = store.get_run(run_id)
-    rows = run_item_rows(db, run_id)
+    record = runs.get_run(run_id)
+    rows = run_item_rows(runs, run_id)
     if path.suffix.casefold() == ".csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, EXPORT_COLUMNS)
@@ -486,7 +512,7 @@ def export_run(db: sqlite_utils.Database, run_id: str, path: Path) -> None:
     else:
         payload = {
             "provenance": record.provenance(),
-            "report": run_report(db, run_id).as_dict(),
+            "report": run_report(runs, run_id).as_dict(),
             "items": rows,
         }
         text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"

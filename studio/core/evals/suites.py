@@ -12,8 +12,6 @@ from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
-import sqlite_utils
-
 from studio.core.choices import choices_hint
 from studio.core.documents import ConfigKind, Expectation, Probe, ProbeSuite, SafetyConfig
 from studio.core.errors import InputError, NotFoundError
@@ -58,12 +56,11 @@ def bundled_suite(suite_id: str) -> ProbeSuite:
     raise NotFoundError(f"no bundled probe suite {suite_id!r}{hint}")
 
 
-def load_suite_ref(ref: str, db: sqlite_utils.Database, version: int | None = None) -> ProbeSuite:
+def load_suite_ref(ref: str, repo: SuiteRepo, version: int | None = None) -> ProbeSuite:
     """The suite in file ``ref`` (see :mod:`studio.core.refs`), else the stored suite with that id, else the bundled
     one; a wrong id is answered with the stored and bundled ids closest to it."""
     if is_file_ref(ref):
         return load_document(Path(ref), ProbeSuite)
-    repo = SuiteRepo(db)
     if repo.exists(ref) or version is not None:
         return repo.get(ref, version)
     bundled = bundled_suite_ids()

@@ -137,7 +137,7 @@ class _Probe:
     params: GenerationParams
     seq_id: int = -1
     in_kv: int = 0
-    sampler: Any = None
+    sampler: _Sampler | None = None
     generated: list[int] = field(default_factory=list)
     logits_at: int = -1
     text: str = ""
@@ -164,20 +164,102 @@ class _Probe:
         return min(self.budget - len(self.generated), _EXPECTED_GROWTH)
 
 
-def _new_sampler(llm: Llama, params: GenerationParams, grammar: Any = None) -> Any:
-    """A sampler chain matching the one the sequential path builds for the same settings (and grammar)."""
+#: numpy layout of ``llama_token_data`` (token id, logit, probability).
+_TOKEN_DATA = [("id", "<i4"), ("logit", "<f4"), ("p", "<f4")]
+
+
+class _Sampler(Protocol):
+    """Picks a sequence's next token from the logits of one batch row and remembers it (penalties, grammar)."""
+
+    def sample(self, ctx: Any, index: int) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class _NativeChain:
+    """A llama.cpp sampler chain, sampled and freed through the C API."""
+
+    def __init__(self, chain: Any) -> None:
+        self.chain = chain
+
+    def sample(self, ctx: Any, index: int) -> int:
+        import llama_cpp
+
+        return int(llama_cpp.llama_sampler_sample(self.chain, ctx, index))
+
+    def close(self) -> None:
+        import llama_cpp
+
+        llama_cpp.llama_sampler_free(self.chain)
+
+
+class _GreedyUnderGrammar:
+    """Greedy sampling under a grammar that asks the grammar about one token, not the whole vocabulary.
+
+    Applying a grammar walks every token of the vocabulary (49,152 for SmolLM2) through the grammar's stacks,
+    which costs more than a whole decode step of a small model. Greedy decoding only needs the best token the
+    grammar admits: take the best token of the penalised logits, and only when the grammar rejects it mask the
+    whole vocabulary and take the best of what is left. The token is the one the chain penalties, grammar, greedy
+    picks, since the grammar only removes tokens (ties go to the lowest id either way).
+    """
+
+    def __init__(self, n_vocab: int, penalties: Any, grammar: Any) -> None:
+        import numpy as np
+        from llama_cpp import llama_token_data, llama_token_data_array
+
+        self.n_vocab = n_vocab
+        self.penalties = penalties
+        self.grammar = grammar
+        self._data = (llama_token_data * n_vocab)()
+        self._view = np.ctypeslib.as_array(self._data).view(np.dtype(_TOKEN_DATA))
+        self._view["id"] = np.arange(n_vocab, dtype=np.int32)
+        self._all = llama_token_data_array(self._data, n_vocab, -1, False)
+        self._one_data = (llama_token_data * 1)()
+        self._one_view = np.ctypeslib.as_array(self._one_data).view(np.dtype(_TOKEN_DATA))
+        self._one = llama_token_data_array(self._one_data, 1, -1, False)
+
+    def sample(self, ctx: Any, index: int) -> int:
+        import llama_cpp
+        import numpy as np
+
+        view = self._view
+        view["logit"] = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, index), shape=(self.n_vocab,))
+        self._all.selected = -1
+        llama_cpp.llama_sampler_apply(self.penalties, ctypes.byref(self._all))
+        token = int(np.argmax(view["logit"]))
+        one = self._one_view
+        one["id"], one["logit"] = token, view["logit"][token]
+        self._one.selected = -1
+        llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(self._one))
+        if one["logit"][0] == -np.inf:
+            llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(self._all))
+            token = int(np.argmax(view["logit"]))
+        llama_cpp.llama_sampler_accept(self.penalties, token)
+        llama_cpp.llama_sampler_accept(self.grammar, token)
+        return token
+
+    def close(self) -> None:
+        import llama_cpp
+
+        llama_cpp.llama_sampler_free(self.penalties)
+        llama_cpp.llama_sampler_free(self.grammar)
+
+
+def _new_sampler(llm: Llama, params: GenerationParams, grammar: Any = None) -> _Sampler:
+    """A sampler matching the chain the sequential path builds for the same settings (and grammar)."""
     import llama_cpp
 
-    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-    links = [llama_cpp.llama_sampler_init_penalties(llm.n_vocab(), _PENALTY_LAST_N, params.repeat_penalty, 0.0, 0.0)]
+    penalties = llama_cpp.llama_sampler_init_penalties(llm.n_vocab(), _PENALTY_LAST_N, params.repeat_penalty, 0.0, 0.0)
+    links = [penalties]
     if grammar is not None:
         link = llama_cpp.llama_sampler_init_grammar(
             llama_cpp.llama_model_get_vocab(llm.model), grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8")
         )
         if not link:
-            llama_cpp.llama_sampler_free(links[0])
-            llama_cpp.llama_sampler_free(chain)
+            llama_cpp.llama_sampler_free(penalties)
             raise BackendError("llama.cpp rejected the grammar built from json_schema")
+        if params.temperature <= 0.0:
+            return _GreedyUnderGrammar(llm.n_vocab(), penalties, link)
         links.append(link)
     if params.temperature <= 0.0:
         links.append(llama_cpp.llama_sampler_init_greedy())
@@ -190,9 +272,10 @@ def _new_sampler(llm: Llama, params: GenerationParams, grammar: Any = None) -> A
             llama_cpp.llama_sampler_init_temp(params.temperature),
             llama_cpp.llama_sampler_init_dist(params.seed & 0xFFFFFFFF),
         ]
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
     for link in links:
         llama_cpp.llama_sampler_chain_add(chain, link)
-    return chain
+    return _NativeChain(chain)
 
 
 def _held_back(text: str, stops: Sequence[str]) -> int:
@@ -492,7 +575,8 @@ class _BatchDecoder:
         """Pick the probe's next token and stream what text became final; return why it stopped, if it did."""
         import llama_cpp
 
-        token = int(llama_cpp.llama_sampler_sample(probe.sampler, self.ctx, probe.logits_at))
+        assert probe.sampler is not None
+        token = probe.sampler.sample(self.ctx, probe.logits_at)
         probe.logits_at = -1
         probe.last_token_at = time.perf_counter()
         if probe.first_token_at is None:
@@ -555,10 +639,9 @@ class _BatchDecoder:
         )
 
     def _release(self, probe: _Probe) -> None:
-        import llama_cpp
 
         if probe.sampler is not None:
-            llama_cpp.llama_sampler_free(probe.sampler)
+            probe.sampler.close()
             probe.sampler = None
         self._free_sequence(probe)
 

@@ -14,11 +14,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import sqlite_utils
-
 from studio.core.errors import InputError, NotFoundError, StateError
-from studio.core.store import endpoints as store
-from studio.core.store import models as model_store
+from studio.core.store.store import Store
 
 if TYPE_CHECKING:
     from studio.core.inference.openai_backend import OpenAIBackend
@@ -95,7 +92,7 @@ def _check_settings(name: str, model_id: str, concurrency: int, timeout_s: float
 
 
 def add_endpoint(
-    db: sqlite_utils.Database,
+    store: Store,
     name: str,
     url: str,
     model_id: str,
@@ -107,10 +104,9 @@ def add_endpoint(
     """Register an endpoint; its name must be free among models and endpoints."""
     name = name.strip()
     _check_settings(name, model_id, concurrency, timeout_s, api_key_env)
-    if store.endpoint_row(db, name) is not None or model_store.model_row(db, name) is not None:
+    if store.endpoints.row(name) is not None or store.models.row(name) is not None:
         raise StateError(f"a model or endpoint named {name!r} is already registered (remove it or pick another name)")
-    store.insert_endpoint(
-        db,
+    store.endpoints.insert(
         {
             "name": name,
             "base_url": normalize_url(url),
@@ -122,36 +118,36 @@ def add_endpoint(
             "added_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     )
-    return get_endpoint(db, name)
+    return get_endpoint(store, name)
 
 
-def find_endpoint(db: sqlite_utils.Database, name: str) -> EndpointEntry | None:
-    row = store.endpoint_row(db, name)
+def find_endpoint(store: Store, name: str) -> EndpointEntry | None:
+    row = store.endpoints.row(name)
     return EndpointEntry.from_row(row) if row is not None else None
 
 
-def get_endpoint(db: sqlite_utils.Database, name: str) -> EndpointEntry:
-    entry = find_endpoint(db, name)
+def get_endpoint(store: Store, name: str) -> EndpointEntry:
+    entry = find_endpoint(store, name)
     if entry is None:
         raise NotFoundError(f"no registered endpoint named {name!r} (see `studio models list`)")
     return entry
 
 
-def list_endpoints(db: sqlite_utils.Database) -> list[EndpointEntry]:
-    return [EndpointEntry.from_row(row) for row in store.endpoint_rows(db)]
+def list_endpoints(store: Store) -> list[EndpointEntry]:
+    return [EndpointEntry.from_row(row) for row in store.endpoints.rows()]
 
 
-def set_concurrency(db: sqlite_utils.Database, name: str, concurrency: int) -> EndpointEntry:
-    entry = get_endpoint(db, name)
+def set_concurrency(store: Store, name: str, concurrency: int) -> EndpointEntry:
+    entry = get_endpoint(store, name)
     _check_settings(name, entry.model_id, concurrency, entry.timeout_s, entry.api_key_env)
-    store.update_endpoint(db, name, concurrency=concurrency)
-    return get_endpoint(db, name)
+    store.endpoints.update(name, concurrency=concurrency)
+    return get_endpoint(store, name)
 
 
-def remove_endpoint(db: sqlite_utils.Database, name: str) -> None:
+def remove_endpoint(store: Store, name: str) -> None:
     """Forget an endpoint and delete its key from the keyring, if one is there."""
-    entry = get_endpoint(db, name)
-    store.delete_endpoint(db, name)
+    entry = get_endpoint(store, name)
+    store.endpoints.delete(name)
     if entry.key_in_keyring:
         delete_api_key(name)
 
@@ -177,9 +173,9 @@ def _keyring() -> Any:
     return keyring
 
 
-def store_api_key(db: sqlite_utils.Database, name: str, key: str) -> None:
+def store_api_key(store: Store, name: str, key: str) -> None:
     """Put an endpoint's API key in the OS keyring and note (only) that it is there."""
-    get_endpoint(db, name)
+    get_endpoint(store, name)
     if not key.strip():
         raise InputError("API key", "the key is empty")
     keyring = _keyring()
@@ -187,7 +183,7 @@ def store_api_key(db: sqlite_utils.Database, name: str, key: str) -> None:
         keyring.set_password(KEYRING_SERVICE, name, key.strip())
     except keyring.errors.KeyringError as exc:
         raise StateError(f"the OS keyring refused the key: {exc}") from None
-    store.update_endpoint(db, name, key_in_keyring=1)
+    store.endpoints.update(name, key_in_keyring=1)
 
 
 def delete_api_key(name: str) -> None:

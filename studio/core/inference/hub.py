@@ -35,8 +35,7 @@ from studio.core.fileio import publish_file
 from studio.core.inference.base import CancelToken
 from studio.core.inference.embedded import sha256_file
 from studio.core.inference.registry import ModelRegistry, record_sha256, sha256_cached
-from studio.core.paths import database_path, models_dir
-from studio.core.store.db import open_database
+from studio.core.paths import models_dir
 
 Progress = Callable[[int, int], None]
 
@@ -181,15 +180,17 @@ def download(
     revision: str = "main",
     token: str | None = None,
     retries: int = 3,
-    register: bool = True,
+    registry: ModelRegistry | None = None,
     repo_type: str = "model",
 ) -> Path:
-    """Download ``filename`` of ``repo_id`` into ``dest_dir`` (the model store by default) and register it.
+    """Download ``filename`` of ``repo_id`` into ``dest_dir`` (the model store by default) and, given a
+    ``registry``, register it there.
 
     Bytes go to ``<name>.part``; an existing ``.part`` is resumed with a Range request, and a dropped connection
     is resumed up to ``retries`` times. On cancel the ``.part`` stays for a later resume. ``progress`` receives
     (bytes done, bytes total). A file already in place with the right size and sha256 is not fetched again; a
-    different one is replaced unless it is registered (then :class:`StateError`).
+    different one is replaced unless it is registered in ``registry`` (then :class:`StateError`). Digests are
+    cached in the registry when one is given.
     """
     if not filename or filename.startswith("/") or ".." in Path(filename).parts:
         raise InputError(filename, "not a file path inside a Hub repository")
@@ -198,34 +199,34 @@ def download(
     target = dest / Path(filename).name
     part = target.with_name(target.name + ".part")
     remote = _remote_file(repo_id, filename, revision, token, repo_type)
-    db = open_database(database_path())
-    try:
-        already_there = (
-            target.is_file()
-            and target.stat().st_size == remote.size
-            and (remote.sha256 is None or sha256_cached(target, db) == remote.sha256)
-        )
-        registry = ModelRegistry(db)
-        if already_there:
-            if progress is not None:
-                progress(remote.size, remote.size)
-        else:
-            holder = registry.find_by_path(target) if target.exists() else None
-            if holder is not None:
-                raise StateError(
-                    f"{target}: a different file with this name is registered as {holder.name!r}; remove it first "
-                    "or download into another folder"
-                )
-            _fetch(repo_id, filename, remote, part, progress, cancel, token, retries)
-            digest = _verify(repo_id, filename, remote, part)
-            publish_file(part, target)
-            if digest is not None:
-                record_sha256(target, digest, db)
-        if register:
-            registry.add(target, source=f"hub:{repo_id}/{filename}")
-    finally:
-        db.close()
+    already_there = (
+        target.is_file()
+        and target.stat().st_size == remote.size
+        and (remote.sha256 is None or _digest(target, registry) == remote.sha256)
+    )
+    if already_there:
+        if progress is not None:
+            progress(remote.size, remote.size)
+    else:
+        holder = registry.find_by_path(target) if registry is not None and target.exists() else None
+        if holder is not None:
+            raise StateError(
+                f"{target}: a different file with this name is registered as {holder.name!r}; remove it first "
+                "or download into another folder"
+            )
+        _fetch(repo_id, filename, remote, part, progress, cancel, token, retries)
+        digest = _verify(repo_id, filename, remote, part)
+        publish_file(part, target)
+        if digest is not None and registry is not None:
+            record_sha256(target, digest, registry.models)
+    if registry is not None:
+        registry.add(target, source=f"hub:{repo_id}/{filename}")
     return target
+
+
+def _digest(path: Path, registry: ModelRegistry | None) -> str:
+    """The sha256 of ``path``: from the registry's digest cache when there is one."""
+    return sha256_cached(path, registry.models) if registry is not None else sha256_file(path)
 
 
 def download_files(
@@ -261,7 +262,6 @@ def download_files(
                 cancel,
                 revision=revision,
                 token=token,
-                register=False,
                 repo_type=repo_type,
             )
         )

@@ -15,8 +15,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import sqlite_utils
-
 from studio.core.inference.base import Backend
 
 if TYPE_CHECKING:
@@ -24,6 +22,7 @@ if TYPE_CHECKING:
     from studio.core.inference.llama_backend import LlamaSettings
     from studio.core.inference.registry import ModelEntry
     from studio.core.settings import InferenceSettings
+    from studio.core.store.store import Store
 
 GpuSetting = Literal["auto", "cpu"] | int
 
@@ -125,59 +124,53 @@ def open_backend(
     ref: str | None,
     options: LoadOptions = LoadOptions(),
     *,
-    db: sqlite_utils.Database | None = None,
+    store: Store,
     inference: InferenceSettings | None = None,
 ) -> Backend:
-    """Open the model ``ref`` names: a registered endpoint or model name, a GGUF path, or ``None`` for the default
-    model."""
+    """Open the model ``ref`` names in ``store``: a registered endpoint or model name, a GGUF path, or ``None`` for
+    the default model."""
     if options.fake:
         from studio.core.inference.fake import FakeBackend
 
         return FakeBackend(ref or "fake-model")
-    from studio.core.inference.registry import resolve_model
-
-    endpoint = find_endpoint(ref, db)
+    endpoint = find_endpoint(ref, store)
     if endpoint is not None:
         from studio.core.inference.endpoints import open_endpoint
 
         return open_endpoint(endpoint)
-    return open_model(resolve_model(ref, db), options, inference)
+    return open_model(_resolve_model(ref, store), options, inference)
 
 
-def find_endpoint(ref: str | None, db: sqlite_utils.Database | None = None) -> EndpointEntry | None:
+def find_endpoint(ref: str | None, store: Store) -> EndpointEntry | None:
     """The registered endpoint ``ref`` names, if it names one."""
     if ref is None:
         return None
     from studio.core.inference.endpoints import find_endpoint as find
-    from studio.core.paths import database_path
-    from studio.core.store.db import open_database
 
-    if db is not None:
-        return find(db, ref)
-    own = open_database(database_path())
-    try:
-        return find(own, ref)
-    finally:
-        own.close()
+    return find(store, ref)
 
 
-def _identity(ref: str | None, db: sqlite_utils.Database | None) -> str:
+def _resolve_model(ref: str | None, store: Store) -> ModelEntry:
+    from studio.core.inference.registry import ModelRegistry, resolve_model
+
+    return resolve_model(ref, ModelRegistry(store.models))
+
+
+def _identity(ref: str | None, store: Store) -> str:
     """What makes two references the same loaded model: the endpoint's name, else the file's digest."""
-    from studio.core.inference.registry import resolve_model
-
-    endpoint = find_endpoint(ref, db)
+    endpoint = find_endpoint(ref, store)
     if endpoint is not None:
         return f"endpoint:{endpoint.name}"
-    return resolve_model(ref, db).sha256
+    return _resolve_model(ref, store).sha256
 
 
-def same_model(a: str | None, b: str | None, options: LoadOptions, db: sqlite_utils.Database | None) -> bool:
+def same_model(a: str | None, b: str | None, options: LoadOptions, store: Store) -> bool:
     """True when both references open the same model, so one loaded backend can serve both roles."""
     if b is None or a == b:
         return True
     if options.fake:
         return False
-    return _identity(a, db) == _identity(b, db)
+    return _identity(a, store) == _identity(b, store)
 
 
 @contextlib.contextmanager
@@ -186,7 +179,7 @@ def open_candidate_and_judge(
     judge: str | None,
     options: LoadOptions = LoadOptions(),
     *,
-    db: sqlite_utils.Database | None = None,
+    store: Store,
     judge_options: LoadOptions | None = None,
 ) -> Iterator[tuple[Backend, Backend]]:
     """Open a candidate and its judge (one backend when they are the same model) and close both on exit.
@@ -196,12 +189,12 @@ def open_candidate_and_judge(
     """
     opened: list[Backend] = []
     try:
-        first = open_backend(candidate, options, db=db)
+        first = open_backend(candidate, options, store=store)
         opened.append(first)
-        if same_model(candidate, judge, options, db):
+        if same_model(candidate, judge, options, store):
             second = first
         else:
-            second = open_backend(judge, judge_options or options, db=db)
+            second = open_backend(judge, judge_options or options, store=store)
             opened.append(second)
         yield first, second
     finally:

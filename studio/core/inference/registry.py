@@ -12,16 +12,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from studio.core.choices import choices_hint
 from studio.core.errors import InputError, NotFoundError, StateError
 from studio.core.fileio import atomic_writer
 from studio.core.inference import embedded
 from studio.core.inference.gguf import GGUFInfo, read_gguf_info
-from studio.core.paths import database_path, models_dir
-from studio.core.store import models as store
-from studio.core.store.db import open_database
+from studio.core.paths import models_dir
+from studio.core.store.models import ModelRepo
 
 SOURCE_EMBEDDED = "embedded"
 SOURCE_DISK = "disk"
@@ -71,23 +68,23 @@ class ModelEntry:
         )
 
 
-def sha256_cached(path: Path, db: sqlite_utils.Database) -> str:
+def sha256_cached(path: Path, models: ModelRepo) -> str:
     """The sha256 of ``path``, computed once and reused while its size and mtime stay the same."""
     resolved = Path(path).resolve()
     stat = resolved.stat()
-    cached = store.cached_sha256(db, str(resolved), stat.st_size, stat.st_mtime_ns)
+    cached = models.cached_sha256(str(resolved), stat.st_size, stat.st_mtime_ns)
     if cached is not None:
         return cached
     digest = embedded.sha256_file(resolved)
-    store.store_sha256(db, str(resolved), stat.st_size, stat.st_mtime_ns, digest)
+    models.store_sha256(str(resolved), stat.st_size, stat.st_mtime_ns, digest)
     return digest
 
 
-def record_sha256(path: Path, digest: str, db: sqlite_utils.Database) -> None:
+def record_sha256(path: Path, digest: str, models: ModelRepo) -> None:
     """Remember a digest computed elsewhere (a verified download) so it is not computed again."""
     resolved = Path(path).resolve()
     stat = resolved.stat()
-    store.store_sha256(db, str(resolved), stat.st_size, stat.st_mtime_ns, digest)
+    models.store_sha256(str(resolved), stat.st_size, stat.st_mtime_ns, digest)
 
 
 def _valid_name(name: str, source: str) -> str:
@@ -98,16 +95,16 @@ def _valid_name(name: str, source: str) -> str:
 
 
 class ModelRegistry:
-    """Registered models in the studio database."""
+    """Registered models in the studio database (the rows kept by ``store.models``)."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
-        self.db = db
+    def __init__(self, models: ModelRepo) -> None:
+        self.models = models
 
     def list(self) -> list[ModelEntry]:
-        return [ModelEntry.from_row(row) for row in store.model_rows(self.db)]
+        return [ModelEntry.from_row(row) for row in self.models.rows()]
 
     def get(self, name: str) -> ModelEntry:
-        row = store.model_row(self.db, name)
+        row = self.models.row(name)
         if row is None:
             raise NotFoundError(f"no registered model named {name!r}{self.names_hint(name)}")
         return ModelEntry.from_row(row)
@@ -118,12 +115,12 @@ class ModelRegistry:
         return choices_hint(name, names, label="registered") + ("" if names else " (see `studio models --help`)")
 
     def find_by_path(self, path: Path) -> ModelEntry | None:
-        row = store.model_row_by_path(self.db, str(Path(path).resolve()))
+        row = self.models.row_by_path(str(Path(path).resolve()))
         return ModelEntry.from_row(row) if row else None
 
     def find_by_sha256(self, digest: str) -> ModelEntry | None:
         """The entry of a file with this content (the default one if several), or None."""
-        rows = store.model_rows_by_sha256(self.db, digest)
+        rows = self.models.rows_by_sha256(digest)
         return ModelEntry.from_row(rows[0]) if rows else None
 
     def add(self, path: Path, *, source: str = SOURCE_DISK, name: str | None = None, copy: bool = False) -> ModelEntry:
@@ -148,26 +145,26 @@ class ModelRegistry:
             return existing
         if name is None:
             name = self._free_name(resolved.stem)
-        elif store.model_row(self.db, name) is not None:
+        elif self.models.row(name) is not None:
             raise StateError(f"a model named {name!r} is already registered (remove it first or pick another name)")
         if copy:
             resolved = self._copy_into_store(path).resolve()
-            record_sha256(resolved, sha256_cached(path.resolve(), self.db), self.db)  # hashed once, not twice
+            record_sha256(resolved, sha256_cached(path.resolve(), self.models), self.models)  # hashed once, not twice
         return self._insert(name, resolved, info, source)
 
     def _same_content(self, path: Path) -> ModelEntry | None:
         """The entry whose file has the content of ``path``; re-pointed to ``path`` if its own file is gone."""
-        existing = self.find_by_sha256(sha256_cached(path, self.db))
+        existing = self.find_by_sha256(sha256_cached(path, self.models))
         if existing is None or existing.path.is_file():
             return existing
-        store.update_model_path(self.db, existing.name, str(path))
+        self.models.update_path(existing.name, str(path))
         return self.get(existing.name)
 
     def _insert(self, name: str, path: Path, info: GGUFInfo, source: str) -> ModelEntry:
         row = {
             "name": name,
             "path": str(path),
-            "sha256": sha256_cached(path, self.db),
+            "sha256": sha256_cached(path, self.models),
             "architecture": info.architecture,
             "quant": info.file_type,
             "size_bytes": info.size_bytes,
@@ -176,12 +173,12 @@ class ModelRegistry:
             "source": source,
             "added_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        store.insert_model(self.db, row, make_default=store.default_model_row(self.db) is None)
+        self.models.insert(row, make_default=self.models.default_row() is None)
         return self.get(name)
 
     def _free_name(self, stem: str) -> str:
         candidate, counter = stem, 2
-        while store.model_row(self.db, candidate) is not None:
+        while self.models.row(candidate) is not None:
             candidate = f"{stem}-{counter}"
             counter += 1
         return candidate
@@ -198,13 +195,13 @@ class ModelRegistry:
     def remove(self, name: str, *, delete_file: bool = False) -> None:
         """Forget a model; with ``delete_file`` its file is deleted too (after the entry is gone)."""
         entry = self.get(name)
-        store.delete_model(self.db, name)
+        self.models.delete(name)
         if delete_file:
             entry.path.unlink(missing_ok=True)
 
     def set_default(self, name: str) -> None:
         self.get(name)
-        store.set_default_model(self.db, name)
+        self.models.set_default(name)
 
     def default(self, *, install_embedded: bool = True) -> ModelEntry:
         """The default model: the one marked so, else the embedded one, else the oldest.
@@ -213,7 +210,7 @@ class ModelRegistry:
         happens); with ``install_embedded=False`` a NotFoundError says how to install it instead, so that a
         headless command never downloads a model nobody asked for.
         """
-        row = store.default_model_row(self.db)
+        row = self.models.default_row()
         if row is not None:
             return ModelEntry.from_row(row)
         entries = self.list()
@@ -226,7 +223,7 @@ class ModelRegistry:
     def installed_embedded(self) -> ModelEntry | None:
         """The registered entry of the embedded model if its file is present and intact, wherever it lies."""
         entry = self.find_by_sha256(embedded.SHA256)
-        if entry is None or not entry.path.is_file() or sha256_cached(entry.path, self.db) != embedded.SHA256:
+        if entry is None or not entry.path.is_file() or sha256_cached(entry.path, self.models) != embedded.SHA256:
             return None
         return entry
 
@@ -237,7 +234,7 @@ class ModelRegistry:
         if installed is not None:
             return installed
         path = embedded.install_embedded_model(verify_existing=False)
-        if sha256_cached(path, self.db) != embedded.SHA256:
+        if sha256_cached(path, self.models) != embedded.SHA256:
             path = embedded.install_embedded_model(verify_existing=True)
         existing = self.find_by_path(path) or self._same_content(path.resolve())
         if existing is not None:
@@ -246,25 +243,18 @@ class ModelRegistry:
         return self._insert(name, path.resolve(), read_gguf_info(path), SOURCE_EMBEDDED)
 
 
-def resolve_model(name_or_path: str | None, db: sqlite_utils.Database | None = None) -> ModelEntry:
+def resolve_model(name_or_path: str | None, registry: ModelRegistry) -> ModelEntry:
     """``None`` gives the default model, a registered name its entry, a path to a GGUF file an entry registered on
     the fly. The file of the returned entry exists."""
-    own_db = db is None
-    database = open_database(database_path()) if db is None else db
-    try:
-        registry = ModelRegistry(database)
-        if name_or_path is None:
-            entry = registry.default(install_embedded=False)
-        elif store.model_row(database, name_or_path) is not None:
-            entry = registry.get(name_or_path)
-        elif Path(name_or_path).expanduser().is_file():
-            entry = registry.add(Path(name_or_path))
-        else:
-            hint = registry.names_hint(name_or_path)
-            raise NotFoundError(f"{name_or_path!r} is neither a registered model nor an existing file{hint}")
-        if not entry.path.is_file():
-            raise NotFoundError(f"{entry.path}: file of model {entry.name!r} is missing (remove or re-add it)")
-        return entry
-    finally:
-        if own_db:
-            database.close()
+    if name_or_path is None:
+        entry = registry.default(install_embedded=False)
+    elif registry.models.row(name_or_path) is not None:
+        entry = registry.get(name_or_path)
+    elif Path(name_or_path).expanduser().is_file():
+        entry = registry.add(Path(name_or_path))
+    else:
+        hint = registry.names_hint(name_or_path)
+        raise NotFoundError(f"{name_or_path!r} is neither a registered model nor an existing file{hint}")
+    if not entry.path.is_file():
+        raise NotFoundError(f"{entry.path}: file of model {entry.name!r} is missing (remove or re-add it)")
+    return entry

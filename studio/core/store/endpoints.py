@@ -28,33 +28,35 @@ def _create_endpoints(db: sqlite_utils.Database) -> None:
     )
 
 
-def endpoint_rows(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    return list(db.query(f"SELECT * FROM {ENDPOINTS_TABLE} ORDER BY added_utc, rowid"))
+class EndpointRepo:
+    """Rows of registered endpoints; the rules (validation, keys) live in ``inference.endpoints``."""
 
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
 
-def endpoint_row(db: sqlite_utils.Database, name: str) -> dict[str, Any] | None:
-    rows = list(db.query(f"SELECT * FROM {ENDPOINTS_TABLE} WHERE name = ?", [name]))
-    return rows[0] if rows else None
+    def rows(self) -> list[dict[str, Any]]:
+        return list(self.db.query(f"SELECT * FROM {ENDPOINTS_TABLE} ORDER BY added_utc, rowid"))
 
+    def row(self, name: str) -> dict[str, Any] | None:
+        rows = list(self.db.query(f"SELECT * FROM {ENDPOINTS_TABLE} WHERE name = ?", [name]))
+        return rows[0] if rows else None
 
-def insert_endpoint(db: sqlite_utils.Database, row: dict[str, Any]) -> None:
-    with db.atomic():
-        db.execute(
-            f"""INSERT INTO {ENDPOINTS_TABLE} (name, base_url, model_id, api_key_env, key_in_keyring, concurrency,
-                timeout_s, added_utc)
-                VALUES (:name, :base_url, :model_id, :api_key_env, :key_in_keyring, :concurrency, :timeout_s,
-                :added_utc)""",
-            row,
-        )
+    def insert(self, row: dict[str, Any]) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                f"""INSERT INTO {ENDPOINTS_TABLE} (name, base_url, model_id, api_key_env, key_in_keyring, concurrency,
+                    timeout_s, added_utc)
+                    VALUES (:name, :base_url, :model_id, :api_key_env, :key_in_keyring, :concurrency, :timeout_s,
+                    :added_utc)""",
+                row,
+            )
 
+    def update(self, name: str, **values: Any) -> None:
+        """Change some columns of one endpoint (the column names come from code, never from users)."""
+        columns = ", ".join(f"{column} = :{column}" for column in values)
+        with self.db.atomic():
+            self.db.execute(f"UPDATE {ENDPOINTS_TABLE} SET {columns} WHERE name = :name", {**values, "name": name})
 
-def update_endpoint(db: sqlite_utils.Database, name: str, **values: Any) -> None:
-    """Change some columns of one endpoint (the column names come from code, never from users)."""
-    columns = ", ".join(f"{column} = :{column}" for column in values)
-    with db.atomic():
-        db.execute(f"UPDATE {ENDPOINTS_TABLE} SET {columns} WHERE name = :name", {**values, "name": name})
-
-
-def delete_endpoint(db: sqlite_utils.Database, name: str) -> None:
-    with db.atomic():
-        db.execute(f"DELETE FROM {ENDPOINTS_TABLE} WHERE name = ?", [name])
+    def delete(self, name: str) -> None:
+        with self.db.atomic():
+            self.db.execute(f"DELETE FROM {ENDPOINTS_TABLE} WHERE name = ?", [name])

@@ -40,77 +40,75 @@ def _create_models(db: sqlite_utils.Database) -> None:
     )
 
 
-def model_rows(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    return list(db.query(f"SELECT * FROM {MODELS_TABLE} ORDER BY added_utc, rowid"))
+class ModelRepo:
+    """Rows of registered model files and cached file digests; the rules live in ``inference.registry``."""
 
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
 
-def model_row(db: sqlite_utils.Database, name: str) -> dict[str, Any] | None:
-    rows = list(db.query(f"SELECT * FROM {MODELS_TABLE} WHERE name = ?", [name]))
-    return rows[0] if rows else None
+    def rows(self) -> list[dict[str, Any]]:
+        return list(self.db.query(f"SELECT * FROM {MODELS_TABLE} ORDER BY added_utc, rowid"))
 
+    def row(self, name: str) -> dict[str, Any] | None:
+        rows = list(self.db.query(f"SELECT * FROM {MODELS_TABLE} WHERE name = ?", [name]))
+        return rows[0] if rows else None
 
-def model_row_by_path(db: sqlite_utils.Database, path: str) -> dict[str, Any] | None:
-    rows = list(db.query(f"SELECT * FROM {MODELS_TABLE} WHERE path = ?", [path]))
-    return rows[0] if rows else None
+    def row_by_path(self, path: str) -> dict[str, Any] | None:
+        rows = list(self.db.query(f"SELECT * FROM {MODELS_TABLE} WHERE path = ?", [path]))
+        return rows[0] if rows else None
 
-
-def model_rows_by_sha256(db: sqlite_utils.Database, sha256: str) -> list[dict[str, Any]]:
-    """Entries of one file content: the default first, then the oldest (older databases may hold duplicates)."""
-    return list(
-        db.query(f"SELECT * FROM {MODELS_TABLE} WHERE sha256 = ? ORDER BY is_default DESC, added_utc, rowid", [sha256])
-    )
-
-
-def update_model_path(db: sqlite_utils.Database, name: str, path: str) -> None:
-    with db.atomic():
-        db.execute(f"UPDATE {MODELS_TABLE} SET path = ? WHERE name = ?", [path, name])
-
-
-def default_model_row(db: sqlite_utils.Database) -> dict[str, Any] | None:
-    rows = list(db.query(f"SELECT * FROM {MODELS_TABLE} WHERE is_default = 1"))
-    return rows[0] if rows else None
-
-
-def insert_model(db: sqlite_utils.Database, row: dict[str, Any], *, make_default: bool) -> None:
-    """Insert a model row; with ``make_default`` it becomes the only default."""
-    with db.atomic():
-        if make_default:
-            db.execute(f"UPDATE {MODELS_TABLE} SET is_default = 0 WHERE is_default = 1")
-        db.execute(
-            f"""INSERT INTO {MODELS_TABLE} (name, path, sha256, architecture, quant, size_bytes, context_length,
-                has_chat_template, source, is_default, added_utc)
-                VALUES (:name, :path, :sha256, :architecture, :quant, :size_bytes, :context_length,
-                :has_chat_template, :source, :is_default, :added_utc)""",
-            {**row, "is_default": int(make_default)},
+    def rows_by_sha256(self, sha256: str) -> list[dict[str, Any]]:
+        """Entries of one file content: the default first, then the oldest (older databases may hold duplicates)."""
+        return list(
+            self.db.query(
+                f"SELECT * FROM {MODELS_TABLE} WHERE sha256 = ? ORDER BY is_default DESC, added_utc, rowid", [sha256]
+            )
         )
 
+    def update_path(self, name: str, path: str) -> None:
+        with self.db.atomic():
+            self.db.execute(f"UPDATE {MODELS_TABLE} SET path = ? WHERE name = ?", [path, name])
 
-def delete_model(db: sqlite_utils.Database, name: str) -> None:
-    with db.atomic():
-        db.execute(f"DELETE FROM {MODELS_TABLE} WHERE name = ?", [name])
+    def default_row(self) -> dict[str, Any] | None:
+        rows = list(self.db.query(f"SELECT * FROM {MODELS_TABLE} WHERE is_default = 1"))
+        return rows[0] if rows else None
 
+    def insert(self, row: dict[str, Any], *, make_default: bool) -> None:
+        """Insert a model row; with ``make_default`` it becomes the only default."""
+        with self.db.atomic():
+            if make_default:
+                self.db.execute(f"UPDATE {MODELS_TABLE} SET is_default = 0 WHERE is_default = 1")
+            self.db.execute(
+                f"""INSERT INTO {MODELS_TABLE} (name, path, sha256, architecture, quant, size_bytes, context_length,
+                    has_chat_template, source, is_default, added_utc)
+                    VALUES (:name, :path, :sha256, :architecture, :quant, :size_bytes, :context_length,
+                    :has_chat_template, :source, :is_default, :added_utc)""",
+                {**row, "is_default": int(make_default)},
+            )
 
-def set_default_model(db: sqlite_utils.Database, name: str) -> None:
-    with db.atomic():
-        db.execute(f"UPDATE {MODELS_TABLE} SET is_default = 0 WHERE is_default = 1")
-        db.execute(f"UPDATE {MODELS_TABLE} SET is_default = 1 WHERE name = ?", [name])
+    def delete(self, name: str) -> None:
+        with self.db.atomic():
+            self.db.execute(f"DELETE FROM {MODELS_TABLE} WHERE name = ?", [name])
 
+    def set_default(self, name: str) -> None:
+        with self.db.atomic():
+            self.db.execute(f"UPDATE {MODELS_TABLE} SET is_default = 0 WHERE is_default = 1")
+            self.db.execute(f"UPDATE {MODELS_TABLE} SET is_default = 1 WHERE name = ?", [name])
 
-def cached_sha256(db: sqlite_utils.Database, path: str, size_bytes: int, mtime_ns: int) -> str | None:
-    rows = list(
-        db.query(
-            f"SELECT sha256 FROM {HASHES_TABLE} WHERE path = ? AND size_bytes = ? AND mtime_ns = ?",
-            [path, size_bytes, mtime_ns],
+    def cached_sha256(self, path: str, size_bytes: int, mtime_ns: int) -> str | None:
+        rows = list(
+            self.db.query(
+                f"SELECT sha256 FROM {HASHES_TABLE} WHERE path = ? AND size_bytes = ? AND mtime_ns = ?",
+                [path, size_bytes, mtime_ns],
+            )
         )
-    )
-    return str(rows[0]["sha256"]) if rows else None
+        return str(rows[0]["sha256"]) if rows else None
 
-
-def store_sha256(db: sqlite_utils.Database, path: str, size_bytes: int, mtime_ns: int, sha256: str) -> None:
-    with db.atomic():
-        db.execute(
-            f"""INSERT INTO {HASHES_TABLE} (path, size_bytes, mtime_ns, sha256) VALUES (?, ?, ?, ?)
-                ON CONFLICT(path) DO UPDATE SET size_bytes = excluded.size_bytes, mtime_ns = excluded.mtime_ns,
-                sha256 = excluded.sha256""",
-            [path, size_bytes, mtime_ns, sha256],
-        )
+    def store_sha256(self, path: str, size_bytes: int, mtime_ns: int, sha256: str) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                f"""INSERT INTO {HASHES_TABLE} (path, size_bytes, mtime_ns, sha256) VALUES (?, ?, ?, ?)
+                    ON CONFLICT(path) DO UPDATE SET size_bytes = excluded.size_bytes, mtime_ns = excluded.mtime_ns,
+                    sha256 = excluded.sha256""",
+                [path, size_bytes, mtime_ns, sha256],
+            )

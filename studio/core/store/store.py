@@ -14,8 +14,16 @@ from typing import Any, Generic, Self, TypeVar, overload
 import sqlite_utils
 
 from studio.core import paths
+from studio.core.store.approvals import ApprovalRepo
+from studio.core.store.audit import AuditLog
 from studio.core.store.configs import ConfigRepo
 from studio.core.store.db import open_database
+from studio.core.store.drafts import DraftRepo
+from studio.core.store.endpoints import EndpointRepo
+from studio.core.store.exchanges import ExchangeRepo
+from studio.core.store.models import ModelRepo
+from studio.core.store.runs import RunStore
+from studio.core.store.statements import StatementRepo
 from studio.core.store.suites import SuiteRepo
 
 RepoT = TypeVar("RepoT")
@@ -46,10 +54,22 @@ class repository(Generic[RepoT]):
 
 
 class Store:
-    """The studio database with its repositories. Use as a context manager, or call :meth:`close`."""
+    """The studio database with its repositories. Use as a context manager, or call :meth:`close`.
+
+    Core functions take the store (or the one repository they need) from their caller; only the command-line entry
+    points and the app context open it.
+    """
 
     configs = repository(ConfigRepo)
     suites = repository(SuiteRepo)
+    runs = repository(RunStore)
+    audit = repository(AuditLog)
+    drafts = repository(DraftRepo)
+    exchanges = repository(ExchangeRepo)
+    models = repository(ModelRepo)
+    endpoints = repository(EndpointRepo)
+    statements = repository(StatementRepo)
+    approvals = repository(ApprovalRepo)
 
     def __init__(self, db: sqlite_utils.Database, path: Path | None = None) -> None:
         self.db = db

@@ -46,7 +46,7 @@ class CheckPane(QWidget):
         self.ctx = ctx
         self.setup = CheckSetupForm(ctx)
         self.control = CheckRunControl(ctx, backend_factory)
-        self.results = CheckResults(ctx.store.db)
+        self.results = CheckResults(ctx.store)
         self.runs = self.results.runs
         # The widgets the window, the screenshots script and the walkthrough drive.
         self.suite_combo, self.limit_spin = self.setup.suite_combo, self.setup.limit_spin

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
 from PySide6.QtCore import QModelIndex, Qt, Signal
 from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
@@ -18,7 +17,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSplitter,
-    QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -28,12 +26,14 @@ from studio.core.errors import StudioError
 from studio.core.evals.formatting import format_utc
 from studio.core.evals.runner import export_run, run_report
 from studio.core.evals.scoring import Helpfulness, ScoreReport, Variant
-from studio.core.store.runs import RunRecord, RunStatus, RunStore
+from studio.core.store.runs import RunRecord, RunStatus
+from studio.core.store.store import Store
 from studio.ui.check.setup import select_data
 from studio.ui.check.summary import ScoreSummary
 from studio.ui.glossary import tip
 from studio.ui.review import ReviewPanel
 from studio.ui.run_models import ItemTableModel
+from studio.ui.tables import row_table
 
 ITEM_COLUMN_WIDTHS = (110, 120, 80, 200, 300, 55, 60, 65)
 
@@ -76,10 +76,10 @@ class CheckResults(QWidget):
     #: Resume was clicked for the shown run (its id).
     resume_requested = Signal(str)
 
-    def __init__(self, db: sqlite_utils.Database, parent: QWidget | None = None) -> None:
+    def __init__(self, store: Store, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.db = db
-        self.runs = RunStore(db)
+        self.store = store
+        self.runs = store.runs
         self.run_id: str | None = None
         self.report: ScoreReport | None = None
         self._running = False
@@ -136,20 +136,14 @@ class CheckResults(QWidget):
 
     def _build_items(self) -> QSplitter:
         self.item_model = ItemTableModel(self)
-        self.item_table = QTableView()
-        self.item_table.setModel(self.item_model)
-        self.item_table.setAccessibleName("Check items")
-        self.item_table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-        self.item_table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
-        self.item_table.verticalHeader().hide()
-        self.item_table.horizontalHeader().setStretchLastSection(True)
-        self.item_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.item_table = row_table(
+            self.item_model, "Check items", resize=QHeaderView.ResizeMode.Interactive, compact=True
+        )
         self.item_table.setWordWrap(False)
-        self.item_table.verticalHeader().setDefaultSectionSize(self.item_table.fontMetrics().height() + 8)
         for column, width in enumerate(ITEM_COLUMN_WIDTHS):
             self.item_table.setColumnWidth(column, width)
         self.item_table.selectionModel().currentRowChanged.connect(self._on_item_selected)
-        self.review = ReviewPanel(self.db)
+        self.review = ReviewPanel(self.store)
         self.review.item_changed.connect(self._on_item_reviewed)
         self.review.message.connect(self.message)
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -214,7 +208,7 @@ class CheckResults(QWidget):
         if self.run_id is None:
             return
         choice = self.scoring_choice()
-        self.report = run_report(self.db, self.run_id, self.use, choice.helpfulness, choice.variant)
+        self.report = run_report(self.runs, self.run_id, self.use, choice.helpfulness, choice.variant)
         self.summary.show_report(self.report)
 
     def shown_record(self) -> RunRecord | None:
@@ -276,7 +270,7 @@ class CheckResults(QWidget):
         if self.run_id is None:
             return False
         try:
-            export_run(self.db, self.run_id, path)
+            export_run(self.runs, self.run_id, path)
         except (OSError, StudioError) as exc:
             self.message.emit(f"{path}: could not export: {exc}")
             return False

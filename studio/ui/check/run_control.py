@@ -108,11 +108,11 @@ class CheckRunControl(QWidget):
         openers = [model_opener(self.ctx, candidate, self.backend_factory)]
         if judge is not None:
             openers.append(model_opener(self.ctx, judge, self.backend_factory))
-        db = self.ctx.store.db
+        runs = self.ctx.store.runs
 
         def work(cancel: CancelToken) -> Iterable[RunEvent]:
             with opened(*openers) as backends:
-                yield from steps(CheckRunner(db, backends[0], backends[-1]), cancel)
+                yield from steps(CheckRunner(runs, backends[0], backends[-1]), cancel)
 
         self._uses_loaded_model = LOADED_MODEL in (candidate, judge)
         self.progress_bar.setRange(0, 0)
