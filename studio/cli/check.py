@@ -205,7 +205,7 @@ def _check(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     if finished.status is RunStatus.FAILED:
         print(
-            f"studio: run {run_id} stopped: {finished.error}; finish it with `studio check --resume {run_id}`",
+            f"studio: run {run_id} stopped: {finished.error}; finish it with `{resume_hint(run_id, args)}`",
             file=sys.stderr,
         )
         return int(ExitCode.RUNTIME)
