@@ -171,7 +171,7 @@ def _session(out: Path) -> int:
         print(f"screenshots: {window.load_error}", file=sys.stderr)
         return 1
     window.open_config_id("game-studio")
-    window.resizeDocks([window.start_here_dock, window.library_dock], [330, 600], Qt.Orientation.Vertical)
+    window.resizeDocks([window.start_here_dock, window.library_dock], [400, 520], Qt.Orientation.Vertical)
     shot("01-main-window")
 
     dialog = TemplateDialog(author="dana", parent=window)

@@ -30,12 +30,16 @@ from studio.core.store.runs import RunRecord, RunStatus
 from studio.core.store.store import Store
 from studio.ui.check.setup import select_data
 from studio.ui.check.summary import ScoreSummary
+from studio.ui.enabling import enable_or_explain
 from studio.ui.glossary import tip
 from studio.ui.review import ReviewPanel
 from studio.ui.run_models import ItemTableModel
 from studio.ui.tables import row_table
 
 ITEM_COLUMN_WIDTHS = (110, 120, 80, 200, 300, 55, 60, 65)
+RUNNING = "A check is running"
+NO_RUN = "Run a check first: there is no run to show"
+RESUME_TOOLTIP = "Finish the selected unfinished run with the models it was started with"
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,6 @@ class CheckResults(QWidget):
         self.run_combo.setMinimumContentsLength(48)
         self.run_combo.currentIndexChanged.connect(self._on_run_chosen)
         self.resume_button = QPushButton("Resume")
-        self.resume_button.setToolTip("Finish the selected unfinished run with the models it was started with")
         self.resume_button.clicked.connect(self._on_resume_clicked)
         self.variant_combo = QComboBox()
         self.variant_combo.setAccessibleName("Scoring variant")
@@ -184,6 +187,7 @@ class CheckResults(QWidget):
         elif self.run_combo.count():
             self.run_combo.setCurrentIndex(0)
             self._on_run_chosen(0)
+        self.update_buttons()
 
     def show_run(self, run_id: str | None) -> None:
         self.run_id = run_id
@@ -221,13 +225,21 @@ class CheckResults(QWidget):
             return None
 
     def update_buttons(self) -> None:
+        """Resume acts on the shown unfinished run, export on the shown run; neither while a check runs."""
         record = self.shown_record()
-        self.resume_button.setEnabled(
-            not self._running and record is not None and record.status is not RunStatus.FINISHED
-        )
-        has_run = self.run_id is not None
-        self.csv_button.setEnabled(has_run and not self._running)
-        self.json_button.setEnabled(has_run and not self._running)
+        enable_or_explain(self.run_combo, None if self.run_combo.count() else NO_RUN, "The check run shown below")
+        if self._running:
+            resume_blocker: str | None = RUNNING
+        elif record is None:
+            resume_blocker = NO_RUN
+        elif record.status is RunStatus.FINISHED:
+            resume_blocker = "The shown run is finished: there is nothing to resume"
+        else:
+            resume_blocker = None
+        enable_or_explain(self.resume_button, resume_blocker, RESUME_TOOLTIP)
+        export_blocker = RUNNING if self._running else NO_RUN if self.run_id is None else None
+        for button, kind in ((self.csv_button, "a CSV file"), (self.json_button, "a JSON file with its provenance")):
+            enable_or_explain(button, export_blocker, f"Write the shown run's items, verdicts and score to {kind}")
 
     def _enable_cascade(self, available: bool) -> None:
         """Cascade is offered only for runs that recorded the candidate's own verdicts."""
