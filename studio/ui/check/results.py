@@ -204,7 +204,9 @@ class CheckResults(QWidget):
             self.summary.clear()
             return
         selected = self.review.item
-        self._enable_cascade(self.runs.get_run(run_id).self_check)
+        record = self.runs.get_run(run_id)
+        self._enable_cascade(record.self_check)
+        self.summary.show_warnings(record.warnings)
         self.item_model.set_rows(self.runs.items(run_id))
         if self.review.run_id != run_id:
             self.review.set_run(run_id)
