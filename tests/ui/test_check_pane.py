@@ -339,3 +339,22 @@ def test_the_pane_fits_a_laptop_screen_without_scrolling_sideways(qtbot: QtBot, 
     assert pane.minimumSizeHint().width() < 1280
     variant = pane.results.variant_combo
     assert variant.view().minimumWidth() >= variant.view().sizeHintForColumn(0)  # the list shows entries whole
+
+
+def test_a_run_stopped_by_a_failing_server_says_why(qtbot: QtBot, ctx: AppContext, pane: CheckPane) -> None:
+    server = StandinServer(Behaviour(error_every=1)).start()  # every chat request fails
+    try:
+        add_endpoint(ctx.store, "locked-judge", server.url, "standin", concurrency=2, timeout_s=5)
+        pane.refresh()
+        labels = [pane.setup.judge_combo.itemText(i) for i in range(pane.setup.judge_combo.count())]
+        pane.setup.judge_combo.setCurrentIndex(labels.index("locked-judge (endpoint: standin)"))
+        pane.select_configs(["game-studio"])
+        pane.limit_spin.setValue(1)
+        with qtbot.waitSignal(pane.message, timeout=RUN_TIMEOUT_MS, check_params_cb=lambda m: "stopped" in m) as got:
+            assert pane.start_check()
+        qtbot.waitUntil(lambda: not pane.running, timeout=RUN_TIMEOUT_MS)
+    finally:
+        server.stop()
+    assert got.args[0].startswith("The check stopped: ") and "Resume the run" in got.args[0]
+    assert pane.control.eta_label.text() == "failed"
+    assert pane.results.resume_button.isEnabled()

@@ -130,6 +130,8 @@ class CheckRunControl(QWidget):
                 self.eta_label.setText(progress_note(event.done, event.eta_s, event.partial_score))
             elif isinstance(event, RunFinished):
                 self.eta_label.setText(event.status.value)
+                if event.error:
+                    self.message.emit(f"The check stopped: {event.error}. Resume the run to try its items again")
         self.events.emit(batch)
 
     def _on_failed(self, message: str) -> None:
