@@ -5,17 +5,20 @@ Every ratio is against concurrency 1 measured in the same run.
 * stand-in: a local OpenAI-compatible server that answers every request after a fixed 300 ms (the shape of a remote
   GPU server, whose time goes to the network and a batch slot, not to this machine's CPU). Measured twice: bare
   requests (``complete_concurrently``), and a whole check run (each item is one reply and two verdicts).
-* llama.cpp: ``python -m llama_cpp.server`` on the embedded model on this machine, the same requests sequential
-  vs 4 at once, started with ``--interrupt_requests False`` (by default it cuts a running stream short when the
-  next request arrives). That server decodes one request at a time, so this shows what concurrency costs or saves
-  there.
+* llama.cpp on the embedded model on this machine, the same greedy requests sequential vs 4 at once:
+  ``python -m llama_cpp.server`` started with ``--interrupt_requests False`` (by default it cuts a running stream
+  short when the next request arrives; it decodes one request at a time), and llama.cpp's ``llama-server`` with
+  4 slots, once the studio's way (prompts rendered here, token ids to ``/completion``) and once through its own
+  chat route.
 
-Run: ``.venv/bin/python bench/bench_endpoint.py [--items 24] [--probes 10] [--skip-llama]``.
+Run: ``.venv/bin/python bench/bench_endpoint.py [--items 24] [--probes 10] [--skip-llama] [--llama-server PATH]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -27,7 +30,7 @@ sys.path.insert(0, str(REPO))
 from bench.common import machine, model_path, stopwatch  # noqa: E402
 from studio.core.documents import ProbeSuite, SafetyConfig  # noqa: E402
 from studio.core.evals.runner import CheckRunner, CheckSpec  # noqa: E402
-from studio.core.inference.base import GenerationParams, chat  # noqa: E402
+from studio.core.inference.base import GenerationParams, Message, chat  # noqa: E402
 from studio.core.inference.concurrent import complete_concurrently  # noqa: E402
 from studio.core.inference.openai_backend import OpenAIBackend  # noqa: E402
 from studio.core.store.db import open_database  # noqa: E402
@@ -39,13 +42,13 @@ LATENCY_S = 0.3
 LEVELS = (1, 4, 8)
 
 
-def _requests(count: int) -> list[list[object]]:
+def _requests(count: int) -> list[list[Message]]:
     return [chat("You answer cooking questions only.", f"Question {n}: how do I poach an egg?") for n in range(count)]
 
 
 def _rate(backend: OpenAIBackend, count: int, width: int, params: GenerationParams) -> float:
     with stopwatch() as took:
-        done = sum(1 for _ in complete_concurrently(backend, _requests(count), params, limit=width))  # type: ignore[arg-type]
+        done = len(list(complete_concurrently(backend, _requests(count), params, limit=width)))
     return done / took[0]
 
 
@@ -85,7 +88,7 @@ def standin_check(probes: int, home: Path) -> None:
     server = StandinServer(Behaviour(latency_s=LATENCY_S)).start()
     seconds: dict[int, float] = {}
     try:
-        for width in (1, 8):
+        for width in LEVELS:
             db = open_database(home / f"bench-{width}.db")
             backend = OpenAIBackend(server.url, "standin", concurrency=width)
             try:
@@ -103,36 +106,97 @@ def standin_check(probes: int, home: Path) -> None:
         print(f"  concurrency {width}: {took_s:6.2f} s, {probes / took_s:5.2f} items/s  ({seconds[1] / took_s:.2f}x)")
 
 
-def llama_server(items: int) -> None:
+def _started(command: list[str], ready_url: str) -> subprocess.Popen[bytes]:
+    """Start a server and wait until ``ready_url`` answers 200 (two minutes at most)."""
+    import httpx
+
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(ready_url, timeout=2).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise RuntimeError(f"{command[0]} did not start")
+        time.sleep(0.3)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=30)
+
+
+GREEDY_32 = GenerationParams(max_tokens=32, temperature=0.0)
+
+
+def _warm(*backends: OpenAIBackend) -> None:
+    """A few requests through every backend first, so no measured pass pays for a cold server or client."""
+    for backend in backends:
+        _rate(backend, 4, 4, GREEDY_32)
+
+
+def _sequential_vs_concurrent(title: str, backend: OpenAIBackend, items: int, width: int) -> None:
+    """The same greedy requests one at a time, then ``width`` at once."""
+    params = GREEDY_32
+    sequential = _rate(backend, items, 1, params)
+    concurrent = _rate(backend, items, width, params)
+    print(f"{title}, {items} requests of up to 32 tokens:")
+    print(f"  sequential:   {sequential:6.2f} items/s")
+    print(f"  {width} in flight:  {concurrent:6.2f} items/s  ({concurrent / sequential:.2f}x)")
+
+
+def llama_cpp_python(items: int) -> None:
+    """``python -m llama_cpp.server``: one decode at a time; without ``--interrupt_requests False`` it would cut
+    running streams short when the next request arrives."""
     port = closed_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path()), "--host", "127.0.0.1"]
     command += ["--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--verbose", "False"]
-    # By default llama_cpp.server cuts a running stream short when the next request arrives.
     command += ["--interrupt_requests", "False"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
+    process = _started(command, f"{url}/models")
     try:
         backend = OpenAIBackend(url, "smollm2", concurrency=4, extra_sampling=True)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                backend.list_models()
-                break
-            except Exception:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.5)
-        params = GenerationParams(max_tokens=32)
-        _rate(backend, 2, 1, params)  # warm-up
-        sequential = _rate(backend, items, 1, params)
-        concurrent = _rate(backend, items, 4, params)
-        backend.close()
+        try:
+            _warm(backend)
+            _sequential_vs_concurrent("llama_cpp.server (chat route) on the embedded model", backend, items, 4)
+        finally:
+            backend.close()
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-    print(f"llama_cpp.server on the embedded model, {items} requests of up to 32 tokens:")
-    print(f"  sequential:   {sequential:6.2f} items/s")
-    print(f"  4 in flight:  {concurrent:6.2f} items/s  ({concurrent / sequential:.2f}x)")
+        _stop(process)
+
+
+def llama_cpp_server(items: int, binary: str) -> None:
+    """llama.cpp's ``llama-server`` with 4 slots: the studio's way (prompts rendered here, token ids to
+    ``/completion``) and, for comparison, its own chat route."""
+    from datetime import UTC, datetime
+
+    from studio.core.inference.endpoints import EndpointEntry, open_endpoint
+
+    port = closed_port()
+    command = [binary, "-m", str(model_path()), "--host", "127.0.0.1", "--port", str(port)]
+    command += ["-c", "8192", "-np", "4", "-t", "2"]
+    root = f"http://127.0.0.1:{port}"
+    process = _started(command, f"{root}/health")
+    try:
+        entry = EndpointEntry("bench", f"{root}/v1", "smollm2", None, False, 4, 120.0, datetime.now(UTC).isoformat())
+        studio_way = open_endpoint(entry)
+        server_chat = OpenAIBackend(f"{root}/v1", "smollm2", concurrency=4, extra_sampling=True)
+        try:
+            _warm(studio_way, server_chat)
+            _sequential_vs_concurrent("llama-server -np 4 (token ids to /completion)", studio_way, items, 4)
+            _sequential_vs_concurrent("llama-server -np 4 (its chat route)", server_chat, items, 4)
+        finally:
+            studio_way.close()
+            server_chat.close()
+    finally:
+        _stop(process)
 
 
 def main() -> None:
@@ -140,6 +204,11 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=24)
     parser.add_argument("--probes", type=int, default=10)
     parser.add_argument("--skip-llama", action="store_true")
+    parser.add_argument(
+        "--llama-server",
+        default=os.environ.get("STUDIO_LLAMA_SERVER") or shutil.which("llama-server"),
+        help="llama.cpp's llama-server binary (default: $STUDIO_LLAMA_SERVER, else llama-server on PATH)",
+    )
     args = parser.parse_args()
     import tempfile
 
@@ -148,7 +217,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         standin_check(args.probes, Path(home))
     if not args.skip_llama:
-        llama_server(max(4, args.items // 3))
+        llama_cpp_python(max(4, args.items // 3))
+        if args.llama_server:
+            llama_cpp_server(max(4, args.items // 3), args.llama_server)
+        else:
+            print("llama-server: not found (give --llama-server or set STUDIO_LLAMA_SERVER); skipped")
 
 
 if __name__ == "__main__":

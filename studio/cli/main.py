@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from studio import __version__
-from studio.cli import approval, check, documents, keys, models, probe, settings
+from studio.cli import approval, benchmark, check, documents, draft_probes, keys, models, probe, runs, score, settings
 from studio.cli.parser import StudioParser, closed_pipe_exit
 from studio.core.errors import ExitCode, StudioError
 
-COMMAND_MODULES = [models, check, documents, probe, approval, keys, settings]
+COMMAND_MODULES = [models, score, check, runs, benchmark, draft_probes, documents, probe, approval, keys, settings]
 
 
 def make_parser() -> argparse.ArgumentParser:

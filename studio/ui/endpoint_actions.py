@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QInputDialog, QLineEdit, QPushButton, QWidget
 
 from studio.core.inference import endpoints
 from studio.core.inference.endpoints import EndpointEntry
+from studio.ui.availability import offer
 from studio.ui.context import AppContext
 from studio.ui.workers import TaskRunner
 
@@ -142,8 +143,10 @@ class EndpointActions(QObject):
         self._update_buttons()
 
     def _update_buttons(self) -> None:
-        busy = self._tasks.busy
-        why = "Select an endpoint in the table" if self._entry is None else "Waiting for the last action to finish"
-        for button in self.buttons:
-            button.setEnabled(self._entry is not None and not busy)
-            button.setToolTip("" if button.isEnabled() else why)
+        if self._entry is None:
+            why_not: str | None = "Select an endpoint in the table"
+        else:
+            why_not = "Waiting for the last endpoint action to finish" if self._tasks.busy else None
+        offer(self.test_button, why_not, "Ask the server what it is and which models it serves")
+        offer(self.concurrency_button, why_not, "Change how many requests this endpoint gets at once")
+        offer(self.key_button, why_not, "Store this endpoint's API key in the OS keyring (never on disk)")

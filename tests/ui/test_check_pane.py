@@ -286,3 +286,56 @@ def test_a_registered_endpoint_can_judge_a_check(qtbot: QtBot, ctx: AppContext, 
     assert record.status is RunStatus.FINISHED
     assert record.judge["name"] == "team-judge" and record.judge["endpoint"]["base_url"] == server.url
     assert all(item.judged for item in ctx.store.runs.items(run_id))
+
+
+def _why(widget: object) -> tuple[bool, str]:
+    return widget.isEnabled(), widget.toolTip()  # type: ignore[attr-defined]
+
+
+def test_without_a_model_or_a_run_the_controls_say_why(qtbot: QtBot, ctx: AppContext) -> None:
+    ctx.store.configs.create(make_config("game-studio"))
+    pane = CheckPane(ctx)
+    qtbot.addWidget(pane)
+    pane.select_configs(["game-studio"])
+    no_model = "Load or register a model first: the check needs a candidate model"
+    assert _why(pane.run_button) == (False, no_model)
+    assert _why(pane.setup.candidate_combo) == (False, no_model)
+    assert _why(pane.setup.judge_combo) == (False, no_model)
+    assert _why(pane.control.cancel_button) == (False, "No check is running")
+    for control in (pane.results.resume_button, pane.results.csv_button, pane.results.json_button):
+        assert _why(control) == (False, "Run a check first: there is no run to show")
+    assert not pane.results.run_combo.isEnabled()
+
+
+def test_run_cancel_resume_and_export_are_enabled_only_when_they_can_act(
+    qtbot: QtBot, ctx: AppContext, pane: CheckPane
+) -> None:
+    pane.select_configs([])
+    assert _why(pane.run_button) == (False, "Tick at least one config to check")
+    pane.select_configs(["game-studio"])
+    assert _why(pane.run_button) == (True, "Run the chosen suite under the ticked configs")
+    assert pane.setup.candidate_combo.isEnabled()
+
+    assert pane.start_check()
+    assert _why(pane.run_button) == (False, "A check is running")
+    assert _why(pane.control.cancel_button) == (True, "Stop the check; the run can be resumed later")
+    for control in (pane.results.resume_button, pane.results.csv_button):
+        assert _why(control) == (False, "A check is running")
+    qtbot.waitUntil(lambda: pane.run_id is not None, timeout=RUN_TIMEOUT_MS)
+    pane.cancel()
+    qtbot.waitUntil(lambda: not pane.running, timeout=RUN_TIMEOUT_MS)
+    assert _why(pane.results.resume_button)[0]
+    assert _why(pane.control.cancel_button) == (False, "No check is running")
+    assert _why(pane.results.csv_button) == (True, "Write the shown run's items, verdicts and score to a CSV file")
+
+    assert pane.resume_selected()
+    qtbot.waitUntil(lambda: not pane.running, timeout=RUN_TIMEOUT_MS)
+    assert _why(pane.results.resume_button) == (False, "The shown run is finished: there is nothing to resume")
+    assert pane.results.json_button.isEnabled() and pane.run_button.isEnabled()
+
+
+def test_the_pane_fits_a_laptop_screen_without_scrolling_sideways(qtbot: QtBot, pane: CheckPane) -> None:
+    pane.refresh()
+    assert pane.minimumSizeHint().width() < 1280
+    variant = pane.results.variant_combo
+    assert variant.view().minimumWidth() >= variant.view().sizeHintForColumn(0)  # the list shows entries whole

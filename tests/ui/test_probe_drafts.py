@@ -293,3 +293,55 @@ def test_the_embedded_model_drafts_a_clause(qtbot: QtBot, ctx: AppContext, embed
     assert dialog.model.rowCount() + 2 * len(dialog.failures) == 2
     for row in dialog.model.rows():
         assert row.text.strip() and row.clause == "Never share the home address of any real person."
+
+
+def test_drafting_controls_that_cannot_act_say_why(qtbot: QtBot, ctx: AppContext) -> None:
+    dialog = _dialog(qtbot, ctx)
+    why = {
+        name: (getattr(dialog, name).isEnabled(), getattr(dialog, name).toolTip())
+        for name in ("draft_button", "model_combo", "cancel_button", "accept_all_button", "reject_button", "add_button")
+    }
+    no_model = "Load or register a model first: drafting needs a model"
+    assert why["draft_button"] == why["model_combo"] == (False, no_model)
+    assert why["cancel_button"] == (False, "Nothing is being drafted")
+    assert why["accept_all_button"] == why["reject_button"] == why["add_button"] == (False, "Draft probes first")
+    target = dialog.target
+    none_stored = "There is no stored suite yet: the accepted drafts start a new one"
+    assert (target.append_radio.isEnabled(), target.append_radio.toolTip()) == (False, none_stored)
+    assert (target.suite_combo.isEnabled(), target.suite_combo.toolTip()) == (False, none_stored)
+    assert target.suite_id_edit.isEnabled()
+
+
+def test_reject_and_add_wait_for_a_selection_and_a_tick(
+    qtbot: QtBot, ctx: AppContext, fake_backend: FakeBackend
+) -> None:
+    ctx.store.suites.save(
+        ProbeSuite(id="campfire", title="Campfire", probes=[Probe(text="Hi there.", expected="allowed")])
+    )
+    dialog = _dialog(qtbot, ctx)
+    target = dialog.target
+    assert target.append_radio.isEnabled()
+    assert target.suite_combo.toolTip() == "Choose 'An existing suite' to add to it"
+    target.append_radio.setChecked(True)
+    assert target.suite_combo.isEnabled()
+    assert (target.suite_id_edit.isEnabled(), target.suite_id_edit.toolTip()) == (
+        False,
+        "Only a new suite takes an id and a title",
+    )
+    assert dialog.start_drafting()
+    assert (dialog.draft_button.isEnabled(), dialog.draft_button.toolTip()) == (False, "Drafting is under way")
+    assert dialog.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=DRAFT_TIMEOUT_MS)
+    assert dialog.accept_all_button.isEnabled()
+    assert (dialog.reject_button.isEnabled(), dialog.reject_button.toolTip()) == (
+        False,
+        "Select the drafts to reject first",
+    )
+    assert (dialog.add_button.isEnabled(), dialog.add_button.toolTip()) == (False, "Tick the drafts to accept first")
+    dialog.table.selectRow(0)
+    assert dialog.reject_button.isEnabled()
+    _tick(dialog.model, 0)
+    assert (dialog.add_button.isEnabled(), dialog.add_button.toolTip()) == (
+        True,
+        "Add the ticked drafts to the suite chosen below",
+    )

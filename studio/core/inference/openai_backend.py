@@ -93,6 +93,7 @@ class _Route:
     read: Callable[[dict[str, Any]], Event]
     #: Whether a refused ``response_format`` is worth another try in the other form.
     schema_styles: bool
+    headers: dict[str, str] | None = None
 
 
 class _Retry(Exception):
@@ -355,7 +356,10 @@ class OpenAIBackend:
             tokens = self._server_prompt.render(messages)
             state.prompt_route = "token ids"
             body = completion_body(tokens, params, self.extra_sampling)
-            return _Route(self.root + "/completion", lambda: body, completion_event, schema_styles=False)
+            # llama-server leaves a connection that streamed /completion unfit for the next request (which then fails
+            # at once and waits out a retry), so every completion gets a connection of its own.
+            close = {"Connection": "close"}
+            return _Route(self.root + "/completion", lambda: body, completion_event, schema_styles=False, headers=close)
         if self.guard:
             messages, state.defused = self.defuse(messages)
         chat = list(messages)
@@ -397,7 +401,7 @@ class OpenAIBackend:
         for style in _SCHEMA_STYLES:
             deadline = time.monotonic() + self.timeout
             try:
-                with self._client.stream("POST", route.url, json=route.body()) as response:
+                with self._client.stream("POST", route.url, json=route.body(), headers=route.headers) as response:
                     if response.status_code >= 400:
                         response.read()
                         if route.schema_styles and self._switch_schema_style(route.body(), style, response):

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QW
 from studio.core.evals.formatting import progress_note
 from studio.core.evals.runner import CheckRunner, CheckSpec, Progress, RunEvent, RunFinished
 from studio.core.inference.base import CancelToken
+from studio.ui.availability import offer
 from studio.ui.backends import BackendFactory
 from studio.ui.context import AppContext
 from studio.ui.model_choice import LOADED_MODEL, model_opener, opened
@@ -22,7 +23,9 @@ from studio.ui.workers import BatchRelay
 #: How often queued run events are drawn (milliseconds); a fast model's events are coalesced per tick.
 EVENT_FLUSH_MS = 50
 RUN_TOOLTIP = "Run the chosen suite under the ticked configs"
+CANCEL_TOOLTIP = "Stop the check; the run can be resumed later"
 RUNNING = "A check is running"
+NOT_RUNNING = "No check is running"
 
 
 class CheckRunControl(QWidget):
@@ -51,7 +54,6 @@ class CheckRunControl(QWidget):
         self.run_button.setDefault(True)
         self.run_button.clicked.connect(self.run_clicked)
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
         self.progress_bar = QProgressBar()
         self.progress_bar.setAccessibleName("Check progress")
@@ -71,10 +73,8 @@ class CheckRunControl(QWidget):
 
     def set_blocker(self, blocker: str | None) -> None:
         """Enable Run unless ``blocker`` says why it cannot act; Cancel acts only while a check runs."""
-        why = RUNNING if self.running else blocker
-        self.run_button.setEnabled(why is None)
-        self.run_button.setToolTip(why or RUN_TOOLTIP)
-        self.cancel_button.setEnabled(self.running)
+        offer(self.run_button, RUNNING if self.running else blocker, RUN_TOOLTIP)
+        offer(self.cancel_button, None if self.running else NOT_RUNNING, CANCEL_TOOLTIP)
 
     def start(self, spec: CheckSpec, candidate: str, judge: str | None) -> None:
         """Create a run of ``spec`` and execute it; ``judge=None`` lets the candidate judge. Raises (before

@@ -23,6 +23,7 @@ from studio.core.documents import ProbeSuite, SafetyConfig
 from studio.core.evals.runner import CheckSpec
 from studio.core.evals.suites import bundled_suites, first_probes, suite_for_config
 from studio.core.inference.base import GenerationParams
+from studio.ui.availability import offer
 from studio.ui.context import AppContext
 from studio.ui.glossary import tip
 from studio.ui.model_choice import add_model_choices
@@ -69,7 +70,6 @@ class CheckSetupForm(QWidget):
         self.candidate_combo.setAccessibleName("Candidate model")
         self.judge_combo = QComboBox()
         self.judge_combo.setAccessibleName("Judge model")
-        self.judge_combo.setToolTip(tip("Judge"))
         self.max_tokens_spin = QSpinBox()
         self.max_tokens_spin.setRange(8, 4096)
         self.max_tokens_spin.setValue(128)
@@ -136,6 +136,9 @@ class CheckSetupForm(QWidget):
             add_model_choices(combo, self.ctx)
         select_data(self.candidate_combo, candidate)
         select_data(self.judge_combo, judge)
+        no_model = NO_CANDIDATE if self.candidate_combo.count() == 0 else None
+        offer(self.candidate_combo, no_model, "The model whose replies are checked")
+        offer(self.judge_combo, no_model, tip("Judge"))
         self.changed.emit()
 
     def checked_config_ids(self) -> list[str]:

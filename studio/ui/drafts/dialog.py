@@ -29,6 +29,7 @@ from studio.core.documents import Probe, ProbeSuite, SafetyConfig
 from studio.core.errors import StudioError, validation_problem
 from studio.core.evals.probegen import DraftFailure, EditableDraft, ProbeDraft, draft_probes
 from studio.core.inference.base import CancelToken
+from studio.ui.availability import offer
 from studio.ui.backends import BackendFactory, llama_backend_factory
 from studio.ui.context import AppContext
 from studio.ui.drafts.table import DraftTableModel, ExpectationDelegate
@@ -38,6 +39,9 @@ from studio.ui.workers import BatchRelay
 
 #: How often drafts made on the worker thread are moved into the table (milliseconds).
 DRAFT_FLUSH_MS = 50
+DRAFTING = "Drafting is under way"
+NO_MODEL = "Load or register a model first: drafting needs a model"
+NO_DRAFTS = "Draft probes first"
 
 
 class ProbeDraftDialog(QDialog):
@@ -126,6 +130,7 @@ class ProbeDraftDialog(QDialog):
         header.setSectionResizeMode(DraftTableModel.CLAUSE, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(DraftTableModel.NOTES, QHeaderView.ResizeMode.Interactive)
         self.table.setColumnWidth(DraftTableModel.NOTES, 180)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
         return self.table
 
     def _build_review_row(self) -> QHBoxLayout:
@@ -135,7 +140,6 @@ class ProbeDraftDialog(QDialog):
         self.accept_none_button = QPushButton("Accept &none")
         self.accept_none_button.clicked.connect(lambda: self.model.set_all_accepted(False))
         self.reject_button = QPushButton("&Reject selected")
-        self.reject_button.setToolTip("Remove the selected drafts from the list")
         self.reject_button.clicked.connect(self.reject_selected)
         for button in (self.accept_all_button, self.accept_none_button, self.reject_button):
             row.addWidget(button)
@@ -282,16 +286,29 @@ class ProbeDraftDialog(QDialog):
         return stored
 
     def _update_buttons(self) -> None:
+        """Every control that cannot act now is disabled, its tooltip saying why."""
         running = self.relay.running
         accepted = len(self.model.accepted_positions())
-        has_rows = self.model.rowCount() > 0
-        self.draft_button.setEnabled(not running and self.model_combo.count() > 0)
-        self.cancel_button.setEnabled(running)
-        self.model_combo.setEnabled(not running)
-        self.accept_all_button.setEnabled(has_rows)
-        self.accept_none_button.setEnabled(has_rows)
-        self.reject_button.setEnabled(has_rows)
-        self.add_button.setEnabled(accepted > 0)
+        no_rows = None if self.model.rowCount() else NO_DRAFTS
+        no_model = None if self.model_combo.count() else NO_MODEL
+        offer(
+            self.draft_button, DRAFTING if running else no_model, "Ask the model for probes on both sides of each rule"
+        )
+        offer(self.cancel_button, None if running else "Nothing is being drafted", "Stop drafting")
+        offer(self.model_combo, DRAFTING if running else no_model, "The model that drafts the probes")
+        offer(self.accept_all_button, no_rows, "Tick every draft")
+        offer(self.accept_none_button, no_rows, "Untick every draft")
+        selected = self.table.selectionModel().hasSelection()
+        offer(
+            self.reject_button,
+            no_rows or (None if selected else "Select the drafts to reject first"),
+            "Remove the selected drafts from the list",
+        )
+        offer(
+            self.add_button,
+            no_rows or (None if accepted else "Tick the drafts to accept first"),
+            "Add the ticked drafts to the suite chosen below",
+        )
         self.accepted_label.setText(f"{accepted} of {self.model.rowCount()} accepted")
 
     def shutdown(self) -> None:

@@ -11,8 +11,10 @@ from PySide6.QtWidgets import QButtonGroup, QComboBox, QFormLayout, QGroupBox, Q
 from studio.core.documents import Probe, ProbeSuite, SafetyConfig
 from studio.core.evals.probegen import drafted_suite_names, new_suite, with_probes
 from studio.core.store.suites import SuiteRepo
+from studio.ui.availability import offer
 
 NO_STORED_SUITE = "(no stored suites)"
+NONE_STORED = "There is no stored suite yet: the accepted drafts start a new one"
 
 
 class SuiteTarget(QGroupBox):
@@ -70,9 +72,16 @@ class SuiteTarget(QGroupBox):
         return with_probes(self.suites.get(str(suite_id)), probes)
 
     def _on_toggled(self, emit: bool = True) -> None:
+        """Only the fields of the chosen kind of target can be edited; the others say why not."""
+        stored = self.suite_combo.currentData() is not None
+        if not stored:
+            self.new_radio.setChecked(True)
         new = self.is_new
-        self.suite_id_edit.setEnabled(new)
-        self.suite_title_edit.setEnabled(new)
-        self.suite_combo.setEnabled(not new and self.suite_combo.currentData() is not None)
+        only_new = None if new else "Only a new suite takes an id and a title"
+        offer(self.suite_id_edit, only_new, "The id of the new suite")
+        offer(self.suite_title_edit, only_new, "The title of the new suite")
+        offer(self.append_radio, None if stored else NONE_STORED, "Add to a stored suite")
+        existing_only = "Choose 'An existing suite' to add to it" if new else None
+        offer(self.suite_combo, existing_only if stored else NONE_STORED, "The stored suite that takes the drafts")
         if emit:
             self.changed.emit()

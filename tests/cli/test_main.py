@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.cli import check as eval_cli
+from studio.cli import check as check_cli
 from studio.cli import main as cli
 from studio.core.errors import ExitCode
 from studio.core.evals.runner import Progress
@@ -173,7 +173,7 @@ def _progress(stage: str, done: int, total: int = 100) -> Progress:
 
 def test_progress_is_logged_as_lines_when_stderr_is_not_a_terminal() -> None:
     stream = io.StringIO()
-    observer = eval_cli.TerminalProgress(stream, log_interval_s=3600)
+    observer = check_cli.TerminalProgress(stream, log_interval_s=3600)
     for done in range(1, 51):
         observer(_progress("generate", done))
     for done in range(51, 101):
