@@ -123,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.part in ("both", "naive"):
                 raw = Llama(str(path), n_ctx=N_CTX, n_threads=THREADS, n_threads_batch=THREADS, verbose=False)
                 try:
-                    naive_s, naive_valid = naive_check(raw, backend, config, items)
+                    # In the backend's owner thread, like the studio's decoding (see bench_inference._owned).
+                    job = lambda _llm: iter([naive_check(raw, backend, config, items)])  # noqa: E731
+                    ((naive_s, naive_valid),) = list(backend.run_owned(job))
                 finally:
                     raw.close()
                 print(

@@ -17,10 +17,10 @@ import argparse
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bench.bare_batch import BareBatchedDecoder, BareSettings
 from bench.common import Figure, long_config, machine, median, model_path, rss_mb, stopwatch
@@ -28,6 +28,7 @@ from bench.cpp_server import find_binary
 from studio.core.inference.base import GenerationParams, GenerationResult, Message, chat, complete
 from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
 
+T = TypeVar("T")
 THREADS = 2
 N_CTX = 4096
 SHORT_CONFIG = (
@@ -62,6 +63,19 @@ def _raw_llama(path: Path) -> Any:
     )
 
 
+def _owned(backend: LlamaCppBackend, fn: Callable[[], T]) -> T:
+    """Run ``fn`` in the backend's owner thread, where the studio decodes too.
+
+    llama.cpp's OpenMP build keeps a pool of worker threads for every thread that decodes. Once two threads of a
+    process have decoded, libgomp counts more threads than cores (on two cores) and stops spinning at its
+    barriers, and decoding in either thread became about 3x slower in a diagnostic run (raw llama-cpp-python 90-97
+    tok/s before the studio backend's first job in the same process, 29 after). So every contender of a benchmark
+    decodes in the one thread.
+    """
+    (value,) = list(backend.run_owned(lambda _llm: iter([fn()])))
+    return value
+
+
 def _raw_chat(llm: Any, system: str, prompt: str, params: GenerationParams) -> int:
     """One raw ``create_chat_completion``; returns the number of generated tokens."""
     out = llm.create_chat_completion(
@@ -81,14 +95,14 @@ def _studio_chat(backend: LlamaCppBackend, system: str, prompt: str, params: Gen
 def p1_overhead(backend: LlamaCppBackend, raw: Any, rounds: int) -> list[Figure]:
     params = GenerationParams(temperature=0.0, max_tokens=32)
     probe = PROBES[0]
-    _raw_chat(raw, SHORT_CONFIG, probe, params)
+    _owned(backend, lambda: _raw_chat(raw, SHORT_CONFIG, probe, params))
     _studio_chat(backend, SHORT_CONFIG, probe, params)
     raw_s: list[float] = []
     studio_s: list[float] = []
     raw_tokens = studio_tokens = 0
     for _ in range(rounds):
         with stopwatch() as elapsed:
-            raw_tokens = _raw_chat(raw, SHORT_CONFIG, probe, params)
+            raw_tokens = _owned(backend, lambda: _raw_chat(raw, SHORT_CONFIG, probe, params))
         raw_s.append(elapsed[0])
         with stopwatch() as elapsed:
             studio_tokens = _studio_chat(backend, SHORT_CONFIG, probe, params).completion_tokens
@@ -181,14 +195,15 @@ def p2_throughput(
     rate: dict[str, float] = {}
     detail: dict[str, str] = {}
     for temperature in ("cold", "warm"):
-        seconds, tokens = _raw_pass(raw, config, prompts, params)
+        seconds, tokens = _owned(backend, lambda: _raw_pass(raw, config, prompts, params))
         rate[f"raw {temperature}"] = tokens / seconds
         seconds, tokens, batched = _studio_batch(backend, config, prompts, params)
         rate[f"studio {temperature}"] = tokens / seconds
         detail[temperature] = f"{tokens} tokens in {seconds:.1f} s"
     prefix, continuations = _rendered(backend, config, prompts)
     rate |= _server_rates(server, path, prefix, continuations, params)
-    rate |= _bare_rates(path, str(backend.info.extra.get("kv_cache")), prefix, continuations, params)
+    kv_cache = str(backend.info.extra.get("kv_cache"))
+    rate |= _owned(backend, lambda: _bare_rates(path, kv_cache, prefix, continuations, params))
     sequential = [_studio_chat(backend, config, prompt, params).text for prompt in prompts]
     same = sum(batched[i] == sequential[i] for i in range(len(prompts)))
     rates = ", ".join(f"{name} {value:.1f}" for name, value in rate.items())
@@ -255,8 +270,7 @@ def p3_compare(
         for config, prompt in single:
             _studio_chat(backend, config, prompt, params)
     with stopwatch() as raw_alternating:
-        for config, prompt in alternating:
-            _raw_chat(raw, config, prompt, params)
+        _owned(backend, lambda: [_raw_chat(raw, config, prompt, params) for config, prompt in alternating])
     requests = len(alternating)
     return [
         Figure(

@@ -332,3 +332,10 @@ def test_run_cancel_resume_and_export_are_enabled_only_when_they_can_act(
     qtbot.waitUntil(lambda: not pane.running, timeout=RUN_TIMEOUT_MS)
     assert _why(pane.results.resume_button) == (False, "The shown run is finished: there is nothing to resume")
     assert pane.results.json_button.isEnabled() and pane.run_button.isEnabled()
+
+
+def test_the_pane_fits_a_laptop_screen_without_scrolling_sideways(qtbot: QtBot, pane: CheckPane) -> None:
+    pane.refresh()
+    assert pane.minimumSizeHint().width() < 1280
+    variant = pane.results.variant_combo
+    assert variant.view().minimumWidth() >= variant.view().sizeHintForColumn(0)  # the list shows entries whole

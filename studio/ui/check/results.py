@@ -28,15 +28,18 @@ from studio.core.evals.runner import export_run, run_report
 from studio.core.evals.scoring import Helpfulness, ScoreReport, Variant
 from studio.core.store.runs import RunRecord, RunStatus
 from studio.core.store.store import Store
+from studio.ui.availability import offer
 from studio.ui.check.setup import select_data
 from studio.ui.check.summary import ScoreSummary
-from studio.ui.enabling import enable_or_explain
 from studio.ui.glossary import tip
 from studio.ui.review import ReviewPanel
 from studio.ui.run_models import ItemTableModel
 from studio.ui.tables import row_table
 
 ITEM_COLUMN_WIDTHS = (110, 120, 80, 200, 300, 55, 60, 65)
+#: Characters the run, variant and source choices show at least; they grow with the pane, and their lists show
+#: every entry whole. Kept short so that the pane fits a laptop screen without scrolling sideways.
+RUN_CHARS, CHOICE_CHARS = 32, 16
 RUNNING = "A check is running"
 NO_RUN = "Run a check first: there is no run to show"
 RESUME_TOOLTIP = "Finish the selected unfinished run with the models it was started with"
@@ -101,7 +104,7 @@ class CheckResults(QWidget):
         self.run_combo = QComboBox()
         self.run_combo.setAccessibleName("Check run shown")
         self.run_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.run_combo.setMinimumContentsLength(48)
+        self.run_combo.setMinimumContentsLength(RUN_CHARS)
         self.run_combo.currentIndexChanged.connect(self._on_run_chosen)
         self.resume_button = QPushButton("Resume")
         self.resume_button.clicked.connect(self._on_resume_clicked)
@@ -122,6 +125,10 @@ class CheckResults(QWidget):
         self.source_combo.addItem("Score from the judge", "judge")
         self.source_combo.addItem("Score from the reviewer (judge where not reviewed)", "human")
         self.source_combo.currentIndexChanged.connect(lambda _i: self._on_source_changed())
+        for combo in (self.variant_combo, self.source_combo):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(CHOICE_CHARS)
+            combo.view().setMinimumWidth(combo.view().sizeHintForColumn(0) + 24)
         self.csv_button = QPushButton("Export CSV…")
         self.json_button = QPushButton("Export JSON…")
         self.csv_button.clicked.connect(lambda: self._export_dialog(".csv"))
@@ -197,7 +204,9 @@ class CheckResults(QWidget):
             self.summary.clear()
             return
         selected = self.review.item
-        self._enable_cascade(self.runs.get_run(run_id).self_check)
+        record = self.runs.get_run(run_id)
+        self._enable_cascade(record.self_check)
+        self.summary.show_warnings(record.warnings)
         self.item_model.set_rows(self.runs.items(run_id))
         if self.review.run_id != run_id:
             self.review.set_run(run_id)
@@ -227,7 +236,7 @@ class CheckResults(QWidget):
     def update_buttons(self) -> None:
         """Resume acts on the shown unfinished run, export on the shown run; neither while a check runs."""
         record = self.shown_record()
-        enable_or_explain(self.run_combo, None if self.run_combo.count() else NO_RUN, "The check run shown below")
+        offer(self.run_combo, None if self.run_combo.count() else NO_RUN, "The check run shown below")
         if self._running:
             resume_blocker: str | None = RUNNING
         elif record is None:
@@ -236,10 +245,10 @@ class CheckResults(QWidget):
             resume_blocker = "The shown run is finished: there is nothing to resume"
         else:
             resume_blocker = None
-        enable_or_explain(self.resume_button, resume_blocker, RESUME_TOOLTIP)
+        offer(self.resume_button, resume_blocker, RESUME_TOOLTIP)
         export_blocker = RUNNING if self._running else NO_RUN if self.run_id is None else None
         for button, kind in ((self.csv_button, "a CSV file"), (self.json_button, "a JSON file with its provenance")):
-            enable_or_explain(button, export_blocker, f"Write the shown run's items, verdicts and score to {kind}")
+            offer(button, export_blocker, f"Write the shown run's items, verdicts and score to {kind}")
 
     def _enable_cascade(self, available: bool) -> None:
         """Cascade is offered only for runs that recorded the candidate's own verdicts."""

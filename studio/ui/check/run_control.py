@@ -14,9 +14,9 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QW
 from studio.core.evals.formatting import progress_note
 from studio.core.evals.runner import CheckRunner, CheckSpec, Progress, RunEvent, RunFinished
 from studio.core.inference.base import CancelToken
+from studio.ui.availability import offer
 from studio.ui.backends import BackendFactory
 from studio.ui.context import AppContext
-from studio.ui.enabling import enable_or_explain
 from studio.ui.model_choice import LOADED_MODEL, model_opener, opened
 from studio.ui.workers import BatchRelay
 
@@ -73,8 +73,8 @@ class CheckRunControl(QWidget):
 
     def set_blocker(self, blocker: str | None) -> None:
         """Enable Run unless ``blocker`` says why it cannot act; Cancel acts only while a check runs."""
-        enable_or_explain(self.run_button, RUNNING if self.running else blocker, RUN_TOOLTIP)
-        enable_or_explain(self.cancel_button, None if self.running else NOT_RUNNING, CANCEL_TOOLTIP)
+        offer(self.run_button, RUNNING if self.running else blocker, RUN_TOOLTIP)
+        offer(self.cancel_button, None if self.running else NOT_RUNNING, CANCEL_TOOLTIP)
 
     def start(self, spec: CheckSpec, candidate: str, judge: str | None) -> None:
         """Create a run of ``spec`` and execute it; ``judge=None`` lets the candidate judge. Raises (before

@@ -23,8 +23,8 @@ from studio.core.documents import ProbeSuite, SafetyConfig
 from studio.core.evals.runner import CheckSpec
 from studio.core.evals.suites import bundled_suites, first_probes, suite_for_config
 from studio.core.inference.base import GenerationParams
+from studio.ui.availability import offer
 from studio.ui.context import AppContext
-from studio.ui.enabling import enable_or_explain
 from studio.ui.glossary import tip
 from studio.ui.model_choice import add_model_choices
 
@@ -137,8 +137,8 @@ class CheckSetupForm(QWidget):
         select_data(self.candidate_combo, candidate)
         select_data(self.judge_combo, judge)
         no_model = NO_CANDIDATE if self.candidate_combo.count() == 0 else None
-        enable_or_explain(self.candidate_combo, no_model, "The model whose replies are checked")
-        enable_or_explain(self.judge_combo, no_model, tip("Judge"))
+        offer(self.candidate_combo, no_model, "The model whose replies are checked")
+        offer(self.judge_combo, no_model, tip("Judge"))
         self.changed.emit()
 
     def checked_config_ids(self) -> list[str]:

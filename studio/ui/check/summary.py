@@ -3,7 +3,7 @@ per config, per probe type and per risk category, all drawn from one :class:`Sco
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from PySide6.QtCore import Qt
@@ -81,9 +81,16 @@ class ScoreSummary(QScrollArea):
         self.category_chart = BarChart(-1.0, 1.0)
         self.category_chart.setAccessibleName("Score per category")
 
+        self.warnings_label = QLabel()
+        self.warnings_label.setAccessibleName("Warnings of the run")
+        self.warnings_label.setWordWrap(True)
+        self.warnings_label.setStyleSheet("color: #b26a00")
+        self.warnings_label.hide()
+
         summary = QWidget()
         layout = QVBoxLayout(summary)
         layout.addWidget(self.headline)
+        layout.addWidget(self.warnings_label)
         for title, chart in (
             ("Breakdown of valid items (helpful means rating > 0)", self.breakdown_chart),
             ("Per config", self.config_chart),
@@ -101,6 +108,12 @@ class ScoreSummary(QScrollArea):
 
     def clear(self) -> None:
         self.headline.setText(NO_RUN)
+        self.show_warnings(())
+
+    def show_warnings(self, warnings: Sequence[str]) -> None:
+        """What the run recorded as doubtful (marker-like text a server may read as control tokens), or nothing."""
+        self.warnings_label.setText("\n".join(f"Warning: {w}" for w in warnings))
+        self.warnings_label.setVisible(bool(warnings))
 
     def show_report(self, report: ScoreReport) -> None:
         overall = report.overall

@@ -29,11 +29,11 @@ from studio.core.documents import Probe, ProbeSuite, SafetyConfig
 from studio.core.errors import StudioError, validation_problem
 from studio.core.evals.probegen import DraftFailure, EditableDraft, ProbeDraft, draft_probes
 from studio.core.inference.base import CancelToken
+from studio.ui.availability import offer
 from studio.ui.backends import BackendFactory, llama_backend_factory
 from studio.ui.context import AppContext
 from studio.ui.drafts.table import DraftTableModel, ExpectationDelegate
 from studio.ui.drafts.target import SuiteTarget
-from studio.ui.enabling import enable_or_explain
 from studio.ui.model_choice import LOADED_MODEL, add_model_choices, model_opener, opened
 from studio.ui.workers import BatchRelay
 
@@ -291,20 +291,20 @@ class ProbeDraftDialog(QDialog):
         accepted = len(self.model.accepted_positions())
         no_rows = None if self.model.rowCount() else NO_DRAFTS
         no_model = None if self.model_combo.count() else NO_MODEL
-        enable_or_explain(
+        offer(
             self.draft_button, DRAFTING if running else no_model, "Ask the model for probes on both sides of each rule"
         )
-        enable_or_explain(self.cancel_button, None if running else "Nothing is being drafted", "Stop drafting")
-        enable_or_explain(self.model_combo, DRAFTING if running else no_model, "The model that drafts the probes")
-        enable_or_explain(self.accept_all_button, no_rows, "Tick every draft")
-        enable_or_explain(self.accept_none_button, no_rows, "Untick every draft")
+        offer(self.cancel_button, None if running else "Nothing is being drafted", "Stop drafting")
+        offer(self.model_combo, DRAFTING if running else no_model, "The model that drafts the probes")
+        offer(self.accept_all_button, no_rows, "Tick every draft")
+        offer(self.accept_none_button, no_rows, "Untick every draft")
         selected = self.table.selectionModel().hasSelection()
-        enable_or_explain(
+        offer(
             self.reject_button,
             no_rows or (None if selected else "Select the drafts to reject first"),
             "Remove the selected drafts from the list",
         )
-        enable_or_explain(
+        offer(
             self.add_button,
             no_rows or (None if accepted else "Tick the drafts to accept first"),
             "Add the ticked drafts to the suite chosen below",

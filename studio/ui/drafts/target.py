@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QButtonGroup, QComboBox, QFormLayout, QGroupBox, Q
 from studio.core.documents import Probe, ProbeSuite, SafetyConfig
 from studio.core.evals.probegen import drafted_suite_names, new_suite, with_probes
 from studio.core.store.suites import SuiteRepo
-from studio.ui.enabling import enable_or_explain
+from studio.ui.availability import offer
 
 NO_STORED_SUITE = "(no stored suites)"
 NONE_STORED = "There is no stored suite yet: the accepted drafts start a new one"
@@ -78,12 +78,10 @@ class SuiteTarget(QGroupBox):
             self.new_radio.setChecked(True)
         new = self.is_new
         only_new = None if new else "Only a new suite takes an id and a title"
-        enable_or_explain(self.suite_id_edit, only_new, "The id of the new suite")
-        enable_or_explain(self.suite_title_edit, only_new, "The title of the new suite")
-        enable_or_explain(self.append_radio, None if stored else NONE_STORED, "Add to a stored suite")
+        offer(self.suite_id_edit, only_new, "The id of the new suite")
+        offer(self.suite_title_edit, only_new, "The title of the new suite")
+        offer(self.append_radio, None if stored else NONE_STORED, "Add to a stored suite")
         existing_only = "Choose 'An existing suite' to add to it" if new else None
-        enable_or_explain(
-            self.suite_combo, existing_only if stored else NONE_STORED, "The stored suite that takes the drafts"
-        )
+        offer(self.suite_combo, existing_only if stored else NONE_STORED, "The stored suite that takes the drafts")
         if emit:
             self.changed.emit()
