@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWi
 
 from studio.core.examples import add_examples
 from studio.core.settings import current_identity
+from studio.ui.availability import offer
 from studio.ui.context import AppContext
 
 EXAMPLES_ADDED_KEY = "firstRun/examplesAdded"
@@ -118,6 +119,12 @@ class StartHerePanel(QWidget):
         self.marks[step.key] = mark
         self.buttons[step.key] = button
         return grid
+
+    def offer_steps(self, why_not: dict[str, str | None]) -> None:
+        """Enable each step's button unless ``why_not`` names what must come first (shown in its tooltip)."""
+        for step in STEPS:
+            if step.key in why_not:
+                offer(self.buttons[step.key], why_not[step.key], step.hint)
 
     # -- state -----------------------------------------------------------------------------------------------
 

@@ -123,6 +123,7 @@ class MainWindow(WindowMenus, ConfigFileCommands, QMainWindow):
         self.side_by_side.reply_recorded.connect(lambda _exchange: self.probe.refresh_exchanges())
         self.editor.config_changed.connect(self.side_by_side.apply_mode)
         self.check.run_finished.connect(self._on_check_finished)
+        self.check.run_finished.connect(lambda _run_id: self._offer_config_actions())
         self.train.model_registered.connect(self._on_model_registered)
         ctx.backends.loading.connect(self._on_backend_loading)
         ctx.backends.loaded.connect(self._on_backend_loaded)
@@ -336,6 +337,13 @@ class MainWindow(WindowMenus, ConfigFileCommands, QMainWindow):
         offer(self.check_open_action, none_open if config is None else None, "Run the open config's own suite now")
         offer(self.approval_action, None if stored else not_saved, "Submit, approve, reject or export this config")
         offer(self.draft_probes_action, none_open if config is None else None, "Draft probes for it with a model")
+        self.start_here.offer_steps(
+            {
+                "check": none_open if config is None else None,
+                "review": None if self.check.run_id is not None else "Run a check first: its verdicts are reviewed",
+                "submit": None if stored else not_saved,
+            }
+        )
 
     def _on_reply_finished(self, exchange: Exchange) -> None:
         self.status.show_cache(self._prefix_cache(), exchange)

@@ -3,7 +3,8 @@ cache as permanent fields on the right, each kept narrow enough that messages al
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QPainter, QPaintEvent
 from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy, QStatusBar, QWidget
 
 from studio.core.inference.base import BackendInfo
@@ -24,6 +25,19 @@ def _mib(size: int) -> str:
     return f"{size / (1 << 20):.1f} MiB"
 
 
+class ElidedLabel(QLabel):
+    """A one-line label that ends in "…" when it is narrower than its text, instead of cutting a word in half."""
+
+    def paintEvent(self, _event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        rect = self.contentsRect()
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, rect.width())
+        painter.drawText(rect, int(self.alignment()), text)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, super().minimumSizeHint().height())
+
+
 class StatusArea:
     """The permanent fields of ``bar`` and the way messages and errors are shown on it."""
 
@@ -41,7 +55,7 @@ class StatusArea:
     def _field(self, text: str, name: str, share: float) -> QLabel:
         """A permanent field at most ``share`` of the bar wide, so that the left part of the bar, where messages
         appear, always keeps most of its room (the full text is in the field's tooltip)."""
-        label = QLabel(text)
+        label = ElidedLabel(text)
         label.setAccessibleName(name)
         label.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
         self.bar.addPermanentWidget(label)

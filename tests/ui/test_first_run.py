@@ -8,6 +8,7 @@ from pytestqt.qtbot import QtBot
 
 from studio.core.examples import EXAMPLE_TAG
 from studio.core.inference.fake import FakeBackend
+from studio.core.templates import new_config
 from studio.ui.context import AppContext
 from studio.ui.first_run import STEPS, StartHerePanel, add_examples_once
 from studio.ui.main_window import MainWindow
@@ -98,3 +99,19 @@ def test_start_here_reads_fully_in_a_narrow_dock(qtbot: QtBot, ctx: AppContext) 
         right = widget.mapTo(panel, widget.rect().topRight()).x()
         assert right <= panel.width(), widget.text()
         assert widget.width() >= widget.minimumSizeHint().width(), widget.text()
+
+
+def test_start_here_steps_say_what_must_come_first(qtbot: QtBot, ctx: AppContext, fake_backend: FakeBackend) -> None:
+    window = _window(qtbot, ctx)
+    buttons = window.start_here.buttons
+    assert buttons["template"].isEnabled() and buttons["probe"].isEnabled()
+    assert not buttons["check"].isEnabled() and "Open a config" in buttons["check"].toolTip()
+    assert not buttons["review"].isEnabled() and "Run a check first" in buttons["review"].toolTip()
+    assert not buttons["submit"].isEnabled() and "Open a config" in buttons["submit"].toolTip()
+    window.open_new_config(new_config("language-learning"))
+    assert buttons["check"].isEnabled()
+    assert not buttons["submit"].isEnabled() and "Save the config first" in buttons["submit"].toolTip()
+    window.check.limit_spin.setValue(1)
+    with qtbot.waitSignal(window.check.run_finished, timeout=20000):
+        assert window.check_open_config()
+    assert buttons["review"].isEnabled() and buttons["submit"].isEnabled()
