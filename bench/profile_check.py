@@ -173,7 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--full-grammar", action="store_true", help="greedy verdicts through the full grammar chain (for comparison)"
     )
+    parser.add_argument("--judge-chunk", type=int, help="replies judged per batch (the runner's JUDGE_CHUNK)")
     args = parser.parse_args(argv)
+    if args.judge_chunk:
+        from studio.core.evals import runner
+
+        runner.JUDGE_CHUNK = args.judge_chunk
     print(f"machine: {machine()}; threads {THREADS}; n_ctx {args.n_ctx}; suite {SUITE}", flush=True)
     if args.full_grammar:
         from studio.core.inference import batch as batching

@@ -282,7 +282,7 @@ def _convert_hub(args: argparse.Namespace, progress: Progress) -> int:
 
 def _evaluate(args: argparse.Namespace, progress: Progress) -> int:
     from studio.trainer.evaluate import pair_margins
-    from studio.trainer.train import load_pairs
+    from studio.trainer.examples import load_pairs
 
     rows = load_pairs(args.pairs)
     if args.limit:

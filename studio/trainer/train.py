@@ -1,8 +1,8 @@
 """``studio-train sft`` and ``studio-train dpo``: TRL trainers with PEFT LoRA (or a full fine-tune), CPU or CUDA.
 
-Examples are rendered with the model's own chat template, with the config in a real system turn, exactly as the
-studio sends them at inference. Length limits never cut the user turn: responses are shortened first, and an
-example whose prompt alone does not fit is dropped and counted.
+Examples (:mod:`studio.trainer.examples`) are rendered with the model's own chat template, with the config in a
+real system turn, exactly as the studio sends them at inference; an example too long for the limits is dropped and
+counted.
 
 Output layout: ``<output>/model`` (the adapter or full model, its tokenizer and ``studio-train.json``),
 ``<output>/checkpoints`` (resumable trainer checkpoints), ``<output>/held-out.jsonl`` when pairs were held out.
@@ -13,9 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,15 @@ from studio import __version__
 from studio.core.errors import InputError
 from studio.core.fileio import staged_dir
 from studio.core.inference.embedded import sha256_file
-from studio.core.records import iter_json_lines
+from studio.trainer.examples import (
+    Example,
+    examples_from_rows,
+    fit_example,
+    load_pairs,
+    prompt_messages,
+    sft_examples,
+    split_held_out,
+)
 from studio.trainer.export import (
     PROVENANCE_FILE,
     is_adapter_folder,
@@ -37,106 +43,6 @@ from studio.trainer.export import (
 from studio.trainer.jobspec import JobSpec
 from studio.trainer.progress import Progress
 from studio.trainer.synthesize import write_jsonl
-
-REQUIRED_PAIR_FIELDS = ("prompt", "chosen", "rejected")
-#: A response cut to fewer tokens than this teaches nothing; the example is dropped instead.
-MIN_RESPONSE_TOKENS = 8
-
-
-@dataclass(frozen=True)
-class Example:
-    system: str | None
-    prompt: str
-    chosen: str
-    rejected: str
-
-
-def load_pairs(path: Path) -> list[dict[str, Any]]:
-    """Read a pairs JSONL file; a bad line is an InputError naming the file and line."""
-    if not path.is_file():
-        raise InputError(path, "data file not found")
-    rows: list[dict[str, Any]] = []
-    for number, row in iter_json_lines(path):
-        for name in REQUIRED_PAIR_FIELDS:
-            if not isinstance(row.get(name), str) or not row[name].strip():
-                raise InputError(path, f"field {name!r} must be a non-empty string", line=number)
-        if row.get("system") is not None and not isinstance(row["system"], str):
-            raise InputError(path, "field 'system' must be a string or null", line=number)
-        rows.append(row)
-    if not rows:
-        raise InputError(path, "no pairs in the file")
-    return rows
-
-
-def split_held_out(
-    rows: Sequence[dict[str, Any]], fraction: float, seed: int
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Split by prompt (never the same prompt on both sides); returns (train, held_out)."""
-    if fraction <= 0:
-        return list(rows), []
-    prompts = sorted({str(r.get("prompt_id") or r["prompt"]) for r in rows})
-    random.Random(seed).shuffle(prompts)
-    held = set(prompts[: max(1, round(len(prompts) * fraction))])
-    train = [r for r in rows if str(r.get("prompt_id") or r["prompt"]) not in held]
-    return train, [r for r in rows if str(r.get("prompt_id") or r["prompt"]) in held]
-
-
-def prompt_messages(system: str | None, prompt: str) -> list[dict[str, str]]:
-    messages = [{"role": "system", "content": system}] if system else []
-    messages.append({"role": "user", "content": prompt})
-    return messages
-
-
-def _ids(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool) -> list[int]:
-    encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=True)
-    if hasattr(encoded, "keys"):
-        encoded = encoded["input_ids"]
-    return list(encoded)
-
-
-def fit_response(tokenizer: Any, prompt_ids_count: int, response: str, budget: int) -> str | None:
-    """``response`` shortened so the prompt plus the rendered reply fits ``budget`` tokens (``None``: no room)."""
-    ids = tokenizer.encode(response, add_special_tokens=False)
-    room = budget - prompt_ids_count
-    if len(ids) <= room:
-        return response
-    if room < MIN_RESPONSE_TOKENS:
-        return None
-    return str(tokenizer.decode(ids[:room], skip_special_tokens=False)).rstrip()
-
-
-def fit_example(tokenizer: Any, example: Example, max_length: int, max_prompt_length: int) -> Example | None:
-    """The example within the limits, cutting responses only; ``None`` when the prompt itself is too long."""
-    messages = prompt_messages(example.system, example.prompt)
-    prompt_len = len(_ids(tokenizer, messages, True))
-    if prompt_len > max_prompt_length:
-        return None
-    fitted: list[str] = []
-    for response in (example.chosen, example.rejected):
-        # Template tokens around the reply (end-of-turn markers) count against the budget too.
-        full = _ids(tokenizer, [*messages, {"role": "assistant", "content": response}], False)
-        overhead = len(full) - prompt_len - len(tokenizer.encode(response, add_special_tokens=False))
-        cut = fit_response(tokenizer, prompt_len + max(0, overhead), response, max_length)
-        if cut is None:
-            return None
-        fitted.append(cut)
-    return Example(example.system, example.prompt, fitted[0], fitted[1])
-
-
-def _examples(rows: Sequence[dict[str, Any]]) -> list[Example]:
-    return [Example(r.get("system") or None, r["prompt"], r["chosen"], r["rejected"]) for r in rows]
-
-
-def _sft_examples(examples: Sequence[Example]) -> list[Example]:
-    """Chosen replies, once each."""
-    seen: set[tuple[str | None, str, str]] = set()
-    unique: list[Example] = []
-    for example in examples:
-        key = (example.system, example.prompt, example.chosen)
-        if key not in seen:
-            seen.add(key)
-            unique.append(example)
-    return unique
 
 
 def _resolve_training_base(spec: JobSpec, output: Path, progress: Progress) -> tuple[Path, dict[str, Any]]:
@@ -283,9 +189,9 @@ def _fitted_examples(
     stage: str, rows: Sequence[dict[str, Any]], tokenizer: Any, spec: JobSpec, progress: Progress
 ) -> tuple[list[Example], int]:
     """The stage's examples cut to the length limits, and how many were dropped because their prompt is too long."""
-    examples = _examples(rows)
+    examples = examples_from_rows(rows)
     if stage == "sft":
-        examples = _sft_examples(examples)
+        examples = sft_examples(examples)
     fitted: list[Example] = []
     dropped = 0
     for example in examples:

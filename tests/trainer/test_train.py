@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from studio.core.errors import InputError
-from studio.trainer.train import MIN_RESPONSE_TOKENS, Example, fit_example, load_pairs, split_held_out
+from studio.trainer.examples import MIN_RESPONSE_TOKENS, Example, fit_example, load_pairs, split_held_out
 
 
 class WordTokenizer:

@@ -6,9 +6,10 @@ import io
 import json
 from types import SimpleNamespace
 
+from studio.trainer.examples import Example
 from studio.trainer.jobspec import JobSpec
 from studio.trainer.progress import Progress
-from studio.trainer.train import Example, ProgressEvents, _dataset_records, _schedule
+from studio.trainer.train import ProgressEvents, _dataset_records, _schedule
 
 
 def test_schedule_caps_warm_up_at_a_tenth_of_the_run() -> None:
