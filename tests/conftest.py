@@ -6,8 +6,12 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from studio.core.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -39,6 +43,15 @@ def studio_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     monkeypatch.setenv("STUDIO_MODELS_DIR", str(home / "models"))
     monkeypatch.setenv("STUDIO_IDENTITY", "tester")
     yield home
+
+
+@pytest.fixture
+def store(studio_home: Path) -> Iterator[Store]:
+    """The studio database in the test's own home, closed after the test."""
+    from studio.core.store import Store
+
+    with Store.open() as opened:
+        yield opened
 
 
 @pytest.fixture(scope="session")

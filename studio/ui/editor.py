@@ -26,6 +26,7 @@ from studio.core.lint import LintHint, lint_config
 from studio.core.settings import current_identity
 from studio.core.store.drafts import Draft, draft_key
 from studio.core.templates import SKELETON_SECTIONS
+from studio.ui.availability import offer
 from studio.ui.context import AppContext
 from studio.ui.highlighter import SectionHighlighter
 from studio.ui.workers import TaskRunner
@@ -322,7 +323,8 @@ class ConfigEditor(QWidget):
         return self.text_edit.find(needle, flags)
 
     def _set_enabled(self, enabled: bool) -> None:
-        self.title_edit.setEnabled(enabled)
+        why_not = None if enabled else "Open a config from the library or create one from a template first"
+        offer(self.title_edit, why_not, "The config's title, shown in the library")
         self.text_edit.setReadOnly(not enabled)
 
     def _update_meta(self) -> None:

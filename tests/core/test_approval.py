@@ -52,12 +52,6 @@ def people(studio_home: Path) -> dict[str, Identity]:
     return {name: create_identity(name) for name in ("alice", "bob", "carol")}
 
 
-@pytest.fixture
-def store(studio_home: Path) -> Store:
-    with Store.open() as opened:
-        yield opened
-
-
 def _strict_settings(**changes: object) -> StudioSettings:
     return StudioSettings(gate=GateSettings(min_score=0.5, min_valid_rate=1.0), **changes)  # type: ignore[arg-type]
 

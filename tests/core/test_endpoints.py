@@ -34,12 +34,6 @@ def standin() -> Iterator[StandinServer]:
     server.stop()
 
 
-@pytest.fixture
-def store() -> Iterator[Store]:
-    with Store.open() as opened:
-        yield opened
-
-
 def _config(text: str = "You answer cooking questions only.") -> SafetyConfig:
     return SafetyConfig.model_validate(
         {"format": "cosa-studio/config/v1", "id": "cooking", "title": "Cooking", "kind": "free-form", "text": text}

@@ -58,9 +58,8 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubStandin]:
 
 
 @pytest.fixture
-def registry() -> Iterator[ModelRegistry]:
-    with Store.open() as store:
-        yield ModelRegistry(store.models)
+def registry(store: Store) -> ModelRegistry:
+    return ModelRegistry(store.models)
 
 
 def test_list_gguf_files(hub: HubStandin) -> None:

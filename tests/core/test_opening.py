@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -17,12 +16,6 @@ from studio.core.inference.opening import LoadOptions, llama_settings, load_opti
 from studio.core.inference.timing import StreamClock, decode_rate
 from studio.core.settings import InferenceSettings, StudioSettings, load_settings, save_settings
 from studio.core.store import Store
-
-
-@pytest.fixture
-def store() -> Iterator[Store]:
-    with Store.open() as opened:
-        yield opened
 
 
 def test_user_settings_apply_and_flags_override_only_what_they_name() -> None:

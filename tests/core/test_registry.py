@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,12 +16,6 @@ from studio.core.inference.registry import ModelRegistry, resolve_model, sha256_
 from studio.core.paths import models_dir
 from studio.core.store import Store
 from tests.core.test_gguf import STRING, UINT32, build_gguf
-
-
-@pytest.fixture
-def store() -> Iterator[Store]:
-    with Store.open() as opened:
-        yield opened
 
 
 def _model(folder: Path, name: str, arch: str = "llama", ctx: int = 2048, title: str | None = None) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,12 +34,6 @@ def make_config(config_id: str = "shop", **changes: object) -> SafetyConfig:
 def make_suite(suite_id: str = "shop-probes", *texts: str, **changes: object) -> ProbeSuite:
     probes = [Probe(text=t, expected=Expectation.ALLOWED) for t in (texts or ("Where are the hammers?",))]
     return ProbeSuite.model_validate({"id": suite_id, "title": "Shop probes", "probes": probes, **changes})
-
-
-@pytest.fixture
-def store() -> Iterator[Store]:
-    with Store.open() as opened:
-        yield opened
 
 
 def count(store: Store, table: str) -> int:

@@ -61,7 +61,9 @@ def test_config_actions_need_an_open_and_a_stored_config(qtbot: QtBot, ctx: AppC
     )
     for action in config_actions:
         assert disabled_because(action, "Open a config from the library"), action.text()
+    assert disabled_because(window.editor.title_edit, "Open a config from the library")
     window.open_new_config(make_config())
+    assert enabled_saying(window.editor.title_edit, "title")
     assert enabled_saying(window.save_action, "Save a new version")
     assert enabled_saying(window.check_open_action, "own suite")
     assert disabled_because(window.history_action, "Save the config first")
