@@ -1,8 +1,8 @@
 """``studio probe``: send one prompt under a safety config to a local model and stream the reply.
 
-The reply goes to stdout as it is generated; timings (time to first token, decode speed, cached prompt tokens) go
-to stderr, so the reply can be piped on its own. ``--json`` prints one JSON object with the reply and its
-provenance instead.
+The reply goes to stdout as it is generated; its timings (first word after, tokens, whether the config came from the
+prefix cache, then decode speed and token counts) go to stderr, so the reply can be piped on its own. ``--json``
+prints one JSON object with the reply and its provenance instead.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from studio.core.errors import ExitCode, InputError
 from studio.core.inference.base import GenerationParams, GenerationResult, TokenEvent, chat
 from studio.core.inference.opening import LoadOptions, gpu_setting, open_backend
 from studio.core.store import Store
+from studio.core.wording import reply_details, reply_summary
 
 
 def register(sub: Any) -> None:
@@ -123,12 +124,8 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _timings(result: GenerationResult) -> str:
-    ttft = f"{result.time_to_first_token_s:.3f}s" if result.time_to_first_token_s is not None else "-"
-    speed = f"{result.decode_tokens_per_s:.1f} tok/s" if result.decode_tokens_per_s is not None else "- tok/s"
-    return (
-        f"ttft {ttft} | {speed} | prompt {result.prompt_tokens} tokens ({result.cached_tokens} cached) | "
-        f"{result.completion_tokens} generated | stop: {result.stop_reason} | total {result.total_s:.2f}s"
-    )
+    """The reply's timings as the GUI words them, then the engineer's figures on a second line."""
+    return f"{reply_summary(result)}\n{reply_details(result)}"
 
 
 def _record(result: GenerationResult, model: str, sha256: str | None, config_id: str | None) -> dict[str, Any]:

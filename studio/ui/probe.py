@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from studio.core.evals.suites import bundled_suites
 from studio.core.inference.base import GenerationParams, GenerationResult, chat
 from studio.core.store.exchanges import Exchange, Verdict
+from studio.core.wording import reply_details, reply_summary
 from studio.ui.availability import offer
 from studio.ui.context import AppContext
 from studio.ui.editor import ProbeTarget
@@ -32,7 +33,6 @@ from studio.ui.glossary import tip
 from studio.ui.marks import LONG_LABELS, MarkButtons
 from studio.ui.table_models import ExchangeTableModel
 from studio.ui.tables import row_table
-from studio.ui.wording import reply_details, reply_summary
 from studio.ui.workers import GenerationWorker
 
 DEFAULT_TEMPERATURE = 0.7

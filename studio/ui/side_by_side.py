@@ -32,6 +32,7 @@ from studio.core.evals.compare import diff_hunks
 from studio.core.inference.base import Backend, BackendInfo, CancelToken, GenerationParams, GenerationResult
 from studio.core.inference.pair import PairEvent, Side, stream_pair
 from studio.core.store.exchanges import Exchange, Verdict
+from studio.core.wording import reply_details, reply_summary
 from studio.ui.availability import offer
 from studio.ui.backends import BackendFactory, llama_backend_factory
 from studio.ui.compare_pane import diff_html
@@ -39,7 +40,6 @@ from studio.ui.context import AppContext
 from studio.ui.editor import ProbeTarget
 from studio.ui.marks import MarkButtons
 from studio.ui.model_choice import LOADED_MODEL, add_model_choices, model_opener
-from studio.ui.wording import reply_details, reply_summary
 from studio.ui.workers import BatchRelay
 
 DRAFT = "draft"  # config choice: the text in the editor, saved or not

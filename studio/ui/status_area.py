@@ -10,8 +10,8 @@ from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy, QStatusBar, QWid
 from studio.core.inference.base import BackendInfo
 from studio.core.inference.prefix_cache import PrefixCache
 from studio.core.store.exchanges import Exchange
+from studio.core.wording import cache_words
 from studio.ui.glossary import tip
-from studio.ui.wording import cache_words
 
 #: Share of the status bar each permanent field may take at most; the rest (over half) is for messages.
 STATUS_MODEL_SHARE = 0.14

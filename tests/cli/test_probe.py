@@ -43,7 +43,7 @@ def test_streams_reply_and_prints_timings(
     code, out, err = _run([*base, "What should I cook tonight?"], capsys)
     assert code == ExitCode.OK
     assert out.strip()
-    assert "ttft" in err and "tok/s" in err and "cached" in err
+    assert "first word after" in err and "tok/s" in err and "prefix cache" in err
 
     code, json_out, _ = _run([*base, "--json", "What should I cook tonight?"], capsys)
     assert code == ExitCode.OK

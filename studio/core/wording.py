@@ -1,4 +1,5 @@
-"""Reply timings in words a policy author reads at a glance; the engineer's figures go in the tooltip."""
+"""Reply timings in words a policy author reads at a glance, and the engineer's figures beside them (a tooltip in
+the window, a second line on the command line)."""
 
 from __future__ import annotations
 
