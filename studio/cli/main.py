@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from studio import __version__
 from studio.cli import approval, benchmark, check, documents, draft_probes, keys, models, probe, runs, score, settings
-from studio.cli.parser import StudioParser, closed_pipe_exit
-from studio.core.errors import ExitCode, StudioError
+from studio.cli.parser import StudioParser, run_command
+from studio.core.errors import ExitCode
 
 COMMAND_MODULES = [models, score, check, runs, benchmark, draft_probes, documents, probe, approval, keys, settings]
 
@@ -43,15 +43,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         target = getattr(args, "group_parser", parser)
         target.print_help(sys.stderr)
         return int(ExitCode.USAGE)
-    try:
-        code = int(handler(args))
-        sys.stdout.flush()  # a reader that went away is noticed here, not in the interpreter's exit
-        return code
-    except StudioError as exc:
-        print(f"studio: error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        print("studio: cancelled", file=sys.stderr)
-        return int(ExitCode.CANCELLED)
-    except BrokenPipeError:
-        return closed_pipe_exit()
+    return run_command("studio", lambda: int(handler(args)))

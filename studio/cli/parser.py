@@ -12,11 +12,11 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from studio.core.choices import closest
-from studio.core.errors import ExitCode
+from studio.core.errors import ExitCode, StudioError
 
 _INVALID_CHOICE = re.compile(r"invalid choice: '(?P<value>[^']*)' \(choose from (?P<choices>.*)\)$")
 
@@ -71,6 +71,27 @@ def command_group(sub: Any, name: str, help_text: str) -> Any:
     group = sub.add_parser(name, help=help_text, description=help_text)
     group.set_defaults(group_parser=group)
     return group.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", parser_class=type(group))
+
+
+def run_command(prog: str, call: Callable[[], int], on_error: Callable[[str, int], None] | None = None) -> int:
+    """Run a parsed command and turn each way it can end into its exit code, shared by ``studio`` and
+    ``studio-train``: a :class:`StudioError` or Ctrl-C becomes one line on stderr (and ``on_error``, for a caller
+    that also reports errors elsewhere, such as the trainer's progress stream), a closed output pipe a quiet stop.
+    """
+    try:
+        code = int(call())
+        sys.stdout.flush()  # a reader that went away is noticed here, not in the interpreter's exit
+        return code
+    except StudioError as exc:
+        message, code = str(exc), int(exc.exit_code)
+    except KeyboardInterrupt:
+        message, code = "cancelled", int(ExitCode.CANCELLED)
+    except BrokenPipeError:
+        return closed_pipe_exit()
+    print(f"{prog}: {message}" if code == int(ExitCode.CANCELLED) else f"{prog}: error: {message}", file=sys.stderr)
+    if on_error is not None:
+        on_error(message, code)
+    return code
 
 
 def closed_pipe_exit() -> int:

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from studio import __version__
-from studio.cli.parser import StudioParser
-from studio.core.errors import ExitCode, InputError, StudioError
+from studio.cli.parser import StudioParser, run_command
+from studio.core.errors import ExitCode, InputError
 from studio.core.store.store import Store
 from studio.trainer.jobspec import add_job_flags
 from studio.trainer.progress import Progress
@@ -344,15 +344,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress = Progress(sys.stdout, enabled=os.environ.get("RANK", "0") in ("", "0"))
     # The GUI cancels with SIGTERM: turn it into the same clean stop as Ctrl-C (temporary files are removed).
     signal.signal(signal.SIGTERM, _interrupt)
-    try:
+
+    def call() -> int:
         # stdout carries only JSON progress lines; anything a library prints goes to stderr.
         with contextlib.redirect_stdout(sys.stderr):
             return int(handler(args, progress))
-    except StudioError as exc:
-        print(f"studio-train: error: {exc}", file=sys.stderr)
-        progress.emit("error", message=str(exc), exit_code=int(exc.exit_code))
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        print("studio-train: cancelled", file=sys.stderr)
-        progress.emit("error", message="cancelled", exit_code=int(ExitCode.CANCELLED))
-        return int(ExitCode.CANCELLED)
+
+    def report(message: str, code: int) -> None:
+        progress.emit("error", message=message, exit_code=code)
+
+    return run_command("studio-train", call, on_error=report)
