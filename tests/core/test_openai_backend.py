@@ -4,16 +4,13 @@ small scripted SSE server for what llama.cpp does not send (usage chunks, error 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
-import httpx
 import pytest
 
 from studio.core.errors import BackendError
@@ -30,6 +27,7 @@ from studio.core.inference.base import (
 )
 from studio.core.inference.openai_backend import OpenAIBackend, RetryPolicy
 from tests.core.hub_standin import closed_port
+from tests.core.servers import running_server
 
 # -- a real llama.cpp server ------------------------------------------------------------------------------------------
 
@@ -41,30 +39,9 @@ def llama_server(embedded_model: Path, tmp_path_factory: pytest.TempPathFactory)
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_model), "--host", "127.0.0.1"]
     command += ["--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--n_threads_batch", "2"]
     command += ["--verbose", "False"]
-    with log.open("wb") as log_handle:
-        process = subprocess.Popen(command, stdout=log_handle, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited early: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not start within 120 s")
-            time.sleep(0.3)
+    with running_server(command, f"{base_url}/models", log, "llama_cpp.server", start_within_s=120):
         yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
 
 
 @pytest.fixture

@@ -215,10 +215,14 @@ class OpenAIBackend:
 
     def get_json(self, url: str) -> Any:
         """GET a JSON document (with retries); raises :class:`BackendError`."""
+        return self._request_json("GET", url)
+
+    def _request_json(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+        """One JSON request with retries on 429, 5xx and dropped connections; raises :class:`BackendError`."""
 
         def attempt() -> Any:
             try:
-                response = self._client.get(url)
+                response = self._client.request(method, url, json=body)
             except httpx.HTTPError as exc:
                 raise _Retry(self._request_error(exc)) from None
             if response.status_code in _RETRY_STATUS or response.status_code >= 500:
@@ -516,26 +520,11 @@ class OpenAIBackend:
     def _post_tokenize(self, body: dict[str, Any]) -> list[Any]:
         """The ``tokens`` a llama.cpp server's ``/tokenize`` returns for ``body`` (retried like any request)."""
         url = self.root + "/tokenize"
-
-        def attempt() -> list[Any]:
-            try:
-                response = self._client.post(url, json=body)
-            except httpx.HTTPError as exc:
-                raise _Retry(self._request_error(exc)) from None
-            if response.status_code in _RETRY_STATUS or response.status_code >= 500:
-                raise _Retry(self._status_error(url, response), _retry_after(response))
-            if response.status_code >= 400:
-                raise self._status_error(url, response)
-            try:
-                tokens = response.json().get("tokens")
-            except (ValueError, AttributeError):
-                tokens = None
-            if not isinstance(tokens, list):
-                raise BackendError(f"{url}: the server's answer has no token list")
-            return tokens
-
-        result: list[Any] = self._with_retries(attempt, None)
-        return result
+        answer = self._request_json("POST", url, body)
+        tokens = answer.get("tokens") if isinstance(answer, dict) else None
+        if not isinstance(tokens, list):
+            raise BackendError(f"{url}: the server's answer has no token list")
+        return tokens
 
     def _tokenize(self, text: str) -> list[int] | None:
         routes = [self._tokenize_route] if self._tokenize_route else ["/extras/tokenize", "/tokenize"]
