@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-ctx", type=int, default=4096)
     parser.add_argument("--sequences", type=int, default=17)
     parser.add_argument("--kv", choices=["f16", "f32", "auto"], default="f16")
+    parser.add_argument("--flash", choices=["auto", "on", "off"], default="auto", help="flash attention")
     parser.add_argument(
         "--full-grammar", action="store_true", help="greedy verdicts through the full grammar chain (for comparison)"
     )
@@ -194,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         cache_dir=None,
         parallel_sequences=args.sequences,
         kv_cache=args.kv,
+        flash_attention=args.flash,
     )
     try:
         with tempfile.TemporaryDirectory() as home, LlamaCppBackend(model_path(), settings) as backend:

@@ -147,6 +147,7 @@ def test_implements_the_backend_protocols(backend: LlamaCppBackend) -> None:
     assert info.kind == "llama.cpp"
     assert info.context_length == 1024  # min(trained 8192, max_context)
     assert info.device == "cpu" and info.gpu_layers == 0  # this llama.cpp build offloads nothing
+    assert info.extra["flash_attention"] is False  # "auto" on the CPU: the unfused attention
     assert info.chat_template_sha256 is not None and len(info.chat_template_sha256) == 64
 
 
@@ -434,3 +435,18 @@ def test_gpu_setting_maps_to_offloaded_layers(setting: str | int, device: str | 
     from studio.core.inference.llama_backend import _requested_gpu_layers
 
     assert _requested_gpu_layers(setting, device) == layers  # type: ignore[arg-type]
+
+
+@pytest.mark.real_model
+@pytest.mark.parametrize("setting", ["auto", "on", "off"])
+def test_flash_attention_setting_reaches_the_context(embedded_model: Path, setting: str) -> None:
+    import llama_cpp
+
+    settings = LlamaSettings(gpu="cpu", max_context=512, n_threads=2, flash_attention=setting)  # type: ignore[arg-type]
+    with LlamaCppBackend(embedded_model, settings) as backend:
+        (attention,) = list(backend.run_owned(lambda llm: iter([llm.context_params.flash_attn_type])))
+        reply = complete(backend, chat(CONFIG_A, PROBE), GenerationParams(temperature=0.0, max_tokens=4))
+    wanted = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if setting == "on" else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    assert attention == wanted
+    assert backend.info.extra["flash_attention"] is (setting == "on")
+    assert reply.completion_tokens > 0

@@ -50,8 +50,8 @@ if TYPE_CHECKING:
 DEFAULT_SEQUENCES = 17
 
 #: Constructor arguments of ``Llama`` for a model that will decode batches: a logical batch large enough to prefill
-#: several probes per call (``n_batch`` is also capped by ``n_ctx``). :func:`enable_parallel_sequences` then picks
-#: the attention kernel that suits the KV cache type.
+#: several probes per call (``n_batch`` is also capped by ``n_ctx``). :func:`enable_parallel_sequences` then sets
+#: the sequences, the KV cache type and the attention kernel.
 BATCH_LLAMA_KWARGS: dict[str, Any] = {"n_batch": 512, "n_ubatch": 512}
 
 #: Sampling settings of ``Llama.create_chat_completion`` that :class:`GenerationParams` does not carry; the batched
@@ -76,11 +76,14 @@ class PrefixRenderer(Protocol):
     def continuation(self, system: str | None, user: str) -> list[int]: ...
 
 
-def enable_parallel_sequences(llm: Llama, n_seq_max: int = DEFAULT_SEQUENCES, *, f32_kv: bool = False) -> None:
+def enable_parallel_sequences(
+    llm: Llama, n_seq_max: int = DEFAULT_SEQUENCES, *, f32_kv: bool = False, flash: bool = False
+) -> None:
     """Recreate ``llm``'s context with ``n_seq_max`` sequences over one unified KV cache of the same size.
 
-    ``f32_kv`` keeps the cache in f32 instead of f16 (see ``LlamaSettings.kv_cache``). Call it right after loading,
-    from the thread that owns ``llm``; the KV cache starts empty.
+    ``f32_kv`` keeps the cache in f32 instead of f16 (see ``LlamaSettings.kv_cache``); ``flash`` asks for flash
+    attention (see ``LlamaSettings.flash_attention``). Call it right after loading, from the thread that owns
+    ``llm``; the KV cache starts empty.
     """
     import llama_cpp
     from llama_cpp import _internals
@@ -89,16 +92,20 @@ def enable_parallel_sequences(llm: Llama, n_seq_max: int = DEFAULT_SEQUENCES, *,
     wanted = max(1, min(n_seq_max, limit))
     kv_type = llama_cpp.GGML_TYPE_F32 if f32_kv else llama_cpp.GGML_TYPE_F16
     params = llm.context_params
-    if int(llama_cpp.llama_n_seq_max(llm.ctx)) == wanted and bool(params.kv_unified) and params.type_k == kv_type:
+    disabled, enabled = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED, llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+    attention = enabled if flash else disabled
+    if (
+        int(llama_cpp.llama_n_seq_max(llm.ctx)) == wanted
+        and bool(params.kv_unified)
+        and params.type_k == kv_type
+        and params.flash_attn_type == attention
+    ):
         return
     params.n_seq_max = wanted
     params.kv_unified = True
     params.type_k = kv_type
     params.type_v = kv_type
-    # Over an f32 cache the unfused attention runs on the fast f32 matrix kernels; over f16, flash attention
-    # (where llama.cpp supports it for the model and device) skips the other sequences' cells and is faster.
-    disabled, auto = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED, llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
-    params.flash_attn_type = disabled if f32_kv else auto
+    params.flash_attn_type = attention
     replacement: Any = _internals.LlamaContext(model=llm._model, params=params, verbose=llm.verbose)
     adapter: Any = llm._lora_adapter
     if adapter is not None:
