@@ -2,8 +2,9 @@
 
 * P1 overhead: one probe through the studio backend vs raw llama-cpp-python ``create_chat_completion``.
 * P2 suite throughput: 16 probes under one ~1,900-token config, batched studio decoding vs raw sequential calls
-  (which reuse the prefix of consecutive calls) and vs a bare batched loop on the low-level API
-  (:mod:`bench.bare_batch`), cold and warm prefix; and how many batched greedy replies equal sequential ones.
+  (which reuse the prefix of consecutive calls) and llama.cpp's C++ server (when a binary is given), each with flash
+  attention off and on, and vs a bare batched loop on the low-level API (:mod:`bench.bare_batch`), cold and warm
+  prefix; and how many batched greedy replies equal sequential ones.
 * P3 compare: two long configs alternating over the same probes, studio (prefix cache, warmed) vs raw
   llama-cpp-python (re-prefills on every switch), and studio alternating vs studio on one config.
 * Memory: resident memory of one loaded backend plus N cached prefixes, in a child process.
@@ -19,12 +20,13 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from bench.bare_batch import BareBatchedDecoder, BareSettings
-from bench.common import Figure, long_config, machine, median, model_path, rss_mb, stopwatch
-from bench.cpp_server import find_binary
+from bench.common import Figure, llama_cpp_build, long_config, machine, median, model_path, rss_mb, stopwatch
+from bench.cpp_server import cpu_features, find_binary
 from studio.core.inference.base import GenerationParams, GenerationResult, Message, chat, complete
 from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings
 
@@ -55,11 +57,18 @@ PROBES = [
 ]
 
 
-def _raw_llama(path: Path) -> Any:
+def _raw_llama(path: Path, flash: bool = False) -> Any:
     from llama_cpp import Llama
 
     return Llama(
-        str(path), n_ctx=N_CTX, n_batch=512, n_ubatch=512, n_threads=THREADS, n_threads_batch=THREADS, verbose=False
+        str(path),
+        n_ctx=N_CTX,
+        n_batch=512,
+        n_ubatch=512,
+        n_threads=THREADS,
+        n_threads_batch=THREADS,
+        flash_attn=flash,
+        verbose=False,
     )
 
 
@@ -143,10 +152,15 @@ def _rendered(backend: LlamaCppBackend, config: str, prompts: list[str]) -> tupl
     return found
 
 
+def _attention(flash: bool) -> str:
+    return f"flash attention {'on' if flash else 'off'}"
+
+
 def _server_rates(
     binary: Path | None, path: Path, prefix: list[int], continuations: list[list[int]], params: GenerationParams
 ) -> dict[str, float]:
-    """Generated tok/s of llama.cpp's C++ server on the same token ids, 1 and 4 slots, cold then warm."""
+    """Generated tok/s of llama.cpp's C++ server on the same token ids, 1 and 4 slots, flash attention off and on,
+    cold then warm."""
     rate: dict[str, float] = {}
     if binary is None:
         return rate
@@ -154,19 +168,19 @@ def _server_rates(
 
     prompts = [prefix + c for c in continuations]
     for slots in (1, 4):
-        with llama_server(binary, path, slots, N_CTX, THREADS) as root:
-            for temperature in ("cold", "warm"):
-                seconds, tokens = server_pass(root, prompts, params.max_tokens, params.repeat_penalty, slots)
-                rate[f"llama-server {slots} slot{'s' if slots > 1 else ''} {temperature}"] = tokens / seconds
+        for flash in (False, True):
+            with llama_server(binary, path, slots, N_CTX, THREADS, flash) as root:
+                for temperature in ("cold", "warm"):
+                    seconds, tokens = server_pass(root, prompts, params.max_tokens, params.repeat_penalty, slots)
+                    name = f"llama-server {slots} slot{'s' if slots > 1 else ''}, {_attention(flash)}, {temperature}"
+                    rate[name] = tokens / seconds
     return rate
 
 
 def _bare_rates(
-    path: Path, kv_cache: str, prefix: list[int], continuations: list[list[int]], params: GenerationParams
+    path: Path, settings: BareSettings, prefix: list[int], continuations: list[list[int]], params: GenerationParams
 ) -> dict[str, float]:
-    """The bare batched loop with the studio backend's context settings, cold then warm."""
-    f32 = kv_cache == "f32"
-    settings = BareSettings(n_ctx=N_CTX, n_threads=THREADS, flash_attn=not f32, kv_type=0 if f32 else None)
+    """The bare batched loop, cold then warm."""
     bare = BareBatchedDecoder(path, settings)
     rate: dict[str, float] = {}
     try:
@@ -190,32 +204,41 @@ def p2_throughput(
 ) -> list[Figure]:
     """Generated tokens/s on the same work: studio batched, raw sequential, llama.cpp's C++ server (1 and 4 slots,
     when its binary is given) and the bare batched loop; cold (the config prefix decoded in the timing) and warm
-    (the prefix already in the KV cache). The goal is against the best baseline of the same run."""
+    (the prefix already in the KV cache). Every baseline runs with flash attention off and on, because which is
+    faster depends on the llama.cpp build, and the goal is against the best baseline of the same run. The bare loop
+    uses the studio backend's context settings. ``raw`` is a raw model without flash attention."""
     params = GenerationParams(temperature=0.0, max_tokens=max_tokens)
     rate: dict[str, float] = {}
     detail: dict[str, str] = {}
-    for temperature in ("cold", "warm"):
-        seconds, tokens = _owned(backend, lambda: _raw_pass(raw, config, prompts, params))
-        rate[f"raw {temperature}"] = tokens / seconds
-        seconds, tokens, batched = _studio_batch(backend, config, prompts, params)
-        rate[f"studio {temperature}"] = tokens / seconds
-        detail[temperature] = f"{tokens} tokens in {seconds:.1f} s"
+    raws = {False: raw, True: _raw_llama(path, flash=True)}
+    try:
+        for temperature in ("cold", "warm"):
+            for flash, llm in raws.items():
+                seconds, tokens = _owned(backend, partial(_raw_pass, llm, config, prompts, params))
+                rate[f"raw, {_attention(flash)}, {temperature}"] = tokens / seconds
+            seconds, tokens, batched = _studio_batch(backend, config, prompts, params)
+            rate[f"studio {temperature}"] = tokens / seconds
+            detail[temperature] = f"{tokens} tokens in {seconds:.1f} s"
+    finally:
+        raws[True].close()
     prefix, continuations = _rendered(backend, config, prompts)
     rate |= _server_rates(server, path, prefix, continuations, params)
-    kv_cache = str(backend.info.extra.get("kv_cache"))
-    rate |= _owned(backend, lambda: _bare_rates(path, kv_cache, prefix, continuations, params))
+    kv_cache, flash = str(backend.info.extra.get("kv_cache")), bool(backend.info.extra.get("flash_attention"))
+    bare = BareSettings(n_ctx=N_CTX, n_threads=THREADS, flash_attn=flash, kv_type=0 if kv_cache == "f32" else None)
+    rate |= _owned(backend, lambda: _bare_rates(path, bare, prefix, continuations, params))
     sequential = [_studio_chat(backend, config, prompt, params).text for prompt in prompts]
     same = sum(batched[i] == sequential[i] for i in range(len(prompts)))
-    rates = ", ".join(f"{name} {value:.1f}" for name, value in rate.items())
+    rates = "; ".join(f"{name} {value:.1f}" for name, value in rate.items())
     missing = "" if server else "; llama-server: no binary present, not measured"
     note = f"{len(prompts)} probes, max_tokens {max_tokens}; tok/s: {rates}{missing}"
     best = {
-        t: max((n for n in rate if n.endswith(t) and not n.startswith(("studio", "bare"))), key=rate.get)
+        t: max((n for n in rate if n.endswith(t) and not n.startswith(("studio", "bare"))), key=rate.__getitem__)
         for t in ("cold", "warm")
     }
+    studio_settings = f"studio and bare loop: {_attention(flash)}, {kv_cache} cache"
     return [
         Figure(
-            f"P2 warm prefix, studio vs best baseline ({best['warm']}) (tok/s)",
+            f"P2 warm prefix, studio vs best baseline ({best['warm'].removesuffix(', warm')}) (tok/s)",
             rate["studio warm"],
             rate[best["warm"]],
             "tok/s",
@@ -224,7 +247,7 @@ def p2_throughput(
             f"studio {detail['warm']}; {note}",
         ),
         Figure(
-            f"P2 cold prefix, studio vs best baseline ({best['cold']}) (tok/s)",
+            f"P2 cold prefix, studio vs best baseline ({best['cold'].removesuffix(', cold')}) (tok/s)",
             rate["studio cold"],
             rate[best["cold"]],
             "tok/s",
@@ -232,8 +255,18 @@ def p2_throughput(
             True,
             f"studio {detail['cold']}",
         ),
-        Figure("P2 warm prefix, studio vs raw sequential (tok/s)", rate["studio warm"], rate["raw warm"], "tok/s"),
-        Figure("P2 cold prefix, studio vs raw sequential (tok/s)", rate["studio cold"], rate["raw cold"], "tok/s"),
+        Figure(
+            "P2 warm prefix, studio vs raw sequential, flash attention off (tok/s)",
+            rate["studio warm"],
+            rate["raw, flash attention off, warm"],
+            "tok/s",
+        ),
+        Figure(
+            "P2 cold prefix, studio vs raw sequential, flash attention off (tok/s)",
+            rate["studio cold"],
+            rate["raw, flash attention off, cold"],
+            "tok/s",
+        ),
         Figure(
             "P2 warm, studio vs bare batched loop (tok/s)",
             rate["studio warm"],
@@ -241,7 +274,7 @@ def p2_throughput(
             "tok/s",
             0.85,
             True,
-            "same tokens, same context settings",
+            f"same tokens, same context settings ({studio_settings})",
         ),
         Figure(
             "P2 cold, studio vs bare batched loop (tok/s)", rate["studio cold"], rate["bare cold"], "tok/s", 0.85, True
@@ -345,8 +378,13 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     path = model_path()
     print(f"machine: {machine()}; threads {THREADS}; n_ctx {N_CTX}; quick={quick}")
+    print(f"llama.cpp build: {llama_cpp_build()}")
     server = find_binary(args.llama_server)
-    print(f"llama-server: {server}" if server else "llama-server: not present, its baseline is not measured")
+    print(
+        f"llama-server: {server}, build: {cpu_features(server)}"
+        if server
+        else "llama-server: not present, its baseline is not measured"
+    )
     figures: list[Figure] = []
     settings = LlamaSettings(gpu="cpu", max_context=N_CTX, n_threads=THREADS)
     raw = _raw_llama(path)
@@ -355,9 +393,11 @@ def main(argv: list[str] | None = None) -> int:
             config_tokens = 600 if quick else 1900
             suite_config = long_config("studio", config_tokens, backend.count_tokens)
             other_config = long_config("library", config_tokens, backend.count_tokens)
+            extra = backend.info.extra
             print(
                 f"configs: {backend.count_tokens(suite_config)} and {backend.count_tokens(other_config)} tokens; "
-                f"backend: {backend.info.extra.get('llama_cpp_version')}"
+                f"backend: {extra.get('llama_cpp_version')}, {extra.get('kv_cache')} cache, "
+                f"{_attention(bool(extra.get('flash_attention')))}"
             )
             if not args.only_p2:
                 figures += p1_overhead(backend, raw, rounds=2 if quick else 3)
@@ -386,7 +426,12 @@ def main(argv: list[str] | None = None) -> int:
 def _finish(figures: list[Figure], json_path: Path | None, quick: bool) -> int:
     print(f"machine after: {machine()}", flush=True)
     if json_path:
-        payload = {"machine": machine(), "quick": quick, "figures": [asdict(f) | {"ratio": f.ratio} for f in figures]}
+        payload = {
+            "machine": machine(),
+            "llama_cpp": llama_cpp_build(),
+            "quick": quick,
+            "figures": [asdict(f) | {"ratio": f.ratio} for f in figures],
+        }
         json_path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
     return 0
 

@@ -32,6 +32,16 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, {load}"
 
 
+def llama_cpp_build() -> str:
+    """The CPU features of the loaded llama.cpp library (a portable wheel or a build for this CPU) and where it
+    came from, so a reader can tell which build a run measured."""
+    import llama_cpp
+
+    features = llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip(" |")
+    source = os.environ.get("LLAMA_CPP_LIB_PATH") or "the installed wheel"
+    return f"{features} (library: {source})"
+
+
 def rss_mb() -> float:
     """Resident memory of this process in MiB (Linux /proc; 0 where unavailable)."""
     try:

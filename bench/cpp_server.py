@@ -1,9 +1,9 @@
 """llama.cpp's own C++ server (``llama-server``) as a baseline for batched decoding.
 
-The server is started on the embedded model with the benchmark's thread count, context per slot and batch size,
-and fed the exact token ids the studio decodes (``/completion`` with a token array, greedy, the same repeat
-penalty and window), so both sides do the same work. With several slots, as many requests are in flight at once
-and the server decodes them in one batch.
+The server is started on the embedded model with the benchmark's thread count, context per slot, batch size and
+flash attention setting, and fed the exact token ids the studio decodes (``/completion`` with a token array,
+greedy, the same repeat penalty and window), so both sides do the same work. With several slots, as many
+requests are in flight at once and the server decodes them in one batch.
 
 The binary comes from ``--llama-server``, else ``$STUDIO_LLAMA_SERVER``, else ``llama-server`` on PATH.
 """
@@ -45,13 +45,31 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def cpu_features(binary: Path) -> str:
+    """The CPU features the server's llama.cpp was built with ("CPU : SSE3 = 1 | ..."), "?" when not found.
+
+    The server logs them at debug level before it loads a model, so it is started on a model that cannot load."""
+    try:
+        run = subprocess.run(
+            [str(binary), "-lv", "4", "-m", os.devnull], capture_output=True, text=True, errors="replace", timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    for line in (run.stdout + run.stderr).splitlines():
+        if "system_info" in line and "CPU :" in line:
+            return line[line.index("CPU :") :].strip(" |")
+    return "?"
+
+
 @contextmanager
-def llama_server(binary: Path, model: Path, slots: int, n_ctx_per_slot: int, threads: int) -> Iterator[str]:
+def llama_server(
+    binary: Path, model: Path, slots: int, n_ctx_per_slot: int, threads: int, flash: bool
+) -> Iterator[str]:
     """A running server with ``slots`` parallel slots; yields its base URL and stops it afterwards."""
     port = _free_port()
     command = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port)]
     command += ["-c", str(n_ctx_per_slot * slots), "-np", str(slots), "-t", str(threads), "-tb", str(threads)]
-    command += ["-b", "512", "-ub", "512"]
+    command += ["-b", "512", "-ub", "512", "--flash-attn", "on" if flash else "off"]
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         root = f"http://127.0.0.1:{port}"
