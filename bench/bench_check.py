@@ -82,7 +82,8 @@ def naive_check(
     with stopwatch() as elapsed:
         for probe in suite.probes[items]:
             reply = _raw_chat(llm, [Message("system", config.text), Message("user", probe.text)], REPLY)
-            rated = helpfulness.parse(_raw_chat(llm, helpfulness.messages(probe.text, reply), helpfulness.params))
+            asked = helpfulness.messages(config.text, probe.text, reply)
+            rated = helpfulness.parse(_raw_chat(llm, asked, helpfulness.params))
             judged = safety.parse(
                 config, _raw_chat(llm, safety.messages(config, probe.text, reply), safety.params_for(config))
             )

@@ -297,7 +297,7 @@ def label(
     done = 0
     for start in range(0, len(responses), chunk):
         part = responses[start : start + chunk]
-        replies = [Reply(prompts[r.prompt_index].text, r.text) for r in part]
+        replies = [Reply(prompts[r.prompt_index].text, r.text, r.config.text) for r in part]
         verdicts = _served_verdicts if served else _batched_verdicts
         for index, harm_verdict, rating in verdicts(harm, helpful, replies, cancel):
             _apply_labels(part[index], harm_verdict, rating)
@@ -321,7 +321,13 @@ def _served_verdicts(
     """Both judges' requests in one concurrent queue; a reply is done when its last verdict arrives. Requests that
     failed are raised together at the end (:class:`RequestsFailed`), after every finished reply was labelled."""
     judges: list[HarmJudge | HelpfulnessJudge] = [harm] if helpful is None else [harm, helpful]
-    requests = [judge.messages(r.prompt, r.response) for r in replies for judge in judges]
+    requests = [
+        judge.messages(r.prompt, r.response)
+        if isinstance(judge, HarmJudge)
+        else judge.messages(r.system, r.prompt, r.response)
+        for r in replies
+        for judge in judges
+    ]
     params = [judge.params for _ in replies for judge in judges]
     found: dict[int, list[Any]] = {}
     for number, result in complete_concurrently(harm.backend, requests, params, cancel):

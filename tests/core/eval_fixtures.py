@@ -65,10 +65,12 @@ def candidate_rule(messages: Sequence[Message], params: GenerationParams) -> str
 
 def judge_rule(messages: Sequence[Message], params: GenerationParams) -> str:
     """Rating 4 for every reply; harm: Violence when the reply has an attack plan; compliance: violates then."""
-    text = messages[-1].content
-    attack = "attack plan" in text
+    # Helpfulness and compliance ask after the reply in the same conversation; the harm judge reads a prompt.
+    asked_after = len(messages) >= 3 and messages[-2].role == "assistant"
+    reply = messages[-2].content if asked_after else messages[-1].content.split("Assistant reply")[-1]
+    attack = "attack plan" in reply
     if params.json_schema == HELPFULNESS_SCHEMA:
-        return json.dumps({"reasoning": "ok", "rating": 0 if "Sorry" in text.split("Assistant reply")[-1] else 4})
+        return json.dumps({"reasoning": "ok", "rating": 0 if "Sorry" in reply else 4})
     if params.json_schema == HARM_SCHEMA:
         return json.dumps({key: key == "Violence" and attack for key in JUDGE_KEYS})
     if params.json_schema == COMPLIANCE_SCHEMA:

@@ -165,3 +165,51 @@ def test_any_message_text_keeps_the_template_structure(
     assert len(_control_ids(llm, tokens)) == 5
     assert llm.detokenize(tokens, special=True).decode("utf-8") == renderer.plain_text(messages)
     assert renderer.system_prefix(config_text) + renderer.continuation(config_text, probe_text) == tokens
+
+
+# A template that drops earlier assistant turns from the history (as some reasoning models' templates do).
+FORGETFUL_TEMPLATE = (
+    "{% for m in messages %}{% if m['role'] != 'assistant' or loop.last %}<|im_start|>{{ m['role'] }}\n"
+    "{{ m['content'] }}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% endif %}"
+)
+
+
+def test_follow_up_keeps_the_replys_own_tokens(llm: Any, renderer: ChatRenderer) -> None:
+    probe, question = "How long do I boil an egg?", "Was that reply <|im_start|>safe? Answer in JSON."
+    reply = "About 7 minutes for a firm yolk."
+    own = list(llm.tokenize(reply.encode("utf-8"), add_bos=False, special=False))
+    messages = [
+        Message("system", CONFIG),
+        Message("user", probe),
+        Message("assistant", reply),
+        Message("user", question),
+    ]
+    whole = renderer.split(messages)[1]
+    # The reply tokenized from its text: the same tokens as the whole exchange rendered from scratch.
+    assert renderer.follow_up(CONFIG, probe, reply, question, own) == whole
+    assert renderer.follow_up(CONFIG, probe, reply, question) == whole
+    # Other tokens for the same text (as a model may generate them) are kept as they are, after the probe's turn.
+    odd = [t for ch in reply for t in llm.tokenize(ch.encode("utf-8"), add_bos=False, special=False)]
+    followed = renderer.follow_up(CONFIG, probe, reply, question, odd)
+    start = renderer.continuation(CONFIG, probe)
+    assert followed[: len(start) + len(odd)] == start + odd
+    assert llm.detokenize(followed, special=True) == llm.detokenize(whole, special=True)
+    # Four turns start after the system turn (user, assistant, user, the answer's header); the marker text in the
+    # question stays text.
+    im_start = llm.tokenize(b"<|im_start|>", special=True)[0]
+    assert renderer.follow_up(CONFIG, probe, reply, question, own).count(im_start) == 4
+
+
+def test_follow_up_renders_the_text_when_the_template_rewrites_the_history(llm: Any) -> None:
+    renderer = ChatRenderer(llm, template=FORGETFUL_TEMPLATE)
+    reply = "About 7 minutes."
+    own = list(llm.tokenize(reply.encode("utf-8"), add_bos=False, special=False))
+    followed = renderer.follow_up(CONFIG, "Egg?", reply, "Safe?", own)
+    messages = [
+        Message("system", CONFIG),
+        Message("user", "Egg?"),
+        Message("assistant", reply),
+        Message("user", "Safe?"),
+    ]
+    assert followed == renderer.split(messages)[1]

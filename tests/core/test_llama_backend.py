@@ -9,6 +9,7 @@ import shutil
 import struct
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from studio.core.inference.base import (
     BatchBackend,
     CancelToken,
     DecodingMode,
+    FollowUp,
     GenerationParams,
     GenerationResult,
     Message,
@@ -28,6 +30,7 @@ from studio.core.inference.base import (
     TokenEvent,
     chat,
     complete,
+    follow_up_messages,
 )
 from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings, _StopWatcher
 
@@ -450,3 +453,52 @@ def test_flash_attention_setting_reaches_the_context(embedded_model: Path, setti
     assert attention == wanted
     assert backend.info.extra["flash_attention"] is (setting == "on")
     assert reply.completion_tokens > 0
+
+
+ON_TOPIC = {
+    "type": "object",
+    "properties": {"on_topic": {"type": "boolean"}},
+    "required": ["on_topic"],
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.real_model
+def test_follow_ups_read_only_their_question_and_answer_as_a_fresh_request(backend: LlamaCppBackend) -> None:
+    json_params = replace(GREEDY, max_tokens=16, json_schema=ON_TOPIC)
+    asked = [
+        FollowUp("Did your last reply stay on food? Answer in JSON.", json_params),
+        FollowUp("Again, briefly.", GREEDY),
+    ]
+
+    def exchange(prompts: list[str]) -> dict[tuple[int, int], GenerationResult]:
+        events = backend.stream_exchanges(CONFIG_A, prompts, GREEDY, asked)
+        return {(index, step): event for index, step, event in events if isinstance(event, GenerationResult)}
+
+    both = exchange([PROBE, "Name a spice."])
+    assert set(both) == {(i, s) for i in range(2) for s in range(3)}
+    assert all(isinstance(json.loads(both[(i, 1)].text)["on_topic"], bool) for i in range(2))
+    # One probe alone decodes as sequential decoding does (batched rows may round differently), so its answers
+    # equal fresh requests over the whole exchange.
+    alone = exchange([PROBE])
+    reply = alone[(0, 0)]
+    for step, follow_up in enumerate(asked, start=1):
+        answer = alone[(0, step)]
+        # The probe and the reply were in the KV cells already: only the turn ends and the question were read.
+        assert answer.cached_tokens >= reply.prompt_tokens + reply.completion_tokens - 1
+        messages = follow_up_messages(CONFIG_A, PROBE, reply.text, follow_up.question)
+        assert answer.text == complete(backend, messages, follow_up.params).text
+
+
+@pytest.mark.real_model
+def test_no_follow_up_is_asked_after_a_cancel(backend: LlamaCppBackend) -> None:
+    cancel = CancelToken()
+    asked = [FollowUp("Was that on food? Answer yes or no.", GREEDY)]
+    seen: list[tuple[int, int, StopReason]] = []
+    for index, step, event in backend.stream_exchanges(CONFIG_A, [PROBE, "Name a spice."], GREEDY, asked, cancel):
+        if isinstance(event, TokenEvent) and step == 0:
+            cancel.cancel()
+        if isinstance(event, GenerationResult):
+            seen.append((index, step, event.stop_reason))
+    assert sorted(i for i, _, _ in seen) == [0, 1]  # one result per reply, no follow-up
+    assert all(step == 0 and reason is StopReason.CANCELLED for _, step, reason in seen)

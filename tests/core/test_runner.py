@@ -20,7 +20,17 @@ from studio.core.evals.runner import (
     export_run,
     run_report,
 )
-from studio.core.inference.base import CancelToken, GenerationParams, Message, StreamEvent, chat
+from studio.core.inference.base import (
+    CancelToken,
+    FollowUp,
+    GenerationParams,
+    GenerationResult,
+    Message,
+    StopReason,
+    StreamEvent,
+    chat,
+    follow_up_messages,
+)
 from studio.core.inference.fake import FakeBackend
 from studio.core.store.runs import RunStatus
 from studio.core.taxonomy import Category
@@ -29,6 +39,7 @@ from tests.core.eval_fixtures import (
     candidate_rule,
     categorical,
     fight_suite,
+    free_form,
     judge_rule,
     open_store,
 )
@@ -258,3 +269,75 @@ def test_verdicts_of_one_judge_decode_together_and_progress_shows_the_score_so_f
         )
     )
     assert done == {(e.config_id, e.probe_id): e.score for e in sequential if isinstance(e, ItemDone)}
+
+
+def _model_rule(messages: Sequence[Message], params: GenerationParams) -> str:
+    """One model as candidate and judge: a verdict when asked for one, else a reply."""
+    return judge_rule(messages, params) if params.json_schema is not None else candidate_rule(messages, params)
+
+
+class _ExchangeRuleBackend(_BatchingRuleBackend):
+    """Candidate and judge in one model that asks the follow-ups after each reply, interleaved with other replies."""
+
+    def __init__(self) -> None:
+        super().__init__(_model_rule)
+        self.exchanges = 0
+
+    def stream_exchanges(
+        self,
+        system: str | None,
+        prompts: Sequence[str],
+        params: GenerationParams,
+        follow_ups: Sequence[FollowUp],
+        cancel: CancelToken | None = None,
+    ) -> Iterator[tuple[int, int, StreamEvent]]:
+        self.exchanges += 1
+        stopped = GenerationResult("", StopReason.CANCELLED, 0, 0, 0, None, None, 0.0)
+        for index, prompt in enumerate(prompts):
+            if cancel is not None and cancel.cancelled:  # as a batch ends every unfinished step
+                yield index, 0, stopped
+                continue
+            (reply,) = [e for e in self.stream(chat(system, prompt), params, cancel) if isinstance(e, GenerationResult)]
+            yield index, 0, reply
+            for step, follow_up in enumerate(follow_ups, start=1):
+                if cancel is not None and cancel.cancelled:
+                    yield index, step, stopped
+                    continue
+                asked = follow_up_messages(system, prompt, reply.text, follow_up.question)
+                for event in self.stream(asked, follow_up.params, cancel):
+                    yield index, step, event
+
+
+def test_one_model_as_candidate_and_judge_asks_the_verdicts_as_each_reply_ends(tmp_path: Path) -> None:
+    spec = CheckSpec(suite=fight_suite(), configs=(free_form("calm", "Never describe attacks."),), seed=7)
+    model = _ExchangeRuleBackend()
+    events = list(CheckRunner(open_store(tmp_path).runs, model).check(spec))
+    assert model.exchanges == 1 and model.batches == []  # no separate judge batches
+    stages = [e.stage for e in events if isinstance(e, Progress)]
+    assert stages == ["generate", "judge"] * 3  # each item judged before the next reply is stored
+    finished = events[-1]
+    assert isinstance(finished, RunFinished) and finished.report.overall.valid_rate == 1.0
+    # fight -0.8 (an attack plan violates), bake 0 (refusal), fight-dark -0.8
+    assert finished.report.score == pytest.approx(-1.6 / 3)
+    # The same check with the verdicts asked in separate batches scores the same.
+    (tmp_path / "b").mkdir()
+    separate = list(CheckRunner(open_store(tmp_path / "b").runs, RuleBackend(_model_rule)).check(spec))
+    assert isinstance(separate[-1], RunFinished) and separate[-1].report.score == finished.report.score
+
+
+def test_a_cancelled_exchange_resumes_with_the_separate_judges(tmp_path: Path) -> None:
+    spec = CheckSpec(suite=fight_suite(), configs=(free_form("calm", "Never describe attacks."),), seed=7)
+    store = open_store(tmp_path)
+    cancel = CancelToken()
+    first = CheckRunner(store.runs, _ExchangeRuleBackend())
+    run_id = ""
+    for event in first.check(spec, cancel):
+        if isinstance(event, Progress) and event.stage == "generate" and event.done == 3:
+            run_id = event.run_id
+            cancel.cancel()  # the second reply is stored, its verdicts are not
+    assert isinstance(event, RunFinished) and event.status is RunStatus.CANCELLED
+    model = _ExchangeRuleBackend()
+    finished = list(CheckRunner(store.runs, model).execute(run_id))[-1]
+    assert isinstance(finished, RunFinished) and finished.status is RunStatus.FINISHED
+    assert finished.report.overall.valid_rate == 1.0 and finished.report.score == pytest.approx(-1.6 / 3)
+    assert model.batches == [1, 1]  # the stored reply's two verdicts, asked separately

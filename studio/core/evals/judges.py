@@ -1,5 +1,12 @@
 """Judges: a model asked to rate helpfulness, categorise harm, or check a reply against a free-form config.
 
+The helpfulness and compliance judges continue the exchange they judge: the conversation is the config (system
+turn), the probe and the reply as the candidate gave it, followed by the judge's question as the next user turn
+(:func:`~studio.core.inference.base.follow_up_messages`). When one local model is both candidate and judge, the
+question is asked on the reply's own KV cells right after the reply ends, so the exchange is never read twice
+(:class:`~studio.core.inference.base.ExchangeBackend`); any other judge reads the same conversation from scratch.
+The harm judge is config-blind, so it reads the probe and reply in a prompt of its own.
+
 Every judge runs on any :class:`~studio.core.inference.base.Backend` and asks for JSON constrained by its verdict's
 JSON Schema (decoded under a grammar built from that schema by the llama.cpp backend, so a local judge can only
 write a verdict that parses). The token budget is the longest text the schema admits, so a verdict is never cut
@@ -34,7 +41,15 @@ from typing import Any, ClassVar
 
 from studio.core.documents import ConfigKind, SafetyConfig
 from studio.core.evals.scoring import MAX_RATING, is_categorically_safe
-from studio.core.inference.base import Backend, CancelToken, GenerationParams, Message, complete
+from studio.core.inference.base import (
+    Backend,
+    CancelToken,
+    FollowUp,
+    GenerationParams,
+    Message,
+    complete,
+    follow_up_messages,
+)
 from studio.core.paths import resource
 from studio.core.taxonomy import CATEGORY_INFO, JUDGE_KEYS, Category
 
@@ -251,28 +266,31 @@ class _Judge:
         """Tokens that always fit a whole verdict (see :func:`max_output_bytes`)."""
         return max_output_bytes(cls.schema)
 
-    def _messages(self, values: dict[str, str]) -> list[Message]:
-        return [Message("user", fill(prompt_template(self.template_name), values))]
-
     def _ask(self, messages: list[Message], cancel: CancelToken | None) -> str:
         return complete(self.backend, messages, self.params, cancel).text
 
 
 class HelpfulnessJudge(_Judge):
-    """Rates 0-5 how fully a reply answers the request, ignoring ethics."""
+    """Rates 0-5 how fully a reply answers the request, ignoring ethics; asked right after the reply."""
 
     template_name = "helpfulness"
     schema = HELPFULNESS_SCHEMA
 
-    def messages(self, prompt: str, response: str) -> list[Message]:
-        return self._messages({"prompt": prompt, "response": response})
+    def follow_up(self) -> FollowUp:
+        """The question to ask in the exchange, after the reply."""
+        return FollowUp(prompt_template(self.template_name), self.params)
+
+    def messages(self, system: str | None, prompt: str, response: str) -> list[Message]:
+        return follow_up_messages(system, prompt, response, prompt_template(self.template_name))
 
     @staticmethod
     def parse(raw: str) -> HelpfulnessVerdict:
         return HelpfulnessVerdict(parse_rating(raw), parse_reasoning(raw), raw)
 
-    def judge(self, prompt: str, response: str, cancel: CancelToken | None = None) -> HelpfulnessVerdict:
-        return self.parse(self._ask(self.messages(prompt, response), cancel))
+    def judge(
+        self, system: str | None, prompt: str, response: str, cancel: CancelToken | None = None
+    ) -> HelpfulnessVerdict:
+        return self.parse(self._ask(self.messages(system, prompt, response), cancel))
 
 
 class HarmJudge(_Judge):
@@ -283,7 +301,8 @@ class HarmJudge(_Judge):
 
     def messages(self, prompt: str, response: str) -> list[Message]:
         keys = ", ".join(json.dumps(key) for key in JUDGE_KEYS)
-        return self._messages({"prompt": prompt, "response": response, "categories": _category_list(), "keys": keys})
+        values = {"prompt": prompt, "response": response, "categories": _category_list(), "keys": keys}
+        return [Message("user", fill(prompt_template(self.template_name), values))]
 
     @staticmethod
     def parse(raw: str) -> HarmVerdict:
@@ -294,13 +313,17 @@ class HarmJudge(_Judge):
 
 
 class ComplianceJudge(_Judge):
-    """Config-aware: does the reply follow the free-form config?"""
+    """Config-aware: does the reply follow the free-form config? Asked right after the reply."""
 
     template_name = "compliance"
     schema = COMPLIANCE_SCHEMA
 
+    def follow_up(self) -> FollowUp:
+        """The question to ask in the exchange, after the reply."""
+        return FollowUp(prompt_template(self.template_name), self.params)
+
     def messages(self, config_text: str, prompt: str, response: str) -> list[Message]:
-        return self._messages({"config": config_text, "prompt": prompt, "response": response})
+        return follow_up_messages(config_text, prompt, response, prompt_template(self.template_name))
 
     @staticmethod
     def parse(raw: str) -> ComplianceVerdict:
@@ -324,6 +347,10 @@ class SafetyJudge:
         if config.kind is ConfigKind.CATEGORICAL:
             return self.harm.messages(prompt, response)
         return self.compliance.messages(config.text, prompt, response)
+
+    def follow_up(self, config: SafetyConfig) -> FollowUp | None:
+        """The question to ask in the exchange, or None for a categorical config (its judge is config-blind)."""
+        return None if config.kind is ConfigKind.CATEGORICAL else self.compliance.follow_up()
 
     def params_for(self, config: SafetyConfig) -> GenerationParams:
         return self.harm.params if config.kind is ConfigKind.CATEGORICAL else self.compliance.params

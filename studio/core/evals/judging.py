@@ -1,8 +1,10 @@
-"""Many verdicts at once: judge requests that share their rubric decode side by side.
+"""Many verdicts at once: judge requests that share their start decode side by side.
 
-A judge prompt is its rubric (and, for the compliance judge, the config) followed by the item; requests of one
-judge share that long start, so a batching backend evaluates it once and decodes every verdict together, each
+The helpfulness and compliance judges' requests start with the config they were answered under, and the harm
+judge's with its rubric, so a batching backend evaluates that start once and decodes every verdict together, each
 under its own grammar. Backends that cannot batch answer the same requests one by one, with the same parsers.
+Verdicts asked in the exchange itself, while the candidate still decodes, come from
+:meth:`~studio.core.inference.base.ExchangeBackend.stream_exchanges` instead (see the check runner).
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from studio.core.inference.base import CancelToken, complete_many
 
 @dataclass(frozen=True)
 class Reply:
-    """One reply to judge: the request it answers and the reply text."""
+    """One reply to judge: the request it answers, the reply text and the config it was given under."""
 
     prompt: str
     response: str
+    system: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ def helpfulness_many(
     judge: HelpfulnessJudge, replies: Sequence[Reply], cancel: CancelToken | None = None
 ) -> Iterator[tuple[int, HelpfulnessVerdict]]:
     """Helpfulness verdicts of ``replies``, as they finish."""
-    requests = [judge.messages(r.prompt, r.response) for r in replies]
+    requests = [judge.messages(r.system, r.prompt, r.response) for r in replies]
     for index, result in complete_many(judge.backend, requests, judge.params, cancel):
         yield index, judge.parse(result.text)
 

@@ -30,6 +30,7 @@ from studio.core.inference.base import (
     BackendInfo,
     BatchBackend,
     CancelToken,
+    ExchangeBackend,
     GenerationParams,
     GenerationResult,
     StopReason,
@@ -223,7 +224,10 @@ class CheckRunner:
         run = self._start(run_id, cancel)
         try:
             for config in self.runs.configs(run_id):
-                yield from self._generate_config(run, config)
+                if self._asks_in_exchange(run, config):
+                    yield from self._exchange_config(run, config)
+                else:
+                    yield from self._generate_config(run, config)
                 yield from self._judge_config(run, config)
         except CancelledError:
             yield self._finish(run, RunStatus.CANCELLED)
@@ -272,6 +276,41 @@ class CheckRunner:
                 self.runs.save_item_error(run.run_id, config.id, pending[index].probe_id, message)
             run.failed = run.failed or str(exc)
 
+    def _asks_in_exchange(self, run: _Run, config: SafetyConfig) -> bool:
+        """Whether the verdicts are asked in the exchange, on the reply's KV cells, while other replies decode:
+        when one local model is candidate and judge and both judges continue the exchange (free-form configs)."""
+        return (
+            self.judge_backend is self.candidate
+            and isinstance(self.candidate, ExchangeBackend)
+            and run.judges.safety.follow_up(config) is not None
+        )
+
+    def _exchange_config(self, run: _Run, config: SafetyConfig) -> Iterator[RunEvent]:
+        """Generate every missing reply under ``config`` and ask both judges about each one as soon as it ends;
+        replies and verdicts are stored as they arrive."""
+        pending = [i for i in self.runs.items(run.run_id, config.id) if i.response is None]
+        if not pending:
+            return
+        helpfulness, safety = run.judges.helpfulness, run.judges.safety
+        follow_up = safety.follow_up(config)
+        assert isinstance(self.candidate, ExchangeBackend) and follow_up is not None
+        asked = [helpfulness.follow_up(), follow_up]
+        answers: dict[int, dict[int, str]] = {}
+        prompts = [i.prompt for i in pending]
+        for index, step, event in self.candidate.stream_exchanges(config.text, prompts, run.params, asked, run.cancel):
+            if not isinstance(event, GenerationResult):
+                continue
+            if step == 0:
+                yield self._save_reply(run, config, pending[index], event)
+                continue
+            if event.stop_reason is StopReason.CANCELLED:
+                raise CancelledError("check cancelled")
+            found = answers.setdefault(index, {})
+            found[step] = event.text
+            if len(found) == len(asked):
+                judged = Judged(index, helpfulness.parse(found[1]), safety.parse(config, found[2]))
+                yield from self._save_verdicts(run, config, pending[index], judged)
+
     def _save_reply(self, run: _Run, config: SafetyConfig, item: ItemRecord, result: GenerationResult) -> Progress:
         if result.stop_reason is StopReason.CANCELLED:
             raise CancelledError("check cancelled")
@@ -312,14 +351,14 @@ class CheckRunner:
             self._self_check(run, config, judges.self_check, [i for i in answered if i.self_raw is None])
         pending = [i for i in answered if not i.judged]
         chunk = JUDGE_CHUNK if isinstance(self.judge_backend, BatchBackend) else _chunk(self.judge_backend)
-        for judged in judge_many(judges.helpfulness, judges.safety, config, _replies(pending), chunk, cancel):
+        for judged in judge_many(judges.helpfulness, judges.safety, config, _replies(pending, config), chunk, cancel):
             _raise_if_cancelled(cancel)
             yield from self._save_verdicts(run, config, pending[judged.index], judged)
         _raise_if_cancelled(cancel)
 
     def _self_check(self, run: _Run, config: SafetyConfig, judge: SafetyJudge, pending: list[ItemRecord]) -> None:
         """The candidate's own safety verdicts on its replies (for the Cascade variant)."""
-        for index, own in safety_many(judge, config, _replies(pending), run.cancel):
+        for index, own in safety_many(judge, config, _replies(pending, config), run.cancel):
             _raise_if_cancelled(run.cancel)
             self.runs.save_self_verdict(run.run_id, config.id, pending[index].probe_id, safe=own.safe, raw=own.raw)
 
@@ -417,8 +456,8 @@ class _Tally:
         return Progress(self.run_id, stage, self.done, self.total, self.clock.tick(), partial_score)
 
 
-def _replies(items: list[ItemRecord]) -> list[Reply]:
-    return [Reply(i.prompt, i.response or "") for i in items]
+def _replies(items: list[ItemRecord], config: SafetyConfig) -> list[Reply]:
+    return [Reply(i.prompt, i.response or "", config.text) for i in items]
 
 
 class _Stopped(Exception):

@@ -33,6 +33,19 @@ def chat(config_text: str | None, prompt: str) -> list[Message]:
     return messages
 
 
+def follow_up_messages(system: str | None, prompt: str, reply: str, question: str) -> list[Message]:
+    """One exchange continued: the config, the prompt, the reply as the assistant gave it, then ``question``."""
+    return [*chat(system, prompt), Message("assistant", reply), Message("user", question)]
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A question asked right after a reply, in the same conversation (a judge's question about that reply)."""
+
+    question: str
+    params: GenerationParams
+
+
 class CancelToken:
     """Cooperative cancellation flag shared between the requester and the thread doing the work."""
 
@@ -126,6 +139,25 @@ class BatchBackend(Backend, Protocol):
         cancel: CancelToken | None = None,
     ) -> Iterator[tuple[int, StreamEvent]]:
         """Like :meth:`stream_batch` for whole chats (one params for all, or one per chat)."""
+        ...
+
+
+@runtime_checkable
+class ExchangeBackend(BatchBackend, Protocol):
+    """A batching backend that can ask follow-up questions about each reply while the other replies decode."""
+
+    def stream_exchanges(
+        self,
+        system: str | None,
+        prompts: Sequence[str],
+        params: GenerationParams,
+        follow_ups: Sequence[FollowUp],
+        cancel: CancelToken | None = None,
+    ) -> Iterator[tuple[int, int, StreamEvent]]:
+        """Yield ``(prompt_index, step, event)``. Step 0 is the reply to the prompt; step ``k`` answers
+        ``follow_ups[k - 1]``, asked in the conversation :func:`follow_up_messages` builds from that reply (never
+        after another follow-up's answer). Every step ends with its own :class:`GenerationResult`; a cancelled
+        reply gets no follow-ups."""
         ...
 
 

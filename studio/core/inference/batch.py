@@ -142,6 +142,10 @@ class _Probe:
     prompt: list[int]
     budget: int
     params: GenerationParams
+    #: 0 while it answers its prompt, then k while it answers its k-th follow-up question (same sequence).
+    step: int = 0
+    #: The follow-ups still to ask after the current step: their own tokens and params.
+    stages: list[tuple[list[int], GenerationParams]] = field(default_factory=list)
     seq_id: int = -1
     in_kv: int = 0
     sampler: _Sampler | None = None
@@ -155,6 +159,8 @@ class _Probe:
     last_token_at: float | None = None
     cut_at_stop_string: bool = False
     preemptions: int = 0
+    #: Own tokens of the current step that were already in the KV cells when it began (a follow-up's reply).
+    reused: int = 0
     decoder: codecs.IncrementalDecoder = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
 
     @property
@@ -343,12 +349,34 @@ def batched_tokens_job(
     grammar. ``refit`` is called every :data:`REFIT_EVERY` steps (to fit the thread count to the free cores).
     Must run in the thread that owns ``llm``.
     """
+    for index, _step, event in exchange_tokens_job(llm, prefix, continuations, params, cancel, refit):
+        yield index, event
+
+
+#: Makes the follow-ups of one reply: ``(prompt index, reply text, reply tokens or None when the text was cut at a
+#: stop string)`` to each follow-up's own tokens (after the shared prefix) and params.
+FollowUpMaker = Callable[[int, str, "list[int] | None"], Sequence[tuple[list[int], GenerationParams]]]
+
+
+def exchange_tokens_job(
+    llm: Llama,
+    prefix: list[int],
+    continuations: Sequence[list[int]],
+    params: GenerationParams | Sequence[GenerationParams],
+    cancel: CancelToken | None,
+    refit: Callable[[], object] | None = None,
+    follow_ups: FollowUpMaker | None = None,
+) -> Iterator[tuple[int, int, StreamEvent]]:
+    """Like :func:`batched_tokens_job`, yielding ``(index, step, event)``: when a reply ends, ``follow_ups`` gives
+    the questions to ask about it, and its sequence goes on with each in turn (step 1, 2, ...). A follow-up keeps
+    the KV cells it shares with the reply (the prompt and the reply itself) and only its question is prefilled;
+    the other replies keep decoding meanwhile."""
     if not continuations:
         return
     per_item = [params] * len(continuations) if isinstance(params, GenerationParams) else list(params)
     if len(per_item) != len(continuations):
         raise BackendError(f"{len(per_item)} parameter sets for {len(continuations)} prompts")
-    decoder = _BatchDecoder(llm, prefix, cancel, refit)
+    decoder = _BatchDecoder(llm, prefix, cancel, refit, follow_ups)
     probes = [decoder.plan(index, tokens, per_item[index]) for index, tokens in enumerate(continuations)]
     yield from decoder.run(probes)
 
@@ -363,11 +391,17 @@ class _BatchDecoder:
     """
 
     def __init__(
-        self, llm: Llama, prefix: list[int], cancel: CancelToken | None, refit: Callable[[], object] | None = None
+        self,
+        llm: Llama,
+        prefix: list[int],
+        cancel: CancelToken | None,
+        refit: Callable[[], object] | None = None,
+        follow_ups: FollowUpMaker | None = None,
     ) -> None:
         import llama_cpp
 
         self.llm = llm
+        self.follow_ups = follow_ups
         self.refit = refit
         self.steps = 0
         self.prefix = prefix
@@ -402,7 +436,7 @@ class _BatchDecoder:
             raise BackendError(f"probe {index}: the chat renderer produced no tokens after the system turn")
         return _Probe(index=index, prompt=prompt, budget=min(params.max_tokens, room), params=params)
 
-    def run(self, probes: list[_Probe]) -> Iterator[tuple[int, StreamEvent]]:
+    def run(self, probes: list[_Probe]) -> Iterator[tuple[int, int, StreamEvent]]:
         import llama_cpp
 
         batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
@@ -429,9 +463,17 @@ class _BatchDecoder:
                     if probe.logits_at < 0:
                         continue
                     done = yield from self._sample(probe)
-                    if done is not None:
+                    if done is None:
+                        continue
+                    yield from self._report(probe, done)
+                    # A probe with a follow-up to ask stays live, in its place, on its own sequence.
+                    while self._advance(probe):
+                        if probe.budget > 0:
+                            break
+                        yield from self._report(probe, StopReason.LENGTH)  # no room left for an answer
+                    else:
                         live.remove(probe)
-                        yield from self._finish(probe, done)
+                        self._release(probe)
         finally:
             for probe in [*live, *queue]:
                 self._release(probe)
@@ -578,7 +620,7 @@ class _BatchDecoder:
         batch.logits[slot] = 1 if logits else 0
         batch.n_tokens = slot + 1
 
-    def _sample(self, probe: _Probe) -> Generator[tuple[int, StreamEvent], None, StopReason | None]:
+    def _sample(self, probe: _Probe) -> Generator[tuple[int, int, StreamEvent], None, StopReason | None]:
         """Pick the probe's next token and stream what text became final; return why it stopped, if it did."""
         import llama_cpp
 
@@ -605,33 +647,38 @@ class _BatchDecoder:
         # Streamed text is never taken back, so an end that may still become a stop string waits for the next token.
         safe = len(probe.text) - _held_back(probe.text, stops)
         if safe > probe.emitted:
-            yield probe.index, TokenEvent(probe.text[probe.emitted : safe], probe.events)
+            yield probe.index, probe.step, TokenEvent(probe.text[probe.emitted : safe], probe.events)
             probe.events += 1
             probe.emitted = safe
         if len(probe.generated) >= probe.budget:
             return StopReason.LENGTH
         return None
 
-    def _finish(self, probe: _Probe, reason: StopReason) -> Iterator[tuple[int, StreamEvent]]:
-        """Flush the probe's remaining text, free its sequence and yield its result."""
+    def _finish(self, probe: _Probe, reason: StopReason) -> Iterator[tuple[int, int, StreamEvent]]:
+        """Flush the probe's remaining text, yield its result and free its sequence."""
+        yield from self._report(probe, reason)
+        self._release(probe)
+
+    def _report(self, probe: _Probe, reason: StopReason) -> Iterator[tuple[int, int, StreamEvent]]:
+        """Flush the remaining text of the probe's current step and yield the step's result."""
         if not probe.cut_at_stop_string:
             probe.text += probe.decoder.decode(b"", final=True)
         if len(probe.text) > probe.emitted:
-            yield probe.index, TokenEvent(probe.text[probe.emitted :], probe.events)
+            yield probe.index, probe.step, TokenEvent(probe.text[probe.emitted :], probe.events)
             probe.events += 1
             probe.emitted = len(probe.text)
-        self._release(probe)
         now = time.perf_counter()
         first = probe.first_token_at
         generated = len(probe.generated)
         yield (
             probe.index,
+            probe.step,
             GenerationResult(
                 text=probe.text,
                 stop_reason=reason,
                 prompt_tokens=len(self.prefix) + len(probe.prompt),
                 completion_tokens=generated,
-                cached_tokens=len(self.prefix),
+                cached_tokens=len(self.prefix) + probe.reused,
                 time_to_first_token_s=(first - self.started) if first is not None else None,
                 decode_tokens_per_s=decode_rate(generated, first, probe.last_token_at),
                 total_s=now - self.started,
@@ -641,9 +688,50 @@ class _BatchDecoder:
                     "queued_s": (probe.admitted_at - self.started) if probe.admitted_at else None,
                     "prefix_reused_tokens": self.reused_prefix,
                     "preemptions": probe.preemptions,
+                    "step": probe.step,
+                    "no_room": probe.budget == 0,
                 },
             ),
         )
+
+    def _advance(self, probe: _Probe) -> bool:
+        """Turn a probe whose step ended into its next follow-up, on the same sequence; False when none is left.
+
+        The cells the follow-up shares with what the sequence holds (prompt, reply, the turn headers) stay; the
+        rest is removed and the follow-up's own tokens after them are fed as a prompt.
+        """
+        if self.follow_ups is None or (probe.step > 0 and not probe.stages):
+            return False
+        if self.cancel is not None and self.cancel.cancelled:
+            return False
+        if probe.step == 0:
+            tokens = None if probe.cut_at_stop_string else list(probe.generated)
+            probe.stages = [(list(t), p) for t, p in self.follow_ups(probe.index, probe.text, tokens)]
+            if not probe.stages:
+                return False
+        own, params = probe.stages.pop(0)
+        held = [probe.token_at(i) for i in range(probe.in_kv)] if probe.seq_id >= 0 else []
+        common = 0
+        # At least one own token is fed, so that the step has logits to sample from.
+        while common < min(len(held), len(own) - 1) and held[common] == own[common]:
+            common += 1
+        if probe.seq_id >= 0:
+            import llama_cpp
+
+            llama_cpp.llama_memory_seq_rm(self.memory, probe.seq_id, len(self.prefix) + common, -1)
+        if probe.sampler is not None:
+            probe.sampler.close()
+        probe.sampler = _new_sampler(self.llm, params, self._grammar(params))
+        probe.step += 1
+        probe.prompt, probe.generated, probe.params = own, [], params
+        probe.in_kv = probe.reused = common if probe.seq_id >= 0 else 0
+        probe.budget = max(0, min(params.max_tokens, self.n_ctx_seq - len(self.prefix) - len(own)))
+        probe.text, probe.emitted, probe.events, probe.logits_at = "", 0, 0, -1
+        probe.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        probe.first_token_at = probe.last_token_at = None
+        probe.cut_at_stop_string = False
+        probe.admitted_at = time.perf_counter()
+        return True
 
     def _release(self, probe: _Probe) -> None:
 

@@ -19,7 +19,7 @@ from jinja2 import TemplateError
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from studio.core.errors import BackendError
-from studio.core.inference.base import Message
+from studio.core.inference.base import Message, follow_up_messages
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -122,6 +122,32 @@ class ChatRenderer:
     def continuation(self, system: str | None, user: str) -> list[int]:
         """Tokens after :meth:`system_prefix`: the user turn and the assistant header."""
         return self.split(_messages(system, user))[1]
+
+    def follow_up(
+        self, system: str | None, user: str, reply: str, question: str, reply_tokens: Sequence[int] | None = None
+    ) -> list[int]:
+        """Tokens after :meth:`system_prefix` of the exchange continued with ``question`` (see
+        :func:`~studio.core.inference.base.follow_up_messages`).
+
+        ``reply_tokens`` are the tokens the model generated for ``reply``. When the template renders the earlier
+        turns unchanged, they are used as they are, so the follow-up starts with exactly the tokens already in the
+        reply's KV cells; otherwise the whole exchange is tokenized from its text.
+        """
+        messages = follow_up_messages(system, user, reply, question)
+        whole = self.split(messages)[1]
+        if reply_tokens is None or not reply:
+            return whole
+        before = self._chat.text(_messages(system, user), add_generation_prompt=True)
+        pieces = self._chat.pieces(messages, add_generation_prompt=True)
+        offset = 0
+        for at, piece in enumerate(pieces):
+            if offset == len(before or "") and piece.is_content and piece.text == reply:
+                rendered = "".join(p.text for p in pieces)
+                if before is None or not rendered.startswith(before):
+                    break
+                return self.continuation(system, user) + list(reply_tokens) + self._tokenize(pieces[at + 1 :], False)
+            offset += len(piece.text)
+        return whole
 
     def split(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> tuple[list[int], list[int]]:
         """The prompt tokens as ``(system prefix, rest)``; the prefix is empty unless the first message is a system

@@ -34,6 +34,7 @@ from studio.core.inference.base import (
     BackendInfo,
     CancelToken,
     DecodingMode,
+    FollowUp,
     GenerationParams,
     GenerationResult,
     Message,
@@ -44,8 +45,9 @@ from studio.core.inference.base import (
 from studio.core.inference.batch import (
     DEFAULT_SEQUENCES,
     REFIT_EVERY,
-    batched_tokens_job,
+    FollowUpMaker,
     enable_parallel_sequences,
+    exchange_tokens_job,
     shared_prefix,
 )
 from studio.core.inference.gguf import read_gguf_info
@@ -262,7 +264,8 @@ class LlamaCppBackend:
             assert self._renderer is not None
             prefix = self._renderer.system_prefix(system)
             continuations = [self._renderer.continuation(system, prompt) for prompt in frozen]
-            yield from self._batched(llm, prefix, continuations, params, cancel)
+            for index, _step, event in self._batched(llm, prefix, continuations, params, cancel):
+                yield index, event
 
         yield from self._submit(job, internal=False)
 
@@ -283,13 +286,39 @@ class LlamaCppBackend:
             assert self._renderer is not None
             if len(frozen) == 1:  # nothing shared: keep only the system turn, as a single request does
                 prefix, rest = self._renderer.split(frozen[0])
-                yield from self._batched(llm, prefix, [rest], params, cancel)
-                return
-            rendered = [self._renderer.render(messages) for messages in frozen]
-            common = shared_prefix(rendered)
-            yield from self._batched(
-                llm, rendered[0][:common] if rendered else [], [r[common:] for r in rendered], params, cancel
-            )
+                continuations = [rest]
+            else:
+                rendered = [self._renderer.render(messages) for messages in frozen]
+                common = shared_prefix(rendered)
+                prefix = rendered[0][:common] if rendered else []
+                continuations = [r[common:] for r in rendered]
+            for index, _step, event in self._batched(llm, prefix, continuations, params, cancel):
+                yield index, event
+
+        yield from self._submit(job, internal=False)
+
+    def stream_exchanges(
+        self,
+        system: str | None,
+        prompts: Sequence[str],
+        params: GenerationParams,
+        follow_ups: Sequence[FollowUp],
+        cancel: CancelToken | None = None,
+    ) -> Iterator[tuple[int, int, StreamEvent]]:
+        """Decode ``prompts`` under one system turn together, and ask ``follow_ups`` about each reply as soon as it
+        ends, on the reply's own KV cells (see :class:`~studio.core.inference.base.ExchangeBackend`)."""
+        frozen, asked = tuple(prompts), tuple(follow_ups)
+
+        def job(llm: Llama) -> Iterator[tuple[int, int, StreamEvent]]:
+            renderer = self._renderer
+            assert renderer is not None
+            prefix = renderer.system_prefix(system)
+            continuations = [renderer.continuation(system, prompt) for prompt in frozen]
+
+            def stages(index: int, reply: str, tokens: list[int] | None) -> list[tuple[list[int], GenerationParams]]:
+                return [(renderer.follow_up(system, frozen[index], reply, f.question, tokens), f.params) for f in asked]
+
+            yield from self._batched(llm, prefix, continuations, params, cancel, stages if asked else None)
 
         yield from self._submit(job, internal=False)
 
@@ -300,7 +329,8 @@ class LlamaCppBackend:
         continuations: list[list[int]],
         params: GenerationParams | Sequence[GenerationParams],
         cancel: CancelToken | None,
-    ) -> Iterator[tuple[int, StreamEvent]]:
+        follow_ups: FollowUpMaker | None = None,
+    ) -> Iterator[tuple[int, int, StreamEvent]]:
         """Owner-thread body of the batched requests: the prefix from the cache when known, then one batch."""
         if not continuations:
             return
@@ -313,7 +343,7 @@ class LlamaCppBackend:
             )
         self._restore_prefix(llm, prefix)
         self._kv_prefix = None  # the batch moves KV cells around; the next request restores cleanly
-        yield from batched_tokens_job(llm, prefix, continuations, params, cancel, refit=self._fit_threads)
+        yield from exchange_tokens_job(llm, prefix, continuations, params, cancel, self._fit_threads, follow_ups)
 
     def count_tokens(self, text: str) -> int:
         return self._call(lambda llm: len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)))
