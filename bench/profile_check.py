@@ -114,13 +114,15 @@ def phase_of(backend_call: str, requests: Any) -> str:
     """Name the phase of a batched call from what it asks."""
     if backend_call == "stream_batch":
         return "candidate"
-    first = requests[0][0].content if requests and requests[0] else ""
-    return "judge:helpfulness" if "helpful" in first[:400].casefold() else "judge:safety"
+    if backend_call == "stream_exchanges":
+        return "replies with their verdicts"
+    last = requests[0][-1].content if requests and requests[0] else ""
+    return "judge:helpfulness" if '"rating"' in last else "judge:safety"
 
 
 def wrap_backend(backend: LlamaCppBackend, recorder: Recorder) -> None:
     """Time the backend's batched entry points as phases (the owner thread runs while the caller iterates)."""
-    for name in ("stream_batch", "stream_requests"):
+    for name in ("stream_batch", "stream_requests", "stream_exchanges"):
         original = getattr(backend, name)
 
         def wrapped(*args: Any, _original: Any = original, _name: str = name, **kwargs: Any) -> Iterator[Any]:

@@ -84,11 +84,9 @@ class LlamaSettings:
     cache_dir: Path | None = None
     #: Sequences the context holds at once: the prefix plus probes decoded side by side (batched decoding).
     parallel_sequences: int = DEFAULT_SEQUENCES
-    #: Element type of the KV cache. "f16" (default): with flash attention where llama.cpp supports it, which skips
-    #: the cells of other sequences in a batch. "f32": unfused attention on the f32 matrix kernels, about a tenth
-    #: faster for many short replies over one long shared config, but it computes every cell of the shared cache,
-    #: which costs most when many sequences have long parts of their own (a check's replies and judge prompts), and
-    #: it takes twice the memory. "auto": f32 when a whole f32 cache stays under :data:`F32_KV_LIMIT_MB`, else f16.
+    #: Element type of the KV cache: "f16" (default) or "f32", which takes twice the memory and, without flash
+    #: attention, runs the attention on the f32 matrix kernels (a few percent faster on some builds, slower on
+    #: others; see docs/performance.md). "auto": f32 when a whole f32 cache stays under :data:`F32_KV_LIMIT_MB`.
     kv_cache: Literal["auto", "f16", "f32"] = "f16"
     #: Flash attention. "auto" (default): on when the model's layers run on a GPU, off on the CPU. On the CPU the
     #: unfused attention decodes batches faster: 1.1x with llama.cpp built for generic x86-64 and about 3x with a
