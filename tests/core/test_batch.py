@@ -22,9 +22,12 @@ from studio.core.inference.base import (
 )
 from studio.core.inference.batch import (
     BATCH_LLAMA_KWARGS,
+    CPU_MIN_LIVE,
     _held_back,
+    _Probe,
     batched_job,
     batched_tokens_job,
+    cpu_width,
     enable_parallel_sequences,
     parallel_sequences,
     shared_prefix,
@@ -306,3 +309,16 @@ def test_greedy_grammar_checks_one_token_and_picks_what_the_full_chain_picks(
     _, full = _collect(batched_tokens_job(llm, prefix, continuations, params, None))
     assert [fast[i].text for i in range(3)] == [full[i].text for i in range(3)]
     assert all(fast[i].text.startswith("{") and '"reasoning"' in fast[i].text for i in range(3))
+
+
+def _planned(prompt: int, budget: int) -> _Probe:
+    return _Probe(index=0, prompt=[1] * prompt, budget=budget, params=GREEDY)
+
+
+def test_cpu_width_keeps_long_replies_few_and_short_replies_many() -> None:
+    # A check: a 545-token config, probes of ~35 tokens with 256-token replies: a handful side by side.
+    assert cpu_width(545, [_planned(35, 256)] * 18) == 5
+    # Many short replies under one long config: the prefix dominates the cells, all of them at once.
+    assert cpu_width(1942, [_planned(20, 48)] * 16) >= 16
+    # Never fewer than CPU_MIN_LIVE, however long the requests.
+    assert cpu_width(100, [_planned(900, 700)] * 8) == CPU_MIN_LIVE

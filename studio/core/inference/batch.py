@@ -67,6 +67,29 @@ _EXPECTED_GROWTH = 64
 #: Decode steps between two re-counts of the free cores (see :mod:`studio.core.inference.threads`).
 REFIT_EVERY = 16
 
+#: On a CPU, the cells beyond the shared prefix that the live probes are expected to fill are kept under
+#: ``max(2 * prefix, CPU_OWN_CELLS)``, with at least :data:`CPU_MIN_LIVE` probes live (see :func:`cpu_width`).
+CPU_OWN_CELLS = 1536
+CPU_MIN_LIVE = 4
+#: The length a reply is expected to reach when judging how many fit side by side (most replies of a check stop at
+#: their budget; a judge's budget is far above what a verdict takes).
+_EXPECTED_REPLY = 256
+
+
+def cpu_width(prefix: int, probes: Sequence[_Probe]) -> int:
+    """How many probes decode side by side on a CPU.
+
+    In a unified KV cache every token's attention reads every live cell, the other probes' cells included. While
+    the shared prefix holds most cells (many short replies under one long config) more probes at once pay; when
+    each probe fills hundreds of cells of its own (a check's replies and their verdicts) the extra reading costs
+    more than the batch saves. Measured on the 18-probe game-studio check on 2 cores: 4 at once 78.6 s, 8 at once
+    90.9 s, 16 at once 105.1 s, 2 at once 91.4 s (docs/performance.md).
+    """
+    if not probes:
+        return CPU_MIN_LIVE
+    own = sum(len(p.prompt) + min(p.budget, _EXPECTED_REPLY) for p in probes) / len(probes)
+    return max(CPU_MIN_LIVE, int(max(2 * prefix, CPU_OWN_CELLS) // max(own, 1.0)))
+
 
 class PrefixRenderer(Protocol):
     """Splits a rendered chat into the shared system part and each probe's own part (token ids)."""
@@ -366,11 +389,12 @@ def exchange_tokens_job(
     cancel: CancelToken | None,
     refit: Callable[[], object] | None = None,
     follow_ups: FollowUpMaker | None = None,
+    on_cpu: bool = False,
 ) -> Iterator[tuple[int, int, StreamEvent]]:
     """Like :func:`batched_tokens_job`, yielding ``(index, step, event)``: when a reply ends, ``follow_ups`` gives
     the questions to ask about it, and its sequence goes on with each in turn (step 1, 2, ...). A follow-up keeps
     the KV cells it shares with the reply (the prompt and the reply itself) and only its question is prefilled;
-    the other replies keep decoding meanwhile."""
+    the other replies keep decoding meanwhile. ``on_cpu`` limits how many decode side by side (:func:`cpu_width`)."""
     if not continuations:
         return
     per_item = [params] * len(continuations) if isinstance(params, GenerationParams) else list(params)
@@ -378,6 +402,8 @@ def exchange_tokens_job(
         raise BackendError(f"{len(per_item)} parameter sets for {len(continuations)} prompts")
     decoder = _BatchDecoder(llm, prefix, cancel, refit, follow_ups)
     probes = [decoder.plan(index, tokens, per_item[index]) for index, tokens in enumerate(continuations)]
+    if on_cpu:
+        decoder.max_live = cpu_width(len(prefix), probes)
     yield from decoder.run(probes)
 
 
@@ -402,6 +428,8 @@ class _BatchDecoder:
 
         self.llm = llm
         self.follow_ups = follow_ups
+        #: Most probes live at once (besides the free sequences and KV cells).
+        self.max_live: int | None = None
         self.refit = refit
         self.steps = 0
         self.prefix = prefix
@@ -515,7 +543,7 @@ class _BatchDecoder:
         """Start queued probes while a sequence is free and the KV cache can hold what they are expected to need."""
         import llama_cpp
 
-        while queue and self.free_seqs:
+        while queue and self.free_seqs and (self.max_live is None or len(live) < self.max_live):
             # In a unified cache all sequences share n_ctx cells, so admitting on expected (not worst-case) growth
             # keeps more probes decoding together; _make_room and _decode_step handle the rare overflow. The first
             # probe is always admitted, or a long one could never start.

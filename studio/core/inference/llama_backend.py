@@ -341,7 +341,10 @@ class LlamaCppBackend:
             )
         self._restore_prefix(llm, prefix)
         self._kv_prefix = None  # the batch moves KV cells around; the next request restores cleanly
-        yield from exchange_tokens_job(llm, prefix, continuations, params, cancel, self._fit_threads, follow_ups)
+        on_cpu = self.info.gpu_layers == 0
+        yield from exchange_tokens_job(
+            llm, prefix, continuations, params, cancel, self._fit_threads, follow_ups, on_cpu=on_cpu
+        )
 
     def count_tokens(self, text: str) -> int:
         return self._call(lambda llm: len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)))
