@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from studio import __version__
 from studio.core.errors import StateError
+from studio.core.evals.judges import prompt_template
 from studio.core.evals.runner import (
     CheckRunner,
     CheckSpec,
@@ -72,6 +74,9 @@ def test_run_scores_stores_and_records_provenance(tmp_path: Path) -> None:
     assert record.config_hashes == tuple(c.content_hash() for c in spec.configs)
     assert record.candidate["model_sha256"] == "c" * 64
     assert record.judge["name"] == "judge"
+    # The judge prompts' wording is part of the provenance: verdicts asked otherwise are not comparable.
+    assert set(record.judge["prompts"]) == {"helpfulness", "compliance", "harm"}
+    assert record.judge["prompts"]["harm"] == hashlib.sha256(prompt_template("harm").encode()).hexdigest()
     assert record.params["seed"] == 7 and record.app_version == __version__
     assert record.decoding_mode == "sequential" and record.finished_utc is not None
 

@@ -32,6 +32,7 @@ parser defects fixed:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable
@@ -204,6 +205,15 @@ def parse_addressed(text: str) -> bool | None:
 def prompt_template(name: str) -> str:
     """The text of ``resources/judges/<name>.txt``."""
     return resource("judges", f"{name}.txt").read_text(encoding="utf-8")
+
+
+#: The judge prompts a check asks with (``resources/judges/<name>.txt``).
+JUDGE_PROMPTS = ("helpfulness", "compliance", "harm")
+
+
+def prompt_fingerprints() -> dict[str, str]:
+    """sha256 of each judge prompt, recorded with a run: verdicts asked with other wording are not comparable."""
+    return {name: hashlib.sha256(prompt_template(name).encode("utf-8")).hexdigest() for name in JUDGE_PROMPTS}
 
 
 def fill(template: str, values: dict[str, str]) -> str:

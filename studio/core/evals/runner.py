@@ -21,7 +21,7 @@ from typing import Any
 from studio import __version__
 from studio.core.documents import ProbeSuite, SafetyConfig
 from studio.core.errors import CancelledError, StateError
-from studio.core.evals.judges import HelpfulnessJudge, SafetyJudge
+from studio.core.evals.judges import HelpfulnessJudge, SafetyJudge, prompt_fingerprints
 from studio.core.evals.judging import Judged, Reply, judge_many, safety_many
 from studio.core.evals.scoring import Helpfulness, ScoredItem, ScoreReport, Variant, item_score, score_items
 from studio.core.fileio import atomic_write_text
@@ -201,7 +201,7 @@ class CheckRunner:
             suite=spec.suite,
             configs=list(spec.configs),
             candidate=backend_record(self.candidate.info),
-            judge=backend_record(self.judge_backend.info),
+            judge={**backend_record(self.judge_backend.info), "prompts": prompt_fingerprints()},
             params=_seeded(spec.params, spec.seed).as_record(),
             judge_params=_seeded(spec.judge_params, spec.seed).as_record(),
             seed=spec.seed,
