@@ -58,7 +58,7 @@ def test_regression_matrix_highlights_drops(qtbot: QtBot, ctx: AppContext, qtmod
     for config in configs:
         _check(ctx, config, "model-a")
     for config in configs:
-        _check(ctx, config, "model-b", seed=6)
+        _check(ctx, config, "model-b", seed=30)
     pane = HistoryPane(ctx)
     qtbot.addWidget(pane)
     assert pane.matrix_model.rowCount() == 0  # nothing approved yet
@@ -71,7 +71,7 @@ def test_regression_matrix_highlights_drops(qtbot: QtBot, ctx: AppContext, qtmod
     assert pane.matrix_model.models == ["model-a", "model-b"]
     assert pane.matrix_model.columnCount() == 3
     drops = [(row.config_id, "model-b") for row in expected if row.deltas[1] is not None and row.deltas[1] <= -0.05]
-    assert drops == [("game-studio", "model-b")], "with seed 6 model-b drops on one config and gains on the other"
+    assert drops == [("game-studio", "model-b")], "with seed 30 model-b drops on one config and gains on the other"
     assert pane.matrix_model.drops() == drops
     for row, matrix_row in enumerate(expected):
         background = pane.matrix_model.data(pane.matrix_model.index(row, 2), 8)  # BackgroundRole
