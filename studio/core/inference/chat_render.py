@@ -134,20 +134,28 @@ class ChatRenderer:
         reply's KV cells; otherwise the whole exchange is tokenized from its text.
         """
         messages = follow_up_messages(system, user, reply, question)
-        whole = self.split(messages)[1]
-        if reply_tokens is None or not reply:
-            return whole
+        if reply_tokens is not None and reply:
+            after = self._after_reply(system, user, reply, messages)
+            if after is not None:
+                return self.continuation(system, user) + list(reply_tokens) + self._tokenize(after, first=False)
+        return self.split(messages)[1]
+
+    def _after_reply(
+        self, system: str | None, user: str, reply: str, messages: Sequence[Message]
+    ) -> list[_Piece] | None:
+        """The pieces that follow the reply in the rendered ``messages``, or None when the template does not render
+        the prompt and the reply there unchanged."""
         before = self._chat.text(_messages(system, user), add_generation_prompt=True)
+        if before is None:
+            return None
         pieces = self._chat.pieces(messages, add_generation_prompt=True)
         offset = 0
         for at, piece in enumerate(pieces):
-            if offset == len(before or "") and piece.is_content and piece.text == reply:
-                rendered = "".join(p.text for p in pieces)
-                if before is None or not rendered.startswith(before):
-                    break
-                return self.continuation(system, user) + list(reply_tokens) + self._tokenize(pieces[at + 1 :], False)
+            if offset == len(before):
+                kept = piece.is_content and piece.text == reply and "".join(p.text for p in pieces[:at]) == before
+                return pieces[at + 1 :] if kept else None
             offset += len(piece.text)
-        return whole
+        return None
 
     def split(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> tuple[list[int], list[int]]:
         """The prompt tokens as ``(system prefix, rest)``; the prefix is empty unless the first message is a system
