@@ -60,7 +60,7 @@ class Recorder:
         from studio.core.inference import batch as batching
 
         decode = low.llama_decode
-        samplers = {cls: cls.sample for cls in (batching._NativeChain, batching._GreedyUnderGrammar)}
+        samplers = {cls: cls.sample for cls in (batching._NativeChain, batching._Greedy)}
 
         def timed_decode(ctx: Any, batch: Any) -> int:
             n = int(batch.n_tokens)
@@ -133,14 +133,16 @@ def wrap_backend(backend: LlamaCppBackend, recorder: Recorder) -> None:
         setattr(backend, name, wrapped)
 
 
-def full_grammar_chain(n_vocab: int, penalties: Any, grammar: Any) -> Any:
-    """The chain penalties, grammar, greedy, in which the grammar checks every token of the vocabulary."""
+def full_native_chain(n_vocab: int, repeat_penalty: float, grammar: Any = None) -> Any:
+    """The native chain penalties, (grammar,) greedy over the whole vocabulary, grammar included."""
     import llama_cpp
 
-    from studio.core.inference.batch import _NativeChain
+    from studio.core.inference.batch import _PENALTY_LAST_N, _NativeChain
 
     chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-    for link in (penalties, grammar, llama_cpp.llama_sampler_init_greedy()):
+    links = [llama_cpp.llama_sampler_init_penalties(n_vocab, _PENALTY_LAST_N, repeat_penalty, 0.0, 0.0)]
+    links += [grammar] if grammar is not None else []
+    for link in [*links, llama_cpp.llama_sampler_init_greedy()]:
         llama_cpp.llama_sampler_chain_add(chain, link)
     return _NativeChain(chain)
 
@@ -174,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kv", choices=["f16", "f32", "auto"], default="f16")
     parser.add_argument("--flash", choices=["auto", "on", "off"], default="auto", help="flash attention")
     parser.add_argument(
-        "--full-grammar", action="store_true", help="greedy verdicts through the full grammar chain (for comparison)"
+        "--native-sampling",
+        action="store_true",
+        help="greedy tokens through the full native chain, grammar over the whole vocabulary (for comparison)",
     )
     parser.add_argument("--judge-chunk", type=int, help="replies judged per batch (the runner's JUDGE_CHUNK)")
     args = parser.parse_args(argv)
@@ -183,10 +187,10 @@ def main(argv: list[str] | None = None) -> int:
 
         runner.JUDGE_CHUNK = args.judge_chunk
     print(f"machine: {machine()}; threads {THREADS}; n_ctx {args.n_ctx}; suite {SUITE}", flush=True)
-    if args.full_grammar:
+    if args.native_sampling:
         from studio.core.inference import batch as batching
 
-        batching._GreedyUnderGrammar = full_grammar_chain  # type: ignore[assignment,misc]
+        batching._Greedy = full_native_chain  # type: ignore[assignment,misc]
     recorder = Recorder()
     uninstall = recorder.install()
     config = new_config("game-studio", config_id="game-studio")

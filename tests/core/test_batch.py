@@ -275,20 +275,53 @@ def test_rejects_what_it_cannot_batch(model: tuple[Any, Any]) -> None:
         list(batched_job(llm, renderer, CONFIG, ["hi", "word " * 1200], GREEDY, None))
 
 
-def _native_grammar_chain(n_vocab: int, penalties: Any, grammar: Any) -> Any:
-    """The full chain penalties, grammar, greedy: the grammar checks every token of the vocabulary each step."""
+def _native_greedy_chain(n_vocab: int, repeat_penalty: float, grammar: Any = None) -> Any:
+    """The full native chain penalties, (grammar,) greedy over the whole vocabulary, as llama.cpp samples."""
     import llama_cpp
 
-    from studio.core.inference.batch import _NativeChain
+    from studio.core.inference.batch import _PENALTY_LAST_N, _NativeChain
 
     chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-    for link in (penalties, grammar, llama_cpp.llama_sampler_init_greedy()):
+    links = [llama_cpp.llama_sampler_init_penalties(n_vocab, _PENALTY_LAST_N, repeat_penalty, 0.0, 0.0)]
+    links += [grammar] if grammar is not None else []
+    for link in [*links, llama_cpp.llama_sampler_init_greedy()]:
         llama_cpp.llama_sampler_chain_add(chain, link)
     return _NativeChain(chain)
 
 
+def test_greedy_in_numpy_picks_what_the_native_chain_picks() -> None:
+    import ctypes
+
+    import llama_cpp
+    import numpy as np
+
+    from studio.core.inference.batch import _TOKEN_DATA, _Greedy
+
+    n_vocab, steps = 512, 400
+    rng = np.random.default_rng(7)
+    chain = _native_greedy_chain(n_vocab, 1.3).chain
+    fast = _Greedy(n_vocab, 1.3)
+    data = (llama_cpp.llama_token_data * n_vocab)()
+    view = np.ctypeslib.as_array(data).view(np.dtype(_TOKEN_DATA))
+    picked = []
+    for _ in range(steps):
+        # Few distinct values, half of them negative, so penalties decide and ties are common.
+        logits = rng.integers(-3, 4, n_vocab).astype(np.float32) * np.float32(0.37)
+        logits[rng.integers(0, 24, 8)] += np.float32(1.1)  # a few favourites that keep coming back
+        view["id"], view["logit"], view["p"] = np.arange(n_vocab), logits, 0.0
+        array = llama_cpp.llama_token_data_array(data, n_vocab, -1, False)
+        llama_cpp.llama_sampler_apply(chain, ctypes.byref(array))
+        native = int(view["id"][array.selected])
+        llama_cpp.llama_sampler_accept(chain, native)
+        assert fast.pick(logits) == native
+        picked.append(native)
+    llama_cpp.llama_sampler_free(chain)
+    assert len(set(picked)) > 10  # the penalty moved the choice around, it did not pick one token throughout
+    assert len(fast.window) == 64
+
+
 @pytest.mark.real_model
-def test_greedy_grammar_checks_one_token_and_picks_what_the_full_chain_picks(
+def test_greedy_in_numpy_picks_what_the_full_native_chain_picks(
     model: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     llm, renderer = model
@@ -301,14 +334,27 @@ def test_greedy_grammar_checks_one_token_and_picks_what_the_full_chain_picks(
         "required": ["reasoning", "rating"],
         "additionalProperties": False,
     }
-    params = GenerationParams(temperature=0.0, max_tokens=48, json_schema=schema)
     prefix = renderer.system_prefix(CONFIG)
     continuations = [renderer.continuation(CONFIG, p) for p in PROBES[:3]]
-    _, fast = _collect(batched_tokens_job(llm, prefix, continuations, params, None))
-    monkeypatch.setattr("studio.core.inference.batch._GreedyUnderGrammar", _native_grammar_chain)
-    _, full = _collect(batched_tokens_job(llm, prefix, continuations, params, None))
-    assert [fast[i].text for i in range(3)] == [full[i].text for i in range(3)]
-    assert all(fast[i].text.startswith("{") and '"reasoning"' in fast[i].text for i in range(3))
+    from studio.core.inference.batch import _Greedy
+
+    refused: list[int] = []
+    shortlist = _Greedy._best_admitted
+
+    def counted(self: _Greedy, row: Any) -> int:
+        refused.append(1)
+        return shortlist(self, row)
+
+    monkeypatch.setattr(_Greedy, "_best_admitted", counted)
+    for params in (GenerationParams(temperature=0.0, max_tokens=48, json_schema=schema), GREEDY):
+        with monkeypatch.context() as patched:
+            _, fast = _collect(batched_tokens_job(llm, prefix, continuations, params, None))
+            patched.setattr("studio.core.inference.batch._Greedy", _native_greedy_chain)
+            _, full = _collect(batched_tokens_job(llm, prefix, continuations, params, None))
+        assert [fast[i].text for i in range(3)] == [full[i].text for i in range(3)]
+        if params.json_schema is not None:
+            assert all(fast[i].text.startswith("{") and '"reasoning"' in fast[i].text for i in range(3))
+            assert refused  # the grammar refused the model's best token at some steps: the short list was used
 
 
 def _planned(prompt: int, budget: int) -> _Probe:

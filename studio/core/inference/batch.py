@@ -60,6 +60,9 @@ _MIN_P = 0.05
 _TYPICAL_P = 1.0
 _PENALTY_LAST_N = 64
 
+#: Tokens a grammar is asked about when it refuses the best one, before the whole vocabulary (see ``_Greedy``).
+_GRAMMAR_SHORTLIST = 64
+
 #: KV cells a live probe is expected to add when deciding whether another probe fits beside it; probes that grow
 #: beyond it are pushed out and resumed later rather than reserving their whole budget up front.
 _EXPECTED_GROWTH = 64
@@ -229,88 +232,132 @@ class _NativeChain:
         llama_cpp.llama_sampler_free(self.chain)
 
 
-class _GreedyUnderGrammar:
-    """Greedy sampling under a grammar that asks the grammar about one token, not the whole vocabulary.
+class _Greedy:
+    """Greedy decoding with the repeat penalty (and a grammar, if any), worked out on the logits row in numpy.
 
-    Applying a grammar walks every token of the vocabulary (49,152 for SmolLM2) through the grammar's stacks,
-    which costs more than a whole decode step of a small model. Greedy decoding only needs the best token the
-    grammar admits: take the best token of the penalised logits, and only when the grammar rejects it mask the
-    whole vocabulary and take the best of what is left. The token is the one the chain penalties, grammar, greedy
-    picks, since the grammar only removes tokens (ties go to the lowest id either way).
+    The native chain penalties, greedy builds a candidate array of the whole vocabulary (49,152 entries for SmolLM2)
+    and looks every entry up in its table of recent tokens, which costs more than sampling needs: only the distinct
+    tokens of the last :data:`_PENALTY_LAST_N` generated ones are penalised. Here those few logits are penalised
+    (divided by the penalty when positive, multiplied when not, in float32 as llama.cpp does) on a copy of the row,
+    and the best token is its first maximum, the token the native chain picks.
+
+    Under a grammar, the grammar is asked about that one token, not the whole vocabulary (which would walk every
+    token through the grammar's stacks, more than a whole decode step of a small model costs); only when it refuses
+    that token is it asked about a short list of the next best, and about the whole vocabulary only when it refuses
+    those too. The grammar only removes tokens, so this is the token the chain penalties, grammar, greedy picks
+    (ties go to the lowest id either way).
     """
 
-    def __init__(self, n_vocab: int, penalties: Any, grammar: Any) -> None:
+    def __init__(self, n_vocab: int, repeat_penalty: float, grammar: Any = None) -> None:
         import numpy as np
-        from llama_cpp import llama_token_data, llama_token_data_array
 
         self.n_vocab = n_vocab
-        self.penalties = penalties
+        self.penalty = np.float32(repeat_penalty)
+        self.window: deque[int] = deque(maxlen=_PENALTY_LAST_N)
         self.grammar = grammar
-        self._data = (llama_token_data * n_vocab)()
-        self._view = np.ctypeslib.as_array(self._data).view(np.dtype(_TOKEN_DATA))
-        self._view["id"] = np.arange(n_vocab, dtype=np.int32)
-        self._all = llama_token_data_array(self._data, n_vocab, -1, False)
-        self._one_data = (llama_token_data * 1)()
-        self._one_view = np.ctypeslib.as_array(self._one_data).view(np.dtype(_TOKEN_DATA))
-        self._one = llama_token_data_array(self._one_data, 1, -1, False)
+        if grammar is not None:
+            from llama_cpp import llama_token_data, llama_token_data_array
+
+            self._data = (llama_token_data * n_vocab)()
+            self._view = np.ctypeslib.as_array(self._data).view(np.dtype(_TOKEN_DATA))
+            self._view["id"] = np.arange(n_vocab, dtype=np.int32)
+            self._all = llama_token_data_array(self._data, n_vocab, -1, False)
+            self._one_data = (llama_token_data * 1)()
+            self._one_view = np.ctypeslib.as_array(self._one_data).view(np.dtype(_TOKEN_DATA))
+            self._one = llama_token_data_array(self._one_data, 1, -1, False)
 
     def sample(self, ctx: Any, index: int) -> int:
         import llama_cpp
         import numpy as np
 
-        view = self._view
-        view["logit"] = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, index), shape=(self.n_vocab,))
-        self._all.selected = -1
-        llama_cpp.llama_sampler_apply(self.penalties, ctypes.byref(self._all))
-        token = int(np.argmax(view["logit"]))
-        one = self._one_view
-        one["id"], one["logit"] = token, view["logit"][token]
-        self._one.selected = -1
-        llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(self._one))
-        if one["logit"][0] == -np.inf:
-            llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(self._all))
-            token = int(np.argmax(view["logit"]))
-        llama_cpp.llama_sampler_accept(self.penalties, token)
-        llama_cpp.llama_sampler_accept(self.grammar, token)
+        return self.pick(np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, index), shape=(self.n_vocab,)))
+
+    def pick(self, logits: Any) -> int:
+        """The next token for the float32 ``logits`` of the vocabulary (left unchanged); remembers it."""
+        import llama_cpp
+        import numpy as np
+
+        row = logits
+        if self.window and self.penalty != 1.0:
+            recent = np.fromiter(set(self.window), dtype=np.int64)
+            values = row[recent]
+            row = row.copy()
+            row[recent] = np.where(values <= 0, values * self.penalty, values / self.penalty)
+        token = int(np.argmax(row))
+        if self.grammar is not None:
+            one = self._one_view
+            one["id"], one["logit"] = token, row[token]
+            self._one.selected = -1
+            llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(self._one))
+            if one["logit"][0] == -np.inf:
+                token = self._best_admitted(row)
+            llama_cpp.llama_sampler_accept(self.grammar, token)
+        self.window.append(token)
         return token
+
+    def _best_admitted(self, row: Any) -> int:
+        """The best token of ``row`` that the grammar admits, lowest id first among equals.
+
+        The grammar is asked about the :data:`_GRAMMAR_SHORTLIST` best tokens (and any tied with the last of them)
+        first: if it admits one of them, the best of those is the best overall, since the grammar only removes
+        tokens. Only when it refuses them all is the whole vocabulary walked through it.
+        """
+        import llama_cpp
+        import numpy as np
+        from llama_cpp import llama_token_data, llama_token_data_array
+
+        cutoff = np.partition(row, -_GRAMMAR_SHORTLIST)[-_GRAMMAR_SHORTLIST]
+        shortlist = np.flatnonzero(row >= cutoff)
+        shortlist = shortlist[np.lexsort((shortlist, -row[shortlist]))]
+        data = (llama_token_data * len(shortlist))()
+        view = np.ctypeslib.as_array(data).view(np.dtype(_TOKEN_DATA))
+        view["id"], view["logit"], view["p"] = shortlist, row[shortlist], 0.0
+        array = llama_token_data_array(data, len(shortlist), -1, False)
+        llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(array))
+        admitted = np.flatnonzero(view["logit"] != -np.inf)
+        if admitted.size:
+            return int(view["id"][admitted[0]])
+        whole = self._view
+        whole["logit"] = row
+        self._all.selected = -1
+        llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(self._all))
+        return int(np.argmax(whole["logit"]))
 
     def close(self) -> None:
         import llama_cpp
 
-        llama_cpp.llama_sampler_free(self.penalties)
-        llama_cpp.llama_sampler_free(self.grammar)
+        if self.grammar is not None:
+            llama_cpp.llama_sampler_free(self.grammar)
+            self.grammar = None
 
 
 def _new_sampler(llm: Llama, params: GenerationParams, grammar: Any = None) -> _Sampler:
     """A sampler matching the chain the sequential path builds for the same settings (and grammar)."""
     import llama_cpp
 
-    penalties = llama_cpp.llama_sampler_init_penalties(llm.n_vocab(), _PENALTY_LAST_N, params.repeat_penalty, 0.0, 0.0)
-    links = [penalties]
+    link = None
     if grammar is not None:
         link = llama_cpp.llama_sampler_init_grammar(
             llama_cpp.llama_model_get_vocab(llm.model), grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8")
         )
         if not link:
-            llama_cpp.llama_sampler_free(penalties)
             raise BackendError("llama.cpp rejected the grammar built from json_schema")
-        if params.temperature <= 0.0:
-            return _GreedyUnderGrammar(llm.n_vocab(), penalties, link)
-        links.append(link)
     if params.temperature <= 0.0:
-        links.append(llama_cpp.llama_sampler_init_greedy())
-    else:
-        links += [
-            llama_cpp.llama_sampler_init_top_k(params.top_k),
-            llama_cpp.llama_sampler_init_typical(_TYPICAL_P, 1),
-            llama_cpp.llama_sampler_init_top_p(params.top_p, 1),
-            llama_cpp.llama_sampler_init_min_p(_MIN_P, 1),
-            llama_cpp.llama_sampler_init_temp(params.temperature),
-            llama_cpp.llama_sampler_init_dist(params.seed & 0xFFFFFFFF),
-        ]
+        return _Greedy(llm.n_vocab(), params.repeat_penalty, link)
+    links = [llama_cpp.llama_sampler_init_penalties(llm.n_vocab(), _PENALTY_LAST_N, params.repeat_penalty, 0.0, 0.0)]
+    if link is not None:
+        links.append(link)
+    links += [
+        llama_cpp.llama_sampler_init_top_k(params.top_k),
+        llama_cpp.llama_sampler_init_typical(_TYPICAL_P, 1),
+        llama_cpp.llama_sampler_init_top_p(params.top_p, 1),
+        llama_cpp.llama_sampler_init_min_p(_MIN_P, 1),
+        llama_cpp.llama_sampler_init_temp(params.temperature),
+        llama_cpp.llama_sampler_init_dist(params.seed & 0xFFFFFFFF),
+    ]
     chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-    for link in links:
-        llama_cpp.llama_sampler_chain_add(chain, link)
+    for each in links:
+        llama_cpp.llama_sampler_chain_add(chain, each)
     return _NativeChain(chain)
 
 
