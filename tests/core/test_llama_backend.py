@@ -8,7 +8,7 @@ import os
 import shutil
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from studio.core.inference.base import (
     complete,
     follow_up_messages,
 )
-from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings, _StopWatcher
+from studio.core.inference.llama_backend import LlamaCppBackend, LlamaSettings, _Engine, _StopWatcher
 
 CONFIG_A = "You work for a cooking website. Only talk about food and recipes, and keep answers short."
 CONFIG_B = "You are a pirate captain. Answer every question in pirate speech, with enthusiasm."
@@ -102,7 +102,7 @@ def test_unsupported_architecture_names_it(tmp_path: Path) -> None:
     message = str(caught.value)
     assert str(path) in message and "bogusarch" in message
     assert "\n" not in message
-    assert [t for t in threading.enumerate() if t.name.startswith("llama-owner")] == []
+    assert _Engine._current is None or all(b.model_path != path for b in _Engine._current.backends)
 
 
 @pytest.mark.real_model
@@ -293,7 +293,7 @@ def test_run_owned_runs_in_the_owner_thread_and_stops_when_closed(backend: Llama
             yield threading.current_thread().name
 
     names = backend.run_owned(endless)
-    assert next(iter(names)).startswith("llama-owner")
+    assert next(iter(names)) == "llama-engine"
     names.close()  # type: ignore[attr-defined]
     assert complete(backend, chat(None, "Hi"), GenerationParams(max_tokens=2)).completion_tokens > 0
     assert len(produced) <= 2 + 4  # what was read, plus at most the hand-off queue
@@ -384,15 +384,54 @@ def test_corrupt_disk_state_is_ignored(embedded_model: Path, tmp_path: Path) -> 
 
 
 @pytest.mark.real_model
-def test_close_ends_the_owner_thread(embedded_model: Path) -> None:
-    loaded = LlamaCppBackend(embedded_model, _settings(), name="closing")
-    owners = [t for t in threading.enumerate() if t.name == "llama-owner:closing"]
-    assert len(owners) == 1
-    loaded.close()
-    assert not owners[0].is_alive()
-    loaded.close()  # a second close is harmless
-    with pytest.raises(BackendError):
-        complete(loaded, chat(None, "Hi"), GREEDY)
+def test_models_share_one_llama_thread_that_ends_with_the_last(embedded_model: Path) -> None:
+    engines = [t for t in threading.enumerate() if t.name == "llama-engine"]
+    first = LlamaCppBackend(embedded_model, _settings(), name="first")
+    second = LlamaCppBackend(embedded_model, _settings(), name="second")
+    engine = first._engine
+    try:
+        assert second._engine is engine
+        threads = {
+            b.info.name: next(iter(b.run_owned(lambda _llm: iter([threading.get_ident()])))) for b in (first, second)
+        }
+        assert threads["first"] == threads["second"] == engine.thread.ident
+        first.close()
+        assert first._llm is None and first not in engine.backends
+        assert complete(second, chat(None, "Hi"), GREEDY).completion_tokens > 0  # the other model goes on
+        first.close()  # a second close is harmless
+        with pytest.raises(BackendError):
+            complete(first, chat(None, "Hi"), GREEDY)
+    finally:
+        second.close()
+    if not engines:  # no other model of this process holds the thread: it ended with the last one
+        assert not engine.thread.is_alive() and _Engine._current is None
+
+
+@pytest.mark.real_model
+def test_two_models_interleave_their_jobs_on_the_llama_thread(embedded_model: Path) -> None:
+    first = LlamaCppBackend(embedded_model, _settings(), name="first")
+    second = LlamaCppBackend(embedded_model, _settings(), name="second")
+    order: list[str] = []
+
+    def counting(name: str) -> Callable[[Any], Iterator[int]]:
+        def job(_llm: Any) -> Iterator[int]:
+            for index in range(20):
+                order.append(name)
+                yield index
+
+        return job
+
+    try:
+        a = iter(first.run_owned(counting("first")))
+        b = iter(second.run_owned(counting("second")))
+        # The first job runs ahead only as far as its hand-off queue; then the second model's job gets the thread.
+        assert (next(a), next(b)) == (0, 0)
+        assert [*a] == list(range(1, 20)) and [*b] == list(range(1, 20))
+        assert order.index("second") < len(order) - 1 - order[::-1].index("first")
+        assert order.count("first") == order.count("second") == 20
+    finally:
+        first.close()
+        second.close()
 
 
 @pytest.mark.real_model
@@ -404,7 +443,7 @@ def test_close_while_a_stream_is_unread_does_not_hang(embedded_model: Path) -> N
     with pytest.raises(BackendError, match="closed"):
         for _event in stream:
             pass
-    assert not [t for t in threading.enumerate() if t.name == "llama-owner:abandoned"]
+    assert loaded._llm is None
 
 
 # -- GPU offload mapping (simulated builds) ---------------------------------------------------------------------------

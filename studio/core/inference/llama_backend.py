@@ -1,7 +1,12 @@
-"""The llama.cpp backend: one long-lived ``Llama`` per model, owned by one thread.
+"""The llama.cpp backend: one long-lived ``Llama`` per model, all of them owned by one thread of the process.
 
 A ``Llama`` is not thread-safe, so it is created, used and freed only inside its owner thread. Requests from any
 thread become jobs on that thread (:meth:`LlamaCppBackend.run_owned`); their items are forwarded through a queue.
+Every backend of the process shares the same owner thread, the llama.cpp thread (:class:`_Engine`): it advances the
+jobs of different models in turn, an item each, and one job at a time per model. Two threads running llama.cpp
+would each keep a pool of OpenMP workers; once the process has more of them than the machine has cores, libgomp
+stops spinning at the barriers between the graph's operations, and every model decodes several times slower for
+the rest of the process (docs/performance.md, "Two local models in one process").
 
 Each request renders its messages with the GGUF's own chat template (:mod:`chat_render`), restores the KV state of
 its system prefix when one is known (:mod:`prefix_cache`), decodes the rest and samples token by token, checking
@@ -181,6 +186,98 @@ class _Job:
         return False
 
 
+@dataclass
+class _Active:
+    """A job the llama.cpp thread has started: its items and the one waiting for room in the hand-off queue."""
+
+    job: _Job
+    items: Iterator[Any] | None
+    pending: tuple[int, Any] | None = None
+
+
+class _Engine:
+    """The one thread of the process that runs llama.cpp, shared by every :class:`LlamaCppBackend`.
+
+    Each round, the thread runs the commands posted to it (loading a model), then advances every backend's work by
+    one item: the next item of its current job, or the start of its next job. A job whose requester has not taken
+    its last items yet waits without holding the others up. The thread sleeps when nothing can move, and ends when
+    the last backend has closed (:meth:`detach`); the next backend starts a new one. Loading a model holds the
+    other models' jobs for as long as the load takes.
+    """
+
+    _guard = threading.Lock()
+    _current: _Engine | None = None
+    #: Longest sleep of an idle round; requesters and posted commands wake the thread at once.
+    IDLE_WAIT_S = 0.05
+
+    def __init__(self) -> None:
+        self.users = 0
+        self.stopping = False
+        self.backends: list[LlamaCppBackend] = []
+        self.commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self.wake = threading.Event()
+        #: The backend whose job the thread is advancing now.
+        self.running: LlamaCppBackend | None = None
+        self.thread = threading.Thread(target=self._main, name="llama-engine", daemon=True)
+        self.thread.start()
+
+    @classmethod
+    def attach(cls) -> _Engine:
+        """The running engine, started if there is none; the caller must :meth:`detach` once done with it."""
+        with cls._guard:
+            engine = cls._current
+            if engine is None:
+                engine = cls._current = _Engine()
+            engine.users += 1
+            return engine
+
+    def detach(self) -> None:
+        """Let go of the engine; the last user stops its thread (and waits for it, unless on it)."""
+        with _Engine._guard:
+            self.users -= 1
+            last = self.users == 0
+            if last:
+                self.stopping = True
+                if _Engine._current is self:
+                    _Engine._current = None
+        self.wake.set()
+        if last and not self.on_thread():
+            self.thread.join()
+
+    def post(self, command: Callable[[], None]) -> None:
+        """Run ``command`` on the llama.cpp thread at the start of its next round."""
+        self.commands.put(command)
+        self.wake.set()
+
+    def on_thread(self) -> bool:
+        return threading.current_thread() is self.thread
+
+    def _main(self) -> None:
+        while True:
+            self.wake.clear()
+            moved = False
+            while True:
+                try:
+                    command = self.commands.get_nowait()
+                except queue.Empty:
+                    break
+                command()
+                moved = True
+            for backend in list(self.backends):
+                self.running = backend
+                try:
+                    moved = backend._step() or moved
+                except Exception as exc:  # a fault of the thread's own, not of a job: fail that model's job
+                    backend._fail(exc)
+                    moved = True
+                finally:
+                    self.running = None
+            if self.stopping and not self.backends and self.commands.empty():
+                return
+            if not moved:
+                self.wake.wait(self.IDLE_WAIT_S)
+
+
 class LlamaCppBackend:
     """A GGUF model served by llama.cpp. Implements :class:`Backend` and :class:`BatchBackend`."""
 
@@ -214,16 +311,21 @@ class LlamaCppBackend:
         self._llm: Llama | None = None
         self._threads: ThreadFitter | None = None
         self._current_job: _Job | None = None
+        self._active: _Active | None = None
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closing = threading.Event()
+        self._closed = threading.Event()
         self._close_lock = threading.Lock()
         self._ready = threading.Event()
         self._load_error: BaseException | None = None
-        self._thread = threading.Thread(target=self._owner_main, name=f"llama-owner:{self._name}", daemon=True)
-        self._thread.start()
-        self._ready.wait()
+        self._engine = _Engine.attach()
+        if self._engine.on_thread():
+            self._open()
+        else:
+            self._engine.post(self._open)
+            self._ready.wait()
         if self._load_error is not None:
-            self._thread.join()
+            self._engine.detach()
             raise self._load_error
 
     # -- Backend protocol -------------------------------------------------------------------------------------------
@@ -365,7 +467,7 @@ class LlamaCppBackend:
         return self._submit(job, internal=False)
 
     def close(self) -> None:
-        """Stop the owner thread (after its current item) and free the model."""
+        """Stop this model's jobs (after their current item) and free the model on the llama.cpp thread."""
         with self._close_lock:
             if self._closing.is_set():
                 return
@@ -374,8 +476,10 @@ class LlamaCppBackend:
             running = self._current_job
             if running is not None:
                 running.stop.set()
-        if threading.current_thread() is not self._thread:
-            self._thread.join()
+        self._engine.wake.set()
+        if not self._engine.on_thread():  # on the thread itself, the model is freed once the current item ends
+            self._closed.wait()
+        self._engine.detach()
         while True:
             try:
                 pending = self._jobs.get_nowait()
@@ -403,8 +507,14 @@ class LlamaCppBackend:
         return value
 
     def _submit(self, fn: Callable[[Llama], Iterator[T]], internal: bool) -> Iterator[T]:
-        if threading.current_thread() is self._thread:
-            assert self._llm is not None
+        engine = self._engine
+        if engine.on_thread():
+            # A job calling a model from the llama.cpp thread runs inline: its own model, or an idle one. Another
+            # model in the middle of a job would have its KV memory changed under that job.
+            if self._llm is None:
+                raise BackendError(f"{self.model_path}: backend was closed")
+            if self._active is not None and engine.running is not self:
+                raise BackendError(f"{self.model_path}: the model is busy with another job of the llama.cpp thread")
             yield from fn(self._llm)
             return
         job = _Job(fn, internal)
@@ -412,6 +522,7 @@ class LlamaCppBackend:
             if self._closing.is_set():
                 raise BackendError(f"{self.model_path}: backend was closed")
             self._jobs.put(job)
+        engine.wake.set()
         try:
             while True:
                 try:
@@ -420,6 +531,7 @@ class LlamaCppBackend:
                     if job.finished.is_set() and job.out.empty():
                         raise BackendError(f"{self.model_path}: backend was closed") from None
                     continue
+                engine.wake.set()  # room in the hand-off queue: the job may go on
                 if kind == _Job.ITEM:
                     yield value
                 elif kind == _Job.ERROR:
@@ -428,8 +540,12 @@ class LlamaCppBackend:
                     return
         finally:
             job.stop.set()
+            engine.wake.set()
 
-    def _owner_main(self) -> None:
+    # -- on the llama.cpp thread ------------------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        """Load the model and join the engine's rounds (or keep the reason it cannot be loaded)."""
         try:
             self._llm = self._load()
             from studio.core.inference.chat_render import ChatRenderer
@@ -441,26 +557,97 @@ class LlamaCppBackend:
             self._load_error = exc if isinstance(exc, StudioError) else BackendError(f"{self.model_path}: {exc}")
             if self._llm is not None:
                 self._llm.close()
-            self._ready.set()
-            return
+                self._llm = None
+        else:
+            self._engine.backends.append(self)
         self._ready.set()
-        try:
-            while True:
-                job = self._jobs.get()
-                if job is None:
-                    break
-                self._run_job(self._llm, job)
-        finally:
-            self._llm.close()
-            self._llm = None
 
-    def _run_job(self, llm: Llama, job: _Job) -> None:
-        self._current_job = job
+    def _step(self) -> bool:
+        """Advance this model's work by one item; False when it has nothing it can do now."""
+        active = self._active
+        if active is None:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return False
+            if job is None:
+                self._shut()
+                return True
+            if self._closing.is_set():
+                self._active = _Active(job, None, (_Job.ERROR, BackendError(f"{self.model_path}: backend was closed")))
+                return True
+            self._start(job)
+            return True
+        job = active.job
+        if job.stop.is_set() or self._closing.is_set():
+            self._end(active)
+            return True
+        if active.pending is None:
+            assert active.items is not None
+            try:
+                active.pending = (_Job.ITEM, next(active.items))
+            except StopIteration:
+                active.pending = (_Job.DONE, None)
+            except BaseException as exc:  # forwarded to the requesting thread
+                self._kv_prefix = None
+                active.pending = (_Job.ERROR, exc)
         try:
-            self._run_job_items(llm, job)
+            job.out.put_nowait(active.pending)
+        except queue.Full:
+            return False
+        kind, active.pending = active.pending[0], None
+        if kind != _Job.ITEM:
+            active.items = None  # finished, or raised: nothing left to close
+            self._end(active)
+        return True
+
+    def _start(self, job: _Job) -> None:
+        self._current_job = job
+        if not job.internal:
+            self._kv_prefix = None  # a foreign job may change the KV memory
+        self._fit_threads()
+        assert self._llm is not None
+        try:
+            self._active = _Active(job, iter(job.fn(self._llm)))
+        except BaseException as exc:
+            self._kv_prefix = None
+            self._active = _Active(job, None, (_Job.ERROR, exc))
+
+    def _end(self, active: _Active) -> None:
+        """Close the job's items (its cleanup runs here, on the llama.cpp thread) and mark it finished."""
+        try:
+            close = getattr(active.items, "close", None)
+            if close is not None:
+                close()
+        except BaseException:  # the requester has gone; the model's state is reset by the next job
+            self._kv_prefix = None
         finally:
+            self._active = None
             self._current_job = None
-            job.finished.set()
+            active.job.finished.set()
+
+    def _fail(self, exc: Exception) -> None:
+        """Hand ``exc`` to the requester of the current job, if any, and end that job."""
+        self._kv_prefix = None
+        active = self._active
+        if active is not None:
+            with contextlib.suppress(queue.Full):
+                active.job.out.put_nowait((_Job.ERROR, exc))
+            active.items = None
+            self._end(active)
+
+    def _shut(self) -> None:
+        """Free the model and leave the engine's rounds."""
+        try:
+            if self._active is not None:
+                self._end(self._active)
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
+        finally:
+            if self in self._engine.backends:
+                self._engine.backends.remove(self)
+            self._closed.set()
 
     def _thread_fitter(self, llm: Llama) -> ThreadFitter:
         import llama_cpp
@@ -475,26 +662,6 @@ class LlamaCppBackend:
     def _fit_threads(self) -> None:
         if self._threads is not None:
             self._threads.fit()
-
-    def _run_job_items(self, llm: Llama, job: _Job) -> None:
-        if not job.internal:
-            self._kv_prefix = None  # a foreign job may change the KV memory
-        self._fit_threads()
-        try:
-            iterator = job.fn(llm)
-            try:
-                for item in iterator:
-                    if not job.deliver(_Job.ITEM, item) or self._closing.is_set():
-                        break
-            finally:
-                close = getattr(iterator, "close", None)
-                if close is not None:
-                    close()
-        except BaseException as exc:  # forwarded to the requesting thread
-            self._kv_prefix = None
-            job.deliver(_Job.ERROR, exc)
-            return
-        job.deliver(_Job.DONE, None)
 
     def _load(self) -> Llama:
         import llama_cpp
