@@ -66,6 +66,8 @@ class HubStandin:
         self.requests: list[LoggedRequest] = []
         #: Pause after every 64 KiB of a file body, to make downloads slow enough to interrupt.
         self.chunk_delay_s = 0.0
+        #: When set to an Event, a file body stops after its first 64 KiB until the Event is set.
+        self.hold: threading.Event | None = None
         #: When false the CDN ignores Range headers and always sends the whole file with 200, as some servers do.
         self.honour_range = True
         self._lock = threading.Lock()
@@ -279,6 +281,10 @@ class _Handler(BaseHTTPRequestHandler):
         view = memoryview(body)
         for offset in range(0, len(body), 64 * 1024):
             self.wfile.write(view[offset : offset + 64 * 1024])
+            hold = self.hub.hold
+            if sha256 is not None and hold is not None:
+                self.wfile.flush()
+                hold.wait(timeout=60)
             if sha256 is not None and self.hub.chunk_delay_s:
                 self.wfile.flush()
                 time.sleep(self.hub.chunk_delay_s)

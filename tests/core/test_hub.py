@@ -235,7 +235,7 @@ def test_cli_download_errors(hub: HubStandin, capsys: pytest.CaptureFixture[str]
 
 @pytest.mark.slow
 def test_ctrl_c_keeps_the_part_and_the_next_run_resumes(hub: HubStandin, tmp_path: Path) -> None:
-    hub.chunk_delay_s = 0.05
+    hub.hold = threading.Event()  # the body stops after its first chunk until the download has been interrupted
     env = {**os.environ, "HF_ENDPOINT": hub.endpoint, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     command = [sys.executable, "-m", "studio", "models", "download", REPO, "tiny-Q8_0.gguf", "--dest", str(tmp_path)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -251,11 +251,12 @@ def test_ctrl_c_keeps_the_part_and_the_next_run_resumes(hub: HubStandin, tmp_pat
         if process.poll() is None:
             process.kill()
             process.communicate()
+        hub.hold.set()
+        hub.hold = None
     assert process.returncode == ExitCode.CANCELLED
     assert "partial file is kept" in err.splitlines()[-1]
     kept = part.stat().st_size
     assert 0 < kept < len(hub.repos[REPO].files["tiny-Q8_0.gguf"].data)
-    hub.chunk_delay_s = 0.0
     hub.requests.clear()
     path = download(REPO, "tiny-Q8_0.gguf", tmp_path)
     assert path.read_bytes() == hub.repos[REPO].files["tiny-Q8_0.gguf"].data
