@@ -37,11 +37,13 @@ REPLY = GenerationParams(temperature=0.0, max_tokens=256)
 VERDICT = GenerationParams(temperature=0.0, max_tokens=256)
 
 
-def studio_check(backend: LlamaCppBackend, config: SafetyConfig, db_path: Path) -> tuple[float, dict[str, Any]]:
-    """Wall time of the studio check and what it produced."""
+def studio_check(
+    backend: LlamaCppBackend, config: SafetyConfig, db_path: Path, judge: LlamaCppBackend | None = None
+) -> tuple[float, dict[str, Any]]:
+    """Wall time of the studio check and what it produced (``judge``: another loaded model as the judge)."""
     db = open_database(db_path)
     try:
-        runner = CheckRunner(RunStore(db), backend)
+        runner = CheckRunner(RunStore(db), backend, judge)
         spec = CheckSpec(suite=bundled_suite(SUITE), configs=(config,), params=REPLY, judge_params=VERDICT)
         finished: RunFinished | None = None
         with stopwatch() as elapsed:
@@ -91,6 +93,22 @@ def naive_check(
     return elapsed[0], valid
 
 
+def separate_judge() -> int:
+    """The studio check with the judge in a second backend (two models in one process), timed alone."""
+    print(f"machine: {machine()}; threads {THREADS}; n_ctx {N_CTX}; suite {SUITE}; judge: a second backend")
+    config = new_config("game-studio", config_id="game-studio")
+    settings = LlamaSettings(gpu="cpu", max_context=N_CTX, n_threads=THREADS, cache_dir=None)
+    with (
+        tempfile.TemporaryDirectory() as home,
+        LlamaCppBackend(model_path(), settings, name="candidate") as backend,
+        LlamaCppBackend(model_path(), settings, name="judge") as judge,
+    ):
+        seconds, outcome = studio_check(backend, config, Path(home) / "bench.db", judge)
+    print(f"studio check, separate judge: {seconds:.1f} s, {outcome}")
+    print(f"machine after: {machine()}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="End-to-end check: studio vs one request at a time")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
@@ -105,8 +123,17 @@ def main(argv: list[str] | None = None) -> int:
         default=":",
         help="naive side only: a part of the probes as START:END (the naive check in parts, each within a time limit)",
     )
+    parser.add_argument(
+        "--judge",
+        choices=["same", "separate"],
+        default="same",
+        help="studio side only: the candidate judges itself, or a second loaded copy of the model judges",
+    )
     args = parser.parse_args(argv)
     from llama_cpp import Llama
+
+    if args.judge == "separate":
+        return separate_judge()
 
     start, _, end = args.items.partition(":")
     items = slice(int(start) if start else None, int(end) if end else None)

@@ -235,7 +235,10 @@ def test_cli_download_errors(hub: HubStandin, capsys: pytest.CaptureFixture[str]
 
 @pytest.mark.slow
 def test_ctrl_c_keeps_the_part_and_the_next_run_resumes(hub: HubStandin, tmp_path: Path) -> None:
-    hub.hold = threading.Event()  # the body stops after its first chunk until the download has been interrupted
+    # The body stops after its first chunk until Ctrl-C has been sent, then goes on slowly (3 MiB in 64 KiB chunks,
+    # 0.05 s apart), so the interrupt always lands in the middle of the transfer.
+    hub.hold = threading.Event()
+    hub.chunk_delay_s = 0.05
     env = {**os.environ, "HF_ENDPOINT": hub.endpoint, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     command = [sys.executable, "-m", "studio", "models", "download", REPO, "tiny-Q8_0.gguf", "--dest", str(tmp_path)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -246,6 +249,7 @@ def test_ctrl_c_keeps_the_part_and_the_next_run_resumes(hub: HubStandin, tmp_pat
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         process.send_signal(signal.SIGINT)
+        hub.hold.set()
         _out, err = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
@@ -253,6 +257,7 @@ def test_ctrl_c_keeps_the_part_and_the_next_run_resumes(hub: HubStandin, tmp_pat
             process.communicate()
         hub.hold.set()
         hub.hold = None
+        hub.chunk_delay_s = 0.0
     assert process.returncode == ExitCode.CANCELLED
     assert "partial file is kept" in err.splitlines()[-1]
     kept = part.stat().st_size
