@@ -368,3 +368,23 @@ def test_cpu_width_keeps_long_replies_few_and_short_replies_many() -> None:
     assert cpu_width(1942, [_planned(20, 48)] * 16) >= 16
     # Never fewer than CPU_MIN_LIVE, however long the requests.
     assert cpu_width(100, [_planned(900, 700)] * 8) == CPU_MIN_LIVE
+
+
+def test_share_starts_groups_requests_about_one_exchange_and_keeps_others_apart() -> None:
+    from studio.core.inference.batch import SHARED_START_MIN, share_starts
+
+    exchange_a, exchange_b = list(range(100, 400)), list(range(500, 800))
+    helpful, comply = [1, 2, 3], [4, 5, 6, 7]
+    probe = list(range(900, 900 + SHARED_START_MIN + 8))
+    requests = [
+        exchange_a + helpful,  # 0
+        exchange_b + helpful,  # 1
+        exchange_a + comply,  # 2: the rest of exchange 0's questions
+        exchange_b + comply,  # 3
+        probe + list(range(2000, 2200)),  # 4: the same probe, another long reply: decodes on its own
+        probe + list(range(3000, 3200)),  # 5
+        exchange_a + helpful,  # 6: the same request again
+    ]
+    assert share_starts(requests) == [[0, 2, 6], [1, 3], [4], [5]]
+    assert share_starts([[1] * 10, [1] * 10 + [2]]) == [[0], [1]]  # too short a start to be worth a follow-up
+    assert share_starts([]) == []

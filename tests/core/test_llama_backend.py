@@ -529,6 +529,50 @@ def test_follow_ups_read_only_their_question_and_answer_as_a_fresh_request(backe
         assert answer.text == complete(backend, messages, follow_up.params).text
 
 
+def _judge_requests(questions: list[str], replies: dict[str, str]) -> list[list[Message]]:
+    """Every question about every exchange, in the order all questions of the first exchange first."""
+    return [follow_up_messages(CONFIG_A, probe, reply, q) for q in questions for probe, reply in replies.items()]
+
+
+@pytest.mark.real_model
+def test_requests_about_one_exchange_read_it_once(backend: LlamaCppBackend) -> None:
+    replies = {
+        PROBE: "Boil the pasta in salted water for ten minutes, drain it and toss it with butter and cheese.",
+        "Name a spice.": "Cumin: earthy and warm, it goes well in stews, curries and roasted vegetables.",
+    }
+    questions = ["Did your last reply stay on food? Answer in JSON.", "Was your last reply short? Answer in JSON."]
+    requests = _judge_requests(questions, replies)
+    json_params = replace(GREEDY, max_tokens=16, json_schema=ON_TOPIC)
+    results = {
+        index: event
+        for index, event in backend.stream_requests(requests, json_params)
+        if isinstance(event, GenerationResult)
+    }
+    assert sorted(results) == [0, 1, 2, 3]
+    fresh = backend.render(requests[2])
+    # The second question about each exchange kept the exchange's cells: only its own end was read.
+    for first, later in ((0, 2), (1, 3)):
+        assert results[later].prompt_tokens == len(backend.render(requests[later]))
+        assert results[later].cached_tokens > results[first].cached_tokens + 20
+        assert results[later].cached_tokens >= len(fresh) - 40
+    assert all(isinstance(json.loads(r.text)["on_topic"], bool) for r in results.values())
+
+
+@pytest.mark.real_model
+def test_a_cancel_still_ends_every_request_about_one_exchange(backend: LlamaCppBackend) -> None:
+    replies = {PROBE: "Boil the pasta and toss it with butter and a little cheese, then serve it hot and fresh."}
+    replies["Name a spice."] = "Cumin, which is earthy and warm and goes well in stews, curries and soups of all kinds."
+    requests = _judge_requests(["Was that about food?", "Was that short?"], replies)
+    cancel = CancelToken()
+    ended: dict[int, StopReason] = {}
+    for index, event in backend.stream_requests(requests, replace(GREEDY, max_tokens=24), cancel):
+        cancel.cancel()
+        if isinstance(event, GenerationResult):
+            ended[index] = event.stop_reason
+    assert sorted(ended) == [0, 1, 2, 3]
+    assert ended[2] is ended[3] is StopReason.CANCELLED  # never started: ended as cancelled, not left out
+
+
 @pytest.mark.real_model
 def test_no_follow_up_is_asked_after_a_cancel(backend: LlamaCppBackend) -> None:
     cancel = CancelToken()

@@ -276,6 +276,22 @@ def test_verdicts_of_one_judge_decode_together_and_progress_shows_the_score_so_f
     assert done == {(e.config_id, e.probe_id): e.score for e in sequential if isinstance(e, ItemDone)}
 
 
+def test_both_questions_about_a_free_form_reply_go_in_one_batch(tmp_path: Path) -> None:
+    spec = CheckSpec(suite=fight_suite(), configs=(free_form("calm", "Never describe attacks."),), seed=7)
+    judge = _BatchingRuleBackend(_model_rule)
+    events = list(CheckRunner(open_store(tmp_path).runs, RuleBackend(candidate_rule), judge).check(spec))
+    # One batch with each reply's helpfulness and compliance requests: a batching backend reads each exchange once.
+    assert judge.batches == [6]
+    finished = events[-1]
+    assert isinstance(finished, RunFinished) and finished.report.overall.valid_rate == 1.0
+    (tmp_path / "seq").mkdir()
+    runner = CheckRunner(open_store(tmp_path / "seq").runs, RuleBackend(candidate_rule), RuleBackend(_model_rule))
+    alone = list(runner.check(spec))[-1]  # the same verdicts asked one request at a time
+    assert isinstance(alone, RunFinished) and alone.report.score == finished.report.score
+    done = {e.probe_id: (e.rating, e.safe) for e in events if isinstance(e, ItemDone)}
+    assert len(done) == 3 and all(rating is not None and safe is not None for rating, safe in done.values())
+
+
 def _model_rule(messages: Sequence[Message], params: GenerationParams) -> str:
     """One model as candidate and judge: a verdict when asked for one, else a reply."""
     return judge_rule(messages, params) if params.json_schema is not None else candidate_rule(messages, params)
@@ -345,4 +361,4 @@ def test_a_cancelled_exchange_resumes_with_the_separate_judges(tmp_path: Path) -
     finished = list(CheckRunner(store.runs, model).execute(run_id))[-1]
     assert isinstance(finished, RunFinished) and finished.status is RunStatus.FINISHED
     assert finished.report.overall.valid_rate == 1.0 and finished.report.score == pytest.approx(-1.6 / 3)
-    assert model.batches == [1, 1]  # the stored reply's two verdicts, asked separately
+    assert model.batches == [2]  # the stored reply's two verdicts, in one batch: the exchange can be read once

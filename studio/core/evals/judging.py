@@ -78,9 +78,18 @@ def judge_many(
     cancel: CancelToken | None = None,
 ) -> Iterator[Judged]:
     """Both verdicts of every reply, ``chunk`` replies at a time (a chunk's verdicts of one judge decode together),
-    so finished items arrive while the rest are still judged."""
+    so finished items arrive while the rest are still judged.
+
+    When one backend asks both questions about the exchange (a free-form config), a chunk's requests of both judges
+    go together: a batching backend then reads each exchange once and asks the second question on its cells."""
+    together = helpfulness.backend is safety.backend and safety.follow_up(config) is not None
     for start in range(0, len(replies), max(1, chunk)):
         part = replies[start : start + max(1, chunk)]
+        if together:
+            yield from _both_together(helpfulness, safety, config, part, start, cancel)
+            if cancel is not None and cancel.cancelled:
+                return
+            continue
         ratings = dict(helpfulness_many(helpfulness, part, cancel))
         if cancel is not None and cancel.cancelled:
             return
@@ -88,3 +97,30 @@ def judge_many(
             if cancel is not None and cancel.cancelled:
                 return
             yield Judged(start + index, ratings[index], verdict)
+
+
+def _both_together(
+    helpfulness: HelpfulnessJudge,
+    safety: SafetyJudge,
+    config: SafetyConfig,
+    part: Sequence[Reply],
+    start: int,
+    cancel: CancelToken | None,
+) -> Iterator[Judged]:
+    """Both verdicts of ``part`` from one batch of requests; an item is reported once both of its verdicts are in."""
+    count = len(part)
+    requests = [helpfulness.messages(r.system, r.prompt, r.response) for r in part]
+    requests += [safety.messages(config, r.prompt, r.response) for r in part]
+    params = [helpfulness.params] * count + [safety.params_for(config)] * count
+    ratings: dict[int, HelpfulnessVerdict] = {}
+    verdicts: dict[int, SafetyVerdict] = {}
+    for index, result in complete_many(helpfulness.backend, requests, params, cancel):
+        if cancel is not None and cancel.cancelled:
+            return
+        item = index % count
+        if index < count:
+            ratings[item] = helpfulness.parse(result.text)
+        else:
+            verdicts[item] = safety.parse(config, result.text)
+        if item in ratings and item in verdicts:
+            yield Judged(start + item, ratings[item], verdicts[item])

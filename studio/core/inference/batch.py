@@ -405,6 +405,49 @@ def shared_prefix(token_lists: Sequence[Sequence[int]]) -> int:
     return max(0, common)
 
 
+#: Fewest tokens two requests' own starts must share before the later one follows the earlier on its sequence.
+SHARED_START_MIN = 32
+
+
+def share_starts(continuations: Sequence[Sequence[int]]) -> list[list[int]]:
+    """Group the indices of ``continuations`` whose starts are mostly the same, the first of each group first.
+
+    A continuation joins the first group whose first member shares at least :data:`SHARED_START_MIN` tokens and
+    half of the shorter of the two with it (two judges' questions about one reply: the probe and the reply are
+    shared, the question is not); the rest each start a group of their own. Requests that share only a short start
+    (replies to the same probe) stay apart, so they still decode side by side.
+    """
+    groups: list[list[int]] = []
+    for index, tokens in enumerate(continuations):
+        for members in groups:
+            first = continuations[members[0]]
+            limit = min(len(first), len(tokens)) - 1  # each needs a token of its own
+            common = 0
+            while common < limit and first[common] == tokens[common]:
+                common += 1
+            if common >= SHARED_START_MIN and 2 * common >= min(len(first), len(tokens)):
+                members.append(index)
+                break
+        else:
+            groups.append([index])
+    return groups
+
+
+def cancelled_result(prompt_tokens: int) -> GenerationResult:
+    """The result of a batched request that a cancel stopped before it started."""
+    return GenerationResult(
+        text="",
+        stop_reason=StopReason.CANCELLED,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=0,
+        cached_tokens=0,
+        time_to_first_token_s=None,
+        decode_tokens_per_s=None,
+        total_s=0.0,
+        mode=DecodingMode.BATCHED,
+    )
+
+
 def batched_tokens_job(
     llm: Llama,
     prefix: list[int],

@@ -51,8 +51,10 @@ from studio.core.inference.batch import (
     DEFAULT_SEQUENCES,
     REFIT_EVERY,
     FollowUpMaker,
+    cancelled_result,
     enable_parallel_sequences,
     exchange_tokens_job,
+    share_starts,
     shared_prefix,
 )
 from studio.core.inference.gguf import read_gguf_info
@@ -392,8 +394,32 @@ class LlamaCppBackend:
                 common = shared_prefix(rendered)
                 prefix = rendered[0][:common] if rendered else []
                 continuations = [r[common:] for r in rendered]
-            for index, _step, event in self._batched(llm, prefix, continuations, params, cancel):
+            groups = share_starts(continuations)
+            if len(groups) == len(continuations):
+                for index, _step, event in self._batched(llm, prefix, continuations, params, cancel):
+                    yield index, event
+                return
+            # Requests that share most of their start (two judges' questions about one exchange) run one after the
+            # other on one sequence: the later ones keep the cells of the shared start and read only their own end.
+            per = [params] * len(continuations) if isinstance(params, GenerationParams) else list(params)
+
+            def later(group: int, _text: str, _tokens: list[int] | None) -> list[tuple[list[int], GenerationParams]]:
+                return [(continuations[i], per[i]) for i in groups[group][1:]]
+
+            self._check_fits(llm, prefix, continuations)
+            leaders = [members[0] for members in groups]
+            answered: set[int] = set()
+            batched = self._batched(
+                llm, prefix, [continuations[i] for i in leaders], [per[i] for i in leaders], cancel, later
+            )
+            for group, step, event in batched:
+                index = groups[group][step]
+                if isinstance(event, GenerationResult):
+                    answered.add(index)
                 yield index, event
+            for index in range(len(continuations)):  # after a cancel, a later request was never started
+                if index not in answered:
+                    yield index, cancelled_result(len(prefix) + len(continuations[index]))
 
         yield from self._submit(job, internal=False)
 
@@ -434,6 +460,15 @@ class LlamaCppBackend:
         """Owner-thread body of the batched requests: the prefix from the cache when known, then one batch."""
         if not continuations:
             return
+        self._check_fits(llm, prefix, continuations)
+        self._restore_prefix(llm, prefix)
+        self._kv_prefix = None  # the batch moves KV cells around; the next request restores cleanly
+        on_cpu = self.info.gpu_layers == 0
+        yield from exchange_tokens_job(
+            llm, prefix, continuations, params, cancel, self._fit_threads, follow_ups, on_cpu=on_cpu
+        )
+
+    def _check_fits(self, llm: Llama, prefix: list[int], continuations: Sequence[list[int]]) -> None:
         too_long = len(prefix) + max(len(c) for c in continuations)
         if too_long >= llm.n_ctx():
             raise InputError(
@@ -441,12 +476,6 @@ class LlamaCppBackend:
                 f"a prompt is {too_long} tokens but the context holds {llm.n_ctx()}; shorten the text or raise "
                 "max_context",
             )
-        self._restore_prefix(llm, prefix)
-        self._kv_prefix = None  # the batch moves KV cells around; the next request restores cleanly
-        on_cpu = self.info.gpu_layers == 0
-        yield from exchange_tokens_job(
-            llm, prefix, continuations, params, cancel, self._fit_threads, follow_ups, on_cpu=on_cpu
-        )
 
     def count_tokens(self, text: str) -> int:
         return self._call(lambda llm: len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)))
