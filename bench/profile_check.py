@@ -133,20 +133,6 @@ def wrap_backend(backend: LlamaCppBackend, recorder: Recorder) -> None:
         setattr(backend, name, wrapped)
 
 
-def full_native_chain(n_vocab: int, repeat_penalty: float, grammar: Any = None) -> Any:
-    """The native chain penalties, (grammar,) greedy over the whole vocabulary, grammar included."""
-    import llama_cpp
-
-    from studio.core.inference.batch import _PENALTY_LAST_N, _NativeChain
-
-    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-    links = [llama_cpp.llama_sampler_init_penalties(n_vocab, _PENALTY_LAST_N, repeat_penalty, 0.0, 0.0)]
-    links += [grammar] if grammar is not None else []
-    for link in [*links, llama_cpp.llama_sampler_init_greedy()]:
-        llama_cpp.llama_sampler_chain_add(chain, link)
-    return _NativeChain(chain)
-
-
 def report(recorder: Recorder, total: float) -> None:
     print(f"total wall {total:.1f} s")
     for phase, times in recorder.phases.items():
@@ -190,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.native_sampling:
         from studio.core.inference import batch as batching
 
-        batching._Greedy = full_native_chain  # type: ignore[assignment,misc]
+        batching._Greedy = batching.native_greedy_chain  # type: ignore[assignment,misc]
     recorder = Recorder()
     uninstall = recorder.install()
     config = new_config("game-studio", config_id="game-studio")

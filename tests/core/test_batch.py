@@ -275,31 +275,17 @@ def test_rejects_what_it_cannot_batch(model: tuple[Any, Any]) -> None:
         list(batched_job(llm, renderer, CONFIG, ["hi", "word " * 1200], GREEDY, None))
 
 
-def _native_greedy_chain(n_vocab: int, repeat_penalty: float, grammar: Any = None) -> Any:
-    """The full native chain penalties, (grammar,) greedy over the whole vocabulary, as llama.cpp samples."""
-    import llama_cpp
-
-    from studio.core.inference.batch import _PENALTY_LAST_N, _NativeChain
-
-    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-    links = [llama_cpp.llama_sampler_init_penalties(n_vocab, _PENALTY_LAST_N, repeat_penalty, 0.0, 0.0)]
-    links += [grammar] if grammar is not None else []
-    for link in [*links, llama_cpp.llama_sampler_init_greedy()]:
-        llama_cpp.llama_sampler_chain_add(chain, link)
-    return _NativeChain(chain)
-
-
 def test_greedy_in_numpy_picks_what_the_native_chain_picks() -> None:
     import ctypes
 
     import llama_cpp
     import numpy as np
 
-    from studio.core.inference.batch import _TOKEN_DATA, _Greedy
+    from studio.core.inference.batch import _TOKEN_DATA, _Greedy, native_greedy_chain
 
     n_vocab, steps = 512, 400
     rng = np.random.default_rng(7)
-    chain = _native_greedy_chain(n_vocab, 1.3).chain
+    chain = native_greedy_chain(n_vocab, 1.3).chain
     fast = _Greedy(n_vocab, 1.3)
     data = (llama_cpp.llama_token_data * n_vocab)()
     view = np.ctypeslib.as_array(data).view(np.dtype(_TOKEN_DATA))
@@ -336,7 +322,7 @@ def test_greedy_in_numpy_picks_what_the_full_native_chain_picks(
     }
     prefix = renderer.system_prefix(CONFIG)
     continuations = [renderer.continuation(CONFIG, p) for p in PROBES[:3]]
-    from studio.core.inference.batch import _Greedy
+    from studio.core.inference.batch import _Greedy, native_greedy_chain
 
     refused: list[int] = []
     shortlist = _Greedy._best_admitted
@@ -349,7 +335,7 @@ def test_greedy_in_numpy_picks_what_the_full_native_chain_picks(
     for params in (GenerationParams(temperature=0.0, max_tokens=48, json_schema=schema), GREEDY):
         with monkeypatch.context() as patched:
             _, fast = _collect(batched_tokens_job(llm, prefix, continuations, params, None))
-            patched.setattr("studio.core.inference.batch._Greedy", _native_greedy_chain)
+            patched.setattr("studio.core.inference.batch._Greedy", native_greedy_chain)
             _, full = _collect(batched_tokens_job(llm, prefix, continuations, params, None))
         assert [fast[i].text for i in range(3)] == [full[i].text for i in range(3)]
         if params.json_schema is not None:

@@ -331,6 +331,19 @@ class _Greedy:
             self.grammar = None
 
 
+def native_greedy_chain(n_vocab: int, repeat_penalty: float, grammar: Any = None) -> _NativeChain:
+    """The native chain penalties, (grammar,) greedy over the whole vocabulary: what :class:`_Greedy` reproduces
+    faster; the tests and ``bench.profile_check`` compare the two (same arguments, so it can stand in for it)."""
+    import llama_cpp
+
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    links = [llama_cpp.llama_sampler_init_penalties(n_vocab, _PENALTY_LAST_N, repeat_penalty, 0.0, 0.0)]
+    links += [grammar] if grammar is not None else []
+    for link in [*links, llama_cpp.llama_sampler_init_greedy()]:
+        llama_cpp.llama_sampler_chain_add(chain, link)
+    return _NativeChain(chain)
+
+
 def _new_sampler(llm: Llama, params: GenerationParams, grammar: Any = None) -> _Sampler:
     """A sampler matching the chain the sequential path builds for the same settings (and grammar)."""
     import llama_cpp
