@@ -394,23 +394,28 @@ class LlamaCppBackend:
                 common = shared_prefix(rendered)
                 prefix = rendered[0][:common] if rendered else []
                 continuations = [r[common:] for r in rendered]
-            groups = share_starts(continuations)
-            if len(groups) == len(continuations):
-                for index, _step, event in self._batched(llm, prefix, continuations, params, cancel):
-                    yield index, event
-                return
             # Requests that share most of their start (two judges' questions about one exchange) run one after the
             # other on one sequence: the later ones keep the cells of the shared start and read only their own end.
+            groups = share_starts(continuations)
             per = [params] * len(continuations) if isinstance(params, GenerationParams) else list(params)
+            if len(per) != len(continuations):
+                raise BackendError(f"{len(per)} parameter sets for {len(continuations)} prompts")
 
             def later(group: int, _text: str, _tokens: list[int] | None) -> list[tuple[list[int], GenerationParams]]:
                 return [(continuations[i], per[i]) for i in groups[group][1:]]
 
-            self._check_fits(llm, prefix, continuations)
+            grouped = len(groups) < len(continuations)
+            if grouped:
+                self._check_fits(llm, prefix, continuations)  # the later requests are not among the leaders
             leaders = [members[0] for members in groups]
             answered: set[int] = set()
             batched = self._batched(
-                llm, prefix, [continuations[i] for i in leaders], [per[i] for i in leaders], cancel, later
+                llm,
+                prefix,
+                [continuations[i] for i in leaders],
+                [per[i] for i in leaders],
+                cancel,
+                later if grouped else None,
             )
             for group, step, event in batched:
                 index = groups[group][step]
