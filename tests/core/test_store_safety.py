@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -189,6 +190,134 @@ def test_a_head_signed_by_an_untrusted_key_is_caught(
     capsys.readouterr()
     assert main(["audit", "verify"]) == 1
     assert "not a trusted identity here" in capsys.readouterr().out
+
+
+# -- a writer that stops between its commit and the head write ------------------------------------------------------
+
+STOPS_AFTER_COMMIT = """
+import os, signal, sys
+from pathlib import Path
+from studio.cli.main import main
+from studio.core.store.audit import AuditLog
+
+# The process is killed the moment its rows are committed, before the head file is written.
+AuditLog._advance_head = lambda self, seq, digest, signer: os.kill(os.getpid(), signal.SIGKILL)
+main(["config", "import", sys.argv[1]])
+"""
+
+
+def _import_then_die(tmp_path: Path, config_id: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    path = _write_config(tmp_path / f"{config_id}.yaml", config_id)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(STOPS_AFTER_COMMIT), str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == -9, proc.stderr
+
+
+def _raw_log(studio_home: Path) -> AuditLog:
+    """The audit log of the home's database, opened without the store (so nothing is recovered on open)."""
+    return AuditLog(sqlite_utils_db(studio_home / "studio.db"))
+
+
+def sqlite_utils_db(path: Path) -> Any:
+    import sqlite_utils
+
+    return sqlite_utils.Database(path)
+
+
+def test_rows_committed_by_a_writer_killed_before_the_head_write_still_verify(
+    studio_home: Path, tmp_path: Path
+) -> None:
+    _import_two(tmp_path)
+    head_before = _raw_log(studio_home).head()
+    _import_then_die(tmp_path, "c")
+    raw = _raw_log(studio_home)
+    assert raw.head() == head_before  # the head was not written ...
+    assert len(raw.entries()) == head_before.seq + 1  # ... but the row was committed
+    assert (studio_home / "studio.db.audit-head.pending").is_file()
+    assert raw.verify() == []  # covered by the signed pending head
+    with Store.open() as store:  # opening the store promotes it
+        head = store.audit.head()
+        assert head is not None and head.seq == len(store.audit.entries()) == head_before.seq + 1
+        assert store.audit.verify() == []
+    assert not (studio_home / "studio.db.audit-head.pending").exists()
+    # The next ordinary write moves on from there.
+    assert main(["config", "import", str(_write_config(tmp_path / "d.yaml", "d"))]) == 0
+    with Store.open() as store:
+        assert store.audit.verify() == []
+        assert store.audit.head().seq == head_before.seq + 2  # type: ignore[union-attr]
+
+
+def test_an_ordinary_write_leaves_no_pending_head(studio_home: Path, tmp_path: Path) -> None:
+    _import_two(tmp_path)
+    assert not (studio_home / "studio.db.audit-head.pending").exists()
+    assert (studio_home / "studio.db.audit-head").is_file()
+
+
+def test_rows_added_by_hand_after_a_crash_are_still_caught(
+    studio_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The pending head covers the rows it was signed for, not rows appended after them."""
+    from studio.core.store.audit import entry_hash
+
+    _import_two(tmp_path)
+    _import_then_die(tmp_path, "c")
+    last = _raw_log(studio_home).entries()[-1]
+    seq, utc, details = last.seq + 1, last.utc, "{}"
+    digest = entry_hash(last.hash, seq, utc, "mallory", "config.approve", "c", 1, details)
+    _tamper(
+        studio_home / "studio.db",
+        "INSERT INTO audit_log (seq, utc, actor, action, subject, version, details, prev_hash, hash) VALUES "
+        f"({seq}, '{utc}', 'mallory', 'config.approve', 'c', 1, '{details}', '{last.hash}', '{digest}')",
+    )
+    assert [p.message for p in _raw_log(studio_home).verify()] == [
+        f"rows {seq}..{seq} come after the signed head (added by hand, or written by a process that stopped "
+        "before signing; check them with `studio audit log`)"
+    ]
+    capsys.readouterr()
+    assert main(["audit", "verify"]) == 1  # opening the store promoted what the pending head covers, no more
+    assert f"rows {seq}..{seq} come after the signed head" in capsys.readouterr().out
+
+
+def test_a_pending_head_from_an_untrusted_key_or_for_another_row_counts_for_nothing(
+    studio_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from studio.core.identity import Identity, default_identity
+
+    _import_two(tmp_path)
+    _import_then_die(tmp_path, "c")
+    pending_path = studio_home / "studio.db.audit-head.pending"
+    last = _raw_log(studio_home).entries()[-1]
+    mallory = Identity("mallory", Ed25519PrivateKey.generate())
+    forged = mallory.sign({"format": "cosa-studio/audit-head/v1", "seq": last.seq, "hash": last.hash})
+    pending_path.write_text(json.dumps(forged), encoding="utf-8")
+    assert "come after the signed head" in _raw_log(studio_home).verify()[0].message
+    # Signed by the right key, but for a row the table does not hold (a transaction that rolled back).
+    ghost = default_identity().sign({"format": "cosa-studio/audit-head/v1", "seq": last.seq, "hash": "0" * 64})
+    pending_path.write_text(json.dumps(ghost), encoding="utf-8")
+    assert "come after the signed head" in _raw_log(studio_home).verify()[0].message
+    capsys.readouterr()
+    assert main(["audit", "verify"]) == 1
+    assert pending_path.is_file()  # not promoted
+
+
+def test_a_pending_head_does_not_hide_an_altered_head(studio_home: Path, tmp_path: Path) -> None:
+    _import_two(tmp_path)
+    _import_then_die(tmp_path, "c")
+    head_path = studio_home / "studio.db.audit-head"
+    head = json.loads(head_path.read_text(encoding="utf-8"))
+    head["seq"] = 1
+    head_path.write_text(json.dumps(head), encoding="utf-8")
+    assert "was altered" in _raw_log(studio_home).verify()[0].message
+    with Store.open() as store:
+        assert "was altered" in store.audit.verify()[0].message
 
 
 # -- bad homes, newer databases, bad input ----------------------------------------------------------------------

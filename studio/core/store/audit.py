@@ -10,6 +10,13 @@ the chain after rewriting, reordering or deleting rows does not help without a t
 appends through :meth:`AuditLog.append`; the head is advanced once the transaction commits (never ahead of the
 table), under a file lock so that concurrent processes only ever move it forward. A log with rows and no head file
 fails verification: deleting the head must not switch the check off.
+
+A process can stop between its commit and the head write (killed, power lost). So that its rows are not then taken
+for rows added by hand, the same signed statement is written first, just before the commit, as a pending head
+(``<db>.audit-head.pending``). A pending head counts only while the table holds exactly the row it names, with that
+hash: a transaction that rolled back leaves one that names no row or another row, and it is ignored. Opening the
+store (:meth:`AuditLog.recover`) promotes a pending head that matches the table to the head; a head write removes
+a pending head it covers.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from typing import Any
 import sqlite_utils
 
 from studio.core import identity as ids
-from studio.core.fileio import atomic_write_text
+from studio.core.fileio import atomic_write_text, fsync_dir
 from studio.core.store.migrations import migration
 
 GENESIS = "0" * 64
@@ -136,8 +143,10 @@ class AuditLog:
                 [seq, utc, actor, action, subject, version, details_text, prev, digest],
             )
             if signer is not None:
-                # Written once the caller's outermost transaction commits, so a rollback never leaves the head
-                # ahead of the table.
+                # The pending head is durable before the commit, so a process that stops right after committing
+                # still leaves its rows covered by a signature; the head is written once the caller's outermost
+                # transaction commits, so a rollback never leaves it ahead of the table.
+                _before_commit(self._db, lambda: self._write_pending(seq, digest, signer))
                 _after_commit(self._db, lambda: self._advance_head(seq, digest, signer))
         return AuditEntry(seq, utc, actor, action, subject, version, details or {}, prev, digest)
 
@@ -195,21 +204,71 @@ class AuditLog:
 
     def head(self) -> Head | None:
         """The signed head as recorded (None when there is no usable head file)."""
-        data = self._read_head()
-        if not isinstance(data, dict):
+        return _parse_head(self._read_head())
+
+    def recover(self) -> bool:
+        """Promote a pending head that matches the table and is ahead of the head; True when it did.
+
+        A pending head that names no row, or a row with another hash, is left alone (a rolled-back transaction, or
+        a row that was changed since), and so is one not signed by a trusted identity.
+        """
+        pending_path = self._pending_path()
+        if pending_path is None or not pending_path.is_file():
+            return False
+        with _locked(self._lock_path()):
+            hashes = {row["seq"]: row["hash"] for row in self._db.query(f"SELECT seq, hash FROM {TABLE}")}
+            if self._covering_pending(self._read_head(), hashes) is None:
+                return False
+            os.replace(pending_path, self._head_path)  # type: ignore[arg-type]
+            fsync_dir(pending_path.parent)
+            return True
+
+    def _covering_pending(self, data: object, hashes: dict[int, str]) -> object:
+        """The pending head document when it takes over from the head document ``data``, else None.
+
+        It must be signed by a trusted identity and name a row of the table with that row's hash, and be ahead of a
+        head that is trusted and matches the table, or, when there is no head file at all, name the last row. A
+        head that was altered or does not match the table is never replaced (that is what verification reports).
+        """
+        last_seq = max(hashes, default=0)
+        pending_data = _read_json(self._pending_path())
+        pending = _parse_head(pending_data)
+        if (
+            not last_seq
+            or pending is None
+            or hashes.get(pending.seq) != pending.hash
+            or self._head_signature_problem(pending_data) is not None
+        ):
             return None
-        signer = data.get("signer")
-        key = signer.get("key_id") if isinstance(signer, dict) else None
-        try:
-            return Head(int(data["seq"]), str(data["hash"]), str(key))
-        except (KeyError, TypeError, ValueError):
-            return None
+        if data is None:
+            return pending_data if pending.seq == last_seq else None
+        head = _parse_head(data)
+        if (
+            self._head_signature_problem(data) is None
+            and head is not None
+            and hashes.get(head.seq) == head.hash
+            and head.seq < pending.seq
+        ):
+            return pending_data
+        return None
+
+    def _pending_path(self) -> Path | None:
+        return None if self._head_path is None else self._head_path.with_name(self._head_path.name + ".pending")
+
+    def _lock_path(self) -> Path:
+        assert self._head_path is not None
+        return self._head_path.with_name(self._head_path.name + ".lock")
 
     def _check_head(self, hashes: dict[int, str]) -> list[AuditProblem]:
         if self._head_path is None:
             return []
         last_seq = max(hashes, default=0)
         data = self._read_head()
+        # Rows that a process committed and signed as pending, then stopped before writing the head, are covered by
+        # that pending head (see the module docstring).
+        pending = self._covering_pending(data, hashes)
+        if pending is not None:
+            data = pending
         if data is None:
             if last_seq == 0:
                 return []
@@ -223,7 +282,7 @@ class AuditLog:
         problem = self._head_signature_problem(data)
         if problem:
             return [AuditProblem(None, f"the head file {self._head_path} {problem}")]
-        head = self.head()
+        head = _parse_head(data)
         if head is None:
             return [AuditProblem(None, f"the head file {self._head_path} is unreadable")]
         if head.seq > last_seq:
@@ -257,24 +316,60 @@ class AuditLog:
             return f"is signed by key {ids.key_id(public)}, which is not a trusted identity here"
         return None
 
+    def _write_pending(self, seq: int, digest: str, signer: ids.Identity) -> None:
+        """Durably record (seq, digest), signed, as the pending head; runs inside the transaction that adds it."""
+        pending_path = self._pending_path()
+        assert pending_path is not None
+        document = signer.sign({"format": HEAD_FORMAT, "seq": seq, "hash": digest})
+        with _locked(self._lock_path()):
+            atomic_write_text(pending_path, json.dumps(document, sort_keys=True) + "\n")
+
     def _advance_head(self, seq: int, digest: str, signer: ids.Identity) -> None:
-        """Move the head forward to (seq, digest); a head already further along is left alone."""
+        """Move the head forward to (seq, digest); a head already further along is left alone. A pending head that
+        the head now covers is removed."""
         assert self._head_path is not None
-        lock_path = self._head_path.with_name(self._head_path.name + ".lock")
-        with _locked(lock_path):
+        with _locked(self._lock_path()):
             current = self.head()
-            if current is not None and current.seq >= seq:
-                return
-            document = signer.sign({"format": HEAD_FORMAT, "seq": seq, "hash": digest})
-            atomic_write_text(self._head_path, json.dumps(document, sort_keys=True) + "\n")
+            if current is None or current.seq < seq:
+                document = signer.sign({"format": HEAD_FORMAT, "seq": seq, "hash": digest})
+                atomic_write_text(self._head_path, json.dumps(document, sort_keys=True) + "\n")
+                current = Head(seq, digest, "")
+            pending = _parse_head(_read_json(self._pending_path()))
+            if pending is not None and pending.seq <= current.seq:
+                self._pending_path().unlink(missing_ok=True)  # type: ignore[union-attr]
 
     def _read_head(self) -> object:
-        if self._head_path is None or not self._head_path.is_file():
-            return None
-        try:
-            return json.loads(self._head_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError):
-            return "unreadable"
+        return _read_json(self._head_path)
+
+
+def _read_json(path: Path | None) -> object:
+    """The JSON in ``path``; None when there is no such file, "unreadable" when it cannot be read or parsed."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return "unreadable"
+
+
+def _parse_head(data: object) -> Head | None:
+    """The (seq, hash, signer key) of a head document, or None when it has not that shape."""
+    if not isinstance(data, dict):
+        return None
+    signer = data.get("signer")
+    key = signer.get("key_id") if isinstance(signer, dict) else None
+    try:
+        return Head(int(data["seq"]), str(data["hash"]), str(key))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _before_commit(db: sqlite_utils.Database, callback: Any) -> None:
+    register = getattr(db, "before_commit", None)
+    if register is not None:
+        register(callback)
+    else:
+        callback()
 
 
 def _after_commit(db: sqlite_utils.Database, callback: Any) -> None:

@@ -48,12 +48,23 @@ class StudioDatabase(sqlite_utils.Database):
     """A ``sqlite_utils.Database`` whose outermost :meth:`atomic` block is a ``BEGIN IMMEDIATE`` transaction.
 
     Work that must follow a successful commit (writing the audit head file) is registered with
-    :meth:`after_commit`; it runs once the outermost transaction committed and is dropped on rollback.
+    :meth:`after_commit`; it runs once the outermost transaction committed and is dropped on rollback. Work that
+    must be durable before the commit (the audit log's pending head) is registered with :meth:`before_commit`; it
+    runs inside the outermost transaction, just before ``COMMIT``, and an exception from it rolls the transaction
+    back.
     """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         super().__init__(conn)
         self._after_commit: list[Callable[[], None]] = []
+        self._before_commit: list[Callable[[], None]] = []
+
+    def before_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` just before the current transaction commits (at once when none is open)."""
+        if self.conn.in_transaction:
+            self._before_commit.append(callback)
+        else:
+            callback()
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` after the current transaction commits (at once when none is open)."""
@@ -65,20 +76,25 @@ class StudioDatabase(sqlite_utils.Database):
     @contextlib.contextmanager
     def atomic(self) -> Generator[StudioDatabase, None, None]:
         if self.conn.in_transaction:
-            pending = len(self._after_commit)
+            pending, staged = len(self._after_commit), len(self._before_commit)
             try:
                 with super().atomic():
                     yield self
             except BaseException:
                 del self._after_commit[pending:]
+                del self._before_commit[staged:]
                 raise
             return
         self._begin_immediate()
         try:
             yield self
+            ready, self._before_commit = self._before_commit, []
+            for callback in ready:
+                callback()
             self.conn.execute("COMMIT")
         except BaseException:
             self._after_commit.clear()
+            self._before_commit.clear()
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             raise

@@ -6,6 +6,7 @@ body, e.g. ``exchanges = repository(ExchangeRepo)``. Each is created on first us
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -82,7 +83,13 @@ class Store:
         Raises StateError for a database written by a newer studio or a file that is not a studio database.
         """
         target = paths.database_path() if path is None else Path(path)
-        return cls(open_database(target), target)
+        store = cls(open_database(target), target)
+        # A process that stopped between committing audit rows and signing the head left them under a signed
+        # pending head; it becomes the head (see studio.core.store.audit). A home that cannot be written keeps it
+        # as it is, and verification still counts it.
+        with contextlib.suppress(OSError):
+            store.audit.recover()
+        return store
 
     def close(self) -> None:
         self.db.close()
