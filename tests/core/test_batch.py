@@ -54,16 +54,35 @@ def _load(model_path: Path, n_ctx: int = 1024, sequences: int | None = 7) -> Any
     llm = Llama(str(model_path), n_ctx=n_ctx, n_threads=2, n_threads_batch=2, verbose=False, **BATCH_LLAMA_KWARGS)
     if sequences is not None:
         enable_parallel_sequences(llm, sequences, f32_kv=True)
+    _fit_threads(llm)
     return llm
 
 
+def _fit_threads(llm: Any) -> None:
+    """Fit the decode threads to the free cores, as the backend does: two threads on a busy two-core machine
+    spin at llama.cpp's barriers for a partner that is not running, and a test then takes minutes."""
+    import llama_cpp
+
+    from studio.core.inference.threads import fitting_threads, usable_cores
+
+    threads = fitting_threads(2, usable_cores())
+    llama_cpp.llama_set_n_threads(llm.ctx, threads, threads)
+
+
 @pytest.fixture(scope="module")
-def model(embedded_model: Path) -> Iterator[tuple[Any, Any]]:
+def loaded(embedded_model: Path) -> Iterator[tuple[Any, Any]]:
     from studio.core.inference.chat_render import ChatRenderer
 
     llm = _load(embedded_model)
     yield llm, ChatRenderer(llm)
     llm.close()
+
+
+@pytest.fixture
+def model(loaded: tuple[Any, Any]) -> tuple[Any, Any]:
+    """The module's model, its threads fitted to the cores free when the test starts."""
+    _fit_threads(loaded[0])
+    return loaded
 
 
 def _collect(

@@ -33,7 +33,7 @@ from typing import Any
 import sqlite_utils
 
 from studio.core import identity as ids
-from studio.core.fileio import atomic_write_text, fsync_dir
+from studio.core.fileio import atomic_write_text, publish_file
 from studio.core.store.migrations import migration
 
 GENESIS = "0" * 64
@@ -219,8 +219,7 @@ class AuditLog:
             hashes = {row["seq"]: row["hash"] for row in self._db.query(f"SELECT seq, hash FROM {TABLE}")}
             if self._covering_pending(self._read_head(), hashes) is None:
                 return False
-            os.replace(pending_path, self._head_path)  # type: ignore[arg-type]
-            fsync_dir(pending_path.parent)
+            publish_file(pending_path, self._head_path)  # type: ignore[arg-type]
             return True
 
     def _covering_pending(self, data: object, hashes: dict[int, str]) -> object:
