@@ -49,7 +49,11 @@ class JobSpec(BaseModel):
     save_steps: int = Field(default=50, ge=1, description="Checkpoint every N steps.")
     save_total_limit: int = Field(default=2, ge=1, description="Checkpoints kept.")
     gradient_checkpointing: bool = Field(default=False, description="Recompute activations to save memory.")
-    threads: int | None = Field(default=None, ge=1, description="CPU threads for torch.")
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most CPU threads for torch (default: every usable core); fewer while other processes are busy.",
+    )
     held_out: float = Field(
         default=0.0, ge=0, lt=1, description="Fraction of prompts kept out of training (written to held-out.jsonl)."
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -97,11 +97,8 @@ def run_training(stage: str, spec: JobSpec, progress: Progress) -> dict[str, Any
     train_rows, held_rows = _split_data(data_path, output, spec)
     base_dir, lineage = _resolve_training_base(spec, output, progress)
 
-    import torch
-
-    if spec.threads:
-        torch.set_num_threads(spec.threads)
     device = _device(spec)
+    threads = _TorchThreads(spec.threads) if device == "cpu" else None
     tokenizer = _load_tokenizer(base_dir)
     fitted, dropped = _fitted_examples(stage, train_rows, tokenizer, spec, progress)
     if not fitted:
@@ -122,7 +119,14 @@ def run_training(stage: str, spec: JobSpec, progress: Progress) -> dict[str, Any
         warmup_steps=warmup,
     )
     trainer = _make_trainer(
-        stage, spec, model, tokenizer, records, _training_arguments(spec, output, device, bf16, warmup), progress
+        stage,
+        spec,
+        model,
+        tokenizer,
+        records,
+        _training_arguments(spec, output, device, bf16, warmup),
+        progress,
+        threads,
     )
     result = _train_or_resume(trainer, output, progress)
     provenance = {
@@ -294,8 +298,10 @@ def _make_trainer(
     records: list[dict[str, Any]],
     common: dict[str, Any],
     progress: Progress,
+    threads: _TorchThreads | None = None,
 ) -> Any:
-    """The TRL trainer for the stage, reporting through ``progress`` and never printing to stdout."""
+    """The TRL trainer for the stage, reporting through ``progress`` and never printing to stdout; on the CPU,
+    ``threads`` fits torch's thread count to the free cores before every step."""
     from datasets import Dataset
     from transformers import PrinterCallback
 
@@ -304,7 +310,7 @@ def _make_trainer(
         "train_dataset": Dataset.from_list(records),
         "processing_class": tokenizer,
         "peft_config": _lora_config(spec),
-        "callbacks": [_progress_callback(stage, progress)],
+        "callbacks": [_progress_callback(stage, progress, threads)],
     }
     trainer: Any
     if stage == "sft":
@@ -336,12 +342,17 @@ class ProgressEvents:
     only be imported inside functions.
     """
 
-    def __init__(self, stage: str, progress: Progress) -> None:
+    def __init__(self, stage: str, progress: Progress, threads: _TorchThreads | None = None) -> None:
         self.stage = stage
         self.progress = progress
+        self.threads = threads
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.progress.eta(self.stage, 0, state.max_steps)
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.threads is not None:
+            self.threads.fit()
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
         logs = logs or {}
@@ -368,9 +379,35 @@ class ProgressEvents:
         self.progress.emit("checkpoint", path=str(path), step=state.global_step)
 
 
-def _progress_callback(stage: str, progress: Progress) -> Any:
-    """A ``TrainerCallback`` emitting :class:`ProgressEvents`."""
+def _progress_callback(stage: str, progress: Progress, threads: _TorchThreads | None = None) -> Any:
+    """A ``TrainerCallback`` emitting :class:`ProgressEvents` (and fitting torch's threads, when given)."""
     from transformers import TrainerCallback
 
     callback_class = type("JsonLinesCallback", (ProgressEvents, TrainerCallback), {})
-    return callback_class(stage, progress)
+    return callback_class(stage, progress, threads)
+
+
+class _TorchThreads:
+    """Keeps torch's CPU thread count fitted to the free cores (see :mod:`studio.core.inference.threads`).
+
+    torch's CPU threads meet at a barrier after every parallel operation; beside another busy process on a small
+    machine, one of them waits for a partner that is not running, and every step slows several times over. Before
+    each step the count is set to what fits beside the other processes' runnable tasks: at most ``configured``
+    (the job's ``threads``, by default every usable core), at least one.
+    """
+
+    def __init__(self, configured: int | None, read: Callable[[], int | None] | None = None) -> None:
+        from studio.core.inference.threads import ThreadFitter, other_runnable_tasks, usable_cores
+
+        self.fitter = ThreadFitter(self._apply, configured or usable_cores(), read=read or other_runnable_tasks)
+        self._apply(self.fitter.configured)
+        self.fit()
+
+    @staticmethod
+    def _apply(count: int) -> None:
+        import torch
+
+        torch.set_num_threads(count)
+
+    def fit(self) -> int:
+        return self.fitter.fit()
