@@ -52,7 +52,7 @@ class JobSpec(BaseModel):
     threads: int | None = Field(
         default=None,
         ge=1,
-        description="Most CPU threads for torch (default: every usable core); fewer while other processes are busy.",
+        description="Most CPU threads for torch (default: torch's own); fewer while other processes are busy.",
     )
     held_out: float = Field(
         default=0.0, ge=0, lt=1, description="Fraction of prompts kept out of training (written to held-out.jsonl)."

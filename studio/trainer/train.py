@@ -393,13 +393,17 @@ class _TorchThreads:
     torch's CPU threads meet at a barrier after every parallel operation; beside another busy process on a small
     machine, one of them waits for a partner that is not running, and every step slows several times over. Before
     each step the count is set to what fits beside the other processes' runnable tasks: at most ``configured``
-    (the job's ``threads``, by default every usable core), at least one.
+    (the job's ``threads``, by default torch's own thread count), at least one.
     """
 
     def __init__(self, configured: int | None, read: Callable[[], int | None] | None = None) -> None:
-        from studio.core.inference.threads import ThreadFitter, other_runnable_tasks, usable_cores
+        import torch
 
-        self.fitter = ThreadFitter(self._apply, configured or usable_cores(), read=read or other_runnable_tasks)
+        from studio.core.inference.threads import ThreadFitter, other_runnable_tasks
+
+        # Without a setting, torch's own default (its count of physical cores) is the most.
+        most = configured or torch.get_num_threads()
+        self.fitter = ThreadFitter(self._apply, most, read=read or other_runnable_tasks)
         self._apply(self.fitter.configured)
         self.fit()
 
