@@ -146,8 +146,8 @@ class AuditLog:
                 # The pending head is durable before the commit, so a process that stops right after committing
                 # still leaves its rows covered by a signature; the head is written once the caller's outermost
                 # transaction commits, so a rollback never leaves it ahead of the table.
-                _before_commit(self._db, lambda: self._write_pending(seq, digest, signer))
-                _after_commit(self._db, lambda: self._advance_head(seq, digest, signer))
+                _at_commit(self._db, "before_commit", lambda: self._write_pending(seq, digest, signer))
+                _at_commit(self._db, "after_commit", lambda: self._advance_head(seq, digest, signer))
         return AuditEntry(seq, utc, actor, action, subject, version, details or {}, prev, digest)
 
     def entries(self, subject: str | None = None) -> list[AuditEntry]:
@@ -363,16 +363,10 @@ def _parse_head(data: object) -> Head | None:
         return None
 
 
-def _before_commit(db: sqlite_utils.Database, callback: Any) -> None:
-    register = getattr(db, "before_commit", None)
-    if register is not None:
-        register(callback)
-    else:
-        callback()
-
-
-def _after_commit(db: sqlite_utils.Database, callback: Any) -> None:
-    register = getattr(db, "after_commit", None)
+def _at_commit(db: sqlite_utils.Database, when: str, callback: Any) -> None:
+    """Register ``callback`` with the database's ``before_commit`` or ``after_commit`` (``when``); a database
+    without them (a plain ``sqlite_utils.Database``) runs it at once."""
+    register = getattr(db, when, None)
     if register is not None:
         register(callback)
     else:
