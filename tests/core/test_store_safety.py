@@ -253,10 +253,24 @@ def test_rows_committed_by_a_writer_killed_before_the_head_write_still_verify(
         assert store.audit.head().seq == head_before.seq + 2  # type: ignore[union-attr]
 
 
-def test_an_ordinary_write_leaves_no_pending_head(studio_home: Path, tmp_path: Path) -> None:
+def test_an_ordinary_write_leaves_no_pending_head(
+    studio_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from studio.core.store import audit
+
+    written: list[str] = []
+    write = audit.atomic_write_text
+    monkeypatch.setattr(
+        audit, "atomic_write_text", lambda path, text: (written.append(Path(path).name), write(path, text))
+    )
     _import_two(tmp_path)
     assert not (studio_home / "studio.db.audit-head.pending").exists()
     assert (studio_home / "studio.db.audit-head").is_file()
+    # Each write signs its head once, as the pending head, and then moves that file into place.
+    assert written == ["studio.db.audit-head.pending"] * 2
+    with Store.open() as store:
+        assert store.audit.verify() == []
+        assert store.audit.head().seq == 2  # type: ignore[union-attr]
 
 
 def test_rows_added_by_hand_after_a_crash_are_still_caught(

@@ -324,18 +324,26 @@ class AuditLog:
             atomic_write_text(pending_path, json.dumps(document, sort_keys=True) + "\n")
 
     def _advance_head(self, seq: int, digest: str, signer: ids.Identity) -> None:
-        """Move the head forward to (seq, digest); a head already further along is left alone. A pending head that
-        the head now covers is removed."""
+        """Move the head forward to (seq, digest); a head already further along is left alone. When the pending
+        head is this very document (the usual case: this write signed it before its commit), it is moved into
+        place rather than written again; a pending head that the head covers is removed."""
         assert self._head_path is not None
+        pending_path = self._pending_path()
+        assert pending_path is not None
         with _locked(self._lock_path()):
             current = self.head()
+            pending_data = _read_json(pending_path)
             if current is None or current.seq < seq:
+                # Ed25519 signatures are deterministic: the same signer signing the same head gives the same bytes.
                 document = signer.sign({"format": HEAD_FORMAT, "seq": seq, "hash": digest})
+                if pending_data == document:
+                    publish_file(pending_path, self._head_path)
+                    return
                 atomic_write_text(self._head_path, json.dumps(document, sort_keys=True) + "\n")
                 current = Head(seq, digest, "")
-            pending = _parse_head(_read_json(self._pending_path()))
+            pending = _parse_head(pending_data)
             if pending is not None and pending.seq <= current.seq:
-                self._pending_path().unlink(missing_ok=True)  # type: ignore[union-attr]
+                pending_path.unlink(missing_ok=True)
 
     def _read_head(self) -> object:
         return _read_json(self._head_path)
