@@ -434,16 +434,21 @@ def share_starts(continuations: Sequence[Sequence[int]]) -> list[list[int]]:
     for index, tokens in enumerate(continuations):
         for members in groups:
             first = continuations[members[0]]
-            limit = min(len(first), len(tokens)) - 1  # each needs a token of its own
-            common = 0
-            while common < limit and first[common] == tokens[common]:
-                common += 1
+            common = shared_prefix([first, tokens])  # each keeps a token of its own
             if common >= SHARED_START_MIN and 2 * common >= min(len(first), len(tokens)):
                 members.append(index)
                 break
         else:
             groups.append([index])
     return groups
+
+
+def params_per_request(params: GenerationParams | Sequence[GenerationParams], count: int) -> list[GenerationParams]:
+    """One setting for each of ``count`` requests: ``params`` repeated, or the list itself when it has ``count``."""
+    per_item = [params] * count if isinstance(params, GenerationParams) else list(params)
+    if len(per_item) != count:
+        raise BackendError(f"{len(per_item)} parameter sets for {count} prompts")
+    return per_item
 
 
 def cancelled_result(prompt_tokens: int) -> GenerationResult:
@@ -500,9 +505,7 @@ def exchange_tokens_job(
     the other replies keep decoding meanwhile. ``on_cpu`` limits how many decode side by side (:func:`cpu_width`)."""
     if not continuations:
         return
-    per_item = [params] * len(continuations) if isinstance(params, GenerationParams) else list(params)
-    if len(per_item) != len(continuations):
-        raise BackendError(f"{len(per_item)} parameter sets for {len(continuations)} prompts")
+    per_item = params_per_request(params, len(continuations))
     decoder = _BatchDecoder(llm, prefix, cancel, refit, follow_ups)
     probes = [decoder.plan(index, tokens, per_item[index]) for index, tokens in enumerate(continuations)]
     if on_cpu:

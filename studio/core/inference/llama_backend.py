@@ -54,6 +54,7 @@ from studio.core.inference.batch import (
     cancelled_result,
     enable_parallel_sequences,
     exchange_tokens_job,
+    params_per_request,
     share_starts,
     shared_prefix,
 )
@@ -397,9 +398,7 @@ class LlamaCppBackend:
             # Requests that share most of their start (two judges' questions about one exchange) run one after the
             # other on one sequence: the later ones keep the cells of the shared start and read only their own end.
             groups = share_starts(continuations)
-            per = [params] * len(continuations) if isinstance(params, GenerationParams) else list(params)
-            if len(per) != len(continuations):
-                raise BackendError(f"{len(per)} parameter sets for {len(continuations)} prompts")
+            per = params_per_request(params, len(continuations))
 
             def later(group: int, _text: str, _tokens: list[int] | None) -> list[tuple[list[int], GenerationParams]]:
                 return [(continuations[i], per[i]) for i in groups[group][1:]]
