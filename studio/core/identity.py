@@ -217,7 +217,11 @@ def local_identities(home: Path | None = None) -> list[KnownKey]:
     found = []
     for card_path in sorted(_identities(home).glob("*.card.json")):
         known = _read_card_file(card_path, local=True)
-        if known is not None and (card_path.parent / f"{known.name}.key").is_file():
+        if (
+            known is not None
+            and card_path.name == f"{known.name}.card.json"
+            and (card_path.parent / f"{known.name}.key").is_file()
+        ):
             found.append(known)
     return found
 
@@ -226,15 +230,18 @@ def read_card(data: object) -> KnownKey | None:
     """The key and name of a card, or None when it is not a card whose signature holds."""
     if not isinstance(data, dict) or data.get("format") != CARD_FORMAT:
         return None
+    name = data.get("name")
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        return None  # a name that could name a path, or print as more than one line
     signer = data.get("signer")
-    if not isinstance(signer, dict) or signer.get("name") != data.get("name"):
+    if not isinstance(signer, dict) or signer.get("name") != name:
         return None
     public = public_key_from_b64(signer.get("public_key"))
     if public is None or signer.get("key_id") != key_id(public):
         return None
     if not signature_valid(public, data.get("signature"), canonical_bytes(data)):
         return None
-    return KnownKey(str(data["name"]), key_id(public), public, local=False)
+    return KnownKey(name, key_id(public), public, local=False)
 
 
 def _read_card_file(path: Path, *, local: bool) -> KnownKey | None:

@@ -20,7 +20,7 @@ from studio.core.documents import ConfigKind, ConfigStatus, Expectation, Probe, 
 from studio.core.errors import StateError
 from studio.core.evals.review import set_human_verdict
 from studio.core.evals.runner import CheckRunner, CheckSpec
-from studio.core.identity import Identity, acting_as, create_identity, load_identity
+from studio.core.identity import Identity, acting_as, create_identity, load_identity, local_identities
 from studio.core.inference.fake import FakeBackend
 from studio.core.settings import GateSettings, StudioSettings, save_settings
 from studio.core.store import Store
@@ -389,6 +389,32 @@ def test_a_tampered_card_is_not_trusted(people: dict[str, Identity], tmp_path: P
     path = tmp_path / "card.json"
     path.write_text(json.dumps(card), encoding="utf-8")
     assert main(["keys", "trust", str(path)]) == 3
+
+
+@pytest.mark.parametrize("name", ["../../../outside/pwned", "../identities/alice", "bob\nkey 1234 trusted"])
+def test_a_signed_card_whose_name_is_not_a_name_is_refused(
+    people: dict[str, Identity], studio_home: Path, tmp_path: Path, name: str
+) -> None:
+    """A card signed by its own key, but named like a path or with a line break, is not trusted anywhere."""
+    card = Identity(name, Ed25519PrivateKey.generate()).card()
+    path = tmp_path / "card.json"
+    path.write_text(json.dumps(card), encoding="utf-8")
+    before = sorted(p for p in studio_home.rglob("*"))
+    assert main(["keys", "trust", str(path)]) == 3
+    assert sorted(p for p in studio_home.rglob("*")) == before
+    assert not (tmp_path / "outside").exists()
+
+
+def test_a_card_copied_into_the_identities_folder_is_no_local_identity(
+    people: dict[str, Identity], studio_home: Path
+) -> None:
+    """Only ``NAME.card.json`` beside ``NAME.key`` makes a local identity, whatever another card's name says."""
+    folder = studio_home / "keys" / "identities"
+    intruder = Identity("alice", Ed25519PrivateKey.generate())
+    (folder / "zz-intruder.card.json").write_text(json.dumps(intruder.card()), encoding="utf-8")
+    local = {known.key_id for known in local_identities()}
+    assert local == {person.key_id for person in people.values()}
+    assert intruder.key_id not in local
 
 
 def test_tampered_file_is_refused_on_import(store: Store, people: dict[str, Identity], tmp_path: Path) -> None:
