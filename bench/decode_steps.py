@@ -6,7 +6,7 @@ prefix) from the cost of attention over the cache (a long one), and shows what b
 floor under any schedule of a check or of P2 on this machine and build. Prints ms per step and per token, and
 each width's per-token cost as a ratio of one sequence's, measured in the same run.
 
-    python -m bench.decode_steps [--prefix 32,545,2000] [--width 1,5,16] [--flash] [--model PATH]
+    python -m bench.decode_steps [--prefix 32,545,2000] [--width 1,5,16] [--flash] [--kv f16|f32] [--model PATH]
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from bench.common import llama_cpp_build, machine, model_path
 STEPS = 40
 
 
-def step_costs(path: Path, prefixes: list[int], widths: list[int], flash: bool, threads: int) -> dict:
+def step_costs(
+    path: Path, prefixes: list[int], widths: list[int], flash: bool, threads: int, kv: str = "f16"
+) -> dict:
     """ms per decode step for each (prefix, width)."""
     import llama_cpp
     from llama_cpp import _logger
@@ -57,6 +59,7 @@ def step_costs(path: Path, prefixes: list[int], widths: list[int], flash: bool, 
                 params.n_threads = params.n_threads_batch = threads
                 enabled, disabled = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED, llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
                 params.flash_attn_type = enabled if flash else disabled
+                params.type_k = params.type_v = llama_cpp.GGML_TYPE_F32 if kv == "f32" else llama_cpp.GGML_TYPE_F16
                 ctx = llama_cpp.llama_init_from_model(model, params)
                 memory = llama_cpp.llama_get_memory(ctx)
                 try:
@@ -91,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefix", default="32,545,2000", help="shared prefix lengths, comma-separated")
     parser.add_argument("--width", default="1,5,16", help="sequences decoding together, comma-separated")
     parser.add_argument("--flash", action="store_true", help="flash attention on")
+    parser.add_argument("--kv", choices=["f16", "f32"], default="f16", help="KV cache element type")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", type=Path, help="a GGUF (default: the embedded model)")
     args = parser.parse_args(argv)
@@ -101,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--prefix and --width take comma-separated whole numbers")
     if min(prefixes) < 1 or min(widths) < 1 or max(widths) > 64:
         parser.error("prefix lengths must be at least 1 and widths between 1 and 64")
-    print(f"machine: {machine()}; llama.cpp: {llama_cpp_build()}; flash attention {'on' if args.flash else 'off'}")
-    costs = step_costs(args.model or model_path(), prefixes, widths, args.flash, args.threads)
+    print(f"machine: {machine()}; llama.cpp: {llama_cpp_build()}; flash attention {'on' if args.flash else 'off'}; {args.kv} cache")
+    costs = step_costs(args.model or model_path(), prefixes, widths, args.flash, args.threads, args.kv)
     base = min(widths)
     print(f"per-token cost against width {base} (same prefix, same run):")
     for prefix in prefixes:
