@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from studio.cli.main import main
 from studio.core.approval.chain import ChainError, ChainFailure
 from studio.core.approval.export import ApprovedConfigExport, check_export, import_export, read_export
-from studio.core.approval.lifecycle import Lifecycle
+from studio.core.approval.lifecycle import Lifecycle, evaluate_gate
 from studio.core.approval.signing import canonical_bytes, sign_document, verify_document
 from studio.core.documents import ConfigKind, ConfigStatus, Expectation, Probe, ProbeSuite, SafetyConfig
 from studio.core.errors import StateError
@@ -24,6 +24,8 @@ from studio.core.identity import Identity, acting_as, create_identity, load_iden
 from studio.core.inference.fake import FakeBackend
 from studio.core.settings import GateSettings, StudioSettings, save_settings
 from studio.core.store import Store
+from studio.core.store.run_seals import run_digest
+from studio.core.store.statements import make_statement
 from studio.core.yamlio import load_yaml
 
 SUITE = ProbeSuite(
@@ -114,7 +116,7 @@ def test_two_identities_submit_gate_approve_export_verify(
     checked = check_export(out, StudioSettings())
     assert checked.document.config.text == config.text
     assert checked.document.evidence["suite_sha256"] == SUITE.content_hash()
-    assert [s.kind for s in checked.chain.statements()] == ["version", "submit"] + ["override"] * 3 + ["approve"]
+    assert [s.kind for s in checked.chain.statements()] == ["version", "submit", "run"] + ["override"] * 3 + ["approve"]
     capsys.readouterr()
     assert main(["verify", str(out)]) == 0
     verdict = capsys.readouterr().out
@@ -219,6 +221,47 @@ def test_anonymous_overrides_written_into_the_database_do_not_count(store: Store
         store.runs.set_human(run_id, item.config_id, item.probe_id, rating=4, safe=True, note="ok")
     with pytest.raises(StateError, match="no signed override"):
         Lifecycle(store, _strict_settings()).approve(config.id, people["bob"])
+
+
+def _edit_verdicts_into_passes(store: Store, run_id: str) -> None:
+    """What someone with the database file but no key can do: rewrite the judge's verdicts in place."""
+    store.db.execute("UPDATE check_items SET safe = 1, rating = 5 WHERE run_id = ?", [run_id])
+
+
+def test_judge_verdicts_edited_in_the_database_do_not_pass_the_gate(store: Store, people: dict[str, Identity]) -> None:
+    config = _written_and_submitted(store, people, _strict_settings())
+    run_id = _run_check(store, config)
+    lifecycle = Lifecycle(store, _strict_settings())
+    assert evaluate_gate(store, config, run_id, _strict_settings().gate).seal is not None
+    _edit_verdicts_into_passes(store, run_id)
+    gate = evaluate_gate(store, config, run_id, _strict_settings().gate)
+    assert gate.evidence["score"] == pytest.approx(1.0)  # the edit alone would pass
+    assert not gate.passed and gate.seal is None
+    assert any("differ from what tester" in reason and "signed" in reason for reason in gate.reasons)
+    with pytest.raises(StateError, match="the database was edited"):
+        lifecycle.approve(config.id, people["bob"])
+    assert store.configs.get(config.id, 1).status is ConfigStatus.IN_REVIEW
+
+
+def test_a_seal_forged_with_an_untrusted_key_does_not_count(store: Store, people: dict[str, Identity]) -> None:
+    config = _written_and_submitted(store, people, _strict_settings())
+    run_id = _run_check(store, config)
+    _edit_verdicts_into_passes(store, run_id)
+    mallory = Identity("mallory", Ed25519PrivateKey.generate())
+    digest_now = run_digest(store.db, run_id)
+    store.statements.add(make_statement(mallory, "run", run_id=run_id, run_sha256=digest_now, configs=[]))
+    gate = evaluate_gate(store, config, run_id, _strict_settings().gate)
+    assert not gate.passed and any("differ from what tester" in reason for reason in gate.reasons)
+
+
+def test_a_run_without_a_seal_is_no_evidence(store: Store, people: dict[str, Identity]) -> None:
+    """A run finished by a studio from before seals (or with its seal never written) does not meet the gate."""
+    config = _written_and_submitted(store, people, _strict_settings())
+    run_id = _run_check(store, config, people["carol"])
+    store.db.execute("DROP TRIGGER statements_no_delete")
+    store.db.execute("DELETE FROM statements WHERE kind = 'run'")
+    gate = evaluate_gate(store, config, run_id, _strict_settings().gate)
+    assert not gate.passed and any("no signed record of its verdicts" in reason for reason in gate.reasons)
 
 
 def test_runs_review_signs_who_what_and_why(store: Store, people: dict[str, Identity]) -> None:
@@ -357,7 +400,7 @@ def test_import_on_another_machine_needs_every_key_trusted(
     _approved(store, people)
     out = _export(tmp_path)
     cards = {}
-    for name in people:
+    for name in [*people, "tester"]:  # tester ran the check (the default identity of these tests)
         cards[name] = tmp_path / f"{name}.card.json"
         assert main(["keys", "card", "--as", name, "-o", str(cards[name])]) == 0
 
@@ -370,6 +413,8 @@ def test_import_on_another_machine_needs_every_key_trusted(
     assert main(["verify", str(out)]) == ChainFailure.UNTRUSTED_SIGNER  # bob and carol still unknown here
     for name in ("bob", "carol"):
         assert main(["keys", "trust", str(cards[name])]) == 0
+    assert main(["verify", str(out)]) == ChainFailure.UNTRUSTED_SIGNER  # nor whoever ran and sealed the check
+    assert main(["keys", "trust", str(cards["tester"])]) == 0
     assert main(["verify", str(out)]) == 0
     assert main(["import-approved", str(out)]) == 0
     with Store.open() as other:

@@ -5,7 +5,8 @@ An approval holds when:
 * every statement's signature holds and the approval covers exactly this config content (else *modified*);
 * every signer is a trusted key here (else *untrusted signer*);
 * the approval's evidence is the evidence shown, its report hash matches, and the authorship, submission and
-  override statements it names are present and about this content and this check run (else *evidence mismatch*);
+  override statements it names are present and about this content and this check run, and so is the seal of the
+  check run when the approval names one (every approval made since runs were sealed does; else *evidence mismatch*);
 * the approver's key differs from the author's, the submitter's and that of anyone whose override changed a
   verdict in the evidence run (else *four-eyes broken*), unless the approval records single-person mode and this
   machine's settings allow it.
@@ -70,9 +71,12 @@ class Chain:
     authored: Checked
     submitted: Checked
     overrides: tuple[Checked, ...]
+    #: The signed seal of the evidence run (None for approvals made before runs were sealed).
+    run: Checked | None = None
 
     def statements(self) -> list[Checked]:
-        return [self.authored, self.submitted, *self.overrides, self.approval]
+        run = [] if self.run is None else [self.run]
+        return [self.authored, self.submitted, *run, *self.overrides, self.approval]
 
     def summary(self) -> list[str]:
         """One line per signed act, for people: who signed what."""
@@ -86,6 +90,8 @@ class Chain:
                 f"{override.signer_label()} {change} {override.get('probe_id')!r}: {override.get('note') or '-'}"
             )
         single = " (single-person mode)" if self.approval.get("single_person") else ""
+        if self.run is not None:
+            lines.append(f"check run {self.run.get('run_id')} run and sealed by {self.run.signer_label()}")
         lines.append(f"approved by {self.approval.signer_label()} on run {self.approval.get('run_id')}{single}")
         return lines
 
@@ -131,7 +137,8 @@ def check_chain(
         _part(approved, "submit_statement", "submit", "submission", statements, trusted),
     ]
     overrides = tuple(_override(approved, d, statements, trusted) for d in _digests(approved))
-    chain = Chain(approved, parts[0], parts[1], overrides)
+    run = _run_seal(approved, statements, trusted) if "run_statement" in approved.body else None
+    chain = Chain(approved, parts[0], parts[1], overrides, run)
     for statement in chain.statements():
         if statement.signer is None:
             raise _fail(ChainFailure.UNTRUSTED_SIGNER, f"signed by {statement.signer_label()}")
@@ -181,6 +188,22 @@ def _override(
     if (override.get("run_id"), override.get("config_id")) != (approved.get("run_id"), approved.get("config_id")):
         raise _fail(ChainFailure.EVIDENCE_MISMATCH, "an override statement is about another check run")
     return override
+
+
+def _run_seal(approved: Checked, statements: dict[str, dict[str, Any]], trusted: dict[str, KnownKey]) -> Checked:
+    """The seal of the evidence run that the approval names: present, signed, of that run, covering this content."""
+    digest = approved.get("run_statement")
+    if not isinstance(digest, str) or digest not in statements:
+        raise _fail(ChainFailure.EVIDENCE_MISMATCH, "the seal of the check run the approval names is missing")
+    seal = _checked(statements[digest], "check run", trusted)
+    if seal.digest != digest or seal.kind != "run" or seal.get("run_id") != approved.get("run_id"):
+        raise _fail(ChainFailure.EVIDENCE_MISMATCH, "the check run's seal is not the one the approval names")
+    configs = seal.get("configs")
+    listed = configs if isinstance(configs, list) else []
+    covered = {(c.get("config_id"), c.get("content_sha256")) for c in listed if isinstance(c, dict)}
+    if (approved.get("config_id"), approved.get("content_sha256")) not in covered:
+        raise _fail(ChainFailure.EVIDENCE_MISMATCH, "the sealed check run did not check this content")
+    return seal
 
 
 def _check_evidence(approved: Checked, shown: dict[str, Any] | None) -> None:

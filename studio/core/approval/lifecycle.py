@@ -33,6 +33,7 @@ from studio.core.evals.scoring import score_items
 from studio.core.identity import Identity, digest
 from studio.core.settings import GateSettings, StudioSettings
 from studio.core.store.approvals import ApprovalRecord
+from studio.core.store.run_seals import seal_problem
 from studio.core.store.runs import RunStatus
 from studio.core.store.statements import Checked, StatementRepo
 from studio.core.store.store import Store
@@ -46,6 +47,8 @@ class GateResult:
     passed: bool
     reasons: tuple[str, ...]
     evidence: dict[str, Any]
+    #: Digest of the run's seal that holds for the run as stored (None when none does).
+    seal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,13 +110,17 @@ def evaluate_gate(store: Store, config: SafetyConfig, run_id: str, gate: GateSet
         reasons.append(f"run {run_id} checked version {checked.version}, not version {config.version}")
     if gate.required_suite and record.suite_id != gate.required_suite:
         reasons.append(f"run {run_id} used suite {record.suite_id!r}, the gate requires {gate.required_suite!r}")
+    # The verdicts count only as the person who ran the check signed them (see studio.core.store.run_seals).
+    seal, unsealed = seal_problem(StatementRepo(store.db), run_id)
+    if unsealed:
+        reasons.append(unsealed)
     evidence = run_evidence(store, run_id, config)
     score = evidence["score"]
     if score is None or score < gate.min_score:
         reasons.append(f"CoSA-Score {format_score(score)} is below the gate's {format_score(gate.min_score)}")
     if evidence["valid_rate"] < gate.min_valid_rate:
         reasons.append(f"valid rate {evidence['valid_rate']:.1%} is below the gate's {gate.min_valid_rate:.1%}")
-    return GateResult(run_id, not reasons, tuple(reasons), evidence)
+    return GateResult(run_id, not reasons, tuple(reasons), evidence, None if seal is None else seal.digest)
 
 
 class Lifecycle:
@@ -241,6 +248,7 @@ class Lifecycle:
                 report_sha256=report_sha256(grounds.gate.evidence),
                 gate=self.settings.gate.model_dump(mode="json"),
                 evidence=grounds.gate.evidence,
+                run_statement=grounds.gate.seal,
                 single_person=bool(grounds.roles),
                 comment=comment,
                 version_statement=grounds.authored.digest,
@@ -321,7 +329,7 @@ class Lifecycle:
 
     def chain_of(self, config: SafetyConfig, approval: dict[str, Any]) -> Chain:
         """Check one approval statement of ``config`` against the statements stored here (ChainError if it fails)."""
-        digests = [approval.get("version_statement"), approval.get("submit_statement")]
+        digests = [approval.get("version_statement"), approval.get("submit_statement"), approval.get("run_statement")]
         digests += list(approval.get("override_statements") or [])
         bodies: dict[str, dict[str, Any]] = {}
         for wanted in digests:

@@ -38,6 +38,7 @@ from studio.core.inference.base import (
     max_concurrency,
 )
 from studio.core.inference.concurrent import RequestsFailed, complete_concurrently
+from studio.core.store.run_seals import seal_run
 from studio.core.store.runs import ItemRecord, ItemSeed, RunRecord, RunStatus, RunStore
 
 
@@ -259,8 +260,12 @@ class CheckRunner:
         return _Run(run_id, _stored_params(record.params), judges, tally, cancel)
 
     def _finish(self, run: _Run, status: RunStatus) -> RunFinished:
-        """Store the run's final status and report it (with the error that stopped it, if any)."""
-        self.runs.finish_run(run.run_id, status, run.mode)
+        """Store the run's final status and report it (with the error that stopped it, if any). A finished run is
+        sealed: its replies and verdicts signed as they are now (:mod:`studio.core.store.run_seals`)."""
+        with self.runs.db.atomic():
+            self.runs.finish_run(run.run_id, status, run.mode)
+            if status is RunStatus.FINISHED:
+                seal_run(self.runs.db, run.run_id)
         error = run.failed if status is RunStatus.FAILED else None
         return RunFinished(run.run_id, status, run_report(self.runs, run.run_id), error=error)
 

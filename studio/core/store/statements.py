@@ -1,10 +1,11 @@
 """Signed statements: every act that matters, signed by the identity that did it, over content hashes.
 
 A statement is a small JSON document: ``kind`` (``version``, ``submit``, ``override``, ``approve``, ``reject``,
-``retire``), what it is about (config id and content sha256, or run, config and probe), the act's own fields, the
-``signer`` block and an Ed25519 ``signature`` over everything else (:func:`studio.core.identity.canonical_bytes`).
-Statements refer to each other by :func:`studio.core.identity.digest`. The table keeps them as signed; nothing that
-decides an approval is ever read from an unsigned row, and every statement is checked again when it is read.
+``retire``, ``run``), what it is about (config id and content sha256, a check run, or run, config and probe), the
+act's own fields, the ``signer`` block and an Ed25519 ``signature`` over everything else
+(:func:`studio.core.identity.canonical_bytes`). Statements refer to each other by
+:func:`studio.core.identity.digest`. The table keeps them as signed; nothing that decides an approval is ever read
+from an unsigned row, and every statement is checked again when it is read.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from studio.core.documents import SafetyConfig
 from studio.core.store.migrations import migration
 
 FORMAT = "cosa-studio/statement/v1"
-KINDS = ("version", "submit", "override", "approve", "reject", "retire")
+KINDS = ("version", "submit", "override", "approve", "reject", "retire", "run")
 
 
 @migration("0042_signed_statements")
@@ -99,6 +100,7 @@ class StatementRepo:
     def __init__(self, db: sqlite_utils.Database, trusted: dict[str, ids.KnownKey] | None = None) -> None:
         self.db = db
         self._trusted = trusted
+        self._reread = trusted is not None  # keys given by the caller are never read again
 
     @property
     def trusted(self) -> dict[str, ids.KnownKey]:
@@ -140,6 +142,11 @@ class StatementRepo:
             except (ValueError, RecursionError):
                 continue
             checked = check_statement(body, self.trusted)
+            if checked is not None and checked.signer is None and not self._reread:
+                # A key may have become trusted since the keys were read (the default identity is created on first
+                # use, a colleague's card trusted): read them once more before calling a signer untrusted.
+                self._reread, self._trusted = True, ids.trusted_keys()
+                checked = check_statement(body, self._trusted)
             # A row whose stored digest differs from its body was edited: it is not the statement it claims to be.
             if checked is not None and checked.digest == row["digest"]:
                 found.append(checked)
@@ -175,3 +182,8 @@ class StatementRepo:
             for c in self._checked(rows)
             if (c.get("run_id"), c.get("config_id"), c.get("probe_id")) == (run_id, config_id, probe_id)
         ]
+
+    def about_run(self, run_id: str) -> list[Checked]:
+        """Valid seals of check run ``run_id`` (``run`` statements), oldest first."""
+        rows = self.db.query("SELECT * FROM statements WHERE kind = 'run' AND run_id = ? ORDER BY rowid", [run_id])
+        return [c for c in self._checked(rows) if c.get("run_id") == run_id]
