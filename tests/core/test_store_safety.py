@@ -192,6 +192,105 @@ def test_a_head_signed_by_an_untrusted_key_is_caught(
     assert "not a trusted identity here" in capsys.readouterr().out
 
 
+def _forge_history(db_path: Path) -> None:
+    """Replace every audit row with a made-up chain (hashes recomputed, no key needed)."""
+    from studio.core.store.audit import GENESIS, entry_hash
+
+    _tamper(db_path, "DELETE FROM audit_log")
+    prev, rows = GENESIS, []
+    for seq in (1, 2):
+        args = (seq, f"2026-01-0{seq}T00:00:00+00:00", "mallory", "create", f"fake-{seq}", 1, "{}")
+        digest = entry_hash(prev, *args)
+        rows.append(
+            f"INSERT INTO audit_log VALUES ({seq}, '{args[1]}', 'mallory', 'create', 'fake-{seq}', 1, '{{}}', "
+            f"'{prev}', '{digest}')"
+        )
+        prev = digest
+    _tamper(db_path, *rows)
+
+
+@pytest.mark.parametrize("damage", ["forged history, head deleted", "rows added by hand", "head deleted"])
+def test_no_write_signs_over_a_log_that_does_not_hold(
+    studio_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    """A new head would make the damage look intact, so the studio writes nothing until someone accepts the log."""
+    _import_two(tmp_path)
+    db_path, head = studio_home / "studio.db", studio_home / "studio.db.audit-head"
+    if damage == "forged history, head deleted":
+        _forge_history(db_path)
+        head.unlink()
+    elif damage == "rows added by hand":
+        with Store.open() as store:
+            last = AuditLog(store.db).entries()[-1]
+        from studio.core.store.audit import entry_hash
+
+        digest = entry_hash(last.hash, 3, "2026-01-03T00:00:00+00:00", "mallory", "approve", "a", 1, "{}")
+        _tamper(
+            db_path,
+            f"INSERT INTO audit_log VALUES (3, '2026-01-03T00:00:00+00:00', 'mallory', 'approve', 'a', "
+            f"1, '{{}}', '{last.hash}', '{digest}')",
+        )
+    else:
+        head.unlink()
+    capsys.readouterr()
+    assert main(["config", "import", str(_write_config(tmp_path / "c.yaml", "c"))]) == 5
+    err = capsys.readouterr().err
+    assert "the audit log does not hold" in err and "nothing was written" in err
+    with Store.open() as store:
+        assert not store.configs.exists("c")
+    assert main(["audit", "verify"]) == 1  # still reported, not papered over
+
+    capsys.readouterr()
+    assert main(["audit", "accept", "--note", "restored from the Monday backup"]) == 0
+    assert "accepted" in capsys.readouterr().out
+    assert main(["audit", "verify"]) == 0
+    with Store.open() as store:
+        accepted = AuditLog(store.db).entries()[-1]
+    assert (accepted.action, accepted.details["note"]) == ("accept", "restored from the Monday backup")
+    assert accepted.details["problems"]
+    assert main(["config", "import", str(_write_config(tmp_path / "c.yaml", "c"))]) == 0
+    assert main(["audit", "verify"]) == 0
+
+
+def test_emptying_the_log_and_its_head_is_caught_by_the_statements(
+    studio_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _import_two(tmp_path)
+    _tamper(studio_home / "studio.db", "DELETE FROM audit_log")
+    (studio_home / "studio.db.audit-head").unlink()
+    capsys.readouterr()
+    assert main(["audit", "verify"]) == 1
+    assert "2 signed statement(s) have no audit row" in capsys.readouterr().out
+
+
+def test_an_old_head_put_back_over_a_cut_log_is_caught_by_the_statements(
+    studio_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["config", "import", str(_write_config(tmp_path / "a.yaml", "a"))]) == 0
+    head = studio_home / "studio.db.audit-head"
+    old_head = head.read_bytes()
+    assert main(["config", "import", str(_write_config(tmp_path / "b.yaml", "b"))]) == 0
+    _tamper(studio_home / "studio.db", "DELETE FROM audit_log WHERE seq = 2")
+    head.write_bytes(old_head)
+    capsys.readouterr()
+    assert main(["audit", "verify"]) == 1
+    out = capsys.readouterr().out
+    assert "1 signed statement(s) have no audit row: version of b" in out
+
+
+@pytest.mark.parametrize("seq", ["1e400", "true", '"1"', "-1e400"])
+def test_a_head_with_a_number_that_is_no_row_number_is_unreadable_not_a_crash(
+    studio_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], seq: str
+) -> None:
+    _import_two(tmp_path)
+    for name in ("studio.db.audit-head", "studio.db.audit-head.pending"):
+        (studio_home / name).write_text(f'{{"format": "cosa-studio/audit-head/v1", "seq": {seq}, "hash": "x"}}')
+    capsys.readouterr()
+    assert main(["audit", "verify"]) == 1
+    captured = capsys.readouterr()
+    assert "head file" in captured.out and "Traceback" not in captured.err
+
+
 # -- a writer that stops between its commit and the head write ------------------------------------------------------
 
 STOPS_AFTER_COMMIT = """

@@ -33,6 +33,7 @@ from typing import Any
 import sqlite_utils
 
 from studio.core import identity as ids
+from studio.core.errors import StateError
 from studio.core.fileio import atomic_write_text, publish_file
 from studio.core.store.migrations import migration
 
@@ -133,6 +134,8 @@ class AuditLog:
         utc = datetime.now(UTC).isoformat(timespec="microseconds")
         signer = ids.acting_identity(self._home) if self._head_path is not None else None
         with self._db.atomic():
+            if signer is not None:
+                self._refuse_broken_log()
             last = list(self._db.query(f"SELECT seq, hash FROM {TABLE} ORDER BY seq DESC LIMIT 1"))
             seq = last[0]["seq"] + 1 if last else 1
             prev = last[0]["hash"] if last else GENESIS
@@ -150,6 +153,46 @@ class AuditLog:
                 _at_commit(self._db, "after_commit", lambda: self._advance_head(seq, digest, signer))
         return AuditEntry(seq, utc, actor, action, subject, version, details or {}, prev, digest)
 
+    def _refuse_broken_log(self) -> None:
+        """Before the first row a transaction adds: StateError when the log as committed does not hold.
+
+        Signing a new head over a log that was rewritten, cut or extended by hand would make the forgery look
+        intact, so nothing is written until someone has looked at the log and accepted it (:meth:`accept`).
+        """
+        state = getattr(self._db, "transaction_state", None)
+        if state is None or state.get("audit checked"):
+            return
+        # Statements this transaction stored before its first row are not named yet, so the check of statements
+        # against rows is left to `studio audit verify`; it keeps reporting rows removed before this write.
+        problems = self._chain_and_head()
+        if problems:
+            first = problems[0]
+            where = f"row {first.seq}: " if first.seq is not None else ""
+            raise StateError(
+                f"the audit log does not hold ({where}{first.message}); nothing was written. Read the whole report "
+                "with `studio audit verify`; once you know what happened, `studio audit accept` signs the log as it "
+                "is, with a row saying so"
+            )
+        state["audit checked"] = True
+
+    def accept(self, signer: ids.Identity, note: str) -> AuditEntry:
+        """Sign the log as it is now, whatever verification says, with an ``accept`` row naming the problems.
+
+        For a log whose head was lost (a database restored without it) or that was knowingly changed: the row keeps
+        what was accepted, by whom and why, in the chain, and the signed head then covers the log again.
+        """
+        if self._head_path is None:
+            raise StateError("an in-memory database has no audit head to sign")
+        problems = [p.message if p.seq is None else f"row {p.seq}: {p.message}" for p in self.verify()]
+        details = {"problems": problems, "note": note, "statements": self._unlogged_digests()}
+        with self._db.atomic(), ids.acting_as(signer):
+            state = getattr(self._db, "transaction_state", None)
+            if state is not None:
+                state["audit checked"] = True
+            entry = self.append(signer.name, "accept", "audit log", None, details)
+            _at_commit(self._db, "after_commit", lambda: self._advance_head(entry.seq, entry.hash, signer, force=True))
+        return entry
+
     def entries(self, subject: str | None = None) -> list[AuditEntry]:
         sql = f"SELECT * FROM {TABLE}"
         params: list[Any] = []
@@ -165,7 +208,7 @@ class AuditLog:
                 row["action"],
                 row["subject"],
                 row["version"],
-                json.loads(row["details"]),
+                _details(row["details"]),
                 row["prev_hash"],
                 row["hash"],
             )
@@ -173,7 +216,11 @@ class AuditLog:
         ]
 
     def verify(self) -> list[AuditProblem]:
-        """Recompute the chain and check it against the signed head; an empty list means the log is intact."""
+        """Recompute the chain, check it against the signed head and look for signed statements that no row names;
+        an empty list means the log is intact."""
+        return self._chain_and_head() + self._unlogged_statements()
+
+    def _chain_and_head(self) -> list[AuditProblem]:
         problems: list[AuditProblem] = []
         prev = GENESIS
         expected_seq = 1
@@ -199,8 +246,58 @@ class AuditLog:
             prev = row["hash"]
             expected_seq = seq + 1
             hashes[seq] = row["hash"]
-        problems.extend(self._check_head(hashes))
+        if self._head_path is not None:
+            # Under the writers' lock, so a head and pending head being moved into place are read as one.
+            try:
+                with _locked(self._lock_path()):
+                    problems.extend(self._check_head(hashes))
+            except OSError:
+                problems.extend(self._check_head(hashes))
         return problems
+
+    def _unlogged(self) -> list[dict[str, Any]]:
+        """The statement rows (digest, kind, config_id, run_id) that no audit row names."""
+        if not any(True for _ in self._db.query("SELECT 1 FROM sqlite_master WHERE name = 'statements'")):
+            return []
+        named: set[str] = set()
+        for row in self._db.query(f"SELECT details FROM {TABLE}"):
+            details = _details(row["details"])
+            for key in ("statement", "approval"):
+                if isinstance(details.get(key), str):
+                    named.add(details[key])
+            accepted = details.get("statements")  # an ``accept`` row: the statements accepted as they are
+            if isinstance(accepted, list):
+                named.update(d for d in accepted if isinstance(d, str))
+        for row in self._db.query("SELECT digest, body FROM statements WHERE kind = 'approve'"):
+            if row["digest"] in named:
+                named.update(_statements_named_by(row["body"]))
+        return [
+            row
+            for row in self._db.query("SELECT digest, kind, config_id, run_id FROM statements ORDER BY rowid")
+            if row["digest"] not in named
+        ]
+
+    def _unlogged_digests(self) -> list[str]:
+        return [str(row["digest"]) for row in self._unlogged()]
+
+    def _unlogged_statements(self) -> list[AuditProblem]:
+        """Signed statements that no audit row names: rows that recorded them were removed (with the head put back
+        or deleted). An audit row names its statement (``statement``), or an approval whose statements it
+        brought in (``approval``, an import): those are the approval's authorship, submission, seal and overrides."""
+        missing = self._unlogged()
+        if not missing:
+            return []
+        shown = ", ".join(
+            f"{row['kind']} of {row['config_id'] or row['run_id'] or '?'} ({str(row['digest'])[:12]})"
+            for row in missing[:3]
+        )
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        return [
+            AuditProblem(
+                None,
+                f"{len(missing)} signed statement(s) have no audit row: {shown}{more} (audit rows were removed)",
+            )
+        ]
 
     def head(self) -> Head | None:
         """The signed head as recorded (None when there is no usable head file)."""
@@ -323,17 +420,18 @@ class AuditLog:
         with _locked(self._lock_path()):
             atomic_write_text(pending_path, json.dumps(document, sort_keys=True) + "\n")
 
-    def _advance_head(self, seq: int, digest: str, signer: ids.Identity) -> None:
-        """Move the head forward to (seq, digest); a head already further along is left alone. When the pending
-        head is this very document (the usual case: this write signed it before its commit), it is moved into
-        place rather than written again; a pending head that the head covers is removed."""
+    def _advance_head(self, seq: int, digest: str, signer: ids.Identity, *, force: bool = False) -> None:
+        """Move the head forward to (seq, digest); a head already further along is left alone (unless ``force``:
+        an accepted log). When the pending head is this very document (the usual case: this write signed it before
+        its commit), it is moved into place rather than written again; a pending head that the head covers is
+        removed."""
         assert self._head_path is not None
         pending_path = self._pending_path()
         assert pending_path is not None
         with _locked(self._lock_path()):
             current = self.head()
             pending_data = _read_json(pending_path)
-            if current is None or current.seq < seq:
+            if current is None or current.seq < seq or force:
                 # Ed25519 signatures are deterministic: the same signer signing the same head gives the same bytes.
                 document = signer.sign({"format": HEAD_FORMAT, "seq": seq, "hash": digest})
                 if pending_data == document:
@@ -365,10 +463,33 @@ def _parse_head(data: object) -> Head | None:
         return None
     signer = data.get("signer")
     key = signer.get("key_id") if isinstance(signer, dict) else None
-    try:
-        return Head(int(data["seq"]), str(data["hash"]), str(key))
-    except (KeyError, TypeError, ValueError):
+    seq, digest = data.get("seq"), data.get("hash")
+    if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(digest, str):
         return None
+    return Head(seq, digest, str(key))
+
+
+def _details(text: object) -> dict[str, Any]:
+    """An audit row's details; {} when the stored text is not a JSON object (the chain check reports the edit)."""
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except (ValueError, RecursionError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _statements_named_by(body: object) -> list[str]:
+    """The digests an approval statement names: authorship, submission, run seal and overrides."""
+    try:
+        approval = json.loads(body) if isinstance(body, str) else {}
+    except (ValueError, RecursionError):
+        return []
+    if not isinstance(approval, dict):
+        return []
+    named = [approval.get(k) for k in ("version_statement", "submit_statement", "run_statement")]
+    overrides = approval.get("override_statements")
+    named += overrides if isinstance(overrides, list) else []
+    return [d for d in named if isinstance(d, str)]
 
 
 def _at_commit(db: sqlite_utils.Database, when: str, callback: Any) -> None:

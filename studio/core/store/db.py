@@ -58,6 +58,8 @@ class StudioDatabase(sqlite_utils.Database):
         super().__init__(conn)
         self._after_commit: list[Callable[[], None]] = []
         self._before_commit: list[Callable[[], None]] = []
+        #: Notes that last one outermost transaction (emptied when it begins), e.g. that the audit log was checked.
+        self.transaction_state: dict[str, object] = {}
 
     def before_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` just before the current transaction commits (at once when none is open)."""
@@ -86,6 +88,7 @@ class StudioDatabase(sqlite_utils.Database):
                 raise
             return
         self._begin_immediate()
+        self.transaction_state = {}
         try:
             yield self
             ready, self._before_commit = self._before_commit, []
