@@ -104,6 +104,14 @@ def register(sub: Any) -> None:
     alog.add_argument("--subject", help="only entries about this config")
     alog.add_argument("--json", action="store_true")
     alog.set_defaults(func=_audit_log)
+    accept = audit.add_parser(
+        "accept",
+        help="sign the log as it is, with a row naming what verification reports (after a restore, or once you "
+        "know what changed); writes are refused while the log does not hold",
+    )
+    accept.add_argument("--note", required=True, help="why the log is accepted as it is (kept in the row)")
+    add_actor_argument(accept)
+    accept.set_defaults(func=_audit_accept)
 
 
 def _lifecycle(store: Store) -> Lifecycle:
@@ -244,6 +252,19 @@ def _audit_verify(args: argparse.Namespace) -> int:
             print(f"{where}: {problem.message}")
         return int(ExitCode.FAILURE)
     print(f"audit log intact ({count} entries)")
+    return int(ExitCode.OK)
+
+
+def _audit_accept(args: argparse.Namespace) -> int:
+    if not args.note.strip():
+        raise InputError(None, "say why the log is accepted as it is", where="--note")
+    with Store.open() as store:
+        problems = store.audit.verify()
+        entry = store.audit.accept(acting_identity(args), args.note)
+    for problem in problems:
+        where = f"row {problem.seq}" if problem.seq is not None else "log"
+        print(f"accepted {where}: {problem.message}")
+    print(f"audit log signed at row {entry.seq} by {entry.actor}")
     return int(ExitCode.OK)
 
 

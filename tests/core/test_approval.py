@@ -264,6 +264,26 @@ def test_a_run_without_a_seal_is_no_evidence(store: Store, people: dict[str, Ide
     assert not gate.passed and any("no signed record of its verdicts" in reason for reason in gate.reasons)
 
 
+def test_a_retired_version_cannot_be_approved_again_by_the_status_column_or_an_old_export(
+    store: Store, people: dict[str, Identity], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _approved(store, people)
+    before_retirement = _export(tmp_path, "before.yaml")
+    Lifecycle(store, _strict_settings()).retire("support-bot", people["bob"], comment="superseded")
+    # Straight into the status column: the signed retirement still stands.
+    store.db.execute("UPDATE config_versions SET status = 'approved' WHERE config_id = 'support-bot'")
+    capsys.readouterr()
+    assert main(["export", "support-bot", "--version", "1", "--as", "bob", "-o", str(tmp_path / "again.yaml")]) == 5
+    assert "was retired by bob" in capsys.readouterr().err
+    assert not (tmp_path / "again.yaml").exists()
+    # An export made before the retirement does not bring the version back either.
+    store.db.execute("UPDATE config_versions SET status = 'retired' WHERE config_id = 'support-bot'")
+    assert main(["import-approved", str(before_retirement), "--as", "carol"]) == 5
+    assert "was retired here by bob" in capsys.readouterr().err
+    assert store.configs.get("support-bot", 1).status is ConfigStatus.RETIRED
+    assert main(["verify", str(before_retirement)]) == 0  # the file itself still verifies: it was approved then
+
+
 def test_runs_review_signs_who_what_and_why(store: Store, people: dict[str, Identity]) -> None:
     config = _written_and_submitted(store, people, _strict_settings())
     run_id = _run_check(store, config)

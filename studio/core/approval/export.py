@@ -181,6 +181,13 @@ def import_export(lifecycle: Lifecycle, path: Path, actor: Identity) -> tuple[Sa
         stored = store.configs.import_config(document.config)
         if stored.content_hash() != document.config.content_hash():
             raise StateError(f"{path}: the stored config differs from the imported one")
+        retired = lifecycle.retirement(stored)
+        if stored.status is ConfigStatus.RETIRED or retired is not None:
+            who = f" by {retired.signer_label()} at {retired.get('utc')}" if retired is not None else ""
+            raise StateError(
+                f"{path}: {stored.id} v{stored.version} was retired here{who}; an export made before that cannot "
+                "approve it again (approve a new version instead)"
+            )
         for statement in document.statements:
             lifecycle.statements.add(statement)
         if stored.status is not ConfigStatus.APPROVED:

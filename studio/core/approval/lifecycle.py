@@ -344,12 +344,26 @@ class Lifecycle:
             allow_single_person=self.settings.single_person_approval,
         )
 
-    def approval_chain(self, config: SafetyConfig) -> Chain:
+    def retirement(self, config: SafetyConfig) -> Checked | None:
+        """The first trusted signed retirement of exactly this version, if it was retired here."""
+        found = self._trusted_about(config, "retire")
+        return found[0] if found else None
+
+    def approval_chain(self, config: SafetyConfig, *, retired_too: bool = False) -> Chain:
         """The newest approval of exactly this content whose whole chain holds here.
 
         Nothing is taken from the ``approvals`` table or the status column: a version marked approved without a
-        signed approval (or with one copied from another version) raises :class:`ChainError` or StateError.
+        signed approval (or with one copied from another version) raises :class:`ChainError` or StateError, and so
+        does a version with a signed retirement, whatever the status column says (unless ``retired_too``: the
+        history of a retired version).
         """
+        retired = None if retired_too else self.retirement(config)
+        if retired is not None:
+            raise StateError(
+                f"{config.id} v{config.version} was retired by {retired.signer_label()} at {retired.get('utc')}; "
+                "a retired version is not approved (the database says "
+                f"{config.status.value})"
+            )
         approvals = self.statements.about_version(config, "approve")
         if not approvals:
             raise StateError(
@@ -391,7 +405,7 @@ class Lifecycle:
                 lines.append(f"{_VERBS[kind]} by {statement.signer_label()} at {statement.get('utc')}{why}")
         if config.status in (ConfigStatus.APPROVED, ConfigStatus.RETIRED):
             try:
-                self.approval_chain(config)
+                self.approval_chain(config, retired_too=True)
                 lines.append("approval chain holds: signatures, trusted signers, evidence, four-eyes")
             except StudioError as exc:
                 lines.append(f"approval does not hold: {exc}")
