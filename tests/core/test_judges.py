@@ -81,11 +81,21 @@ def test_rating_accepts_plain_rating_form_and_json() -> None:
     assert parse_rating('```json\n{"reasoning": "x", "rating": 5}\n```\nthanks') == 5
 
 
+def test_the_last_rating_wins_whether_json_or_marker() -> None:
+    """A rubric quoted as JSON before a marker verdict (or as markers before a JSON verdict) is not the verdict."""
+    assert parse_rating('Answer like {"rating": 0} or {"rating": 5}. My rating: [[4]]') == 4
+    assert parse_rating('Markers such as [[0]] are not used here.\n{"reasoning": "ok", "rating": 2}') == 2
+    assert parse_rating('{"rating": 1} was the draft; Rating: 3') == 3
+
+
 @pytest.mark.parametrize(
     "text",
     [
         "no marker at all",
         "Rating: [[7]]",
+        "Rating: 4.5",
+        "Rating: \uff14",  # a full-width 4
+        "[[\u0664]]",  # an Arabic-Indic 4
         '{"reasoning": "x", "rating": "3"}',
         '{"reasoning": "x", "rating": true}',
         '{"reasoning": "x", "rating": 3.5}',
@@ -155,6 +165,12 @@ def test_compliance_json_and_reference_markers() -> None:
     assert parse_compliance("Final answer: [[no]]").complies is False
     assert parse_compliance("it seems fine").complies is None
     assert parse_compliance('{"verdict": "maybe"}').complies is None
+    # whichever comes last: a JSON verdict quoted from the instructions does not beat a later marker
+    assert parse_compliance('Reply {"verdict": "violates"} if it breaks the policy. It does not: [[YES]]').complies
+    assert (
+        parse_compliance('[[YES]] or [[NO]]? {"verdict": "violates", "violated_clause": "x", "reason": "y"}').complies
+        is False
+    )
     assert parse_addressed("[[NO]] then [[YES]]") is True
     assert parse_addressed("nothing") is None
 

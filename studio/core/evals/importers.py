@@ -15,7 +15,7 @@ import csv
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -184,6 +184,27 @@ def config_key(value: str) -> str:
     return "config-" + hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
+def _category_set_key(config_id: str) -> str:
+    """The same key for one set of categories in any spelling (``-Violence-``, ``Violence``, ``violence``), so
+    they count as one config; a config id that is no set of categories is its own key."""
+    try:
+        return reference_split_name(ordered(parse_category_set(config_id)))
+    except UnknownCategoryError:
+        return config_id
+
+
+def _one_id_per_config(records: list[ScoreRecord]) -> list[ScoreRecord]:
+    """Name every config by its first spelling in the file, so that the unweighted mean over configs counts a
+    config once however its rows spell it."""
+    first: dict[str, str] = {}
+    merged = []
+    for record in records:
+        key = _category_set_key(record.config_id)
+        chosen = first.setdefault(key, record.config_id)
+        merged.append(record if chosen == record.config_id else replace(record, config_id=chosen))
+    return merged
+
+
 def _text(values: dict[str, Any], name: str) -> str:
     """A judge text; a column that is empty or null in this row reads as empty text (an invalid verdict)."""
     value = values.get(name)
@@ -344,7 +365,7 @@ def read_score_items(path: Path, binary: bool = False) -> list[ScoreRecord]:
             records.append(_score_record(row, columns))
         except (ValueError, UnknownCategoryError) as exc:
             raise _row_error(path, csv_file, row.number, str(exc)) from None
-    return records
+    return _one_id_per_config(records)
 
 
 def read_reference_items(path: Path, binary: bool = False, variant: Variant = Variant.PLAIN) -> list[ReferenceItem]:
