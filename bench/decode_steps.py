@@ -20,9 +20,7 @@ from bench.common import llama_cpp_build, machine, model_path
 STEPS = 40
 
 
-def step_costs(
-    path: Path, prefixes: list[int], widths: list[int], flash: bool, threads: int, kv: str = "f16"
-) -> dict:
+def step_costs(path: Path, prefixes: list[int], widths: list[int], flash: bool, threads: int, kv: str = "f16") -> dict:
     """ms per decode step for each (prefix, width)."""
     import llama_cpp
     from llama_cpp import _logger
@@ -105,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--prefix and --width take comma-separated whole numbers")
     if min(prefixes) < 1 or min(widths) < 1 or max(widths) > 64:
         parser.error("prefix lengths must be at least 1 and widths between 1 and 64")
-    print(f"machine: {machine()}; llama.cpp: {llama_cpp_build()}; flash attention {'on' if args.flash else 'off'}; {args.kv} cache")
+    flash = "on" if args.flash else "off"
+    print(f"machine: {machine()}; llama.cpp: {llama_cpp_build()}; flash attention {flash}; {args.kv} cache")
     costs = step_costs(args.model or model_path(), prefixes, widths, args.flash, args.threads, args.kv)
     base = min(widths)
     print(f"per-token cost against width {base} (same prefix, same run):")
