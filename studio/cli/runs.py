@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from studio.cli.parser import command_group
 from studio.cli.score import print_report
-from studio.core.errors import ExitCode
+from studio.core.errors import ExitCode, StateError
 from studio.core.evals.compare import PairRow, compare_configs, config_history, diff_runs, regression_matrix
 from studio.core.evals.formatting import format_score
 from studio.core.evals.review import (
@@ -89,14 +90,25 @@ def register(sub: Any) -> None:
 
 
 def _runs_list(args: argparse.Namespace) -> int:
+    """Every run on one line; a damaged run is listed as such (the rest still show) and the exit code is 5."""
+    damaged = 0
     with Store.open() as store:
-        for record in store.runs.list_runs(args.config):
-            score = run_report(store.runs, record.id).score
+        for run_id in store.runs.run_ids(args.config):
+            try:
+                record = store.runs.get_run(run_id)
+                score = run_report(store.runs, record.id).score
+            except StateError as exc:
+                damaged += 1
+                print(f"{run_id}  DAMAGED: {exc}")
+                continue
             print(
                 f"{record.id}  {record.created_utc}  {record.status.value:<9}  score {format_score(score)}  "
                 f"suite {record.suite_id}  configs {','.join(record.config_ids)}  model {record.candidate['name']}"
             )
-        return int(ExitCode.OK)
+    if damaged:
+        print(f"studio: error: {damaged} run(s) cannot be read (see DAMAGED above)", file=sys.stderr)
+        return int(ExitCode.STATE)
+    return int(ExitCode.OK)
 
 
 def _runs_show(args: argparse.Namespace) -> int:

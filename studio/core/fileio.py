@@ -12,16 +12,69 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import IO, Any, Literal, overload
+from typing import IO, Any, BinaryIO, Literal, overload
 
-from studio.core.errors import BackendError
+from studio.core.errors import BackendError, InputError
 
 #: Mode of a newly created file when the caller does not ask for another one (an existing file keeps its mode).
 DEFAULT_FILE_MODE = 0o644
+
+
+#: What a file that is not a regular one is, by its ``stat`` type.
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def non_regular_problem(mode: int) -> str | None:
+    """Why a file of this ``st_mode`` cannot be read as a document ("is a named pipe (FIFO), not a regular file");
+    None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a file"
+    kind = next((kind for test, kind in _FILE_KINDS if test(mode)), "a special file")
+    return f"is {kind}, not a regular file"
+
+
+def _refuse_non_regular(path: Path, mode: int) -> None:
+    problem = non_regular_problem(mode)
+    if problem is not None:
+        raise InputError(path, problem)
+
+
+def open_regular_file(path: Path | str) -> BinaryIO:
+    """Open a file the user named for binary reading, refusing anything but a regular file with an InputError.
+
+    The type is checked before opening, so a named pipe, device or socket is never opened (reading one could block
+    forever or never end), and again on the open handle, in case the path was swapped in between; the open itself
+    does not block on a pipe. A missing or unreadable file is an InputError too.
+    """
+    path = Path(path)
+    try:
+        _refuse_non_regular(path, os.stat(path).st_mode)
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except IsADirectoryError:
+        raise InputError(path, "is a directory, not a file") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot read the file ({exc.strerror or exc})") from None
+    try:
+        _refuse_non_regular(path, os.fstat(fd).st_mode)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def fsync_dir(folder: Path) -> None:

@@ -6,7 +6,8 @@ over :data:`MAX_DOCUMENT_BYTES`. Every problem becomes one :class:`InputError` l
 
 Scalars are resolved close to YAML 1.2: only ``true``/``false`` are booleans (``yes``, ``no``, ``on``, ``off`` stay
 strings) and dates stay strings (the document models parse them), so a value users type as text is not silently
-turned into another type.
+turned into another type. A number longer than :data:`MAX_NUMBER_CHARS`, one too large for a float, or an explicitly
+tagged scalar that is not of its tag's type (``!!int abc``) is an InputError too.
 
 Dumping writes fields in model order, multi-line strings as ``|`` block scalars (with the chomping indicator that
 keeps their trailing newlines exact) and everything else plain or quoted as needed, so that
@@ -17,6 +18,8 @@ double-quoted scalar with escapes instead, which keeps it exact. Files with CRLF
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,12 +32,16 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from studio.core.errors import InputError, validation_problem
 from studio.core.fileio import atomic_write_text as atomic_write_text  # re-exported: older callers import it from here
+from studio.core.fileio import open_regular_file
 
 #: Largest document file the studio reads (bytes). Checked before the file is read.
 MAX_DOCUMENT_BYTES = 1024 * 1024
 #: Deepest nesting of mappings and lists accepted; studio documents need a handful of levels, and the parser and
 #: validators recurse once per level, so a deeper document is refused before it can exhaust the stack.
 MAX_NESTING = 64
+#: Longest number scalar accepted (characters). Studio documents hold small numbers; the limit keeps every integer
+#: far below Python's 4300-digit limit on converting integers to and from text (also in hex or octal notation).
+MAX_NUMBER_CHARS = 1000
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -89,6 +96,62 @@ class _StrictLoader(yaml.SafeLoader):
             first_seen[key] = key_node.start_mark
         return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
 
+    def _number_text(self, node: ScalarNode, kind: str) -> str:
+        text = str(self.construct_scalar(node))
+        if len(text) > MAX_NUMBER_CHARS:
+            raise _bad_scalar(node, f"{kind} of {len(text)} characters is too long (the limit is {MAX_NUMBER_CHARS})")
+        return text
+
+    def construct_yaml_int(self, node: ScalarNode) -> int:
+        text = self._number_text(node, "an integer")
+        try:
+            return int(super().construct_yaml_int(node))
+        except (ValueError, IndexError) as exc:
+            raise _bad_scalar(node, f"{_shown(text)} is not an integer") from exc
+
+    def construct_yaml_float(self, node: ScalarNode) -> float:
+        text = self._number_text(node, "a number")
+        try:
+            value = float(super().construct_yaml_float(node))
+        except (ValueError, IndexError) as exc:
+            raise _bad_scalar(node, f"{_shown(text)} is not a number") from exc
+        spelled = text.replace("_", "").lower().lstrip("+-")
+        if math.isinf(value) and spelled != ".inf":
+            raise _bad_scalar(node, f"{_shown(text)} is out of range (beyond about 1.8e308); write infinity as .inf")
+        if math.isnan(value) and spelled != ".nan":
+            raise _bad_scalar(node, f"{_shown(text)} is not a number; write not-a-number as .nan")
+        return value
+
+    def construct_yaml_bool(self, node: ScalarNode) -> bool:
+        text = str(self.construct_scalar(node))
+        try:
+            return bool(super().construct_yaml_bool(node))
+        except KeyError:
+            raise _bad_scalar(node, f"{_shown(text)} is not true or false") from None
+
+    def construct_yaml_null(self, node: ScalarNode) -> None:
+        text = str(self.construct_scalar(node))
+        if text not in ("", "~", "null", "Null", "NULL"):
+            raise _bad_scalar(node, f"{_shown(text)} is not null")
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """``text`` quoted for a message, cut short when it is long."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
+def _bad_scalar(node: Node, problem: str) -> yaml.constructor.ConstructorError:
+    return yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
+
+
+for _tag, _method in (
+    ("int", _StrictLoader.construct_yaml_int),
+    ("float", _StrictLoader.construct_yaml_float),
+    ("bool", _StrictLoader.construct_yaml_bool),
+    ("null", _StrictLoader.construct_yaml_null),
+):
+    _StrictLoader.add_constructor(_CORE + _tag, _method)
+
 
 #: Plain scalars that load as something other than text, close to the YAML 1.2 core schema:
 #: (tag, pattern, possible first characters; "" stands for the empty scalar).
@@ -138,22 +201,17 @@ for _tag, _pattern, _first in _IMPLICIT_TYPES:
 
 
 def read_text(path: Path | str, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> str:
-    """Read a UTF-8 text file, refusing directories, oversized, binary and non-UTF-8 files with an InputError."""
+    """Read a UTF-8 text file, refusing directories, pipes, devices and other non-regular files (without opening
+    them), and oversized, binary and non-UTF-8 files, with an InputError."""
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise InputError(path, "is a directory, not a file")
-        if size > max_bytes:
-            raise InputError(path, f"file is too large ({size} bytes; the limit is {max_bytes} bytes)")
-        with path.open("rb") as handle:
+    with open_regular_file(path) as handle:
+        try:
+            size = os.fstat(handle.fileno()).st_size
+            if size > max_bytes:
+                raise InputError(path, f"file is too large ({size} bytes; the limit is {max_bytes} bytes)")
             raw = handle.read(max_bytes + 1)
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a directory, not a file") from None
-    except OSError as exc:
-        raise InputError(path, f"cannot read the file ({exc.strerror or exc})") from None
+        except OSError as exc:
+            raise InputError(path, f"cannot read the file ({exc.strerror or exc})") from None
     if len(raw) > max_bytes:
         raise InputError(path, f"file is too large (more than {max_bytes} bytes)")
     nul = raw.find(b"\x00")
