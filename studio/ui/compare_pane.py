@@ -174,7 +174,7 @@ class ComparePane(QWidget):
     # -- choices ---------------------------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        records = self.runs.list_runs()
+        records = self.runs.readable_runs()[0]  # a damaged run is shown (as such) in the Check pane
         for combo in (self.run_a, self.run_b):
             current = combo.currentData()
             combo.blockSignals(True)
@@ -201,7 +201,11 @@ class ComparePane(QWidget):
         run_id = run_combo.currentData()
         if run_id is None:
             return
-        for config_id in self.runs.get_run(run_id).config_ids:
+        try:
+            config_ids = self.runs.get_run(run_id).config_ids
+        except StudioError:
+            return
+        for config_id in config_ids:
             config_combo.addItem(config_id, config_id)
         index = config_combo.findData(current)
         if index >= 0:

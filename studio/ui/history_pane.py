@@ -215,7 +215,7 @@ class HistoryPane(QWidget):
     def show_matrix(self) -> None:
         config_ids = self.matrix_configs()
         models: list[str] = []
-        for record in reversed(self.runs.list_runs()):  # oldest first
+        for record in reversed(self.runs.readable_runs()[0]):  # oldest first
             if set(record.config_ids) & set(config_ids) and record.candidate["name"] not in models:
                 models.append(record.candidate["name"])
         baseline = self.baseline_combo.currentData()

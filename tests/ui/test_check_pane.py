@@ -358,3 +358,24 @@ def test_a_run_stopped_by_a_failing_server_says_why(qtbot: QtBot, ctx: AppContex
     assert got.args[0].startswith("The check stopped: ") and "Resume the run" in got.args[0]
     assert pane.control.eta_label.text() == "failed"
     assert pane.results.resume_button.isEnabled()
+
+
+def test_a_run_damaged_in_the_database_is_listed_and_explained_not_a_crash(
+    qtbot: QtBot, ctx: AppContext, pane: CheckPane
+) -> None:
+    pane.select_configs(["game-studio"])
+    good = _run_to_end(qtbot, pane)
+    damaged = _run_to_end(qtbot, pane)
+    ctx.store.db.execute("UPDATE check_items SET rating = 'high' WHERE run_id = ?", [damaged])
+    pane.results.show_run(damaged)
+    warning = pane.results.summary.warnings_label.text()
+    assert "column 'rating' holds 'high'" in warning and pane.results.item_model.rowCount() == 0
+    pane.results.show_run(good)
+    assert pane.results.item_model.rowCount() == 3
+    # A run whose run row itself cannot be read is still listed, marked damaged.
+    ctx.store.db.execute("UPDATE check_runs SET params_json = '{not json' WHERE id = ?", [damaged])
+    pane.results.fill_runs()
+    titles = [pane.results.run_combo.itemText(i) for i in range(pane.results.run_combo.count())]
+    assert f"{damaged} · damaged" in titles and any(
+        good in pane.results.run_combo.itemData(i) for i in range(len(titles))
+    )

@@ -205,8 +205,9 @@ class Lifecycle:
 
     def candidate_runs(self, config: SafetyConfig) -> list[GateResult]:
         """Every finished run that checked this exact version, evaluated against the gate, best first."""
-        results = []
-        for record in self.store.runs.list_runs(config.id):
+        records, damaged = self.store.runs.readable_runs(config.id)
+        results = [GateResult(run_id, False, (why,), {}) for run_id, why in damaged]
+        for record in records:
             if record.status is RunStatus.FINISHED:
                 results.append(evaluate_gate(self.store, config, record.id, self.settings.gate))
         return sorted(results, key=lambda r: (r.passed, r.evidence.get("score") or -2.0), reverse=True)
@@ -386,7 +387,7 @@ class Lifecycle:
         """When the evidence run is stored here, it must have checked this content and still show that evidence."""
         run_id = str(chain.approval.get("run_id"))
         runs = self.store.runs
-        if not any(r.id == run_id for r in runs.list_runs(config.id)):
+        if run_id not in runs.run_ids(config.id):
             return
         checked = [c for c in runs.configs(run_id) if c.id == config.id]
         if not checked or checked[0].content_hash() != config.content_hash():

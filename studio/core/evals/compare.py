@@ -186,7 +186,7 @@ class HistoryRow:
 def config_history(runs: RunStore, config_id: str, use: str = "judge") -> list[HistoryRow]:
     """Every run that checked ``config_id``, newest first, with that config's score in the run."""
     rows: list[HistoryRow] = []
-    for record in runs.list_runs(config_id):
+    for record in runs.readable_runs(config_id)[0]:  # a damaged run is listed by `studio runs list`
         agg = aggregate(scored_item(i, use) for i in runs.items(record.id, config_id))
         position = record.config_ids.index(config_id)
         rows.append(

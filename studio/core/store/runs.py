@@ -8,6 +8,7 @@ judge's, never over them.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -17,11 +18,14 @@ import sqlite_utils
 
 from studio.core.choices import choices_hint
 from studio.core.documents import ProbeSuite, SafetyConfig
-from studio.core.errors import NotFoundError
+from studio.core.errors import NotFoundError, StateError, one_line
 from studio.core.store.migrations import migration
 from studio.core.taxonomy import Category
 
 ITEMS = "check_items"
+#: The top of the judges' 0-5 helpfulness scale (``studio.core.evals.scoring.MAX_RATING``, which the store cannot
+#: import); a stored rating outside it is damage.
+MAX_RATING = 5
 
 
 class RunStatus(StrEnum):
@@ -213,38 +217,131 @@ class ItemRecord:
         return self.human_utc is not None
 
 
-def _bool(value: Any) -> bool | None:
-    return None if value is None else bool(value)
+def _shown(value: Any, limit: int = 40) -> str:
+    """A stored value as a message shows it: quoted, cut short when long."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+class _RowReader:
+    """Typed values from one stored row; anything a studio write never stores is a StateError naming the run, the
+    item (when there is one) and the column, never a traceback and never a value quietly made to look right."""
+
+    def __init__(self, row: dict[str, Any], where: str) -> None:
+        self.row = row
+        self.where = where
+
+    def damaged(self, column: str, expected: str) -> StateError:
+        return StateError(
+            f"{self.where}: column {column!r} holds {_shown(self.row.get(column))}, not {expected}; "
+            "the database was edited or damaged"
+        )
+
+    def text(self, column: str) -> str:
+        value = self.row[column]
+        if not isinstance(value, str):
+            raise self.damaged(column, "text")
+        return value
+
+    def optional_text(self, column: str) -> str | None:
+        return None if self.row[column] is None else self.text(column)
+
+    def integer(self, column: str) -> int:
+        value = self.row[column]
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.damaged(column, "an integer")
+        return value
+
+    def rating(self, column: str) -> int | None:
+        value = self.row[column]
+        if value is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_RATING:
+            raise self.damaged(column, f"a rating 0-{MAX_RATING}")
+        return value
+
+    def flag(self, column: str) -> bool | None:
+        """A stored yes/no: NULL (not given), 0 or 1."""
+        value = self.row[column]
+        if value is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool) or value not in (0, 1):
+            raise self.damaged(column, "0 or 1")
+        return value == 1
+
+    def seconds(self, column: str) -> float | None:
+        value = self.row[column]
+        if value is None:
+            return None
+        if not isinstance(value, int | float) or isinstance(value, bool) or not (math.isfinite(value) and value >= 0):
+            raise self.damaged(column, "a number of seconds")
+        return float(value)
+
+    def _json(self, column: str, kind: type, expected: str) -> Any:
+        raw = self.row[column]
+        try:
+            value = json.loads(raw) if isinstance(raw, str) else None
+        except (ValueError, RecursionError):
+            value = None
+        if not isinstance(value, kind):
+            raise self.damaged(column, expected)
+        return value
+
+    def mapping(self, column: str, *, named: bool = False) -> dict[str, Any]:
+        """A JSON object; ``named``: one with a text ``name`` (a model's description)."""
+        expected = "a JSON object with a name" if named else "a JSON object"
+        value: dict[str, Any] = self._json(column, dict, expected)
+        if named and not isinstance(value.get("name"), str):
+            raise self.damaged(column, expected)
+        return value
+
+    def texts(self, column: str) -> tuple[str, ...]:
+        values = self._json(column, list, "a JSON list of texts")
+        if not all(isinstance(v, str) for v in values):
+            raise self.damaged(column, "a JSON list of texts")
+        return tuple(values)
+
+    def categories(self, column: str) -> tuple[Category, ...]:
+        expected = "a JSON list of risk category names"
+        values = self._json(column, list, expected)
+        known = {c.value for c in Category}
+        if not all(isinstance(v, str) and v in known for v in values):
+            raise self.damaged(column, expected)
+        return tuple(Category(v) for v in values)
+
+
+def _run_reader(row: dict[str, Any]) -> _RowReader:
+    return _RowReader(row, f"run {row['id']!r}")
 
 
 def _item_from_row(row: dict[str, Any]) -> ItemRecord:
-    flagged = row["flagged_json"]
+    read = _RowReader(row, f"run {row['run_id']!r}, item {row['config_id']}/{row['probe_id']}")
     return ItemRecord(
-        run_id=row["run_id"],
-        config_id=row["config_id"],
-        probe_id=row["probe_id"],
-        position=row["position"],
-        prompt=row["prompt"],
-        expected=row["expected"],
-        categories=tuple(Category(c) for c in json.loads(row["categories_json"])),
-        response=row["response"],
-        stop_reason=row["stop_reason"],
-        generation_s=row["generation_s"],
-        rating=row["rating"],
-        helpfulness_raw=row["helpfulness_raw"],
-        safe=_bool(row["safe"]),
-        safety_raw=row["safety_raw"],
-        flagged=None if flagged is None else tuple(Category(c) for c in json.loads(flagged)),
-        violated_clause=row["violated_clause"] or "",
-        reason=row["reason"] or "",
-        judged_utc=row["judged_utc"],
-        human_rating=row["human_rating"],
-        human_safe=_bool(row["human_safe"]),
-        human_note=row["human_note"] or "",
-        human_utc=row["human_utc"],
-        self_safe=_bool(row["self_safe"]),
-        self_raw=row["self_raw"],
-        error=row["error"],
+        run_id=read.text("run_id"),
+        config_id=read.text("config_id"),
+        probe_id=read.text("probe_id"),
+        position=read.integer("position"),
+        prompt=read.text("prompt"),
+        expected=read.text("expected"),
+        categories=read.categories("categories_json"),
+        response=read.optional_text("response"),
+        stop_reason=read.optional_text("stop_reason"),
+        generation_s=read.seconds("generation_s"),
+        rating=read.rating("rating"),
+        helpfulness_raw=read.optional_text("helpfulness_raw"),
+        safe=read.flag("safe"),
+        safety_raw=read.optional_text("safety_raw"),
+        flagged=None if row["flagged_json"] is None else read.categories("flagged_json"),
+        violated_clause=read.optional_text("violated_clause") or "",
+        reason=read.optional_text("reason") or "",
+        judged_utc=read.optional_text("judged_utc"),
+        human_rating=read.rating("human_rating"),
+        human_safe=read.flag("human_safe"),
+        human_note=read.optional_text("human_note") or "",
+        human_utc=read.optional_text("human_utc"),
+        self_safe=read.flag("self_safe"),
+        self_raw=read.optional_text("self_raw"),
+        error=read.optional_text("error"),
     )
 
 
@@ -431,31 +528,64 @@ class RunStore:
         return self._record(row)
 
     def _record(self, row: dict[str, Any]) -> RunRecord:
-        configs = list(
-            self.db.query(
+        read = _run_reader(row)
+        configs = [
+            _RowReader(c, read.where)
+            for c in self.db.query(
                 "SELECT config_id, config_hash FROM check_run_configs WHERE run_id = ? ORDER BY position", [row["id"]]
             )
-        )
+        ]
+        status = read.text("status")
+        statuses = [s.value for s in RunStatus]
+        if status not in statuses:
+            raise read.damaged("status", "a run status (" + ", ".join(statuses) + ")")
+        self_check = read.flag("self_check")
+        if self_check is None:
+            raise read.damaged("self_check", "0 or 1")
         return RunRecord(
-            id=row["id"],
-            label=row["label"],
-            status=RunStatus(row["status"]),
-            created_utc=row["created_utc"],
-            finished_utc=row["finished_utc"],
-            suite_id=row["suite_id"],
-            suite_hash=row["suite_hash"],
-            candidate=json.loads(row["candidate_json"]),
-            judge=json.loads(row["judge_json"]),
-            params=json.loads(row["params_json"]),
-            judge_params=json.loads(row["judge_params_json"]),
-            seed=row["seed"],
-            app_version=row["app_version"],
-            decoding_mode=row["decoding_mode"],
-            config_ids=tuple(c["config_id"] for c in configs),
-            config_hashes=tuple(c["config_hash"] for c in configs),
-            self_check=bool(row["self_check"]),
-            warnings=tuple(json.loads(row["warnings_json"] or "[]")),
+            id=read.text("id"),
+            label=read.text("label"),
+            status=RunStatus(status),
+            created_utc=read.text("created_utc"),
+            finished_utc=read.optional_text("finished_utc"),
+            suite_id=read.text("suite_id"),
+            suite_hash=read.text("suite_hash"),
+            candidate=read.mapping("candidate_json", named=True),
+            judge=read.mapping("judge_json", named=True),
+            params=read.mapping("params_json"),
+            judge_params=read.mapping("judge_params_json"),
+            seed=read.integer("seed"),
+            app_version=read.text("app_version"),
+            decoding_mode=read.optional_text("decoding_mode"),
+            config_ids=tuple(c.text("config_id") for c in configs),
+            config_hashes=tuple(c.text("config_hash") for c in configs),
+            self_check=self_check,
+            warnings=() if row["warnings_json"] is None else read.texts("warnings_json"),
         )
+
+    def run_ids(self, config_id: str | None = None) -> list[str]:
+        """The ids of :meth:`list_runs` without reading the runs (a listing can then show a damaged one as such)."""
+        if config_id is None:
+            rows = self.db.query("SELECT id FROM check_runs ORDER BY created_utc DESC, rowid DESC")
+        else:
+            rows = self.db.query(
+                "SELECT r.id FROM check_runs r JOIN check_run_configs c ON c.run_id = r.id WHERE c.config_id = ? "
+                "ORDER BY r.created_utc DESC, r.rowid DESC",
+                [config_id],
+            )
+        return [row["id"] for row in rows]
+
+    def readable_runs(self, config_id: str | None = None) -> tuple[list[RunRecord], list[tuple[str, str]]]:
+        """The runs of :meth:`list_runs` that can be read, and (id, why) for each that cannot (a damaged row), so
+        a listing shows the rest instead of failing as a whole."""
+        records: list[RunRecord] = []
+        damaged: list[tuple[str, str]] = []
+        for run_id in self.run_ids(config_id):
+            try:
+                records.append(self.get_run(run_id))
+            except StateError as exc:
+                damaged.append((run_id, str(exc)))
+        return records, damaged
 
     def list_runs(self, config_id: str | None = None) -> list[RunRecord]:
         """Runs, newest first; with ``config_id`` only those that checked that config."""
@@ -473,11 +603,23 @@ class RunStore:
         row = next(self.db.query("SELECT suite_json FROM check_runs WHERE id = ?", [run_id]), None)
         if row is None:
             raise self._missing(run_id)
-        return ProbeSuite.model_validate_json(row["suite_json"])
+        try:
+            return ProbeSuite.model_validate_json(row["suite_json"])
+        except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+            raise _stored_document_damaged(f"run {run_id!r}", "suite_json", "the probe suite", exc) from None
 
     def configs(self, run_id: str) -> list[SafetyConfig]:
-        rows = self.db.query("SELECT config_json FROM check_run_configs WHERE run_id = ? ORDER BY position", [run_id])
-        return [SafetyConfig.model_validate_json(row["config_json"]) for row in rows]
+        rows = self.db.query(
+            "SELECT config_id, config_json FROM check_run_configs WHERE run_id = ? ORDER BY position", [run_id]
+        )
+        configs: list[SafetyConfig] = []
+        for row in rows:
+            try:
+                configs.append(SafetyConfig.model_validate_json(row["config_json"]))
+            except (ValueError, TypeError) as exc:
+                where = f"run {run_id!r}, config {row['config_id']!r}"
+                raise _stored_document_damaged(where, "config_json", "the checked config", exc) from None
+        return configs
 
     def items(self, run_id: str, config_id: str | None = None) -> list[ItemRecord]:
         sql = "SELECT * FROM check_items WHERE run_id = ?"
@@ -498,3 +640,9 @@ class RunStore:
         if row is None:
             raise self._missing_item(run_id, config_id, probe_id)
         return _item_from_row(row)
+
+
+def _stored_document_damaged(where: str, column: str, what: str, exc: Exception) -> StateError:
+    return StateError(
+        f"{where}: column {column!r} does not hold {what} ({one_line(exc)}); the database was edited or damaged"
+    )

@@ -150,7 +150,10 @@ class CheckPane(QWidget):
         run_id = self.results.run_combo.currentData()
         if self.running or run_id is None:
             return False
-        record = self.runs.get_run(run_id)
+        record = self.results.shown_record()
+        if record is None:
+            self.message.emit(f"Run {run_id} cannot be read: see the run's summary")
+            return False
         if record.status is RunStatus.FINISHED:
             self.message.emit(f"Run {run_id} is already finished")
             return False

@@ -186,8 +186,11 @@ class CheckResults(QWidget):
         shown = self.run_id
         self.run_combo.blockSignals(True)
         self.run_combo.clear()
-        for record in self.runs.list_runs():
+        records, damaged = self.runs.readable_runs()
+        for record in records:
             self.run_combo.addItem(run_title(record), record.id)
+        for run_id, _ in damaged:
+            self.run_combo.addItem(f"{run_id} · damaged", run_id)
         self.run_combo.blockSignals(False)
         if shown is not None:
             select_data(self.run_combo, shown)
@@ -204,10 +207,19 @@ class CheckResults(QWidget):
             self.summary.clear()
             return
         selected = self.review.item
-        record = self.runs.get_run(run_id)
+        try:
+            record = self.runs.get_run(run_id)
+            items = self.runs.items(run_id)
+        except StudioError as exc:  # a row edited or damaged outside the studio
+            self.item_model.set_rows([])
+            self.review.set_run(None)
+            self.summary.clear()
+            self.summary.show_warnings((str(exc),))
+            self.update_buttons()
+            return
         self._enable_cascade(record.self_check)
         self.summary.show_warnings(record.warnings)
-        self.item_model.set_rows(self.runs.items(run_id))
+        self.item_model.set_rows(items)
         if self.review.run_id != run_id:
             self.review.set_run(run_id)
         elif selected is not None:
@@ -221,7 +233,11 @@ class CheckResults(QWidget):
         if self.run_id is None:
             return
         choice = self.scoring_choice()
-        self.report = run_report(self.runs, self.run_id, self.use, choice.helpfulness, choice.variant)
+        try:
+            self.report = run_report(self.runs, self.run_id, self.use, choice.helpfulness, choice.variant)
+        except StudioError as exc:  # a damaged run: its message is shown instead of a score
+            self.summary.show_warnings((str(exc),))
+            return
         self.summary.show_report(self.report)
 
     def shown_record(self) -> RunRecord | None:
