@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from studio.cli.parser import command_group
 from studio.core.documents import ConfigKind, ConfigStatus, ProbeSuite, SafetyConfig
 from studio.core.errors import ExitCode, InputError, StudioError, validation_problem
-from studio.core.fileio import atomic_write_text
+from studio.core.fileio import write_output
 from studio.core.settings import current_identity, load_settings
 from studio.core.store import Store
 from studio.core.taxonomy import Category, UnknownCategoryError, parse_category
@@ -178,12 +178,7 @@ def _write_output(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
         return
-    if output.is_dir():
-        raise InputError(output, "is a directory; give a file name to write")
-    try:
-        atomic_write_text(output, text)
-    except OSError as exc:
-        raise InputError(output, f"cannot write the file ({exc.strerror or exc})") from None
+    write_output(output, text)
     print(f"wrote {output}", file=sys.stderr)
 
 

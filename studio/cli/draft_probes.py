@@ -10,7 +10,7 @@ from typing import Any
 from studio.cli.check import open_models
 from studio.core.errors import ExitCode
 from studio.core.evals.probegen import DraftFailure, ProbeDraft, draft_probes, new_suite_from_drafts
-from studio.core.fileio import atomic_write_text
+from studio.core.fileio import output_target, write_output
 from studio.core.inference.base import GenerationParams
 from studio.core.inference.opening import add_load_arguments
 from studio.core.refs import load_config_ref
@@ -35,6 +35,7 @@ def register(sub: Any) -> None:
 
 
 def _draft_probes(args: argparse.Namespace) -> int:
+    output_target(args.out, what="suite")  # before the model is loaded
     with Store.open() as store:
         config = load_config_ref(args.config, store.configs)
         params = GenerationParams(temperature=0.7, max_tokens=args.max_tokens, seed=args.seed)
@@ -48,6 +49,6 @@ def _draft_probes(args: argparse.Namespace) -> int:
         if not drafts:
             print("studio: the model gave no usable probes", file=sys.stderr)
             return int(ExitCode.FAILURE)
-        atomic_write_text(args.out, dump_document(new_suite_from_drafts(config, drafts)))
+        write_output(args.out, dump_document(new_suite_from_drafts(config, drafts)), what="suite")
         print(f"{len(drafts)} drafted probes written to {args.out}")
         return int(ExitCode.OK)

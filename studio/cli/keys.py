@@ -11,7 +11,7 @@ from typing import Any
 from studio.cli.approval import acting_identity, add_actor_argument
 from studio.cli.parser import command_group
 from studio.core.errors import ExitCode
-from studio.core.fileio import atomic_write_text
+from studio.core.fileio import write_output
 from studio.core.identity import create_identity, local_identities, trust_card, trusted_keys
 
 
@@ -52,7 +52,7 @@ def _keys_public(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(card)
     else:
-        atomic_write_text(args.output, card)
+        write_output(args.output, card, what="card")
     return int(ExitCode.OK)
 
 

@@ -17,7 +17,7 @@ from studio.core.evals.importers import (
 from studio.core.evals.reference import explain, format_table, score_reference
 from studio.core.evals.reports import format_report
 from studio.core.evals.scoring import Helpfulness, ScoreReport, Variant, score_items
-from studio.core.fileio import atomic_write_text
+from studio.core.fileio import output_target, write_output
 
 
 def register(sub: Any) -> None:
@@ -62,11 +62,14 @@ def print_report(report: ScoreReport, extra: dict[str, Any] | None = None, out: 
     """The report as text on stdout and, given ``out``, as JSON there (with ``extra`` fields first)."""
     print(format_report(report))
     if out is not None:
-        atomic_write_text(out, json.dumps({**(extra or {}), **report.as_dict()}, indent=2, ensure_ascii=False) + "\n")
+        payload = {**(extra or {}), **report.as_dict()}
+        write_output(out, json.dumps(payload, indent=2, ensure_ascii=False) + "\n", what="report")
 
 
 def _score(args: argparse.Namespace) -> int:
     variant = Variant(args.variant)
+    if args.json is not None:
+        output_target(args.json, (args.items,), what="report")  # before any reading: never the items file
     if args.parsing == "reference":
         return _score_reference(args, variant)
     records = read_score_items(args.items, binary=args.binary)
@@ -97,5 +100,5 @@ def _score_reference(args: argparse.Namespace, variant: Variant) -> int:
             print("  " + explain(outcome))
     if args.json is not None:
         payload = {"source": str(args.items), **table.as_dict()}
-        atomic_write_text(args.json, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        write_output(args.json, json.dumps(payload, indent=2, ensure_ascii=False) + "\n", (args.items,), what="report")
     return int(ExitCode.OK)

@@ -77,6 +77,42 @@ def open_regular_file(path: Path | str) -> BinaryIO:
         raise
 
 
+def output_target(path: Path | str, inputs: tuple[Path | str, ...] = (), *, what: str = "output") -> Path:
+    """The file to write for an output path the user named, checked before any work is done (InputError).
+
+    Refused: an empty name, a folder, anything but a regular file where something exists (a device such as
+    ``/dev/full``, a pipe, a socket: replacing it with a file would break it), a folder that does not exist, and
+    one of the command's own ``inputs`` (the report would overwrite its data). A link to a regular file is
+    followed, so the link stays and its file is replaced.
+    """
+    if not str(path).strip():
+        raise InputError(None, f"the {what} file name is empty")
+    given = Path(path)
+    target = given.resolve() if given.is_symlink() else given
+    if target.exists():
+        problem = non_regular_problem(os.stat(target).st_mode)
+        if problem is not None:
+            raise InputError(given, f"{problem}; give the name of a file to write the {what} to")
+        for source in inputs:
+            with contextlib.suppress(OSError):
+                if os.path.samefile(target, source):
+                    raise InputError(given, f"is also an input of this command; write the {what} somewhere else")
+    elif not target.parent.is_dir():
+        raise InputError(given, f"the folder {target.parent} does not exist")
+    return target
+
+
+def write_output(path: Path | str, text: str, inputs: tuple[Path | str, ...] = (), *, what: str = "output") -> Path:
+    """Check ``path`` with :func:`output_target`, then replace it atomically with ``text``; InputError when the
+    file cannot be written. Returns the file written."""
+    target = output_target(path, inputs, what=what)
+    try:
+        atomic_write_text(target, text)
+    except OSError as exc:
+        raise InputError(Path(path), f"cannot write the file ({exc.strerror or exc})") from None
+    return target
+
+
 def fsync_dir(folder: Path) -> None:
     """Make a rename inside ``folder`` durable; a no-op where folders cannot be opened (Windows)."""
     with contextlib.suppress(OSError):

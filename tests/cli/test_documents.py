@@ -327,9 +327,13 @@ def test_export_failure_keeps_existing_file(tmp_path: Path, capsys: pytest.Captu
     run(capsys, "config", "import", str(config_file(tmp_path, "alpha")))
     code, _, err = run(capsys, "config", "export", "alpha", "-o", str(tmp_path / "no-dir" / "x.yaml"))
     assert code == ExitCode.INPUT
-    assert err.startswith(f"studio: error: {tmp_path / 'no-dir' / 'x.yaml'}: cannot write the file")
+    assert err == f"studio: error: {tmp_path / 'no-dir' / 'x.yaml'}: the folder {tmp_path / 'no-dir'} does not exist\n"
     code, _, err = run(capsys, "config", "export", "alpha", "-o", str(tmp_path))
-    assert (code, err) == (ExitCode.INPUT, f"studio: error: {tmp_path}: is a directory; give a file name to write\n")
+    assert code == ExitCode.INPUT
+    assert (
+        err
+        == f"studio: error: {tmp_path}: is a directory, not a file; give the name of a file to write the output to\n"
+    )
 
 
 def test_suite_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -244,3 +244,58 @@ def test_one_config_in_several_spellings_counts_once(tmp_path: Path, capsys: pyt
         assert headline.startswith("CoSA-Score") and ": +0.167" in headline and "2 config(s)" in headline
     report = json.loads(out.read_text())
     assert len(report["per_config"]) == 2
+
+
+@pytest.mark.parametrize("parsing", ["strict", "reference"])
+def test_the_report_never_overwrites_the_items_it_scores(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], parsing: str
+) -> None:
+    items = _write_jsonl(tmp_path / "items.jsonl", list(_reference_rows()))
+    before = items.read_bytes()
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(items)
+    for out in (items, link):
+        assert main(["score", str(items), "--parsing", parsing, "--json", str(out)]) == 3
+        assert "is also an input of this command" in capsys.readouterr().err
+    assert items.read_bytes() == before and link.is_symlink()
+
+
+@pytest.mark.parametrize("kind", ["folder", "missing folder", "empty", "socket", "fifo"])
+def test_a_report_path_that_cannot_take_a_file_is_refused_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    import os
+    import socket
+
+    # No real device here: a broken check would replace it with a file for everyone (a socket stands in for one).
+    items = _write_jsonl(tmp_path / "items.jsonl", list(_reference_rows()))
+    out = {
+        "folder": tmp_path,
+        "missing folder": tmp_path / "no-such" / "report.json",
+        "empty": "",
+        "socket": tmp_path / "s.json",
+        "fifo": tmp_path / "pipe.json",
+    }[kind]
+    listener = socket.socket(socket.AF_UNIX)
+    if kind == "fifo":
+        os.mkfifo(out)
+    elif kind == "socket":
+        listener.bind(str(out))
+    try:
+        assert main(["score", str(items), "--json", str(out)]) == 3
+    finally:
+        listener.close()
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "CoSA-Score" not in captured.out  # refused before any work
+    if kind in ("fifo", "socket"):
+        assert not Path(out).is_file()
+
+
+def test_a_report_through_a_link_replaces_the_linked_file(tmp_path: Path) -> None:
+    items = _write_jsonl(tmp_path / "items.jsonl", list(_reference_rows()))
+    real = tmp_path / "real.json"
+    real.write_text("old", encoding="utf-8")
+    link = tmp_path / "report.json"
+    link.symlink_to(real)
+    assert main(["score", str(items), "--json", str(link)]) == 0
+    assert link.is_symlink() and json.loads(real.read_text(encoding="utf-8"))["score"] == pytest.approx(0.15)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from studio import __version__
-from studio.core.errors import StateError
+from studio.core.errors import InputError, StateError
 from studio.core.evals.judges import prompt_template
 from studio.core.evals.runner import (
     CheckRunner,
@@ -187,6 +187,18 @@ def test_export_json_and_csv(tmp_path: Path) -> None:
     assert lines[0].startswith("config_id,probe_id,expected")
     assert len(lines) == 7
     assert not list(tmp_path.glob(".run.*"))
+
+
+@pytest.mark.parametrize("name", ["run.xml", "run", "missing/run.json"])
+def test_export_refuses_a_name_it_cannot_honour(tmp_path: Path, name: str) -> None:
+    """The suffix chooses the format: another suffix is refused rather than written as JSON under that name."""
+    store = open_store(tmp_path)
+    run_id = list(CheckRunner(store.runs, RuleBackend(candidate_rule), RuleBackend(judge_rule)).check(_spec()))[
+        -1
+    ].run_id
+    with pytest.raises(InputError):
+        export_run(store.runs, run_id, tmp_path / name)
+    assert not (tmp_path / name).exists()
 
 
 def test_self_check_records_the_candidates_own_verdicts_for_cascade(tmp_path: Path) -> None:

@@ -20,11 +20,11 @@ from typing import Any
 
 from studio import __version__
 from studio.core.documents import ProbeSuite, SafetyConfig
-from studio.core.errors import CancelledError, StateError
+from studio.core.errors import CancelledError, InputError, StateError
 from studio.core.evals.judges import HelpfulnessJudge, SafetyJudge, prompt_fingerprints
 from studio.core.evals.judging import Judged, Reply, judge_many, safety_many
 from studio.core.evals.scoring import Helpfulness, ScoredItem, ScoreReport, Variant, item_score, score_items
-from studio.core.fileio import atomic_write_text
+from studio.core.fileio import output_target, write_output
 from studio.core.inference.base import (
     Backend,
     BackendInfo,
@@ -541,8 +541,21 @@ def run_item_rows(runs: RunStore, run_id: str) -> list[dict[str, Any]]:
     return [item_row(i) for i in runs.items(run_id)]
 
 
+#: The file suffixes :func:`export_run` writes, and the format of each.
+EXPORT_SUFFIXES = {".json": "JSON", ".csv": "CSV"}
+
+
+def check_export_path(path: Path) -> None:
+    """InputError unless ``path`` can take a run export: a .json or .csv file name where a file can be written."""
+    if path.suffix.casefold() not in EXPORT_SUFFIXES:
+        raise InputError(path, "name the export file .json or .csv (that chooses its format)")
+    output_target(path, what="export")
+
+
 def export_run(runs: RunStore, run_id: str, path: Path) -> None:
-    """Write a run as JSON (provenance, report, items) or CSV (one row per item), chosen by the file suffix."""
+    """Write a run as JSON (provenance, report, items) or CSV (one row per item), chosen by the file suffix
+    (InputError for another suffix or a path that cannot take the file, checked before anything is read)."""
+    check_export_path(path)
     record = runs.get_run(run_id)
     rows = run_item_rows(runs, run_id)
     if path.suffix.casefold() == ".csv":
@@ -560,5 +573,4 @@ def export_run(runs: RunStore, run_id: str, path: Path) -> None:
             "items": rows,
         }
         text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, text)
+    write_output(path, text, what="export")
