@@ -18,6 +18,7 @@ from studio.core.inference.base import GenerationParams, GenerationResult, Token
 from studio.core.inference.opening import LoadOptions, gpu_setting, open_backend
 from studio.core.store import Store
 from studio.core.wording import reply_details, reply_summary
+from studio.core.yamlio import read_text
 
 
 def register(sub: Any) -> None:
@@ -66,12 +67,11 @@ def _schema(path_text: str | None) -> dict[str, Any] | None:
     if path_text is None:
         return None
     path = Path(path_text)
+    text = read_text(path)  # a regular UTF-8 file of sane size, else a one-line InputError
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(path, "schema file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"cannot read schema file ({exc})") from None
+        data = json.loads(text)
+    except RecursionError:
+        raise InputError(path, "the schema is nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise InputError(path, f"invalid JSON: {exc.msg}", line=exc.lineno, column=exc.colno) from None
     if not isinstance(data, dict):

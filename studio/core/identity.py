@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from studio.core.errors import InputError, NotFoundError, StateError
-from studio.core.fileio import atomic_write_bytes, atomic_write_text
+from studio.core.fileio import atomic_write_bytes, atomic_write_text, open_regular_file
 from studio.core.paths import app_home
 
 ALGORITHM = "ed25519"
@@ -247,8 +247,9 @@ def read_card(data: object) -> KnownKey | None:
 def _read_card_file(path: Path, *, local: bool) -> KnownKey | None:
     try:
         _check_private(path)
-        known = read_card(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, StateError, RecursionError):
+        with open_regular_file(path) as handle:  # a pipe slipped in among the cards must not block every command
+            known = read_card(json.loads(handle.read(1 << 20).decode("utf-8")))
+    except (OSError, ValueError, StateError, InputError, RecursionError):
         return None
     return None if known is None else KnownKey(known.name, known.key_id, known.public_key, local)
 

@@ -93,6 +93,22 @@ def test_invalid_schema_names_file_and_line(tmp_path: Path, capsys: pytest.Captu
     assert f"{schema}:3:" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("kind", ["fifo", "missing", "binary"])
+def test_a_schema_that_is_no_readable_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    import os
+
+    schema = tmp_path / "schema.json"
+    if kind == "fifo":
+        os.mkfifo(schema)  # reading it would wait for a writer forever
+    elif kind == "binary":
+        schema.write_bytes(b"\x00\x01{}")
+    code, _, err = _run(["probe", "--config-text", "x", "--schema", str(schema), "hello"], capsys)
+    assert code == ExitCode.INPUT
+    assert str(schema) in err and len(err.strip().splitlines()) == 1
+
+
 def test_model_that_is_not_gguf_is_an_input_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fake = tmp_path / "fake.gguf"
     fake.write_bytes(b"not a model at all" * 10)

@@ -482,6 +482,15 @@ def test_a_card_copied_into_the_identities_folder_is_no_local_identity(
     assert intruder.key_id not in local
 
 
+def test_a_pipe_among_the_trusted_cards_does_not_block(people: dict[str, Identity], studio_home: Path) -> None:
+    import os
+
+    trusted = studio_home / "keys" / "trusted"
+    trusted.mkdir(mode=0o700, exist_ok=True)
+    os.mkfifo(trusted / "mallory.card.json", 0o600)
+    assert main(["keys", "list"]) == 0
+
+
 def test_tampered_file_is_refused_on_import(store: Store, people: dict[str, Identity], tmp_path: Path) -> None:
     _approved(store, people)
     out = _export(tmp_path)
