@@ -563,17 +563,21 @@ class RunStore:
             warnings=() if row["warnings_json"] is None else read.texts("warnings_json"),
         )
 
-    def run_ids(self, config_id: str | None = None) -> list[str]:
-        """The ids of :meth:`list_runs` without reading the runs (a listing can then show a damaged one as such)."""
+    def _run_rows(self, columns: str, config_id: str | None) -> list[dict[str, Any]]:
+        """``columns`` of the runs, newest first; with ``config_id`` only those that checked that config."""
         if config_id is None:
-            rows = self.db.query("SELECT id FROM check_runs ORDER BY created_utc DESC, rowid DESC")
-        else:
-            rows = self.db.query(
-                "SELECT r.id FROM check_runs r JOIN check_run_configs c ON c.run_id = r.id WHERE c.config_id = ? "
-                "ORDER BY r.created_utc DESC, r.rowid DESC",
+            return list(self.db.query(f"SELECT {columns} FROM check_runs r ORDER BY created_utc DESC, rowid DESC"))
+        return list(
+            self.db.query(
+                f"SELECT {columns} FROM check_runs r JOIN check_run_configs c ON c.run_id = r.id "
+                "WHERE c.config_id = ? ORDER BY r.created_utc DESC, r.rowid DESC",
                 [config_id],
             )
-        return [row["id"] for row in rows]
+        )
+
+    def run_ids(self, config_id: str | None = None) -> list[str]:
+        """The ids of :meth:`list_runs` without reading the runs (a listing can then show a damaged one as such)."""
+        return [row["id"] for row in self._run_rows("r.id", config_id)]
 
     def readable_runs(self, config_id: str | None = None) -> tuple[list[RunRecord], list[tuple[str, str]]]:
         """The runs of :meth:`list_runs` that can be read, and (id, why) for each that cannot (a damaged row), so
@@ -589,15 +593,7 @@ class RunStore:
 
     def list_runs(self, config_id: str | None = None) -> list[RunRecord]:
         """Runs, newest first; with ``config_id`` only those that checked that config."""
-        if config_id is None:
-            rows = self.db.query("SELECT * FROM check_runs ORDER BY created_utc DESC, rowid DESC")
-        else:
-            rows = self.db.query(
-                "SELECT r.* FROM check_runs r JOIN check_run_configs c ON c.run_id = r.id WHERE c.config_id = ? "
-                "ORDER BY r.created_utc DESC, r.rowid DESC",
-                [config_id],
-            )
-        return [self._record(row) for row in list(rows)]
+        return [self._record(row) for row in self._run_rows("r.*", config_id)]
 
     def suite(self, run_id: str) -> ProbeSuite:
         row = next(self.db.query("SELECT suite_json FROM check_runs WHERE id = ?", [run_id]), None)
