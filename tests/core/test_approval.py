@@ -284,6 +284,22 @@ def test_a_retired_version_cannot_be_approved_again_by_the_status_column_or_an_o
     assert main(["verify", str(before_retirement)]) == 0  # the file itself still verifies: it was approved then
 
 
+def test_deleting_the_signed_retirement_does_not_bring_the_version_back(
+    store: Store, people: dict[str, Identity], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _approved(store, people)
+    Lifecycle(store, _strict_settings()).retire("support-bot", people["bob"], comment="superseded")
+    store.db.execute("DROP TRIGGER statements_no_delete")
+    store.db.execute("DELETE FROM statements WHERE kind = 'retire'")
+    store.db.execute("UPDATE config_versions SET status = 'approved' WHERE config_id = 'support-bot'")
+    capsys.readouterr()
+    assert main(["export", "support-bot", "--version", "1", "--as", "bob", "-o", str(tmp_path / "again.yaml")]) == 5
+    assert "the audit log does not hold" in capsys.readouterr().err
+    assert not (tmp_path / "again.yaml").exists()
+    assert main(["audit", "verify"]) == 1
+    assert "which is no longer stored (statements were deleted)" in capsys.readouterr().out
+
+
 def test_runs_review_signs_who_what_and_why(store: Store, people: dict[str, Identity]) -> None:
     config = _written_and_submitted(store, people, _strict_settings())
     run_id = _run_check(store, config)

@@ -163,8 +163,9 @@ class AuditLog:
         if state is None or state.get("audit checked"):
             return
         # Statements this transaction stored before its first row are not named yet, so the check of statements
-        # against rows is left to `studio audit verify`; it keeps reporting rows removed before this write.
-        problems = self._chain_and_head()
+        # against rows is left to `studio audit verify`; it keeps reporting rows removed before this write. Rows
+        # naming statements that are gone are checked here: deleting a retirement must not let an export through.
+        problems = self._chain_and_head() + self._deleted_statements()
         if problems:
             first = problems[0]
             where = f"row {first.seq}: " if first.seq is not None else ""
@@ -218,7 +219,7 @@ class AuditLog:
     def verify(self) -> list[AuditProblem]:
         """Recompute the chain, check it against the signed head and look for signed statements that no row names;
         an empty list means the log is intact."""
-        return self._chain_and_head() + self._unlogged_statements()
+        return self._chain_and_head() + self._deleted_statements() + self._unlogged_statements()
 
     def _chain_and_head(self) -> list[AuditProblem]:
         problems: list[AuditProblem] = []
@@ -255,9 +256,30 @@ class AuditLog:
                 problems.extend(self._check_head(hashes))
         return problems
 
+    def _deleted_statements(self) -> list[AuditProblem]:
+        """Rows that name a signed statement the table no longer holds (statements deleted around the trigger)."""
+        if not _has_statements(self._db):
+            return []
+        stored = {row["digest"] for row in self._db.query("SELECT digest FROM statements")}
+        problems = []
+        for row in self._db.query(f"SELECT seq, details FROM {TABLE} ORDER BY seq"):
+            details = _details(row["details"])
+            named = [details.get(key) for key in ("statement", "approval")]
+            accepted = details.get("statements")
+            named += accepted if isinstance(accepted, list) else []
+            gone = [d for d in named if isinstance(d, str) and d not in stored]
+            if gone:
+                problems.append(
+                    AuditProblem(
+                        row["seq"],
+                        f"names signed statement {gone[0][:12]}, which is no longer stored (statements were deleted)",
+                    )
+                )
+        return problems
+
     def _unlogged(self) -> list[dict[str, Any]]:
         """The statement rows (digest, kind, config_id, run_id) that no audit row names."""
-        if not any(True for _ in self._db.query("SELECT 1 FROM sqlite_master WHERE name = 'statements'")):
+        if not _has_statements(self._db):
             return []
         named: set[str] = set()
         for row in self._db.query(f"SELECT details FROM {TABLE}"):
@@ -467,6 +489,10 @@ def _parse_head(data: object) -> Head | None:
     if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(digest, str):
         return None
     return Head(seq, digest, str(key))
+
+
+def _has_statements(db: sqlite_utils.Database) -> bool:
+    return any(True for _ in db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'statements'"))
 
 
 def _details(text: object) -> dict[str, Any]:
