@@ -42,13 +42,41 @@ def register(sub: Any) -> None:
     bench.set_defaults(func=_import_benchmark)
 
 
-def _benchmark_files(source: str) -> list[Path]:
-    """The data files of ``source``: the file itself, or the data files of a Hub dataset (fetched, resumable)."""
+#: File suffixes that make a source a local file, never a Hub dataset id: the data files the importers read, and
+#: other files a mistyped source may name.
+FILE_SUFFIXES = frozenset(".jsonl .ndjson .json .csv .tsv .parquet .arrow .txt .xlsx .xls .yaml .yml .gz .zip".split())
+
+
+def looks_like_path(source: str) -> bool:
+    """Whether ``source`` names a local file whether or not it exists: a data-file suffix (``data/Violence.jsonl``),
+    an explicit folder (``./``, ``../``, ``/``, ``~``, a backslash) or a first part that is a folder here."""
+    if source.startswith(("./", "../", "/", "~", ".\\", "..\\")) or "\\" in source:
+        return True
+    if Path(source).suffix.casefold() in FILE_SUFFIXES:
+        return True
+    first = source.split("/", 1)[0]
+    return bool(first) and "/" in source and Path(first).is_dir()
+
+
+def _source_kind(source: str) -> str:
+    """``"file"`` for an existing data file, ``"hub"`` for a Hub dataset id; InputError for a file that is not
+    there (a mistyped path is never looked up on the Hub) or a folder."""
     from studio.core.inference.hub import REPO_ID_RE
 
     path = Path(source).expanduser()
-    if path.exists() or not REPO_ID_RE.match(source):
-        return [path]
+    if path.is_dir():
+        raise InputError(path, "is a directory; give the data files in it")
+    if path.exists():
+        return "file"
+    if REPO_ID_RE.match(source) and not looks_like_path(source):
+        return "hub"
+    raise InputError(path, "no such file")
+
+
+def _benchmark_files(source: str) -> list[Path]:
+    """The data files of ``source``: the file itself, or the data files of a Hub dataset (fetched, resumable)."""
+    if _source_kind(source) == "file":
+        return [Path(source).expanduser()]
     from studio.cli.models import TerminalProgress
     from studio.core.inference.hub import download_dataset
     from studio.core.paths import app_home
@@ -60,6 +88,8 @@ def _benchmark_files(source: str) -> list[Path]:
 def _import_benchmark(args: argparse.Namespace) -> int:
     if args.prefix is not None and not re.fullmatch(ID_PATTERN, f"{args.prefix}-0"):
         raise InputError("--prefix", f"{args.prefix!r} cannot start a config id (use a-z, 0-9, '.', '_', '-')")
+    for source in args.file:
+        _source_kind(source)  # every local file checked before anything is fetched
     files = [path for source in args.file for path in _benchmark_files(source)]
     if args.kind == "cosapien":
         imported = import_cosapien(files, prefix=args.prefix or "cosapien")

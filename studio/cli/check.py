@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import shlex
+import signal
 import sys
+import threading
 import time
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any, TextIO
 
 from studio.core.documents import ProbeSuite, SafetyConfig
@@ -19,15 +24,26 @@ from studio.core.evals.runner import (
     Progress,
     RunEvent,
     RunFinished,
+    check_export_path,
     export_run,
 )
 from studio.core.evals.suites import sample_suite
-from studio.core.fileio import atomic_write_text
+from studio.core.fileio import atomic_write_text, output_target
 from studio.core.inference.base import Backend, GenerationParams
 from studio.core.inference.opening import add_load_arguments, load_options, open_candidate_and_judge
-from studio.core.refs import load_config_ref
+from studio.core.paths import database_path
+from studio.core.refs import is_file_ref, load_config_ref
+from studio.core.settings import MAX_GPU_LAYERS, MAX_MAX_CONTEXT, MIN_MAX_CONTEXT, load_settings
 from studio.core.store.runs import RunStatus
 from studio.core.store.store import Store
+
+#: The ranges of the numeric arguments of ``studio check``, checked before anything is loaded.
+MAX_TOKENS = MAX_MAX_CONTEXT  # no reply can be longer than the largest context
+MAX_TEMPERATURE = 2.0
+MAX_SEED = 2**31 - 1
+MAX_THREADS = 1024
+MAX_LABEL_CHARS = 200
+MAX_SAMPLE = 10_000  # the most probes a suite holds
 
 
 def register(sub: Any) -> None:
@@ -149,9 +165,108 @@ def resume_hint(run_id: str, args: argparse.Namespace) -> str:
     return command
 
 
-def _check(args: argparse.Namespace) -> int:
+def _finite(value: float, option: str, low: float, high: float, what: str) -> None:
+    if not math.isfinite(value) or not low <= value <= high:
+        raise InputError(option, f"must be a number from {low:g} to {high:g} ({what}), got {value:g}")
+
+
+def _whole(value: int | None, option: str, low: int, high: int) -> None:
+    if value is not None and value < low:
+        raise InputError(option, f"must be at least {low}, got {value}")
+    if value is not None and value > high:
+        raise InputError(option, f"must be at most {high}, got {value}")
+
+
+def _output(path: Path, option: str, inputs: tuple[Path, ...], what: str) -> None:
+    """InputError naming ``option`` unless ``path`` can take the file: not a folder or special file, in a folder
+    that exists, not one of the command's inputs (also one not created yet, such as a new database)."""
+    if any(path.resolve() == source.resolve() for source in inputs):
+        raise InputError(path, f"is also an input of this command; write the {what} somewhere else", where=option)
+    try:
+        output_target(path, inputs, what=what)
+    except InputError as exc:
+        raise InputError(exc.source, exc.message, line=exc.line, column=exc.column, where=option) from None
+
+
+def _input_files(args: argparse.Namespace) -> tuple[Path, ...]:
+    """The existing files a check reads (config and suite files, model files) and the studio database: an output
+    written over one of them would destroy it."""
+    refs = [*args.config, *(ref for ref in (args.suite, args.model, args.judge) if ref)]
+    files = [Path(ref) for ref in refs if is_file_ref(ref) and Path(ref).is_file()]
+    return (*files, database_path())
+
+
+def validate_check_args(args: argparse.Namespace) -> None:
+    """Every argument of ``studio check`` checked before any document, store or model is opened, so that a bad
+    one is a one-line error now rather than after minutes of inference (or a gate that can never be met)."""
     if not args.config and not args.resume:
         raise InputError(None, "give at least one --config (or --resume RUN)")
+    if args.resume is not None:
+        kept = (
+            ("--config", bool(args.config)),
+            ("--suite", args.suite is not None),
+            ("--sample", args.sample is not None),
+        )
+        given = [option for option, present in kept if present]
+        if given:
+            raise InputError("--resume", f"a resumed run keeps its own configs and suite; drop {', '.join(given)}")
+    if args.min_score is not None:
+        _finite(args.min_score, "--min-score", -1.0, 1.0, "the CoSA-Score range")
+    if args.min_valid_rate is not None:
+        _finite(args.min_valid_rate, "--min-valid-rate", 0.0, 1.0, "a share of the items")
+    _finite(args.temperature, "--temperature", 0.0, MAX_TEMPERATURE, "0 is greedy")
+    _whole(args.sample, "--sample", 1, MAX_SAMPLE)
+    _whole(args.max_tokens, "--max-tokens", 1, MAX_TOKENS)
+    _whole(args.judge_max_tokens, "--judge-max-tokens", 1, MAX_TOKENS)
+    _whole(args.seed, "--seed", 0, MAX_SEED)
+    _whole(args.n_ctx, "--n-ctx", MIN_MAX_CONTEXT, MAX_MAX_CONTEXT)
+    _whole(args.threads, "--threads", 1, MAX_THREADS)
+    if isinstance(args.gpu, int):
+        _whole(args.gpu, "--gpu", 0, MAX_GPU_LAYERS)
+    if len(args.label) > MAX_LABEL_CHARS or any(not ch.isprintable() for ch in args.label):
+        raise InputError("--label", f"must be one line of at most {MAX_LABEL_CHARS} printable characters")
+    inputs = _input_files(args)
+    if args.json is not None:
+        try:
+            check_export_path(args.json)
+        except InputError as exc:
+            raise InputError(exc.source, exc.message, where="--json") from None
+        _output(args.json, "--json", inputs, "run export")
+    if args.junit is not None:
+        if args.json is not None and args.junit.absolute().resolve() == args.json.absolute().resolve():
+            raise InputError(
+                args.junit, "is also the --json file; write the JUnit report somewhere else", where="--junit"
+            )
+        _output(args.junit, "--junit", inputs, "JUnit report")
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (a cancelled CI job, ``kill``) stops the command as Ctrl-C does, so that a run is
+    marked cancelled and can be resumed instead of staying ``running``; the previous handler is restored after.
+    Signal handlers belong to the main thread: elsewhere the block changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _check(args: argparse.Namespace) -> int:
+    validate_check_args(args)
+    load_settings()  # a damaged settings file is an error now, not when the finished run is signed
+    with sigterm_as_interrupt():
+        return _run_check(args)
+
+
+def _run_check(args: argparse.Namespace) -> int:
     with Store.open() as store:
         spec: CheckSpec | None = None
         if args.resume:
@@ -176,12 +291,18 @@ def _check(args: argparse.Namespace) -> int:
                 run_id = runner.create(spec)
             observer = TerminalProgress()
             finished: RunFinished | None = None
+            events = runner.execute(run_id)
             try:
-                for event in runner.execute(run_id):
+                for event in events:
                     observer(event)
                     if isinstance(event, RunFinished):
                         finished = event
             except KeyboardInterrupt:
+                # Stopped between two events (here, not inside the runner): the run is marked cancelled as it is
+                # when the runner itself is interrupted.
+                if isinstance(events, Generator):
+                    with contextlib.suppress(KeyboardInterrupt, StopIteration):
+                        events.throw(KeyboardInterrupt())
                 print(
                     f"\ncancelled; the finished items are kept. Resume with: {resume_hint(run_id, args)}",
                     file=sys.stderr,

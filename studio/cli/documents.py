@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from studio.cli.parser import command_group
-from studio.core.documents import ConfigKind, ConfigStatus, ProbeSuite, SafetyConfig
+from studio.core.documents import ConfigKind, ConfigStatus, ProbeSuite, SafetyConfig, title_problem
 from studio.core.errors import ExitCode, InputError, StudioError, validation_problem
 from studio.core.fileio import write_output
 from studio.core.settings import current_identity, load_settings
@@ -148,10 +148,19 @@ def _load_all(files: Sequence[Path], model_cls: type[DocT]) -> tuple[list[tuple[
     errors: list[InputError] = []
     for path in files:
         try:
-            documents.append((path, load_document(path, model_cls)))
+            document = load_document(path, model_cls)
+            _check_title(getattr(document, "title", None), path, "title")
+            documents.append((path, document))
         except InputError as exc:
             errors.append(exc)
     return documents, errors
+
+
+def _check_title(title: str | None, source: str | Path, field: str) -> None:
+    """InputError unless ``title`` is one line (see :func:`~studio.core.documents.title_problem`)."""
+    problem = title_problem(title) if title is not None else None
+    if problem is not None:
+        raise InputError(source, f"{field}: {problem}" if field else problem)
 
 
 def _load_all_or_report(files: Sequence[Path], model_cls: type[DocT]) -> list[tuple[Path, DocT]] | None:
@@ -208,6 +217,7 @@ def _config_label(config: SafetyConfig) -> str:
 def _config_new(args: argparse.Namespace) -> int:
     from studio.core.templates import new_config
 
+    _check_title(args.title, "--title", "")
     config = new_config(
         args.template,
         config_id=args.config_id,
@@ -307,6 +317,7 @@ def _config_history(args: argparse.Namespace) -> int:
 
 
 def _config_edit(args: argparse.Namespace) -> int:
+    _check_title(args.set_title, "--set-title", "")
     with Store.open() as store:
         current = store.configs.latest(args.config_id)
         changes: dict[str, Any] = {}

@@ -11,13 +11,12 @@ from studio.cli.parser import command_group
 from studio.core.errors import ExitCode
 from studio.core.settings import (
     StudioSettings,
+    change_setting,
     identity_source,
     load_settings,
-    save_settings,
     setting_keys,
     setting_value,
     settings_path,
-    with_setting,
 )
 
 #: The setting whose shown value is the acting identity rather than the stored text.
@@ -93,7 +92,9 @@ def _settings_show(args: argparse.Namespace) -> int:
 
 
 def _settings_set(args: argparse.Namespace) -> int:
-    updated = with_setting(load_settings(), args.key, args.value)
-    save_settings(updated)
-    print(f"{args.key} = {_shown(setting_value(updated, args.key))}")
+    # A bad new value is refused; a bad value already in the file is replaced (that is how the file is repaired).
+    change = change_setting(args.key, args.value)
+    print(f"{args.key} = {_shown(change.value)}")
+    if change.still_bad is not None:
+        print(f"studio: warning: {settings_path()} still has a bad setting: {change.still_bad}", file=sys.stderr)
     return int(ExitCode.OK)

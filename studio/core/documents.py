@@ -22,6 +22,25 @@ MAX_TEXT_CHARS = 60_000
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,79}$"
 
 
+#: Characters that end a line (those :meth:`str.splitlines` splits at).
+_LINE_BREAK = re.compile("[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def title_problem(title: str) -> str | None:
+    """Why ``title`` cannot title a config or suite, or None: a title is one line without control characters, as
+    the library, the listings (``config list``) and the tables show it on one row.
+
+    Applied where a title is given (``config new --title``, ``config edit --set-title``, a document imported or
+    validated from a file), not when a stored version is read: a version stored before the rule stays readable.
+    """
+    if _LINE_BREAK.search(title):
+        return "a title must be one line (it has a line break)"
+    control = next((ch for ch in title if unicodedata.category(ch) == "Cc"), None)
+    if control is not None:
+        return f"a title must not hold control characters (it has {control!r})"
+    return None
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 

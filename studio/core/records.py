@@ -13,7 +13,7 @@ from studio.core.errors import InputError
 def iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` for each non-blank line; InputError for invalid JSON, a non-object or non-UTF-8."""
     try:
-        with path.open(encoding="utf-8") as handle:
+        with path.open(encoding="utf-8-sig") as handle:  # a leading byte-order mark (Windows editors) is skipped
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue

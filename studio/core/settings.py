@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import getpass
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from studio.core.choices import choices_hint
+from studio.core.documents import ID_PATTERN
 from studio.core.errors import InputError, validation_problem
 from studio.core.paths import app_home
 
 SETTINGS_FILE = "settings.yaml"
+
+#: The most GPU layers a setting may name, as in the preferences dialog: more than any model has (llama.cpp
+#: offloads the layers there are, and 999 is its usual "every layer"), far below the C ``int`` the count is passed
+#: as. ``-1`` also means every layer.
+MAX_GPU_LAYERS = 999
+#: The range of the context-size cap (``inference.max_context``, ``--n-ctx``).
+MIN_MAX_CONTEXT = 256
+MAX_MAX_CONTEXT = 131072
+
+GpuLayers = Annotated[int, Field(ge=-1, le=MAX_GPU_LAYERS)]
 
 
 class _Strict(BaseModel):
@@ -28,14 +41,18 @@ class GateSettings(_Strict):
 
     min_score: float = Field(default=0.0, ge=-1.0, le=1.0, description="Lowest CoSA-Score accepted.")
     min_valid_rate: float = Field(default=0.8, ge=0.0, le=1.0, description="Lowest share of validly judged items.")
-    required_suite: str | None = Field(
+    required_suite: Annotated[str, Field(pattern=ID_PATTERN)] | None = Field(
         default=None, description="Suite id the run must use; none means any suite is accepted."
     )
 
 
 class InferenceSettings(_Strict):
-    gpu: Literal["auto", "cpu"] | int = Field(default="auto", description="GPU offload: auto, cpu or a layer count.")
-    max_context: int = Field(default=4096, ge=256, le=131072, description="Cap on the context size.")
+    gpu: Literal["auto", "cpu"] | GpuLayers = Field(
+        default="auto", description="GPU offload: auto, cpu or a layer count (-1: every layer)."
+    )
+    max_context: int = Field(
+        default=4096, ge=MIN_MAX_CONTEXT, le=MAX_MAX_CONTEXT, description="Cap on the context size."
+    )
     cache_budget_mb: int = Field(default=512, ge=0, description="Memory budget of the config-prefix KV cache.")
 
 
@@ -133,23 +150,138 @@ def with_setting(settings: StudioSettings, key: str, text: str) -> StudioSetting
     ``null`` or an empty string clear an optional value. The result is validated as a whole.
     """
     known = _known_key(key)
+    data = _with_value(settings.model_dump(mode="json"), known, checked_setting(known, text))
+    try:
+        return StudioSettings.model_validate(data)
+    except ValidationError as exc:
+        where, message, _ = _setting_problem(exc)
+        raise InputError("settings", f"{where}: {message}{_takes(where)}") from None
+
+
+def checked_setting(key: str, text: str) -> Any:
+    """The JSON value of command-line ``text`` (read as in :func:`with_setting`) for one key, checked on its own:
+    an InputError naming the key and what it takes, whatever the other settings hold."""
+    known = _known_key(key)
     value: Any = text
     if text.strip().lower() in {"null", "none", ""}:
         value = None
     else:
-        with contextlib.suppress(json.JSONDecodeError):
+        with contextlib.suppress(json.JSONDecodeError, RecursionError):
             value = json.loads(text)
-    data = settings.model_dump(mode="json")
-    *parents, leaf = known.split(".")
+    try:
+        alone = StudioSettings.model_validate(_with_value(StudioSettings().model_dump(mode="json"), known, value))
+    except ValidationError as exc:
+        _, message, _ = _setting_problem(exc)
+        raise InputError("settings", f"{known}: {message}{_takes(known)}") from None
+    return setting_value(alone, known)
+
+
+@dataclass(frozen=True)
+class SettingChange:
+    """What :func:`change_setting` stored: the key's new value, and a bad value left elsewhere in the file."""
+
+    value: Any
+    still_bad: str | None = None
+
+
+def change_setting(key: str, text: str, home: Path | None = None) -> SettingChange:
+    """Set one key of the settings file from command-line text (read as in :func:`with_setting`).
+
+    The new value is checked on its own, so a bad one is refused and nothing is written. The file is read without
+    validating it: a file holding a value out of range cannot be loaded, and this is how such a value is replaced.
+    Any other bad value is written back as it was and named in :attr:`SettingChange.still_bad`, so that a file
+    with several can be repaired one key at a time.
+    """
+    known = _known_key(key)
+    value = checked_setting(known, text)
+    data = _with_value(saved_settings_data(home), known, value)
+    try:
+        settings = StudioSettings.model_validate(data)
+    except ValidationError as exc:
+        where, message, more = _setting_problem(exc)
+        others = f" (and {more} more bad setting{'s' if more > 1 else ''})" if more else ""
+        known_keys = {k.key for k in setting_keys()}
+        fix = f"set it with `studio settings set {where} VALUE`" if where in known_keys else "remove it from the file"
+        _save_data(data, home)
+        return SettingChange(value, f"{where}: {message}{_takes(where)}{others}; {fix}")
+    save_settings(settings, home)
+    return SettingChange(value)
+
+
+def saved_settings_data(home: Path | None = None) -> dict[str, Any]:
+    """The saved settings as plain data, read but not validated (the defaults where there is no file); a file
+    that cannot be read or is not a YAML mapping is an InputError naming it."""
+    from studio.core.yamlio import parse_yaml_node, read_text
+
+    path = settings_path(home)
+    if not path.exists() and not path.is_symlink():
+        return StudioSettings().model_dump(mode="json")
+    text = read_text(path)  # InputError for a folder, a special or unreadable file, or one that is not UTF-8
+    if not text.strip():
+        return {}
+    data, _ = parse_yaml_node(text, str(path))
+    if not isinstance(data, dict):
+        raise InputError(path, "expected a mapping of settings at the top level")
+    return data
+
+
+def _save_data(data: dict[str, Any], home: Path | None) -> None:
+    """Write settings data that does not validate as it is (see :func:`change_setting`)."""
+    import yaml
+
+    from studio.core.fileio import atomic_write_text
+
+    atomic_write_text(settings_path(home), yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
+def _with_value(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """A deep copy of ``data`` with the dotted ``key`` set (a missing or non-mapping parent becomes a mapping)."""
+    data = copy.deepcopy(data)
+    *parents, leaf = key.split(".")
     target = data
     for part in parents:
-        target = target[part]
+        child = target.get(part)
+        if not isinstance(child, dict):
+            child = target[part] = {}
+        target = child
     target[leaf] = value
+    return data
+
+
+def _takes(key: str) -> str:
+    return next((f" (takes {k.accepts})" for k in setting_keys() if k.key == key), "")
+
+
+def _setting_problem(exc: ValidationError) -> tuple[str, str, int]:
+    """The dotted key of the first bad setting, what is wrong with it, and how many other keys are bad. A value
+    that no choice of a key accepts (``inference.gpu``: neither auto/cpu nor a layer count) is one problem."""
+    keys = [k.key for k in setting_keys()]
+
+    def key_of(loc: tuple[int | str, ...]) -> str:
+        dotted = ".".join(str(part) for part in loc)
+        return next((k for k in keys if dotted == k or dotted.startswith(k + ".")), dotted)
+
+    errors = exc.errors(include_url=False)
+    first = key_of(tuple(errors[0]["loc"]))
+    problem = validation_problem(exc)
+    same_key = sum(1 for error in errors if key_of(tuple(error["loc"])) == first)
+    message = problem.message if same_key == 1 else "not an accepted value"
+    given = errors[0].get("input")
+    if errors[0]["type"] == "string_pattern_mismatch":
+        message = f"{given!r} is not an id"
+    elif errors[0]["type"] in {"greater_than_equal", "less_than_equal"} and not _finite(given):
+        message = f"{given} is not a finite number"
+    if first not in keys and problem.where == first:
+        message = problem.message  # an unknown field in the file: its own message names it
+    more = len({key_of(tuple(error["loc"])) for error in errors}) - 1
+    return first, message, more
+
+
+def _finite(value: Any) -> bool:
     try:
-        return StudioSettings.model_validate(data)
-    except ValidationError as exc:
-        accepts = next(k.accepts for k in setting_keys() if k.key == known)
-        raise InputError("settings", f"{known}: {validation_problem(exc).message} (takes {accepts})") from None
+        return math.isfinite(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return True  # not a number at all: the validation message says so
 
 
 def _known_key(key: str) -> str:
@@ -195,5 +327,7 @@ def _accepted_words(prop: dict[str, Any], schema: dict[str, Any]) -> list[str]:
         if low is not None and high is not None:
             return [f"{noun} from {low} to {high}"]
         return [f"{noun} of at least {low}" if low is not None else noun]
+    if kind == "string" and prop.get("pattern") == ID_PATTERN:
+        return ["an id (lower-case letters, digits, '.', '_' or '-')"]
     names = {"null": "none", "boolean": "true or false", "string": "text", "array": "a JSON list"}
     return [names.get(str(kind), "a JSON value")]

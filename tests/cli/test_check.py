@@ -46,10 +46,10 @@ def test_check_gate_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     config, suite = _documents(tmp_path)
     junit = tmp_path / "junit.xml"
     argv = ["check", "--backend", "fake", "--config", str(config), "--suite", str(suite), "--junit", str(junit)]
-    assert main([*argv, "--min-score", "1.01"]) == 1
+    assert main([*argv, "--min-score", "1"]) == 1
     assert "gate not met: CoSA-Score" in capsys.readouterr().err
     gate = ElementTree.parse(junit).getroot().find("./testsuite[@name='gate']/testcase/failure")
-    assert gate is not None and "below +1.010" in (gate.get("message") or "")
+    assert gate is not None and "below +1.000" in (gate.get("message") or "")
 
 
 def test_check_uses_stored_run_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

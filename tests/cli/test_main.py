@@ -150,7 +150,7 @@ def test_settings_set_help_documents_every_key(capsys: pytest.CaptureFixture[str
     assert code == 0
     for key in setting_keys():
         assert f"\n  {key.key}\n      {key.description}" in out
-    assert "Takes auto, cpu or a whole number; default auto." in out
+    assert "Takes auto, cpu or a whole number from -1 to 999; default auto." in out
 
 
 def test_wrong_setting_key_or_value(capsys: pytest.CaptureFixture[str]) -> None:

@@ -119,7 +119,7 @@ def iter_rows(path: Path) -> Iterator[Row]:
         return
     try:
         if suffix in (".csv", ".tsv"):
-            with path.open(encoding="utf-8", newline="") as handle:
+            with path.open(encoding="utf-8-sig", newline="") as handle:  # Excel's "CSV UTF-8" starts with a BOM
                 reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
                 for number, record in enumerate(reader, start=1):
                     if None in record:
@@ -565,16 +565,38 @@ def parse_situation(value: str) -> Expectation:
 
 def _split_from_path(path: Path) -> str | None:
     """The split name in a Hugging Face file name or folder (``data/<split>-00000-of-00001.parquet``,
-    ``<split>/0000.parquet``) or a file named after the split, when it reads as a set of categories."""
+    ``<split>/0000.parquet``) or a file named after the split, when it reads as a set of categories.
+
+    Only a name that says so allows nothing (``safe``): an empty name (the folder of ``nosplit.jsonl`` given
+    bare) or another spelling of the empty set is no split name, never "nothing allowed"."""
     for candidate in (hub_split_name(path), path.stem, path.parent.name):
-        if candidate is None:
+        if candidate is None or not candidate.strip():
             continue
         try:
-            parse_category_set(candidate)
+            allowed = parse_category_set(candidate)
         except UnknownCategoryError:
+            continue
+        if not allowed and candidate.strip().casefold() != "safe":
             continue
         return candidate
     return None
+
+
+#: Columns of CoSApien-style data that CoSAlign-Test data never has: such a file is refused as CoSAlign-Test.
+COSAPIEN_ONLY_FIELDS = ("scenario",)
+
+
+def _check_cosalign_columns(path: Path, rows: list[Row]) -> None:
+    """InputError for a file with the columns of CoSApien data: its ``type`` column would read as a situation
+    and its scenarios be lost under a split name taken from elsewhere."""
+    columns = {name for row in rows for name in row.values}
+    cosapien = [name for name in COSAPIEN_ONLY_FIELDS if name in columns]
+    if cosapien:
+        raise InputError(
+            path,
+            f"has a {cosapien[0]!r} column, as CoSApien data does, not CoSAlign-Test data; import it with "
+            "`studio import-benchmark cosapien`",
+        )
 
 
 def import_cosalign_test(
@@ -593,6 +615,7 @@ def import_cosalign_test(
         rows, unit = read_table(path)
         if not rows:
             raise InputError(path, "no rows")
+        _check_cosalign_columns(path, rows)
         fallback_split = split or _split_from_path(path)
         for row in rows:
             try:
@@ -630,7 +653,7 @@ def import_cosalign_test(
 def _cosalign_probe(row: Row, split: str | None, fallback_split: str | None) -> tuple[frozenset[Category], Probe]:
     prompt = _text_field(row, "prompt")
     name = split or _first(row.values, COSALIGN_CONFIG_FIELDS) or fallback_split
-    if name is None:
+    if name is None or not str(name).strip():  # a blank split name is none, never "nothing allowed"
         raise ValueError(f"no split name: give one, or a column named one of {', '.join(COSALIGN_CONFIG_FIELDS)}")
     allowed = parse_category_set(str(name))
     if Category.OTHER_HARMS in allowed:
