@@ -7,6 +7,7 @@ are two observers of the same protocol.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -38,8 +39,9 @@ from studio.core.inference.base import (
     max_concurrency,
 )
 from studio.core.inference.concurrent import RequestsFailed, complete_concurrently
-from studio.core.store.run_seals import seal_run
+from studio.core.store.run_seals import resume_problem, seal_run
 from studio.core.store.runs import ItemRecord, ItemSeed, RunRecord, RunStatus, RunStore
+from studio.core.store.statements import StatementRepo
 
 
 @dataclass(frozen=True)
@@ -236,17 +238,33 @@ class CheckRunner:
         except _Stopped as stopped:
             run.failed = str(stopped)
         except KeyboardInterrupt:
-            self.runs.finish_run(run_id, RunStatus.CANCELLED, run.mode)
+            self._stop(run_id, RunStatus.CANCELLED, run.mode, on_error=True)
             raise
         except BaseException:
-            self.runs.finish_run(run_id, RunStatus.FAILED, run.mode)
+            self._stop(run_id, RunStatus.FAILED, run.mode, on_error=True)
             raise
         yield self._finish(run, RunStatus.FINISHED if run.failed is None else RunStatus.FAILED)
+
+    def _stop(self, run_id: str, status: RunStatus, mode: str | None, *, on_error: bool = False) -> None:
+        """Store the run's final status and seal it as it is now (:mod:`studio.core.store.run_seals`), so a resume
+        can tell whether someone changed it in between. While an exception is on its way out (``on_error``), a
+        seal that cannot be made does not replace that exception: the run is then resumed unsealed."""
+        if on_error:
+            self.runs.finish_run(run_id, status, mode)
+            with contextlib.suppress(Exception):
+                seal_run(self.runs.db, run_id)
+            return
+        with self.runs.db.atomic():
+            self.runs.finish_run(run_id, status, mode)
+            seal_run(self.runs.db, run_id)
 
     def _start(self, run_id: str, cancel: CancelToken | None) -> _Run:
         """Load a stored run, check its models, mark it running and count the work already done."""
         record = self.runs.get_run(run_id)
         self._check_same_models(record)
+        problem = resume_problem(StatementRepo(self.runs.db), run_id)
+        if problem is not None:
+            raise StateError(problem)
         judge_params = _stored_params(record.judge_params)
         judges = _Judges(
             HelpfulnessJudge(self.judge_backend, judge_params),
@@ -260,12 +278,8 @@ class CheckRunner:
         return _Run(run_id, _stored_params(record.params), judges, tally, cancel)
 
     def _finish(self, run: _Run, status: RunStatus) -> RunFinished:
-        """Store the run's final status and report it (with the error that stopped it, if any). A finished run is
-        sealed: its replies and verdicts signed as they are now (:mod:`studio.core.store.run_seals`)."""
-        with self.runs.db.atomic():
-            self.runs.finish_run(run.run_id, status, run.mode)
-            if status is RunStatus.FINISHED:
-                seal_run(self.runs.db, run.run_id)
+        """Store the run's final status, sealed, and report it (with the error that stopped it, if any)."""
+        self._stop(run.run_id, status, run.mode)
         error = run.failed if status is RunStatus.FAILED else None
         return RunFinished(run.run_id, status, run_report(self.runs, run.run_id), error=error)
 

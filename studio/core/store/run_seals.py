@@ -11,7 +11,11 @@ identity matches the tables as they are now; an approval names the seal it rests
 A run resumed after it finished is sealed again when it finishes again.
 
 The digest is computed from the raw column values, so a damaged or edited value changes the digest instead of
-having to be parsed first.
+having to be parsed first. Every column is covered but the human verdicts, so nothing the gate, the evidence or a
+reviewer reads (whether an item counts as judged, when the run finished, its warnings) can change unnoticed.
+
+A run is sealed whenever it stops (finished, cancelled or failed), and a run with a seal is resumed only while its
+newest trusted seal still matches: otherwise resuming would sign someone's edits with the key of whoever resumes.
 """
 
 from __future__ import annotations
@@ -26,10 +30,13 @@ from studio.core import identity as ids
 from studio.core.store.audit import AuditLog
 from studio.core.store.statements import Checked, StatementRepo
 
-#: The columns of ``check_runs`` that a seal covers (everything but the label and the timestamps).
+#: The columns of ``check_runs`` that a seal covers: all of them.
 RUN_COLUMNS = (
     "id",
+    "label",
     "status",
+    "created_utc",
+    "finished_utc",
     "suite_id",
     "suite_hash",
     "suite_json",
@@ -41,9 +48,10 @@ RUN_COLUMNS = (
     "app_version",
     "decoding_mode",
     "self_check",
+    "warnings_json",
 )
 CONFIG_COLUMNS = ("position", "config_id", "config_version", "config_hash", "config_json")
-#: The columns of ``check_items`` a seal covers: the probe, the reply, and the judges' verdicts with their raw text.
+#: The columns of ``check_items`` a seal covers: all but the human verdicts (each has its own signed override).
 ITEM_COLUMNS = (
     "config_id",
     "probe_id",
@@ -53,6 +61,7 @@ ITEM_COLUMNS = (
     "categories_json",
     "response",
     "stop_reason",
+    "generation_s",
     "rating",
     "helpfulness_raw",
     "safe",
@@ -60,8 +69,10 @@ ITEM_COLUMNS = (
     "flagged_json",
     "violated_clause",
     "reason",
+    "judged_utc",
     "self_safe",
     "self_raw",
+    "error",
 )
 
 
@@ -133,3 +144,12 @@ def seal_problem(statements: StatementRepo, run_id: str) -> tuple[Checked | None
             "(the database was edited)"
         )
     return newest, None
+
+
+def resume_problem(statements: StatementRepo, run_id: str) -> str | None:
+    """Why run ``run_id`` must not be resumed: it has a trusted seal and no longer matches the newest one (None
+    when it matches, or when it was never sealed: a run stopped by a crash)."""
+    if not any(s.signer is not None for s in statements.about_run(run_id)):
+        return None
+    _, problem = seal_problem(statements, run_id)
+    return None if problem is None else f"{problem}; it cannot be resumed, start a new check"
