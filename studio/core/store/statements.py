@@ -101,6 +101,8 @@ class StatementRepo:
         self.db = db
         self._trusted = trusted
         self._reread = trusted is not None  # keys given by the caller are never read again
+        self._positions: dict[str, int] = {}
+        self._positions_key: tuple[object, object] | None = None
 
     @property
     def trusted(self) -> dict[str, ids.KnownKey]:
@@ -152,6 +154,35 @@ class StatementRepo:
                 found.append(checked)
         return found
 
+    def _in_log_order(self, found: list[Checked]) -> list[Checked]:
+        """``found`` in the order of the audit rows that recorded them (the hash-chained log, which cannot be
+        reordered unnoticed), not of the table's rows (which can); statements no row names (brought in by an
+        import) keep their table order after the others."""
+        if len(found) < 2:
+            return found
+        positions = self._audit_positions()
+        ranked = sorted(enumerate(found), key=lambda pair: (positions.get(pair[1].digest, 1 << 62), pair[0]))
+        return [checked for _, checked in ranked]
+
+    def _audit_positions(self) -> dict[str, int]:
+        """The audit row that names each statement digest (read again when the log has grown)."""
+        if not any(
+            True for _ in self.db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_log'")
+        ):
+            return {}
+        end = next(iter(self.db.query("SELECT max(seq) AS seq, count(*) AS n FROM audit_log")))
+        key = (end["seq"], end["n"])
+        if self._positions_key != key:
+            positions: dict[str, int] = {}
+            for row in self.db.query(
+                "SELECT seq, json_extract(details, '$.statement') AS digest FROM audit_log "
+                "WHERE json_valid(details) ORDER BY seq"
+            ):
+                if isinstance(row["digest"], str):
+                    positions.setdefault(row["digest"], row["seq"])
+            self._positions, self._positions_key = positions, key
+        return self._positions
+
     def get(self, digest: str) -> Checked | None:
         found = self._checked(self.db.query("SELECT * FROM statements WHERE digest = ?", [digest]))
         return found[0] if found else None
@@ -164,11 +195,13 @@ class StatementRepo:
             [config.id, config.content_hash(), kind],
         )
         wanted = (config.id, config.content_hash(), config.document_hash())
-        return [
-            c
-            for c in self._checked(rows)
-            if (c.get("config_id"), c.get("content_sha256"), c.get("document_sha256")) == wanted
-        ]
+        return self._in_log_order(
+            [
+                c
+                for c in self._checked(rows)
+                if (c.get("config_id"), c.get("content_sha256"), c.get("document_sha256")) == wanted
+            ]
+        )
 
     def about_item(self, run_id: str, config_id: str, probe_id: str) -> list[Checked]:
         """Valid override statements about one item of a run, oldest first."""
@@ -177,13 +210,15 @@ class StatementRepo:
             "ORDER BY rowid",
             [run_id, config_id, probe_id],
         )
-        return [
-            c
-            for c in self._checked(rows)
-            if (c.get("run_id"), c.get("config_id"), c.get("probe_id")) == (run_id, config_id, probe_id)
-        ]
+        return self._in_log_order(
+            [
+                c
+                for c in self._checked(rows)
+                if (c.get("run_id"), c.get("config_id"), c.get("probe_id")) == (run_id, config_id, probe_id)
+            ]
+        )
 
     def about_run(self, run_id: str) -> list[Checked]:
         """Valid seals of check run ``run_id`` (``run`` statements), oldest first."""
         rows = self.db.query("SELECT * FROM statements WHERE kind = 'run' AND run_id = ? ORDER BY rowid", [run_id])
-        return [c for c in self._checked(rows) if c.get("run_id") == run_id]
+        return self._in_log_order([c for c in self._checked(rows) if c.get("run_id") == run_id])
