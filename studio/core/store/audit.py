@@ -84,9 +84,16 @@ def entry_hash(
     prev_hash: str, seq: int, utc: str, actor: str, action: str, subject: str, version: int | None, details: str
 ) -> str:
     payload = json.dumps(
-        [prev_hash, seq, utc, actor, action, subject, version, details], ensure_ascii=False, separators=(",", ":")
+        [prev_hash, seq, utc, actor, action, subject, version, details],
+        ensure_ascii=False,
+        separators=(",", ":"),
+        default=_stored_value,  # a value of another type than written (a BLOB) hashes to something else, no crash
     )
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _stored_value(value: object) -> object:
+    return {"blob": value.hex()} if isinstance(value, bytes) else repr(value)
 
 
 def head_path_for(db: sqlite_utils.Database) -> Path | None:
@@ -165,7 +172,7 @@ class AuditLog:
         # Statements this transaction stored before its first row are not named yet, so the check of statements
         # against rows is left to `studio audit verify`; it keeps reporting rows removed before this write. Rows
         # naming statements that are gone are checked here: deleting a retirement must not let an export through.
-        problems = self._chain_and_head() + self._deleted_statements()
+        problems = self._unaccepted(self._chain_and_head() + self._deleted_statements() + self._edited_statement_rows())
         if problems:
             first = problems[0]
             where = f"row {first.seq}: " if first.seq is not None else ""
@@ -184,7 +191,7 @@ class AuditLog:
         """
         if self._head_path is None:
             raise StateError("an in-memory database has no audit head to sign")
-        problems = [p.message if p.seq is None else f"row {p.seq}: {p.message}" for p in self.verify()]
+        problems = [_problem_text(p) for p in self.verify()]
         details = {"problems": problems, "note": note, "statements": self._unlogged_digests()}
         with self._db.atomic(), ids.acting_as(signer):
             state = getattr(self._db, "transaction_state", None)
@@ -219,7 +226,43 @@ class AuditLog:
     def verify(self) -> list[AuditProblem]:
         """Recompute the chain, check it against the signed head and look for signed statements that no row names;
         an empty list means the log is intact."""
-        return self._chain_and_head() + self._deleted_statements() + self._unlogged_statements()
+        return self._unaccepted(
+            self._chain_and_head()
+            + self._deleted_statements()
+            + self._edited_statement_rows()
+            + self._unlogged_statements()
+        )
+
+    def _unaccepted(self, problems: list[AuditProblem]) -> list[AuditProblem]:
+        """``problems`` less those an ``accept`` row further down the log lists word for word (see
+        :meth:`accept`): someone with a trusted key looked at them and signed the log as it was. An accept row that
+        was itself edited no longer matches its hash and accepts nothing; a problem that changed since is new."""
+        if not problems:
+            return problems
+        accepted: list[tuple[int, set[str]]] = []
+        for row in self._db.query(f"SELECT * FROM {TABLE} WHERE action = 'accept' ORDER BY seq"):
+            digest = entry_hash(
+                row["prev_hash"],
+                row["seq"],
+                row["utc"],
+                row["actor"],
+                row["action"],
+                row["subject"],
+                row["version"],
+                row["details"],
+            )
+            listed = _details(row["details"]).get("problems")
+            if digest == row["hash"] and isinstance(listed, list):
+                accepted.append((row["seq"], {p for p in listed if isinstance(p, str)}))
+        broken = {p.seq for p in problems if p.seq is not None}
+        return [
+            p
+            for p in problems
+            if not any(
+                _problem_text(p) in texts and (p.seq is None or p.seq < seq) and seq not in broken
+                for seq, texts in accepted
+            )
+        ]
 
     def _chain_and_head(self) -> list[AuditProblem]:
         problems: list[AuditProblem] = []
@@ -252,7 +295,7 @@ class AuditLog:
             try:
                 with _locked(self._lock_path()):
                     problems.extend(self._check_head(hashes))
-            except OSError:
+            except (OSError, StateError):  # no lock to be had (a read-only home): read without it
                 problems.extend(self._check_head(hashes))
         return problems
 
@@ -276,6 +319,39 @@ class AuditLog:
                     )
                 )
         return problems
+
+    def _edited_statement_rows(self) -> list[AuditProblem]:
+        """Statement rows whose index columns (how a statement is found: kind, config, content, run, probe, key)
+        or digest differ from the signed body: a statement hidden from the lookups by an edit of its columns."""
+        if not _has_statements(self._db):
+            return []
+        edited = []
+        for row in self._db.query(
+            "SELECT digest, kind, config_id, content_sha256, run_id, probe_id, key_id, body FROM statements"
+        ):
+            body = _details(row["body"])
+            signer = body.get("signer")
+            expected = (
+                ids.digest(body) if body else None,
+                body.get("kind"),
+                body.get("config_id"),
+                body.get("content_sha256"),
+                body.get("run_id"),
+                body.get("probe_id"),
+                signer.get("key_id", "") if isinstance(signer, dict) else "",
+            )
+            stored = tuple(row[c] for c in ("digest", "kind", "config_id", "content_sha256", "run_id", "probe_id"))
+            if (*stored, row["key_id"]) != expected:
+                edited.append(str(row["digest"])[:12])
+        if not edited:
+            return []
+        return [
+            AuditProblem(
+                None,
+                f"{len(edited)} signed statement row(s) were edited, their columns no longer match the signed "
+                f"text: {', '.join(edited[:3])}",
+            )
+        ]
 
     def _unlogged(self) -> list[dict[str, Any]]:
         """The statement rows (digest, kind, config_id, run_id) that no audit row names."""
@@ -491,6 +567,10 @@ def _parse_head(data: object) -> Head | None:
     return Head(seq, digest, str(key))
 
 
+def _problem_text(problem: AuditProblem) -> str:
+    return problem.message if problem.seq is None else f"row {problem.seq}: {problem.message}"
+
+
 def _has_statements(db: sqlite_utils.Database) -> bool:
     return any(True for _ in db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'statements'"))
 
@@ -536,7 +616,10 @@ def _locked(path: Path) -> Any:
     except ImportError:  # pragma: no cover - non-POSIX
         yield
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StateError(f"{path}: cannot lock the audit head ({exc.strerror or exc}); nothing was written") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

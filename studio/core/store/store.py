@@ -15,6 +15,7 @@ from typing import Any, Generic, Self, TypeVar, overload
 import sqlite_utils
 
 from studio.core import paths
+from studio.core.errors import StateError
 from studio.core.store.approvals import ApprovalRepo
 from studio.core.store.audit import AuditLog
 from studio.core.store.configs import ConfigRepo
@@ -87,7 +88,7 @@ class Store:
         # A process that stopped between committing audit rows and signing the head left them under a signed
         # pending head; it becomes the head (see studio.core.store.audit). A home that cannot be written keeps it
         # as it is, and verification still counts it.
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, StateError):
             store.audit.recover()
         return store
 
