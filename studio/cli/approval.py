@@ -141,6 +141,7 @@ def _gate(args: argparse.Namespace) -> int:
         lifecycle = _lifecycle(store)
         config = store.configs.get(args.config_id, args.version)
         results = lifecycle.candidate_runs(config)
+        sealers = {r.seal: lifecycle.statements.get(r.seal) for r in results if r.seal is not None}
     if not results:
         print(f"no finished check run of {config.id} v{config.version}")
         return int(ExitCode.FAILURE)
@@ -149,6 +150,11 @@ def _gate(args: argparse.Namespace) -> int:
         verdict = "passes" if result.passed else "fails: " + "; ".join(result.reasons)
         valid = f"{result.evidence.get('valid_rate', 0):.1%}"
         print(f"{result.run_id}: score {format_score(score)}, valid {valid} - {verdict}")
+        if result.evidence:
+            sealer = sealers.get(result.seal) if result.seal is not None else None
+            sha = str(result.evidence.get("model_sha256") or "?")[:12]
+            who = f"run and sealed by {sealer.signer_label()}" if sealer is not None else "no seal that holds"
+            print(f"    candidate {result.evidence.get('model_name')} ({sha}); {who}")
     return int(ExitCode.OK if any(r.passed for r in results) else ExitCode.FAILURE)
 
 

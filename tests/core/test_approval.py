@@ -18,7 +18,7 @@ from studio.core.approval.lifecycle import Lifecycle, evaluate_gate
 from studio.core.approval.signing import canonical_bytes, sign_document, verify_document
 from studio.core.documents import ConfigKind, ConfigStatus, Expectation, Probe, ProbeSuite, SafetyConfig
 from studio.core.errors import StateError
-from studio.core.evals.review import set_human_verdict
+from studio.core.evals.review import clear_human_verdict, set_human_verdict
 from studio.core.evals.runner import CheckRunner, CheckSpec
 from studio.core.identity import Identity, acting_as, create_identity, load_identity, local_identities
 from studio.core.inference.fake import FakeBackend
@@ -298,6 +298,97 @@ def test_deleting_the_signed_retirement_does_not_bring_the_version_back(
     assert not (tmp_path / "again.yaml").exists()
     assert main(["audit", "verify"]) == 1
     assert "which is no longer stored (statements were deleted)" in capsys.readouterr().out
+
+
+def test_unjudging_the_worst_items_is_an_edit_of_the_sealed_run(store: Store, people: dict[str, Identity]) -> None:
+    """Whether an item counts as judged is sealed too: blanking it to drop failing items from the score is caught."""
+    config = _written_and_submitted(store, people, _strict_settings())
+    run_id = _run_check(store, config)
+    store.db.execute("UPDATE check_items SET judged_utc = NULL WHERE run_id = ? AND safe = 0", [run_id])
+    store.db.execute("UPDATE check_runs SET finished_utc = '2030-01-01T00:00:00+00:00' WHERE id = ?", [run_id])
+    gate = evaluate_gate(store, config, run_id, _strict_settings().gate)
+    assert not gate.passed and any("the database was edited" in reason for reason in gate.reasons)
+
+
+def test_a_statement_hidden_by_editing_its_columns_stops_every_write(
+    store: Store, people: dict[str, Identity], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _approved(store, people)
+    Lifecycle(store, _strict_settings()).retire("support-bot", people["bob"], comment="superseded")
+    store.db.execute("DROP TRIGGER statements_no_update")
+    store.db.execute("UPDATE statements SET content_sha256 = 'x' WHERE kind = 'retire'")
+    store.db.execute("UPDATE config_versions SET status = 'approved' WHERE config_id = 'support-bot'")
+    capsys.readouterr()
+    assert main(["export", "support-bot", "--version", "1", "--as", "bob", "-o", str(tmp_path / "again.yaml")]) == 5
+    assert not (tmp_path / "again.yaml").exists()
+    assert main(["audit", "verify"]) == 1
+    assert "columns no longer match the signed text" in capsys.readouterr().out
+
+
+def test_reordering_statement_rows_does_not_bring_back_a_cleared_override(
+    store: Store, people: dict[str, Identity]
+) -> None:
+    """The latest override is the one the hash-chained log recorded last, not the last row of the table."""
+    config = _written_and_submitted(store, people, _strict_settings())
+    run_id = _run_check(store, config, people["carol"])  # carol marks every reply safe and helpful
+    with acting_as(people["carol"]):
+        for item in store.runs.items(run_id):
+            clear_human_verdict(store, run_id, item.config_id, item.probe_id)
+    # Move carol's first overrides after her clears, and put their verdicts back into the item rows.
+    store.db.execute("DROP TRIGGER statements_no_delete")
+    rows = list(store.db.query("SELECT * FROM statements WHERE kind = 'override' ORDER BY rowid"))
+    first = [r for r in rows if json.loads(r["body"])["human"]["safe"] is True]
+    for r in first:
+        store.db.execute("DELETE FROM statements WHERE digest = ?", [r["digest"]])
+    for r in first:
+        store.db["statements"].insert(r)
+    store.db.execute(
+        "UPDATE check_items SET human_rating = 4, human_safe = 1, human_utc = 'x' WHERE run_id = ?", [run_id]
+    )
+    with pytest.raises(StateError, match="no signed override"):
+        Lifecycle(store, _strict_settings()).approve(config.id, people["bob"])
+
+
+def test_a_run_edited_after_it_stopped_cannot_be_resumed_into_a_new_seal(
+    store: Store, people: dict[str, Identity]
+) -> None:
+    """Resuming would sign the edits with the resumer's key: a run that no longer matches its seal is not resumed."""
+    config = _written_and_submitted(store, people, _strict_settings())
+    run_id = _run_check(store, config)
+    _edit_verdicts_into_passes(store, run_id)
+    store.db.execute("UPDATE check_runs SET status = 'cancelled' WHERE id = ?", [run_id])
+    runner = CheckRunner(store.runs, FakeBackend("candidate"), FakeBackend("judge"))
+    with pytest.raises(StateError, match="cannot be resumed"):
+        list(runner.execute(run_id))
+    assert len(store.statements.about_run(run_id)) == 1  # no second seal
+
+
+def test_a_damaged_old_run_does_not_hide_a_passing_one(store: Store, people: dict[str, Identity]) -> None:
+    config = _written_and_submitted(store, people, _strict_settings())
+    old = _run_check(store, config)
+    _run_check(store, config, people["carol"])
+    store.db.execute("UPDATE check_items SET generation_s = 'slow' WHERE run_id = ?", [old])
+    candidates = Lifecycle(store, _strict_settings()).candidate_runs(config)
+    assert candidates[0].passed and any(not c.passed and c.run_id == old for c in candidates)
+    assert Lifecycle(store, _strict_settings()).approve(config.id, people["bob"]).run_id != old
+
+
+def test_review_gate_says_who_sealed_each_run_and_on_what_model(
+    store: Store, people: dict[str, Identity], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _written_and_submitted(store, people, _strict_settings())
+    sealed = _run_check(store, config, people["carol"])
+    edited = _run_check(store, config)
+    _edit_verdicts_into_passes(store, edited)
+    save_settings(_strict_settings())
+    capsys.readouterr()
+    assert main(["review", "gate", config.id, "--version", "1"]) == 0
+    out = capsys.readouterr().out
+    sealed_lines = out.split(f"{sealed}: ")[1].splitlines()
+    assert "passes" in sealed_lines[0] and "run and sealed by tester (" in sealed_lines[1]
+    assert "candidate " in sealed_lines[1]
+    edited_lines = out.split(f"{edited}: ")[1].splitlines()
+    assert "the database was edited" in edited_lines[0] and "no seal that holds" in edited_lines[1]
 
 
 def test_runs_review_signs_who_what_and_why(store: Store, people: dict[str, Identity]) -> None:

@@ -291,6 +291,33 @@ def test_a_head_with_a_number_that_is_no_row_number_is_unreadable_not_a_crash(
     assert "head file" in captured.out and "Traceback" not in captured.err
 
 
+def test_a_value_stored_as_another_type_is_an_edit_not_a_crash(
+    studio_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _import_two(tmp_path)
+    _tamper(studio_home / "studio.db", "UPDATE audit_log SET utc = CAST(utc AS BLOB) WHERE seq = 1")
+    capsys.readouterr()
+    assert main(["audit", "verify"]) == 1
+    captured = capsys.readouterr()
+    assert "row 1: content does not match its hash" in captured.out and "Traceback" not in captured.err
+    assert main(["audit", "accept", "--note", "an editor stored a date as bytes"]) == 0
+    assert main(["audit", "verify"]) == 0
+
+
+def test_a_lock_that_cannot_be_taken_is_one_line_and_writes_nothing(
+    studio_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _import_two(tmp_path)
+    (studio_home / "studio.db.audit-head.lock").unlink(missing_ok=True)
+    (studio_home / "studio.db.audit-head.lock").mkdir()
+    capsys.readouterr()
+    assert main(["config", "import", str(_write_config(tmp_path / "c.yaml", "c"))]) == 5
+    err = capsys.readouterr().err
+    assert "cannot lock the audit head" in err and "Traceback" not in err
+    with Store.open() as store:
+        assert not store.configs.exists("c")
+
+
 # -- a writer that stops between its commit and the head write ------------------------------------------------------
 
 STOPS_AFTER_COMMIT = """

@@ -209,7 +209,10 @@ class Lifecycle:
         results = [GateResult(run_id, False, (why,), {}) for run_id, why in damaged]
         for record in records:
             if record.status is RunStatus.FINISHED:
-                results.append(evaluate_gate(self.store, config, record.id, self.settings.gate))
+                try:
+                    results.append(evaluate_gate(self.store, config, record.id, self.settings.gate))
+                except StateError as exc:  # an item of this run cannot be read; the other runs still count
+                    results.append(GateResult(record.id, False, (str(exc),), {}))
         return sorted(results, key=lambda r: (r.passed, r.evidence.get("score") or -2.0), reverse=True)
 
     def overrides(self, run_id: str, config: SafetyConfig) -> tuple[list[Checked], list[str]]:
