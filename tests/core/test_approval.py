@@ -219,6 +219,8 @@ def test_anonymous_overrides_written_into_the_database_do_not_count(store: Store
     run_id = _run_check(store, config)
     for item in store.runs.items(run_id):  # straight into the table, no signed statement
         store.runs.set_human(run_id, item.config_id, item.probe_id, rating=4, safe=True, note="ok")
+    (gate,) = Lifecycle(store, _strict_settings()).candidate_runs(config)  # the gate says so too, not just approve
+    assert not gate.passed and any("no signed override" in reason for reason in gate.reasons)
     with pytest.raises(StateError, match="no signed override"):
         Lifecycle(store, _strict_settings()).approve(config.id, people["bob"])
 

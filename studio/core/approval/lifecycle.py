@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from studio.core.approval.chain import (
@@ -210,9 +210,15 @@ class Lifecycle:
         for record in records:
             if record.status is RunStatus.FINISHED:
                 try:
-                    results.append(evaluate_gate(self.store, config, record.id, self.settings.gate))
+                    result = evaluate_gate(self.store, config, record.id, self.settings.gate)
                 except StateError as exc:  # an item of this run cannot be read; the other runs still count
                     results.append(GateResult(record.id, False, (str(exc),), {}))
+                    continue
+                _, unbacked = self.overrides(record.id, config)
+                if unbacked:  # the score counts human verdicts that nobody signed
+                    reason = f"human verdicts with no signed override by a trusted identity ({', '.join(unbacked[:5])})"
+                    result = replace(result, passed=False, reasons=(*result.reasons, reason))
+                results.append(result)
         return sorted(results, key=lambda r: (r.passed, r.evidence.get("score") or -2.0), reverse=True)
 
     def overrides(self, run_id: str, config: SafetyConfig) -> tuple[list[Checked], list[str]]:
