@@ -331,8 +331,12 @@ class AuditLog:
         ):
             body = _details(row["body"])
             signer = body.get("signer")
+            try:
+                body_digest = ids.digest(body) if body else None
+            except (ValueError, TypeError, RecursionError):
+                body_digest = None
             expected = (
-                ids.digest(body) if body else None,
+                body_digest,
                 body.get("kind"),
                 body.get("config_id"),
                 body.get("content_sha256"),

@@ -1,14 +1,13 @@
-"""Sealed check runs: a finished run's replies and judge verdicts, signed by the identity that ran the check.
+"""Sealed check runs: a run's replies and judge verdicts, signed by the identity that ran the check.
 
 The verdicts that an approval's gate reads live in ordinary tables (``check_items``), which anyone with the
-database file can edit. So when a run finishes, the runner signs a ``run`` statement over a digest of everything the
+database file can edit. So when a run stops, the runner signs a ``run`` statement over a digest of everything the
 gate and the evidence read from it: the run's provenance (suite, configs, models, parameters, seed, status) and, for
 every item, the probe, the reply and the judges' verdicts with their raw text. Human verdicts are not in the digest:
 each has its own signed override statement.
 
 The gate (:func:`studio.core.approval.lifecycle.evaluate_gate`) only counts a run whose newest seal by a trusted
 identity matches the tables as they are now; an approval names the seal it rests on, and an export carries it.
-A run resumed after it finished is sealed again when it finishes again.
 
 The digest is computed from the raw column values, so a damaged or edited value changes the digest instead of
 having to be parsed first. Every column is covered but the human verdicts, so nothing the gate, the evidence or a
