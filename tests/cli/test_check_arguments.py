@@ -20,18 +20,7 @@ from studio.core.inference.base import CancelToken, GenerationParams, Message, S
 from studio.core.inference.fake import FakeBackend
 from studio.core.paths import database_path
 from studio.core.settings import settings_path
-from studio.core.taxonomy import Category
-
-
-def _documents(tmp_path: Path) -> tuple[Path, Path]:
-    from studio.core.yamlio import dump_document
-    from tests.core.eval_fixtures import categorical, fight_suite
-
-    config = tmp_path / "config.yaml"
-    config.write_text(dump_document(categorical("violence-ok", Category.VIOLENCE)), encoding="utf-8")
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(dump_document(fight_suite()), encoding="utf-8")
-    return config, suite
+from tests.cli.test_check import _documents
 
 
 @pytest.fixture

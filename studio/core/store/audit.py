@@ -92,6 +92,20 @@ def entry_hash(
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def _row_hash(row: dict[str, Any]) -> str:
+    """The hash a stored row should carry, from its stored fields."""
+    return entry_hash(
+        row["prev_hash"],
+        row["seq"],
+        row["utc"],
+        row["actor"],
+        row["action"],
+        row["subject"],
+        row["version"],
+        row["details"],
+    )
+
+
 def _stored_value(value: object) -> object:
     return {"blob": value.hex()} if isinstance(value, bytes) else repr(value)
 
@@ -241,18 +255,8 @@ class AuditLog:
             return problems
         accepted: list[tuple[int, set[str]]] = []
         for row in self._db.query(f"SELECT * FROM {TABLE} WHERE action = 'accept' ORDER BY seq"):
-            digest = entry_hash(
-                row["prev_hash"],
-                row["seq"],
-                row["utc"],
-                row["actor"],
-                row["action"],
-                row["subject"],
-                row["version"],
-                row["details"],
-            )
             listed = _details(row["details"]).get("problems")
-            if digest == row["hash"] and isinstance(listed, list):
+            if _row_hash(row) == row["hash"] and isinstance(listed, list):
                 accepted.append((row["seq"], {p for p in listed if isinstance(p, str)}))
         broken = {p.seq for p in problems if p.seq is not None}
         return [
@@ -275,17 +279,7 @@ class AuditLog:
                 problems.append(AuditProblem(seq, f"rows {expected_seq}..{seq - 1} are missing"))
             if row["prev_hash"] != prev:
                 problems.append(AuditProblem(seq, "link to the previous row is broken (a row was removed or edited)"))
-            digest = entry_hash(
-                row["prev_hash"],
-                seq,
-                row["utc"],
-                row["actor"],
-                row["action"],
-                row["subject"],
-                row["version"],
-                row["details"],
-            )
-            if digest != row["hash"]:
+            if _row_hash(row) != row["hash"]:
                 problems.append(AuditProblem(seq, "content does not match its hash (the row was edited)"))
             prev = row["hash"]
             expected_seq = seq + 1
