@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,6 +127,19 @@ class AuditProblem:
 
 
 @dataclass(frozen=True)
+class _Checked:
+    """How far the log was found intact, as committed: its last row and the last statement row."""
+
+    seq: int
+    hash: str
+    statement_rowid: int
+
+
+#: The key of :class:`_Checked` in ``StudioDatabase.verified``.
+_CHECKED = "audit log"
+
+
+@dataclass(frozen=True)
 class Head:
     seq: int
     hash: str
@@ -183,10 +197,20 @@ class AuditLog:
         state = getattr(self._db, "transaction_state", None)
         if state is None or state.get("audit checked"):
             return
-        # Statements this transaction stored before its first row are not named yet, so the check of statements
-        # against rows is left to `studio audit verify`; it keeps reporting rows removed before this write. Rows
-        # naming statements that are gone are checked here: deleting a retirement must not let an export through.
-        problems = self._unaccepted(self._chain_and_head() + self._deleted_statements() + self._edited_statement_rows())
+        # What an earlier write of this connection found intact still holds while nobody else has written since
+        # (``StudioDatabase.verified`` is emptied otherwise): then only what was added after it is checked, and the
+        # head file, which lives outside the database, is checked in full either way.
+        verified: dict[str, object] | None = getattr(self._db, "verified", None)
+        checked = verified.get(_CHECKED) if verified is not None else None
+        if isinstance(checked, _Checked):
+            found = self._problems_since(checked)
+        else:
+            # Statements this transaction stored before its first row are not named yet, so the check of statements
+            # against rows is left to `studio audit verify`; it keeps reporting rows removed before this write.
+            # Rows naming statements that are gone are checked here: deleting a retirement must not let an export
+            # through.
+            found = self._chain_and_head() + self._deleted_statements() + self._edited_statement_rows()
+        problems = self._unaccepted(found)
         if problems:
             first = problems[0]
             where = f"row {first.seq}: " if first.seq is not None else ""
@@ -196,6 +220,35 @@ class AuditLog:
                 "is, with a row saying so"
             )
         state["audit checked"] = True
+        if verified is not None and self._head_path is not None:
+            # The mark is read under the write lock, before COMMIT, so no other writer's rows can slip into it.
+            _at_commit(self._db, "before_commit", lambda: state.__setitem__("audit mark", self._mark()))
+            _at_commit(self._db, "after_commit", lambda: verified.__setitem__(_CHECKED, state["audit mark"]))
+
+    def _mark(self) -> _Checked:
+        last = list(self._db.query(f"SELECT seq, hash FROM {TABLE} ORDER BY seq DESC LIMIT 1"))
+        rowid = 0
+        if _has_statements(self._db):
+            rowid = next(iter(self._db.query("SELECT COALESCE(MAX(rowid), 0) AS n FROM statements")))["n"]
+        if not last:
+            return _Checked(0, GENESIS, rowid)
+        return _Checked(last[0]["seq"], last[0]["hash"], rowid)
+
+    def _problems_since(self, checked: _Checked) -> list[AuditProblem]:
+        """The checks of :meth:`_refuse_broken_log` on the rows and statements added after ``checked``."""
+        if checked.seq and self._stored_hash(checked.seq) != checked.hash:
+            return [AuditProblem(checked.seq, "row differs from what this studio checked (the row was edited)")]
+        rows = list(self._db.query(f"SELECT * FROM {TABLE} WHERE seq > ? ORDER BY seq", [checked.seq]))
+        problems, hashes = _chain_problems(rows, checked.hash, checked.seq + 1)
+        last_seq = max(hashes, default=checked.seq)
+        problems += self._head_problems(last_seq, lambda seq: hashes[seq] if seq in hashes else self._stored_hash(seq))
+        problems += self._deleted_statements(rows)
+        problems += self._edited_statement_rows(after_rowid=checked.statement_rowid)
+        return problems
+
+    def _stored_hash(self, seq: int) -> str | None:
+        found = list(self._db.query(f"SELECT hash FROM {TABLE} WHERE seq = ?", [seq]))
+        return found[0]["hash"] if found else None
 
     def accept(self, signer: ids.Identity, note: str) -> AuditEntry:
         """Sign the log as it is now, whatever verification says, with an ``accept`` row naming the problems.
@@ -269,42 +322,37 @@ class AuditLog:
         ]
 
     def _chain_and_head(self) -> list[AuditProblem]:
-        problems: list[AuditProblem] = []
-        prev = GENESIS
-        expected_seq = 1
-        hashes: dict[int, str] = {}
-        for row in self._db.query(f"SELECT * FROM {TABLE} ORDER BY seq"):
-            seq = row["seq"]
-            if seq != expected_seq:
-                problems.append(AuditProblem(seq, f"rows {expected_seq}..{seq - 1} are missing"))
-            if row["prev_hash"] != prev:
-                problems.append(AuditProblem(seq, "link to the previous row is broken (a row was removed or edited)"))
-            if _row_hash(row) != row["hash"]:
-                problems.append(AuditProblem(seq, "content does not match its hash (the row was edited)"))
-            prev = row["hash"]
-            expected_seq = seq + 1
-            hashes[seq] = row["hash"]
-        if self._head_path is not None:
-            # Under the writers' lock, so a head and pending head being moved into place are read as one.
-            try:
-                with _locked(self._lock_path()):
-                    problems.extend(self._check_head(hashes))
-            except (OSError, StateError):  # no lock to be had (a read-only home): read without it
-                problems.extend(self._check_head(hashes))
-        return problems
+        problems, hashes = _chain_problems(self._db.query(f"SELECT * FROM {TABLE} ORDER BY seq"), GENESIS, 1)
+        return problems + self._head_problems(max(hashes, default=0), hashes.get)
 
-    def _deleted_statements(self) -> list[AuditProblem]:
-        """Rows that name a signed statement the table no longer holds (statements deleted around the trigger)."""
+    def _head_problems(self, last_seq: int, hash_of: Callable[[int], str | None]) -> list[AuditProblem]:
+        if self._head_path is None:
+            return []
+        # Under the writers' lock, so a head and pending head being moved into place are read as one.
+        try:
+            with _locked(self._lock_path()):
+                return self._check_head(last_seq, hash_of)
+        except (OSError, StateError):  # no lock to be had (a read-only home): read without it
+            return self._check_head(last_seq, hash_of)
+
+    def _deleted_statements(self, rows: Iterable[dict[str, Any]] | None = None) -> list[AuditProblem]:
+        """Rows (all of them, or ``rows``) that name a signed statement the table no longer holds (statements
+        deleted around the trigger)."""
         if not _has_statements(self._db):
             return []
-        stored = {row["digest"] for row in self._db.query("SELECT digest FROM statements")}
+        if rows is None:
+            stored = {row["digest"] for row in self._db.query("SELECT digest FROM statements")}
+            rows = self._db.query(f"SELECT seq, details FROM {TABLE} ORDER BY seq")
+            is_stored: Callable[[str], bool] = stored.__contains__
+        else:
+            is_stored = self._statement_stored
         problems = []
-        for row in self._db.query(f"SELECT seq, details FROM {TABLE} ORDER BY seq"):
+        for row in rows:
             details = _details(row["details"])
             named = [details.get(key) for key in ("statement", "approval")]
             accepted = details.get("statements")
             named += accepted if isinstance(accepted, list) else []
-            gone = [d for d in named if isinstance(d, str) and d not in stored]
+            gone = [d for d in named if isinstance(d, str) and not is_stored(d)]
             if gone:
                 problems.append(
                     AuditProblem(
@@ -314,15 +362,19 @@ class AuditLog:
                 )
         return problems
 
-    def _edited_statement_rows(self) -> list[AuditProblem]:
-        """Statement rows whose index columns (how a statement is found: kind, config, content, run, probe, key)
-        or digest differ from the signed body: a statement hidden from the lookups by an edit of its columns."""
+    def _statement_stored(self, digest: str) -> bool:
+        return any(True for _ in self._db.query("SELECT 1 FROM statements WHERE digest = ?", [digest]))
+
+    def _edited_statement_rows(self, after_rowid: int | None = None) -> list[AuditProblem]:
+        """Statement rows (all, or those after ``after_rowid``) whose index columns (how a statement is found: kind,
+        config, content, run, probe, key) or digest differ from the signed body: a statement hidden from the
+        lookups by an edit of its columns."""
         if not _has_statements(self._db):
             return []
         edited = []
-        for row in self._db.query(
-            "SELECT digest, kind, config_id, content_sha256, run_id, probe_id, key_id, body FROM statements"
-        ):
+        sql = "SELECT digest, kind, config_id, content_sha256, run_id, probe_id, key_id, body FROM statements"
+        query = (sql, []) if after_rowid is None else (f"{sql} WHERE rowid > ?", [after_rowid])
+        for row in self._db.query(*query):
             body = _details(row["body"])
             signer = body.get("signer")
             try:
@@ -409,26 +461,25 @@ class AuditLog:
         if pending_path is None or not pending_path.is_file():
             return False
         with _locked(self._lock_path()):
-            hashes = {row["seq"]: row["hash"] for row in self._db.query(f"SELECT seq, hash FROM {TABLE}")}
-            if self._covering_pending(self._read_head(), hashes) is None:
+            last = next(iter(self._db.query(f"SELECT COALESCE(MAX(seq), 0) AS seq FROM {TABLE}")))["seq"]
+            if self._covering_pending(self._read_head(), last, self._stored_hash) is None:
                 return False
             publish_file(pending_path, self._head_path)  # type: ignore[arg-type]
             return True
 
-    def _covering_pending(self, data: object, hashes: dict[int, str]) -> object:
+    def _covering_pending(self, data: object, last_seq: int, hash_of: Callable[[int], str | None]) -> object:
         """The pending head document when it takes over from the head document ``data``, else None.
 
         It must be signed by a trusted identity and name a row of the table with that row's hash, and be ahead of a
         head that is trusted and matches the table, or, when there is no head file at all, name the last row. A
         head that was altered or does not match the table is never replaced (that is what verification reports).
         """
-        last_seq = max(hashes, default=0)
         pending_data = _read_json(self._pending_path())
         pending = _parse_head(pending_data)
         if (
             not last_seq
             or pending is None
-            or hashes.get(pending.seq) != pending.hash
+            or hash_of(pending.seq) != pending.hash
             or self._head_signature_problem(pending_data) is not None
         ):
             return None
@@ -438,7 +489,7 @@ class AuditLog:
         if (
             self._head_signature_problem(data) is None
             and head is not None
-            and hashes.get(head.seq) == head.hash
+            and hash_of(head.seq) == head.hash
             and head.seq < pending.seq
         ):
             return pending_data
@@ -451,14 +502,13 @@ class AuditLog:
         assert self._head_path is not None
         return self._head_path.with_name(self._head_path.name + ".lock")
 
-    def _check_head(self, hashes: dict[int, str]) -> list[AuditProblem]:
+    def _check_head(self, last_seq: int, hash_of: Callable[[int], str | None]) -> list[AuditProblem]:
         if self._head_path is None:
             return []
-        last_seq = max(hashes, default=0)
         data = self._read_head()
         # Rows that a process committed and signed as pending, then stopped before writing the head, are covered by
         # that pending head (see the module docstring).
-        pending = self._covering_pending(data, hashes)
+        pending = self._covering_pending(data, last_seq, hash_of)
         if pending is not None:
             data = pending
         if data is None:
@@ -485,7 +535,7 @@ class AuditLog:
                     "(rows were removed from the end)",
                 )
             ]
-        if hashes.get(head.seq) != head.hash:
+        if hash_of(head.seq) != head.hash:
             return [AuditProblem(head.seq, "row differs from the signed head (rows were rewritten or reordered)")]
         if head.seq < last_seq:
             return [
@@ -551,6 +601,27 @@ def _read_json(path: Path | None) -> object:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return "unreadable"
+
+
+def _chain_problems(
+    rows: Iterable[dict[str, Any]], prev: str, expected_seq: int
+) -> tuple[list[AuditProblem], dict[int, str]]:
+    """Breaks in the chain of ``rows`` (in seq order), which should start at ``expected_seq`` after a row whose
+    hash is ``prev``; and each row's stored hash by seq."""
+    problems: list[AuditProblem] = []
+    hashes: dict[int, str] = {}
+    for row in rows:
+        seq = row["seq"]
+        if seq != expected_seq:
+            problems.append(AuditProblem(seq, f"rows {expected_seq}..{seq - 1} are missing"))
+        if row["prev_hash"] != prev:
+            problems.append(AuditProblem(seq, "link to the previous row is broken (a row was removed or edited)"))
+        if _row_hash(row) != row["hash"]:
+            problems.append(AuditProblem(seq, "content does not match its hash (the row was edited)"))
+        prev = row["hash"]
+        expected_seq = seq + 1
+        hashes[seq] = row["hash"]
+    return problems, hashes
 
 
 def _parse_head(data: object) -> Head | None:

@@ -60,6 +60,10 @@ class StudioDatabase(sqlite_utils.Database):
         self._before_commit: list[Callable[[], None]] = []
         #: Notes that last one outermost transaction (emptied when it begins), e.g. that the audit log was checked.
         self.transaction_state: dict[str, object] = {}
+        #: Results of integrity checks that hold while no other writer has changed the database (see above).
+        self.verified: dict[str, object] = {}
+        #: (total_changes, data_version) as this connection's last transaction committed them.
+        self._committed: tuple[int, int] | None = None
 
     def before_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` just before the current transaction commits (at once when none is open)."""
@@ -89,12 +93,17 @@ class StudioDatabase(sqlite_utils.Database):
             return
         self._begin_immediate()
         self.transaction_state = {}
+        if self._committed != self._write_mark():
+            self.verified.clear()
         try:
             yield self
             ready, self._before_commit = self._before_commit, []
             for callback in ready:
                 callback()
+            # Read under the write lock: no other connection can commit between this and COMMIT.
+            mark = self._write_mark()
             self.conn.execute("COMMIT")
+            self._committed = mark
         except BaseException:
             self._after_commit.clear()
             self._before_commit.clear()
@@ -104,6 +113,10 @@ class StudioDatabase(sqlite_utils.Database):
         callbacks, self._after_commit = self._after_commit, []
         for callback in callbacks:
             callback()
+
+    def _write_mark(self) -> tuple[int, int]:
+        """This connection's count of changed rows and SQLite's count of other connections' commits."""
+        return self.conn.total_changes, self.conn.execute("PRAGMA data_version").fetchone()[0]
 
     def _begin_immediate(self) -> None:
         for attempt in range(WRITE_ATTEMPTS):
