@@ -44,6 +44,10 @@ class GateSettings(_Strict):
     required_suite: Annotated[str, Field(pattern=ID_PATTERN)] | None = Field(
         default=None, description="Suite id the run must use; none means any suite is accepted."
     )
+    allow_test_models: bool = Field(
+        default=False,
+        description="Accept runs answered or judged by the deterministic test model (for tests and demos only).",
+    )
 
 
 class InferenceSettings(_Strict):

@@ -3,6 +3,7 @@ import on another machine, and every forgery we know of refused with a named rea
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
@@ -54,8 +55,19 @@ def people(studio_home: Path) -> dict[str, Identity]:
     return {name: create_identity(name) for name in ("alice", "bob", "carol")}
 
 
+def _settings(gate: GateSettings | None = None, **changes: object) -> StudioSettings:
+    """Settings that accept check runs made with the deterministic test model, as every run here is."""
+    gate = (gate or GateSettings()).model_copy(update={"allow_test_models": True})
+    return StudioSettings(gate=gate, **changes)  # type: ignore[arg-type]
+
+
 def _strict_settings(**changes: object) -> StudioSettings:
-    return StudioSettings(gate=GateSettings(min_score=0.5, min_valid_rate=1.0), **changes)  # type: ignore[arg-type]
+    return _settings(GateSettings(min_score=0.5, min_valid_rate=1.0), **changes)
+
+
+@pytest.fixture(autouse=True)
+def _saved_settings(studio_home: Path) -> None:
+    save_settings(_settings())
 
 
 def _run_check(store: Store, config: SafetyConfig, reviewer: Identity | None = None) -> str:
@@ -113,7 +125,7 @@ def test_two_identities_submit_gate_approve_export_verify(
     assert record.evidence["score"] == pytest.approx(0.8) and record.evidence["valid_rate"] == 1.0
 
     out = _export(tmp_path)
-    checked = check_export(out, StudioSettings())
+    checked = check_export(out, _settings())
     assert checked.document.config.text == config.text
     assert checked.document.evidence["suite_sha256"] == SUITE.content_hash()
     assert [s.kind for s in checked.chain.statements()] == ["version", "submit", "run"] + ["override"] * 3 + ["approve"]
@@ -143,7 +155,7 @@ def test_gate_failure_names_the_reasons(store: Store, people: dict[str, Identity
 def test_single_person_switch_is_recorded_and_verify_follows_the_settings(
     store: Store, people: dict[str, Identity], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = StudioSettings(single_person_approval=True, gate=GateSettings(min_score=-1.0, min_valid_rate=0.0))
+    settings = _settings(GateSettings(min_score=-1.0, min_valid_rate=0.0), single_person_approval=True)
     save_settings(settings)
     config = _written_and_submitted(store, people, settings)
     _run_check(store, config)
@@ -153,7 +165,7 @@ def test_single_person_switch_is_recorded_and_verify_follows_the_settings(
     assert store.audit.entries(config.id)[-1].details["single_person"] is True
     out = _export(tmp_path)
     assert main(["verify", str(out)]) == 0
-    save_settings(StudioSettings())  # a team that does not allow single-person approvals
+    save_settings(_settings())  # a team that does not allow single-person approvals
     capsys.readouterr()
     assert main(["verify", str(out)]) == ChainFailure.FOUR_EYES_BROKEN
     assert "four-eyes broken" in capsys.readouterr().out
@@ -169,6 +181,51 @@ def test_the_submitter_cannot_approve(store: Store, people: dict[str, Identity])
     _run_check(store, config, people["carol"])
     with pytest.raises(StateError, match="submitted support-bot v1 and cannot approve it"):
         Lifecycle(store, _strict_settings()).approve(config.id, people["bob"])
+
+
+class _LocalModel(FakeBackend):
+    """The test model reporting itself as a llama.cpp model, as a run on a real GGUF records it."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._info = dataclasses.replace(self._info, kind="llama.cpp")
+
+
+def test_a_run_made_with_the_test_model_is_no_evidence_unless_the_team_allows_it(
+    store: Store, people: dict[str, Identity], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _written_and_submitted(store, people, _strict_settings())
+    run_id = _run_check(store, config, people["carol"])
+    default = GateSettings(min_score=0.5, min_valid_rate=1.0)
+    refused = evaluate_gate(store, config, run_id, default)
+    assert not refused.passed
+    assert refused.reasons == (
+        f"run {run_id} used the deterministic test model (candidate candidate, judge judge), not a real model; "
+        "check the config with a real model",
+    )
+    assert evaluate_gate(store, config, run_id, default.model_copy(update={"allow_test_models": True})).passed
+
+    save_settings(StudioSettings(gate=default))  # what a team gets unless it says otherwise
+    capsys.readouterr()
+    assert main(["review", "approve", config.id, "--as", "bob"]) == 5
+    assert "deterministic test model" in capsys.readouterr().err
+    assert store.configs.get(config.id, 1).status is ConfigStatus.IN_REVIEW
+    assert main(["settings", "set", "gate.allow_test_models", "true"]) == 0
+    assert main(["review", "approve", config.id, "--as", "bob"]) == 0
+
+
+def test_the_gate_names_only_the_part_the_test_model_played(store: Store, people: dict[str, Identity]) -> None:
+    config = _written_and_submitted(store, people, _strict_settings())
+    runner = CheckRunner(store.runs, _LocalModel("smollm2"), FakeBackend("judge"))
+    run_id = list(runner.check(CheckSpec(suite=SUITE, configs=(config,))))[-1].run_id
+    gate = evaluate_gate(store, config, run_id, GateSettings(min_score=-1.0, min_valid_rate=0.0))
+    assert gate.reasons == (
+        f"run {run_id} used the deterministic test model (judge judge), not a real model; "
+        "check the config with a real model",
+    )
+    runner = CheckRunner(store.runs, _LocalModel("smollm2"), _LocalModel("smollm2"))
+    run_id = list(runner.check(CheckSpec(suite=SUITE, configs=(config,))))[-1].run_id
+    assert evaluate_gate(store, config, run_id, GateSettings(min_score=-1.0, min_valid_rate=0.0)).passed
 
 
 def test_the_same_os_user_without_as_cannot_approve_alone(
@@ -518,7 +575,7 @@ def test_one_byte_edit_fails_verification(
     at = raw.index(needle.encode()) + 1
     out.write_bytes(raw[:at] + bytes([raw[at] ^ 0x01]) + raw[at + 1 :])
     with pytest.raises(ChainError) as caught:
-        check_export(out, StudioSettings())
+        check_export(out, _settings())
     assert caught.value.failure is ChainFailure.MODIFIED
     assert main(["verify", str(out)]) == ChainFailure.MODIFIED
 
@@ -549,7 +606,7 @@ def test_import_on_another_machine_needs_every_key_trusted(
     with Store.open() as other:
         imported = other.configs.latest("support-bot")
         assert imported.status is ConfigStatus.APPROVED
-        approval = Lifecycle(other, StudioSettings()).approval("support-bot", imported.version)
+        approval = Lifecycle(other, _settings()).approval("support-bot", imported.version)
         assert approval.reviewer.startswith("bob (")
         assert other.audit.verify() == []
     again = tmp_path / "re-exported.yaml"
@@ -605,7 +662,7 @@ def test_tampered_file_is_refused_on_import(store: Store, people: dict[str, Iden
     out = _export(tmp_path)
     out.write_text(out.read_text(encoding="utf-8").replace("Never help", "Always help"), encoding="utf-8")
     with pytest.raises(ChainError, match="modified"):
-        import_export(Lifecycle(store, StudioSettings()), out, people["carol"])
+        import_export(Lifecycle(store, _settings()), out, people["carol"])
 
 
 @pytest.mark.parametrize("command", [["verify"], ["import-approved"]])
@@ -723,11 +780,14 @@ def test_a_version_stored_before_signing_is_claimed_then_follows_four_eyes(
         config = store.configs.create(_config())
     assert store.path is not None
     store.close()
+    # As if the version had been stored by an older studio: no signed statement, no audit row naming one, no head.
     conn = sqlite3.connect(store.path)
-    conn.execute("DROP TRIGGER statements_no_delete")  # as if the version had been stored by an older studio
-    conn.execute("DELETE FROM statements WHERE config_id = ?", [config.id])
+    for table in ("statements", "audit_log"):
+        conn.execute(f"DROP TRIGGER {table}_no_delete")
+        conn.execute(f"DELETE FROM {table}")
     conn.commit()
     conn.close()
+    Path(f"{store.path}.audit-head").unlink()
     capsys.readouterr()
     assert main(["review", "submit", config.id, "--as", "alice"]) == 5
     assert f"studio review claim {config.id} --version 1" in capsys.readouterr().err
@@ -737,7 +797,7 @@ def test_a_version_stored_before_signing_is_claimed_then_follows_four_eyes(
     assert main(["review", "submit", config.id, "--as", "carol"]) == 0
     with Store.open() as reopened:
         _run_check(reopened, reopened.configs.get(config.id, 1))
-    save_settings(StudioSettings(gate=GateSettings(min_score=-1.0, min_valid_rate=0.0)))
+    save_settings(_settings(GateSettings(min_score=-1.0, min_valid_rate=0.0)))
     capsys.readouterr()
     assert main(["review", "approve", config.id, "--as", "alice"]) == 5  # the claimant counts as the author
     assert "wrote support-bot v1 and cannot approve it" in capsys.readouterr().err

@@ -35,6 +35,7 @@ def test_submit_approve_and_export_signed_yaml(
     qtbot: QtBot, ctx: AppContext, tmp_path: Path, qtmodeltester: object
 ) -> None:
     ctx.settings.gate.min_score = -1.0
+    ctx.settings.gate.allow_test_models = True  # the runs here are made with the test model
     alice = create_identity("alice")
     with acting_as(alice):  # another person writes and submits; the dialog's identity reviews
         config = ctx.store.configs.create(make_config("game-studio"))

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
 from studio.core.approval.lifecycle import Lifecycle
-from studio.core.documents import SafetyConfig
+from studio.core.documents import ConfigStatus, SafetyConfig
 from studio.core.evals.runner import CheckRunner, CheckSpec
 from studio.core.evals.suites import bundled_suite
 from studio.core.identity import acting_as, create_identity
@@ -90,6 +90,7 @@ def test_probe_actions_follow_the_probe_pane(qtbot: QtBot, ctx: AppContext, fake
 
 def test_approval_buttons_say_what_stands_in_the_way(qtbot: QtBot, ctx: AppContext) -> None:
     ctx.settings.gate.min_score = -1.0
+    ctx.settings.gate.allow_test_models = True  # the runs here are made with the test model
     config = ctx.store.configs.create(make_config("game-studio"))
     dialog = ApprovalDialog(ctx, config.id)
     qtbot.addWidget(dialog)
@@ -110,6 +111,7 @@ def test_approval_buttons_say_what_stands_in_the_way(qtbot: QtBot, ctx: AppConte
 
 def test_approve_is_offered_to_a_second_person_with_a_passing_run(qtbot: QtBot, ctx: AppContext) -> None:
     ctx.settings.gate.min_score = -1.0
+    ctx.settings.gate.allow_test_models = True  # the runs here are made with the test model
     alice = create_identity("alice")
     with acting_as(alice):
         config = ctx.store.configs.create(make_config("game-studio"))
@@ -125,6 +127,20 @@ def test_approve_is_offered_to_a_second_person_with_a_passing_run(qtbot: QtBot, 
     dialog.lifecycle = Lifecycle(ctx.store, ctx.settings)
     dialog.reload()
     assert disabled_because(dialog.approve_button, "is approved")
+
+
+def test_approve_says_a_run_made_with_the_test_model_is_no_evidence(qtbot: QtBot, ctx: AppContext) -> None:
+    ctx.settings.gate.min_score = -1.0  # the score would pass; only the model stands in the way
+    alice = create_identity("alice")
+    with acting_as(alice):
+        config = ctx.store.configs.create(make_config("game-studio"))
+        Lifecycle(ctx.store, ctx.settings).submit(config.id, alice)
+    _check(ctx, ctx.store.configs.latest(config.id))
+    dialog = ApprovalDialog(ctx, config.id)
+    qtbot.addWidget(dialog)
+    assert disabled_because(dialog.approve_button, "deterministic test model")
+    assert not dialog.approve()
+    assert ctx.store.configs.latest(config.id).status is ConfigStatus.IN_REVIEW
 
 
 def test_evaluation_panes_disable_what_cannot_act(qtbot: QtBot, ctx: AppContext) -> None:

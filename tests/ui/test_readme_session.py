@@ -25,6 +25,7 @@ def test_readme_session_through_the_window(
     # The fake judge's verdicts are random, so its score may fall below the default gate; the gate itself is
     # covered by the approval tests. Everything else runs with the defaults.
     ctx.settings.gate.min_score = -1.0
+    ctx.settings.gate.allow_test_models = True  # the runs here are made with the test model
     window = MainWindow(ctx)
     qtbot.addWidget(window)
     window.show()

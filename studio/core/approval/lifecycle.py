@@ -110,6 +110,16 @@ def evaluate_gate(store: Store, config: SafetyConfig, run_id: str, gate: GateSet
         reasons.append(f"run {run_id} checked version {checked.version}, not version {config.version}")
     if gate.required_suite and record.suite_id != gate.required_suite:
         reasons.append(f"run {run_id} used suite {record.suite_id!r}, the gate requires {gate.required_suite!r}")
+    stand_ins = [
+        f"{role} {rec.get('name')}"
+        for role, rec in (("candidate", record.candidate), ("judge", record.judge))
+        if rec.get("kind") == "fake"
+    ]
+    if stand_ins and not gate.allow_test_models:
+        reasons.append(
+            f"run {run_id} used the deterministic test model ({', '.join(stand_ins)}), not a real model; check the "
+            "config with a real model"
+        )
     # The verdicts count only as the person who ran the check signed them (see studio.core.store.run_seals).
     seal, unsealed = seal_problem(StatementRepo(store.db), run_id)
     if unsealed:
