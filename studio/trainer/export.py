@@ -13,10 +13,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,10 +75,11 @@ def hf_base_from_gguf(gguf_path: Path, *, sdist: Path | None = None, log: Log = 
     import_utils.is_gguf_available.cache_clear()
     log(f"dequantising {gguf_path.name} into a trainable model")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
-        loaded = AutoModelForCausalLM.from_pretrained(
-            str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
-        )
+        with _gguf_parsed_once():
+            tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+            loaded = AutoModelForCausalLM.from_pretrained(
+                str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
+            )
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
         raise InputError(gguf_path, f"transformers cannot read this GGUF ({exc})") from exc
     config = loaded.config
@@ -94,6 +96,38 @@ def hf_base_from_gguf(gguf_path: Path, *, sdist: Path | None = None, log: Log = 
         tokenizer.save_pretrained(str(staged))
         write_json(staged / PROVENANCE_FILE, {"base_gguf": str(gguf_path), "base_sha256": digest})
     return target
+
+
+@contextlib.contextmanager
+def _gguf_parsed_once() -> Iterator[None]:
+    """While transformers loads one GGUF: parse the file once and build each tensor-name map once.
+
+    transformers reads the file's header three times (tokenizer, config, weights), each a walk through every
+    vocabulary entry, and builds gguf-py's name map afresh for every module of the model; both are read-only, so
+    one copy serves every call. Undone on exit.
+    """
+    import gguf
+
+    real_reader, real_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    readers: dict[tuple[str, str], Any] = {}
+    maps: dict[tuple[Any, int], Any] = {}
+
+    def reader(path: str | Path, mode: str = "r") -> Any:
+        key = (str(Path(path).resolve()), mode)
+        if key not in readers:
+            readers[key] = real_reader(path, mode)
+        return readers[key]
+
+    def name_map(arch: Any, n_blocks: int) -> Any:
+        if (arch, n_blocks) not in maps:
+            maps[arch, n_blocks] = real_map(arch, n_blocks)
+        return maps[arch, n_blocks]
+
+    gguf.GGUFReader, gguf.get_tensor_name_map = reader, name_map
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = real_reader, real_map
 
 
 def resolve_base(base: Path, *, sdist: Path | None = None, log: Log = _no_log) -> Path:

@@ -1,4 +1,4 @@
-"""Export plumbing that needs no model: converter extraction from the sdist, and argument checks."""
+"""Export plumbing: converter extraction from the sdist, argument checks, and how a GGUF is read for training."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from studio.core.errors import BackendError, InputError
-from studio.trainer.converter import converter_env, ensure_converter
-from studio.trainer.export import export_model, quantize_gguf
+from studio.trainer.converter import converter_env, ensure_converter, import_gguf_py
+from studio.trainer.export import _gguf_parsed_once, export_model, quantize_gguf
 
 PREFIX = "llama_cpp_python-0.3.36/vendor/llama.cpp/"
 
@@ -72,3 +72,25 @@ def test_export_refuses_an_unknown_quantisation(tmp_path: Path) -> None:
         export_model(tmp_path, tmp_path / "out", name="x", quants=("q2",))
     with pytest.raises(InputError, match="unknown quantisation 'f32'"):
         quantize_gguf(tmp_path / "in.gguf", tmp_path / "out.gguf", "f32")
+
+
+def test_a_gguf_is_parsed_once_while_transformers_loads_it(converter_dir: Path, embedded_model: Path) -> None:
+    """hf_base_from_gguf lets transformers' three reads of the file share one parse, and its per-module name
+    maps share one map; both stand-ins are gone afterwards, also after an error."""
+    import_gguf_py(converter_dir)
+    import gguf
+
+    real = (gguf.GGUFReader, gguf.get_tensor_name_map)
+    with _gguf_parsed_once():
+        reader = gguf.GGUFReader(embedded_model)
+        assert gguf.GGUFReader(str(embedded_model)) is reader
+        assert "token_embd.weight" in [t.name for t in reader.tensors]
+        llama = gguf.MODEL_ARCH.LLAMA
+        names = gguf.get_tensor_name_map(llama, 30)
+        assert gguf.get_tensor_name_map(llama, 30) is names
+        assert names.get_name("model.layers.29.self_attn.q_proj") == "blk.29.attn_q"
+        assert gguf.get_tensor_name_map(llama, 2) is not names
+    assert (gguf.GGUFReader, gguf.get_tensor_name_map) == real
+    with pytest.raises(RuntimeError), _gguf_parsed_once():
+        raise RuntimeError("transformers failed")
+    assert (gguf.GGUFReader, gguf.get_tensor_name_map) == real
