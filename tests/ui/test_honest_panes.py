@@ -109,9 +109,10 @@ def test_approval_buttons_say_what_stands_in_the_way(qtbot: QtBot, ctx: AppConte
     assert enabled_saying(dialog.reject_button, "back to its author")
 
 
-def test_approve_is_offered_to_a_second_person_with_a_passing_run(qtbot: QtBot, ctx: AppContext) -> None:
+def _submitted_by_alice_and_checked(qtbot: QtBot, ctx: AppContext) -> ApprovalDialog:
+    """The dialog's identity is asked to approve alice's config, checked with the test model, at a gate any score
+    meets."""
     ctx.settings.gate.min_score = -1.0
-    ctx.settings.gate.allow_test_models = True  # the runs here are made with the test model
     alice = create_identity("alice")
     with acting_as(alice):
         config = ctx.store.configs.create(make_config("game-studio"))
@@ -119,6 +120,12 @@ def test_approve_is_offered_to_a_second_person_with_a_passing_run(qtbot: QtBot, 
     _check(ctx, ctx.store.configs.latest(config.id))
     dialog = ApprovalDialog(ctx, config.id)
     qtbot.addWidget(dialog)
+    return dialog
+
+
+def test_approve_is_offered_to_a_second_person_with_a_passing_run(qtbot: QtBot, ctx: AppContext) -> None:
+    ctx.settings.gate.allow_test_models = True  # the runs here are made with the test model
+    dialog = _submitted_by_alice_and_checked(qtbot, ctx)
     assert enabled_saying(dialog.approve_button, "Approve this version")
     assert dialog.approve()
     assert enabled_saying(dialog.export_button, "signed YAML")
@@ -130,17 +137,10 @@ def test_approve_is_offered_to_a_second_person_with_a_passing_run(qtbot: QtBot, 
 
 
 def test_approve_says_a_run_made_with_the_test_model_is_no_evidence(qtbot: QtBot, ctx: AppContext) -> None:
-    ctx.settings.gate.min_score = -1.0  # the score would pass; only the model stands in the way
-    alice = create_identity("alice")
-    with acting_as(alice):
-        config = ctx.store.configs.create(make_config("game-studio"))
-        Lifecycle(ctx.store, ctx.settings).submit(config.id, alice)
-    _check(ctx, ctx.store.configs.latest(config.id))
-    dialog = ApprovalDialog(ctx, config.id)
-    qtbot.addWidget(dialog)
+    dialog = _submitted_by_alice_and_checked(qtbot, ctx)  # the score passes; only the model stands in the way
     assert disabled_because(dialog.approve_button, "deterministic test model")
     assert not dialog.approve()
-    assert ctx.store.configs.latest(config.id).status is ConfigStatus.IN_REVIEW
+    assert ctx.store.configs.latest(dialog.config_id).status is ConfigStatus.IN_REVIEW
 
 
 def test_evaluation_panes_disable_what_cannot_act(qtbot: QtBot, ctx: AppContext) -> None:
