@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -16,10 +16,10 @@ from studio.cli import check as check_cli
 from studio.cli.main import main
 from studio.core.errors import ExitCode
 from studio.core.inference import fake
-from studio.core.inference.base import CancelToken, GenerationParams, Message, StreamEvent
 from studio.core.inference.fake import FakeBackend
 from studio.core.paths import database_path
 from studio.core.settings import settings_path
+from tests.cli.interrupting import candidate_interrupted_at
 from tests.cli.test_check import _documents
 
 
@@ -121,18 +121,8 @@ def test_a_damaged_settings_file_stops_the_check_before_it_runs(
 # -- SIGTERM -----------------------------------------------------------------------------------------------------
 
 
-class _TerminatedFake(FakeBackend):
-    """A fake candidate whose process is sent SIGTERM at the third reply."""
-
-    replies = 0
-
-    def stream(
-        self, messages: Sequence[Message], params: GenerationParams, cancel: CancelToken | None = None
-    ) -> Iterator[StreamEvent]:
-        self.replies += 1
-        if self.replies == 3:
-            os.kill(os.getpid(), signal.SIGTERM)
-        yield from super().stream(messages, params, cancel)
+def _send_sigterm() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 @pytest.fixture
@@ -176,9 +166,7 @@ def test_sigterm_during_generation_cancels_the_run_like_ctrl_c(
     sigterm_recorded: list[int],
 ) -> None:
     config, suite = _documents(tmp_path)
-    monkeypatch.setattr(
-        fake, "FakeBackend", lambda name: (_TerminatedFake if "candidate" in name else FakeBackend)(name)
-    )
+    candidate_interrupted_at(monkeypatch, 3, _send_sigterm)
     code = main(["check", "--backend", "fake", "--config", str(config), "--suite", str(suite)])
     err = capsys.readouterr().err
     assert code == ExitCode.CANCELLED

@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,10 +19,10 @@ from studio.cli import main as cli
 from studio.core.errors import ExitCode
 from studio.core.evals.runner import Progress
 from studio.core.inference import fake
-from studio.core.inference.base import CancelToken, GenerationParams, Message, StreamEvent
 from studio.core.inference.fake import FakeBackend
 from studio.core.settings import setting_keys
 from studio.trainer import cli as trainer_cli
+from tests.cli.interrupting import candidate_interrupted_at
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -221,27 +221,15 @@ def test_runs_show_items(capsys: pytest.CaptureFixture[str]) -> None:
     assert f"review one with: studio runs review {run_id} CONFIG PROBE --accept" in out
 
 
-class _InterruptedFake(FakeBackend):
-    """A fake candidate on which the user presses Ctrl-C at the third reply."""
-
-    replies = 0
-
-    def stream(
-        self, messages: Sequence[Message], params: GenerationParams, cancel: CancelToken | None = None
-    ) -> Iterator[StreamEvent]:
-        self.replies += 1
-        if self.replies == 3:
-            raise KeyboardInterrupt
-        yield from super().stream(messages, params, cancel)
+def _press_ctrl_c() -> None:
+    raise KeyboardInterrupt
 
 
 def test_ctrl_c_during_a_check_exits_130_with_the_resume_command(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run(capsys, "config", "new", "--template", "game-studio", "--id", "game")
-    monkeypatch.setattr(
-        fake, "FakeBackend", lambda name: (_InterruptedFake if "candidate" in name else FakeBackend)(name)
-    )
+    candidate_interrupted_at(monkeypatch, 3, _press_ctrl_c)
     code, _, err = run(capsys, "check", "--backend", "fake", "--config", "game", "--suite", "scenario-game-studio")
     assert code == ExitCode.CANCELLED
     hint = err.strip().splitlines()[-1]

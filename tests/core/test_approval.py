@@ -343,20 +343,39 @@ def test_a_retired_version_cannot_be_approved_again_by_the_status_column_or_an_o
     assert main(["verify", str(before_retirement)]) == 0  # the file itself still verifies: it was approved then
 
 
-def test_deleting_the_signed_retirement_does_not_bring_the_version_back(
-    store: Store, people: dict[str, Identity], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("edit", "reported"),
+    [
+        (
+            ["DROP TRIGGER statements_no_delete", "DELETE FROM statements WHERE kind = 'retire'"],
+            "which is no longer stored (statements were deleted)",
+        ),
+        (
+            ["DROP TRIGGER statements_no_update", "UPDATE statements SET content_sha256 = 'x' WHERE kind = 'retire'"],
+            "columns no longer match the signed text",
+        ),
+    ],
+    ids=["deleted", "columns-edited"],
+)
+def test_a_signed_retirement_deleted_or_hidden_by_hand_stops_every_write(
+    store: Store,
+    people: dict[str, Identity],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    edit: list[str],
+    reported: str,
 ) -> None:
     _approved(store, people)
     Lifecycle(store, _strict_settings()).retire("support-bot", people["bob"], comment="superseded")
-    store.db.execute("DROP TRIGGER statements_no_delete")
-    store.db.execute("DELETE FROM statements WHERE kind = 'retire'")
+    for statement in edit:
+        store.db.execute(statement)
     store.db.execute("UPDATE config_versions SET status = 'approved' WHERE config_id = 'support-bot'")
     capsys.readouterr()
     assert main(["export", "support-bot", "--version", "1", "--as", "bob", "-o", str(tmp_path / "again.yaml")]) == 5
     assert "the audit log does not hold" in capsys.readouterr().err
     assert not (tmp_path / "again.yaml").exists()
     assert main(["audit", "verify"]) == 1
-    assert "which is no longer stored (statements were deleted)" in capsys.readouterr().out
+    assert reported in capsys.readouterr().out
 
 
 def test_unjudging_the_worst_items_is_an_edit_of_the_sealed_run(store: Store, people: dict[str, Identity]) -> None:
@@ -367,21 +386,6 @@ def test_unjudging_the_worst_items_is_an_edit_of_the_sealed_run(store: Store, pe
     store.db.execute("UPDATE check_runs SET finished_utc = '2030-01-01T00:00:00+00:00' WHERE id = ?", [run_id])
     gate = evaluate_gate(store, config, run_id, _strict_settings().gate)
     assert not gate.passed and any("the database was edited" in reason for reason in gate.reasons)
-
-
-def test_a_statement_hidden_by_editing_its_columns_stops_every_write(
-    store: Store, people: dict[str, Identity], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    _approved(store, people)
-    Lifecycle(store, _strict_settings()).retire("support-bot", people["bob"], comment="superseded")
-    store.db.execute("DROP TRIGGER statements_no_update")
-    store.db.execute("UPDATE statements SET content_sha256 = 'x' WHERE kind = 'retire'")
-    store.db.execute("UPDATE config_versions SET status = 'approved' WHERE config_id = 'support-bot'")
-    capsys.readouterr()
-    assert main(["export", "support-bot", "--version", "1", "--as", "bob", "-o", str(tmp_path / "again.yaml")]) == 5
-    assert not (tmp_path / "again.yaml").exists()
-    assert main(["audit", "verify"]) == 1
-    assert "columns no longer match the signed text" in capsys.readouterr().out
 
 
 def test_reordering_statement_rows_does_not_bring_back_a_cleared_override(
