@@ -212,6 +212,8 @@ def test_a_run_made_with_the_test_model_is_no_evidence_unless_the_team_allows_it
     assert store.configs.get(config.id, 1).status is ConfigStatus.IN_REVIEW
     assert main(["settings", "set", "gate.allow_test_models", "true"]) == 0
     assert main(["review", "approve", config.id, "--as", "bob"]) == 0
+    approval = Lifecycle(store, _settings()).approval(config.id, 1)
+    assert approval is not None and approval.gate["allow_test_models"] is True  # signed, so an export shows it
 
 
 def test_the_gate_names_only_the_part_the_test_model_played(store: Store, people: dict[str, Identity]) -> None:
