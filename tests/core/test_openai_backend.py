@@ -55,7 +55,8 @@ def backend(llama_server: str) -> Iterator[OpenAIBackend]:
 @pytest.mark.network_local
 def test_streams_a_reply(backend: OpenAIBackend) -> None:
     assert isinstance(backend, Backend)
-    events = list(backend.stream(chat("Answer briefly.", "Name a colour."), GenerationParams(max_tokens=12)))
+    params = GenerationParams(max_tokens=12, temperature=0.0)
+    events = list(backend.stream(chat("Answer briefly.", "Name a colour."), params))
     tokens = [e for e in events if isinstance(e, TokenEvent)]
     result = events[-1]
     assert isinstance(result, GenerationResult)
@@ -63,6 +64,8 @@ def test_streams_a_reply(backend: OpenAIBackend) -> None:
     assert result.text == "".join(t.text for t in tokens)
     assert result.stop_reason in (StopReason.STOP, StopReason.LENGTH)
     assert 1 <= result.completion_tokens <= 12
+    # The embedded model's greedy answer runs past 12 tokens: the server stops it at exactly the limit.
+    assert (result.stop_reason, result.completion_tokens, len(tokens)) == (StopReason.LENGTH, 12, 12)
     assert result.time_to_first_token_s is not None and result.time_to_first_token_s > 0
     assert result.mode is DecodingMode.REMOTE
     assert backend.info.kind == "openai" and backend.info.device == "remote"
@@ -116,10 +119,16 @@ def test_json_schema_is_enforced(backend: OpenAIBackend) -> None:
 
 @pytest.mark.real_model
 @pytest.mark.network_local
-def test_list_models_and_count_tokens(backend: OpenAIBackend) -> None:
+def test_list_models_and_count_tokens(backend: OpenAIBackend, embedded_model: Path) -> None:
+    from llama_cpp import Llama
+
     assert len(backend.list_models()) == 1
-    short, longer = backend.count_tokens("hello"), backend.count_tokens("hello there, how are you today?")
+    texts = ("hello", "hello there, how are you today?")
+    short, longer = (backend.count_tokens(text) for text in texts)
     assert 1 <= short < longer
+    # The server's own count, not the four-characters-a-token estimate (which says 2 for "hello").
+    vocab = Llama(str(embedded_model), vocab_only=True, verbose=False)
+    assert [short, longer] == [len(vocab.tokenize(t.encode(), add_bos=False, special=False)) for t in texts]
 
 
 @pytest.mark.real_model
