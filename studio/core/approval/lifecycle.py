@@ -31,6 +31,7 @@ from studio.core.evals.formatting import format_score
 from studio.core.evals.runner import scored_item
 from studio.core.evals.scoring import score_items
 from studio.core.identity import Identity, digest
+from studio.core.inference import fake
 from studio.core.settings import GateSettings, StudioSettings
 from studio.core.store.approvals import ApprovalRecord
 from studio.core.store.run_seals import seal_problem
@@ -113,7 +114,7 @@ def evaluate_gate(store: Store, config: SafetyConfig, run_id: str, gate: GateSet
     stand_ins = [
         f"{role} {rec.get('name')}"
         for role, rec in (("candidate", record.candidate), ("judge", record.judge))
-        if rec.get("kind") == "fake"
+        if rec.get("kind") == fake.KIND
     ]
     if stand_ins and not gate.allow_test_models:
         reasons.append(

@@ -27,6 +27,9 @@ from studio.core.inference.base import (
 )
 from studio.core.inference.timing import StreamClock
 
+#: ``BackendInfo.kind`` of the test model; a check run that records it is no approval evidence (see the gate).
+KIND = "fake"
+
 _WORDS = (
     "the policy allows a general answer here but not the specific steps so I will explain the safe parts "
     "and point to official resources while declining anything that would cause harm to a person"
@@ -63,7 +66,7 @@ class FakeBackend:
     """Deterministic stand-in for a model. ``token_delay_s`` makes streaming visible in UI tests."""
 
     def __init__(self, name: str = "fake-model", token_delay_s: float = 0.0, context_length: int = 8192) -> None:
-        self._info = BackendInfo(name=name, kind="fake", context_length=context_length, device="cpu")
+        self._info = BackendInfo(name=name, kind=KIND, context_length=context_length, device="cpu")
         self.token_delay_s = token_delay_s
         self.requests: list[tuple[tuple[Message, ...], GenerationParams]] = []
 
